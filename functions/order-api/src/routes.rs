@@ -1,0 +1,226 @@
+//! The HTTP routes, keyed by the API Gateway route key.
+
+use crate::App;
+use dishpatch::envelope::now;
+use dishpatch::error::{Problem, StoreError};
+use dishpatch::http::{caller, json, path_param, query, route_key, Caller, Role};
+use dishpatch::orchestration::advance;
+use dishpatch::order::{Order, OrderView};
+use dishpatch::saga::{self, Outcome, SagaEvent};
+use dishpatch::validation::parse_place_order;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Conditional-write conflicts worth re-reading and retrying before answering 409.
+const CANCEL_ATTEMPTS: usize = 3;
+
+pub async fn route(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    match route_key(req).as_str() {
+        "GET /v1/health" => Ok(json(200, &serde_json::json!({"status": "ok"}))),
+        "POST /v1/orders" => place_order(app, req).await,
+        "GET /v1/orders" => list_orders(app, req).await,
+        "GET /v1/orders/{orderId}" => get_order(app, req).await,
+        "DELETE /v1/orders/{orderId}" => cancel_order(app, req).await,
+        "GET /v1/orders/{orderId}/timeline" => timeline(app, req).await,
+        other => Err(Problem::not_found(&format!("route {other:?}"))),
+    }
+}
+
+async fn place_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    who.require(&[Role::Customer])?;
+    let valid = parse_place_order(dishpatch::http::body_bytes(req))?;
+    let ids: Vec<String> = valid.items.iter().map(|i| i.menu_item_id.clone()).collect();
+    let menu = app.menu.items(&valid.restaurant_id, &ids).await?;
+    let priced = dishpatch::pricing::price(&valid.items, &menu)?;
+    let at = now();
+    let start = saga::start();
+    let draft = Order {
+        order_id: uuid::Uuid::new_v4().to_string(),
+        customer_id: who.sub,
+        restaurant_id: valid.restaurant_id,
+        items: priced.lines,
+        total: priced.total,
+        delivery_address: valid.delivery_address,
+        payment_method: valid.payment_method,
+        created_at: at.clone(),
+        updated_at: at.clone(),
+        version: 0,
+        saga: start.state.clone(),
+        timeline: vec![],
+    };
+    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at);
+    app.orders.save(&order, None, &outbox).await?;
+    tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
+    let mut resp = json(201, &OrderView::from(&order));
+    resp.headers_mut().insert(
+        "location",
+        format!("/v1/orders/{}", order.order_id)
+            .parse()
+            .expect("ids are header-safe"),
+    );
+    Ok(resp)
+}
+
+/// Loads an order the caller may see; another customer's order is indistinguishable from none.
+async fn visible_order(app: &App, who: &Caller, order_id: &str) -> Result<Order, Problem> {
+    match app.orders.get(order_id).await? {
+        Some(o) if o.customer_id == who.sub || who.has(Role::Admin) => Ok(o),
+        _ => Err(Problem::not_found("order")),
+    }
+}
+
+async fn get_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    let order = visible_order(app, &who, &path_param(req, "orderId")?).await?;
+    Ok(json(200, &OrderView::from(&order)))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderList {
+    items: Vec<OrderView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+async fn list_orders(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    let page_size = match query(req, "page_size") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "page_size",
+                    format!("page_size must be 1..={MAX_PAGE_SIZE}"),
+                )
+            })?,
+    };
+    let token = query(req, "page_token");
+    let page = app
+        .orders
+        .list_for_customer(&who.sub, page_size, token.as_deref())
+        .await
+        .map_err(|e| match e {
+            StoreError::Corrupt(_) if token.is_some() => {
+                Problem::bad_request("page_token", "page_token is not valid for this list")
+            }
+            other => other.into(),
+        })?;
+    Ok(json(
+        200,
+        &OrderList {
+            items: page.orders.iter().map(OrderView::from).collect(),
+            next_page_token: page.next_token,
+        },
+    ))
+}
+
+async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    let order_id = path_param(req, "orderId")?;
+    let event = SagaEvent::CancelRequested {
+        reason: "CUSTOMER_CANCELLED".into(),
+    };
+    for _ in 0..CANCEL_ATTEMPTS {
+        let order = visible_order(app, &who, &order_id).await?;
+        let transition = match saga::transition(&order.saga, &event) {
+            Err(e) => return Err(Problem::conflict("ORDER_NOT_CANCELLABLE", e.to_string())),
+            Ok(Outcome::Ignore(_)) => return Ok(json(202, &OrderView::from(&order))),
+            Ok(Outcome::Apply(t)) => t,
+        };
+        let (next, outbox) = advance(&order, &transition, "CancelRequested", None, &now());
+        match app.orders.save(&next, Some(order.version), &outbox).await {
+            Ok(()) => {
+                tracing::info!(order_id = %order_id, status = next.status().as_str(), "cancel requested");
+                return Ok(json(202, &OrderView::from(&next)));
+            }
+            // The saga moved the order meanwhile: decide again on the fresh state.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Problem::conflict(
+        "CONCURRENT_UPDATE",
+        "the order is changing; retry",
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TimelineView {
+    order_id: String,
+    status: &'static str,
+    entries: Vec<TimelineItem>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+enum TimelineItem {
+    #[serde(rename = "STATUS")]
+    Status {
+        at: String,
+        status: &'static str,
+        cause: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    #[serde(rename = "NOTIFICATION")]
+    #[serde(rename_all = "camelCase")]
+    Notification {
+        at: String,
+        event_type: String,
+        channel: String,
+        message: String,
+    },
+}
+
+impl TimelineItem {
+    fn at(&self) -> &str {
+        match self {
+            TimelineItem::Status { at, .. } | TimelineItem::Notification { at, .. } => at,
+        }
+    }
+}
+
+async fn timeline(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    let order = visible_order(app, &who, &path_param(req, "orderId")?).await?;
+    let mut entries: Vec<TimelineItem> = order
+        .timeline
+        .iter()
+        .map(|t| TimelineItem::Status {
+            at: t.at.clone(),
+            status: t.status.as_str(),
+            cause: t.cause.clone(),
+            detail: t.detail.clone(),
+        })
+        .collect();
+    entries.extend(
+        app.notifications
+            .for_order(&order.order_id)
+            .await?
+            .into_iter()
+            .map(|n| TimelineItem::Notification {
+                at: n.sent_at,
+                event_type: n.event_type,
+                channel: n.channel,
+                message: n.message,
+            }),
+    );
+    // RFC 3339 UTC timestamps of one format sort as strings; the sort is stable.
+    entries.sort_by(|a, b| a.at().cmp(b.at()));
+    Ok(json(
+        200,
+        &TimelineView {
+            order_id: order.order_id.clone(),
+            status: order.status().as_str(),
+            entries,
+        },
+    ))
+}

@@ -1,0 +1,80 @@
+//! DynamoDB helpers shared by the function adapters.
+
+use crate::error::StoreError;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A typed value as a DynamoDB item (serde_dynamo does the mapping).
+pub fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn to_attr<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Maps an SDK error: a failed condition (or a cancelled transaction) is a conflict,
+/// everything else is an AWS failure worth retrying.
+pub fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("").to_owned();
+    let msg = match &err {
+        SdkError::ServiceError(se) => se.err().message().unwrap_or("").to_owned(),
+        other => format!("{other:?}"),
+    };
+    match code.as_str() {
+        "ConditionalCheckFailedException" | "TransactionCanceledException" => {
+            StoreError::Conflict(format!("{code}: {msg}"))
+        }
+        _ => StoreError::Aws(format!("{code}: {msg}")),
+    }
+}
+
+trait CodeOf {
+    fn code(&self) -> Option<&str>;
+}
+
+impl<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R> CodeOf for SdkError<E, R> {
+    fn code(&self) -> Option<&str> {
+        match self {
+            SdkError::ServiceError(se) => se.err().code(),
+            _ => None,
+        }
+    }
+}
+
+/// Reasons a cancelled transaction gives, one per action (`None` where it passed).
+pub fn cancellation_reasons<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Vec<Option<String>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match err {
+        SdkError::ServiceError(se) => match se.err() {
+            E::TransactionCanceledException(t) => t
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        },
+        _ => vec![],
+    }
+}

@@ -1,0 +1,324 @@
+//! The versioned message envelope shared by facts (SNS) and commands (SQS).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// The version this code writes. Readers accept any `1.x` and refuse a newer major.
+pub const VERSION: &str = "1.0";
+const SUPPORTED_MAJOR: u32 = 1;
+
+/// Where a message goes: facts to the `order-events` topic, commands to a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Fact,
+    InventoryQueue,
+    PaymentQueue,
+    DeliveryQueue,
+}
+
+macro_rules! message_types {
+    ($($name:ident => $route:ident),* $(,)?) => {
+        /// Every message type dishpatch knows. An unknown type is a decode error.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum MessageType { $($name),* }
+
+        impl MessageType {
+            pub const ALL: &'static [MessageType] = &[$(MessageType::$name),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(MessageType::$name => stringify!($name)),* }
+            }
+
+            pub fn route(self) -> Route {
+                match self { $(MessageType::$name => Route::$route),* }
+            }
+        }
+
+        impl FromStr for MessageType {
+            type Err = DecodeError;
+            fn from_str(s: &str) -> Result<Self, DecodeError> {
+                match s {
+                    $(stringify!($name) => Ok(MessageType::$name),)*
+                    other => Err(DecodeError::UnknownType(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+message_types! {
+    OrderPlaced => Fact,
+    OrderConfirmed => Fact,
+    OrderDispatched => Fact,
+    OrderDelivered => Fact,
+    OrderCancelled => Fact,
+    CompensationFailed => Fact,
+    InventoryReserved => Fact,
+    InventoryRejected => Fact,
+    InventoryReleased => Fact,
+    PaymentCaptured => Fact,
+    PaymentDeclined => Fact,
+    PaymentRefunded => Fact,
+    DeliveryDispatched => Fact,
+    DeliveryUnavailable => Fact,
+    DeliveryCancelled => Fact,
+    DeliveryCompleted => Fact,
+    ReserveInventory => InventoryQueue,
+    ReleaseInventory => InventoryQueue,
+    CommitInventory => InventoryQueue,
+    CapturePayment => PaymentQueue,
+    RefundPayment => PaymentQueue,
+    DispatchDelivery => DeliveryQueue,
+    CancelDelivery => DeliveryQueue,
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("unsupported message version {0:?} (this code reads {VERSION})")]
+    UnsupportedVersion(String),
+}
+
+impl DecodeError {
+    /// A stable code for logs and DLQ attributes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::Malformed(_) => "MALFORMED_MESSAGE",
+            DecodeError::UnknownType(_) => "UNKNOWN_MESSAGE_TYPE",
+            DecodeError::UnsupportedVersion(_) => "UNSUPPORTED_MESSAGE_VERSION",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: String,
+    pub occurred_at: String,
+    pub order_id: String,
+    pub correlation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Envelope {
+    /// A message that starts a conversation (its correlation id is the order id).
+    pub fn new(kind: MessageType, order_id: &str, data: impl Serialize) -> Self {
+        Envelope {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.as_str().to_owned(),
+            version: VERSION.to_owned(),
+            occurred_at: now(),
+            order_id: order_id.to_owned(),
+            correlation_id: order_id.to_owned(),
+            causation_id: None,
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+        }
+    }
+
+    /// A message caused by this one: same order and correlation.
+    pub fn follow(&self, kind: MessageType, data: impl Serialize) -> Self {
+        Envelope {
+            causation_id: Some(self.id.clone()),
+            correlation_id: self.correlation_id.clone(),
+            ..Envelope::new(kind, &self.order_id, data)
+        }
+    }
+
+    /// Parses a message body: a raw envelope (commands) or an SNS notification
+    /// wrapping one (facts delivered to SQS without raw delivery).
+    pub fn decode(body: &str) -> Result<(Envelope, MessageType), DecodeError> {
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let value = match (value.get("Type"), value.get("Message")) {
+            (Some(Value::String(t)), Some(Value::String(inner))) if t == "Notification" => {
+                serde_json::from_str(inner).map_err(|e| DecodeError::Malformed(e.to_string()))?
+            }
+            _ => value,
+        };
+        let envelope: Envelope =
+            serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let kind = envelope.kind.parse::<MessageType>()?;
+        envelope.check_version()?;
+        Ok((envelope, kind))
+    }
+
+    fn check_version(&self) -> Result<(), DecodeError> {
+        let major = self
+            .version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok())
+            .ok_or_else(|| DecodeError::UnsupportedVersion(self.version.clone()))?;
+        if major == SUPPORTED_MAJOR {
+            Ok(())
+        } else {
+            Err(DecodeError::UnsupportedVersion(self.version.clone()))
+        }
+    }
+
+    /// The typed payload; unknown fields are ignored.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        serde_json::from_value(self.data.clone())
+            .map_err(|e| DecodeError::Malformed(format!("{} data: {e}", self.kind)))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an envelope always serializes")
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Typed payloads, one per message type that carries data.
+pub mod data {
+    use crate::money::Money;
+    use crate::order::{Address, ItemQuantity, PaymentMethod};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ReserveInventory {
+        pub restaurant_id: String,
+        pub items: Vec<ItemQuantity>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CapturePayment {
+        pub customer_id: String,
+        pub amount: Money,
+        pub method: PaymentMethod,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DispatchDelivery {
+        pub restaurant_id: String,
+        pub delivery_address: Address,
+    }
+
+    /// A step that failed for a business reason (out of stock, declined, no courier).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Rejected {
+        pub reason: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Courier {
+        pub courier_id: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Amount {
+        pub amount: Money,
+    }
+
+    /// What the saga says about an order to the outside world (notifications).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OrderFact {
+        pub customer_id: String,
+        pub total: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub courier_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new(
+            MessageType::ReserveInventory,
+            "o-1",
+            serde_json::json!({"x": 1}),
+        )
+    }
+
+    #[test]
+    fn round_trips_raw_and_sns_wrapped() {
+        let env = sample();
+        let (raw, kind) = Envelope::decode(&env.to_json()).unwrap();
+        assert_eq!(raw, env);
+        assert_eq!(kind, MessageType::ReserveInventory);
+        let wrapped =
+            serde_json::json!({"Type": "Notification", "MessageId": "m", "Message": env.to_json()});
+        assert_eq!(Envelope::decode(&wrapped.to_string()).unwrap().0, env);
+    }
+
+    #[test]
+    fn follow_keeps_correlation_and_sets_causation() {
+        let env = sample();
+        let next = env.follow(MessageType::InventoryReserved, serde_json::json!({}));
+        assert_eq!(next.correlation_id, env.correlation_id);
+        assert_eq!(next.causation_id.as_deref(), Some(env.id.as_str()));
+        assert_ne!(next.id, env.id);
+    }
+
+    #[test]
+    fn refuses_unknown_type_newer_major_and_garbage() {
+        let mut env = sample();
+        env.kind = "Teleport".into();
+        assert_eq!(
+            Envelope::decode(&env.to_json()).unwrap_err(),
+            DecodeError::UnknownType("Teleport".into())
+        );
+        let mut env = sample();
+        env.version = "2.0".into();
+        assert!(matches!(
+            Envelope::decode(&env.to_json()),
+            Err(DecodeError::UnsupportedVersion(_))
+        ));
+        let mut env = sample();
+        env.version = "1.7".into();
+        assert!(Envelope::decode(&env.to_json()).is_ok());
+        assert!(matches!(
+            Envelope::decode("{not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            Envelope::decode("{}"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn ignores_unknown_fields() {
+        let mut v: Value = serde_json::from_str(&sample().to_json()).unwrap();
+        v["futureField"] = serde_json::json!(true);
+        assert!(Envelope::decode(&v.to_string()).is_ok());
+    }
+
+    #[test]
+    fn every_type_name_parses_back() {
+        for t in MessageType::ALL {
+            assert_eq!(t.as_str().parse::<MessageType>().unwrap(), *t);
+        }
+    }
+}

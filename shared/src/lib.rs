@@ -1,0 +1,22 @@
+//! The dishpatch shared crate: what every function agrees on.
+//!
+//! Pure parts (no I/O, no AWS types): [`money`], [`order`], [`menu`], [`validation`],
+//! [`pricing`], [`envelope`], [`saga`], [`error`].
+//! Edges: [`http`] (API conventions), [`runtime`] (one entry point per Lambda),
+//! [`aws`] (adapters behind narrow ports), [`config`], [`logging`].
+
+pub mod aws;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod menu;
+pub mod money;
+pub mod orchestration;
+pub mod order;
+pub mod orders;
+pub mod pricing;
+pub mod runtime;
+pub mod saga;
+pub mod validation;

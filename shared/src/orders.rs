@@ -1,0 +1,202 @@
+//! The order store port and its DynamoDB adapter. Every write is conditional on
+//! the version read, and carries the messages it causes (the outbox), which the
+//! table stream publishes.
+
+use crate::aws::dynamo::{classify, from_item, s, to_item, Item};
+use crate::envelope::Envelope;
+use crate::error::StoreError;
+use crate::order::Order;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub orders: Vec<Order>,
+    pub next_token: Option<String>,
+}
+
+#[async_trait::async_trait]
+pub trait OrderStore: Send + Sync {
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError>;
+    /// Writes `order` if it is new (`expected_version` = None) or still at `expected_version`.
+    async fn save(
+        &self,
+        order: &Order,
+        expected_version: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError>;
+    /// The customer's orders, newest first.
+    async fn list_for_customer(
+        &self,
+        customer_id: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<Page, StoreError>;
+}
+
+/// The stored item: the order plus its keys and the outbox of its latest write.
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderRecord {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    status: String,
+    #[serde(flatten)]
+    order: Order,
+    #[serde(default)]
+    outbox: Vec<Envelope>,
+}
+
+/// Only the outbox of a stream image: the relay needs nothing else.
+#[derive(Debug, Deserialize)]
+pub struct OutboxImage {
+    #[serde(default)]
+    pub outbox: Vec<Envelope>,
+}
+
+pub fn order_pk(order_id: &str) -> String {
+    format!("ORDER#{order_id}")
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoOrderStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoOrderStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+#[async_trait::async_trait]
+impl OrderStore for DynamoOrderStore {
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(order_id)))
+            .key("sk", s("ORDER"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item
+            .map(|i| from_item::<OrderRecord>(i).map(|r| r.order))
+            .transpose()
+    }
+
+    async fn save(
+        &self,
+        order: &Order,
+        expected_version: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
+        let record = OrderRecord {
+            pk: order_pk(&order.order_id),
+            sk: "ORDER".into(),
+            gsi1pk: format!("CUSTOMER#{}", order.customer_id),
+            gsi1sk: format!("{}#{}", order.created_at, order.order_id),
+            status: order.status().as_str().to_owned(),
+            order: order.clone(),
+            outbox: outbox.to_vec(),
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?));
+        let put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        put.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer_id: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        let gsi1pk = format!("CUSTOMER#{customer_id}");
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :c")
+            .expression_attribute_values(":c", s(&gsi1pk))
+            .scan_index_forward(false)
+            .limit(page_size as i32);
+        if let Some(token) = page_token {
+            let c = decode_cursor(token)
+                .filter(|c| c.gsi1pk == gsi1pk)
+                .ok_or_else(|| StoreError::Corrupt("invalid page token".into()))?;
+            let key: Item = [
+                ("pk", c.pk),
+                ("sk", c.sk),
+                ("gsi1pk", c.gsi1pk),
+                ("gsi1sk", c.gsi1sk),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), s(v)))
+            .collect();
+            q = q.set_exclusive_start_key(Some(key));
+        }
+        let out = q.send().await.map_err(classify)?;
+        let orders = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<OrderRecord>(i).map(|r| r.order))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_token = out.last_evaluated_key.and_then(|k| {
+            let get = |n: &str| k.get(n).and_then(|v| v.as_s().ok()).cloned();
+            Some(encode_cursor(&Cursor {
+                pk: get("pk")?,
+                sk: get("sk")?,
+                gsi1pk: get("gsi1pk")?,
+                gsi1sk: get("gsi1sk")?,
+            }))
+        });
+        Ok(Page { orders, next_token })
+    }
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(c).expect("cursor serializes"))
+}
+
+fn decode_cursor(token: &str) -> Option<Cursor> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// True if the token is one this store could have issued (shape only).
+pub fn is_page_token(token: &str) -> bool {
+    decode_cursor(token).is_some()
+}

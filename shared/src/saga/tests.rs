@@ -1,0 +1,373 @@
+use super::*;
+use proptest::prelude::*;
+use OrderStatus as S;
+
+fn step(state: &SagaState, event: SagaEvent) -> Transition {
+    match transition(state, &event).expect("allowed") {
+        Outcome::Apply(t) => t,
+        Outcome::Ignore(why) => panic!("{event:?} ignored in {:?}: {why}", state.status),
+    }
+}
+
+fn ignored(state: &SagaState, event: SagaEvent) -> bool {
+    matches!(transition(state, &event), Ok(Outcome::Ignore(_)))
+}
+
+fn rejected(reason: &str) -> SagaEvent {
+    SagaEvent::InventoryRejected {
+        reason: reason.into(),
+    }
+}
+
+fn completed() -> SagaEvent {
+    SagaEvent::DeliveryCompleted {
+        courier_id: "c-1".into(),
+    }
+}
+
+fn happy_to(status: OrderStatus) -> SagaState {
+    let mut s = start().state;
+    let path = [
+        (S::Reserved, SagaEvent::InventoryReserved),
+        (S::Paid, SagaEvent::PaymentCaptured),
+        (
+            S::Dispatched,
+            SagaEvent::DeliveryDispatched {
+                courier_id: "c-1".into(),
+            },
+        ),
+        (S::Delivered, completed()),
+    ];
+    for (target, event) in path {
+        if s.status == status {
+            break;
+        }
+        s = step(&s, event).state;
+        assert_eq!(s.status, target);
+    }
+    assert_eq!(s.status, status);
+    s
+}
+
+#[test]
+fn happy_path_issues_each_command_in_order() {
+    let t = start();
+    assert_eq!(t.commands, vec![SagaCommand::ReserveInventory]);
+    assert_eq!(t.facts, vec![SagaFact::OrderPlaced]);
+    let t = step(&t.state, SagaEvent::InventoryReserved);
+    assert_eq!(t.commands, vec![SagaCommand::CapturePayment]);
+    let t = step(&t.state, SagaEvent::PaymentCaptured);
+    assert_eq!(t.commands, vec![SagaCommand::DispatchDelivery]);
+    assert_eq!(t.facts, vec![SagaFact::OrderConfirmed]);
+    let t = step(
+        &t.state,
+        SagaEvent::DeliveryDispatched {
+            courier_id: "c-9".into(),
+        },
+    );
+    assert_eq!(t.state.courier_id.as_deref(), Some("c-9"));
+    assert_eq!(t.facts, vec![SagaFact::OrderDispatched]);
+    let t = step(&t.state, completed());
+    assert_eq!(t.state.status, S::Delivered);
+    assert_eq!(t.commands, vec![SagaCommand::CommitInventory]);
+    assert_eq!(t.facts, vec![SagaFact::OrderDelivered]);
+}
+
+#[test]
+fn out_of_stock_cancels_with_nothing_to_undo() {
+    let t = step(&start().state, rejected("OUT_OF_STOCK"));
+    assert_eq!(t.state.status, S::Cancelled);
+    assert!(t.commands.is_empty());
+    assert_eq!(t.facts, vec![SagaFact::OrderCancelled]);
+    assert_eq!(t.state.cancel_reason.as_deref(), Some("OUT_OF_STOCK"));
+}
+
+#[test]
+fn declined_payment_releases_stock_then_cancels() {
+    let s = happy_to(S::Reserved);
+    let t = step(
+        &s,
+        SagaEvent::PaymentDeclined {
+            reason: "INSUFFICIENT_FUNDS".into(),
+        },
+    );
+    assert_eq!(t.state.status, S::Cancelling);
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert_eq!(t.state.status, S::Cancelled);
+    assert_eq!(t.facts, vec![SagaFact::OrderCancelled]);
+}
+
+#[test]
+fn no_courier_refunds_then_releases_in_reverse_order() {
+    let s = happy_to(S::Paid);
+    let t = step(
+        &s,
+        SagaEvent::DeliveryUnavailable {
+            reason: "NO_COURIER".into(),
+        },
+    );
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    let t = step(&t.state, SagaEvent::PaymentRefunded);
+    assert_eq!(t.state.status, S::Cancelling);
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert_eq!(t.state.status, S::Cancelled);
+    assert!(!t.state.paid && !t.state.reserved);
+}
+
+#[test]
+fn cancel_is_allowed_until_dispatch_and_refused_after() {
+    let cancel = || SagaEvent::CancelRequested {
+        reason: "CUSTOMER_CANCELLED".into(),
+    };
+    let t = step(&start().state, cancel());
+    assert_eq!(t.state.status, S::Cancelled);
+    let t = step(&happy_to(S::Reserved), cancel());
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&happy_to(S::Paid), cancel());
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    for status in [S::Dispatched, S::Delivered] {
+        assert_eq!(
+            transition(&happy_to(status), &cancel()),
+            Err(SagaError::NotCancellable(status.as_str()))
+        );
+    }
+    let cancelled = step(&start().state, cancel()).state;
+    assert!(ignored(&cancelled, cancel()));
+}
+
+#[test]
+fn late_results_after_cancel_are_undone() {
+    let cancelled = step(
+        &start().state,
+        SagaEvent::CancelRequested {
+            reason: "CUSTOMER_CANCELLED".into(),
+        },
+    )
+    .state;
+    let t = step(&cancelled, SagaEvent::InventoryReserved);
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    assert_eq!(t.state.status, S::Cancelled);
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert!(!t.state.reserved);
+    assert!(t.commands.is_empty() && t.facts.is_empty());
+    let t = step(&t.state, SagaEvent::PaymentCaptured);
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+}
+
+#[test]
+fn completion_overtaking_dispatch_still_delivers() {
+    let t = step(&happy_to(S::Paid), completed());
+    assert_eq!(t.state.status, S::Delivered);
+    assert_eq!(t.commands, vec![SagaCommand::CommitInventory]);
+    assert!(ignored(
+        &t.state,
+        SagaEvent::DeliveryDispatched {
+            courier_id: "c-1".into()
+        }
+    ));
+}
+
+#[test]
+fn duplicates_and_out_of_order_events_are_ignored() {
+    let reserved = happy_to(S::Reserved);
+    assert!(ignored(&reserved, SagaEvent::InventoryReserved));
+    assert!(ignored(&reserved, completed()));
+    assert!(ignored(&reserved, SagaEvent::PaymentRefunded));
+    assert!(ignored(&start().state, SagaEvent::PaymentCaptured));
+    assert!(ignored(&happy_to(S::Delivered), completed()));
+    assert!(ignored(&happy_to(S::Delivered), rejected("late")));
+}
+
+// ---- property: any interleaving, duplication and cancel timing keeps the invariants ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rec {
+    None,
+    Done,
+    Undone,
+    Refused,
+}
+
+/// Idempotent worker models: each keeps one record per order, as the real ones do.
+#[derive(Debug)]
+struct World {
+    stock_ok: bool,
+    funds_ok: bool,
+    courier_ok: bool,
+    inventory: Rec,
+    payment: Rec,
+    delivery: Rec,
+    committed: bool,
+    captures: u32,
+    refunds: u32,
+    courier_done: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Cmd(SagaCommand),
+    Evt(SagaEvent),
+    CourierCompletes,
+}
+
+impl World {
+    fn work(&mut self, cmd: SagaCommand) -> Vec<Msg> {
+        use SagaCommand as C;
+        use SagaEvent as E;
+        let evt = match cmd {
+            C::ReserveInventory => {
+                if self.inventory == Rec::None {
+                    self.inventory = if self.stock_ok {
+                        Rec::Done
+                    } else {
+                        Rec::Refused
+                    };
+                }
+                match self.inventory {
+                    Rec::Refused => rejected("OUT_OF_STOCK"),
+                    _ => E::InventoryReserved,
+                }
+            }
+            C::ReleaseInventory => {
+                if self.inventory == Rec::Done {
+                    self.inventory = Rec::Undone;
+                }
+                E::InventoryReleased
+            }
+            C::CommitInventory => {
+                assert_eq!(
+                    self.inventory,
+                    Rec::Done,
+                    "commit of stock that is not held"
+                );
+                self.committed = true;
+                return vec![];
+            }
+            C::CapturePayment => {
+                if self.payment == Rec::None {
+                    if self.funds_ok {
+                        self.payment = Rec::Done;
+                        self.captures += 1;
+                    } else {
+                        self.payment = Rec::Refused;
+                    }
+                }
+                match self.payment {
+                    Rec::Refused => E::PaymentDeclined {
+                        reason: "INSUFFICIENT_FUNDS".into(),
+                    },
+                    _ => E::PaymentCaptured,
+                }
+            }
+            C::RefundPayment => {
+                if self.payment == Rec::Done {
+                    self.payment = Rec::Undone;
+                    self.refunds += 1;
+                }
+                E::PaymentRefunded
+            }
+            C::DispatchDelivery => {
+                if self.delivery == Rec::None {
+                    self.delivery = if self.courier_ok {
+                        Rec::Done
+                    } else {
+                        Rec::Refused
+                    };
+                }
+                match self.delivery {
+                    Rec::Refused => E::DeliveryUnavailable {
+                        reason: "NO_COURIER".into(),
+                    },
+                    _ => {
+                        return vec![
+                            Msg::Evt(E::DeliveryDispatched {
+                                courier_id: "c-1".into(),
+                            }),
+                            Msg::CourierCompletes,
+                        ]
+                    }
+                }
+            }
+            C::CancelDelivery => {
+                if self.delivery == Rec::Done {
+                    self.delivery = Rec::Undone;
+                }
+                E::DeliveryCancelled
+            }
+        };
+        vec![Msg::Evt(evt)]
+    }
+}
+
+fn to_msgs(t: &Transition) -> Vec<Msg> {
+    t.commands.iter().map(|c| Msg::Cmd(*c)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn invariants_hold_under_any_delivery_order(
+        stock_ok: bool, funds_ok: bool, courier_ok: bool,
+        cancel_at in proptest::option::of(0usize..12),
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..4), 0..200),
+    ) {
+        let mut world = World {
+            stock_ok, funds_ok, courier_ok,
+            inventory: Rec::None, payment: Rec::None, delivery: Rec::None,
+            committed: false, captures: 0, refunds: 0, courier_done: false,
+        };
+        let t = start();
+        let mut state = t.state.clone();
+        let mut pending: Vec<Msg> = to_msgs(&t);
+        let mut picks = picks.into_iter();
+        let mut steps = 0usize;
+        while !pending.is_empty() {
+            steps += 1;
+            prop_assert!(steps < 2_000, "saga does not quiesce");
+            if Some(steps) == cancel_at.map(|c| c + 1) {
+                let cancel = SagaEvent::CancelRequested { reason: "CUSTOMER_CANCELLED".into() };
+                if let Ok(Outcome::Apply(t)) = transition(&state, &cancel) {
+                    pending.extend(to_msgs(&t));
+                    state = t.state;
+                }
+            }
+            // Pick any pending message (reordering); sometimes deliver it twice.
+            let (idx, dup) = picks.next().map(|(i, d)| (i.index(pending.len()), d == 0)).unwrap_or((0, false));
+            let msg = if dup { pending[idx].clone() } else { pending.remove(idx) };
+            match msg {
+                Msg::Cmd(c) => pending.extend(world.work(c)),
+                Msg::CourierCompletes => {
+                    if world.delivery == Rec::Done && !world.courier_done {
+                        world.courier_done = true;
+                        pending.push(Msg::Evt(completed()));
+                    }
+                }
+                Msg::Evt(e) => {
+                    if let Ok(Outcome::Apply(t)) = transition(&state, &e) {
+                        pending.extend(to_msgs(&t));
+                        state = t.state;
+                    }
+                }
+            }
+        }
+        // Every order ends terminal, and what the world holds matches the outcome.
+        prop_assert!(state.status.is_terminal(), "ended in {:?}", state.status);
+        prop_assert!(world.captures <= 1 && world.refunds <= world.captures);
+        match state.status {
+            S::Delivered => {
+                prop_assert_eq!(world.payment, Rec::Done);
+                prop_assert_eq!(world.inventory, Rec::Done);
+                prop_assert!(world.committed);
+            }
+            S::Cancelled => {
+                prop_assert!(world.payment != Rec::Done, "charged for a cancelled order");
+                prop_assert!(world.inventory != Rec::Done, "stock held for a cancelled order");
+                prop_assert!(world.delivery != Rec::Done || world.courier_done, "courier kept");
+                prop_assert!(!world.committed);
+            }
+            other => prop_assert!(false, "unexpected terminal state {:?}", other),
+        }
+    }
+}

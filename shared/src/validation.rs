@@ -1,0 +1,218 @@
+//! Validation of the place-order request: each error names the offending field.
+
+use crate::error::Problem;
+use crate::order::{Address, ItemQuantity, PaymentMethod};
+use serde::Deserialize;
+
+pub const MAX_LINES: usize = 50;
+pub const MAX_QUANTITY: u32 = 99;
+
+/// The body of `POST /v1/orders`, as the client sent it (untrusted).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceOrderRequest {
+    pub restaurant_id: Option<String>,
+    pub items: Option<Vec<RequestedItem>>,
+    pub delivery_address: Option<Address>,
+    pub payment_method: Option<PaymentMethod>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestedItem {
+    pub menu_item_id: Option<String>,
+    pub quantity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidOrderRequest {
+    pub restaurant_id: String,
+    pub items: Vec<ItemQuantity>,
+    pub delivery_address: Address,
+    pub payment_method: PaymentMethod,
+}
+
+/// Parses and validates; JSON type errors are reported against the body as a whole.
+pub fn parse_place_order(body: &[u8]) -> Result<ValidOrderRequest, Problem> {
+    let req: PlaceOrderRequest = serde_json::from_slice(body).map_err(|e| {
+        Problem::bad_request(
+            "body",
+            format!("the body is not a valid order request: {e}"),
+        )
+    })?;
+    validate(req)
+}
+
+pub fn validate(req: PlaceOrderRequest) -> Result<ValidOrderRequest, Problem> {
+    let restaurant_id = required_id(req.restaurant_id, "restaurantId")?;
+    let items = req
+        .items
+        .ok_or_else(|| Problem::bad_request("items", "items is required"))?;
+    if items.is_empty() {
+        return Err(Problem::bad_request(
+            "items",
+            "at least one item is required",
+        ));
+    }
+    if items.len() > MAX_LINES {
+        return Err(Problem::bad_request(
+            "items",
+            format!("at most {MAX_LINES} lines"),
+        ));
+    }
+    let mut lines: Vec<ItemQuantity> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let id = required_id(item.menu_item_id, &format!("items[{i}].menuItemId"))?;
+        let field = format!("items[{i}].quantity");
+        let q = item
+            .quantity
+            .ok_or_else(|| Problem::bad_request(&field, "quantity is required"))?;
+        if !(1..=MAX_QUANTITY as i64).contains(&q) {
+            return Err(Problem::bad_request(
+                &field,
+                format!("quantity must be 1..={MAX_QUANTITY}"),
+            ));
+        }
+        // The same item twice is merged, so stock is reserved once per item.
+        match lines.iter_mut().find(|l| l.menu_item_id == id) {
+            Some(l) if l.quantity + q as u32 > MAX_QUANTITY => {
+                return Err(Problem::bad_request(
+                    &field,
+                    format!("quantity must be 1..={MAX_QUANTITY}"),
+                ))
+            }
+            Some(l) => l.quantity += q as u32,
+            None => lines.push(ItemQuantity {
+                menu_item_id: id,
+                quantity: q as u32,
+            }),
+        }
+    }
+    let address = req
+        .delivery_address
+        .ok_or_else(|| Problem::bad_request("deliveryAddress", "deliveryAddress is required"))?;
+    for (field, value, max) in [
+        ("deliveryAddress.line1", &address.line1, 200),
+        ("deliveryAddress.city", &address.city, 100),
+        ("deliveryAddress.postcode", &address.postcode, 20),
+    ] {
+        if value.trim().is_empty() || value.len() > max {
+            return Err(Problem::bad_request(
+                field,
+                format!("must be 1..={max} characters"),
+            ));
+        }
+    }
+    if address.country.len() != 2 || !address.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Problem::bad_request(
+            "deliveryAddress.country",
+            "must be an ISO 3166-1 alpha-2 code such as PT",
+        ));
+    }
+    let payment_method = req.payment_method.ok_or_else(|| {
+        Problem::bad_request(
+            "paymentMethod",
+            "paymentMethod is required (WALLET or CARD)",
+        )
+    })?;
+    Ok(ValidOrderRequest {
+        restaurant_id,
+        items: lines,
+        delivery_address: address,
+        payment_method,
+    })
+}
+
+/// Ids are short printable tokens: they end up in keys and paths.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn required_id(value: Option<String>, field: &str) -> Result<String, Problem> {
+    let v = value.ok_or_else(|| Problem::bad_request(field, format!("{field} is required")))?;
+    if !is_valid_id(&v) {
+        return Err(Problem::bad_request(
+            field,
+            "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body() -> serde_json::Value {
+        json!({
+            "restaurantId": "r-1",
+            "items": [{"menuItemId": "m-1", "quantity": 2}],
+            "deliveryAddress": {"line1": "1 Main St", "city": "Lisbon", "postcode": "1000-001", "country": "PT"},
+            "paymentMethod": "WALLET"
+        })
+    }
+
+    fn field_of(v: serde_json::Value) -> Option<String> {
+        parse_place_order(v.to_string().as_bytes())
+            .unwrap_err()
+            .field
+    }
+
+    #[test]
+    fn accepts_a_valid_order() {
+        let ok = parse_place_order(body().to_string().as_bytes()).unwrap();
+        assert_eq!(
+            ok.items,
+            vec![ItemQuantity {
+                menu_item_id: "m-1".into(),
+                quantity: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn names_the_failing_field() {
+        let mut b = body();
+        b["items"] = json!([]);
+        assert_eq!(field_of(b).as_deref(), Some("items"));
+        let mut b = body();
+        b["items"][0]["quantity"] = json!(0);
+        assert_eq!(field_of(b).as_deref(), Some("items[0].quantity"));
+        let mut b = body();
+        b["items"][0]["quantity"] = json!(-3);
+        assert_eq!(field_of(b).as_deref(), Some("items[0].quantity"));
+        let mut b = body();
+        b["restaurantId"] = json!("bad id/../");
+        assert_eq!(field_of(b).as_deref(), Some("restaurantId"));
+        let mut b = body();
+        b["deliveryAddress"]["country"] = json!("Portugal");
+        assert_eq!(field_of(b).as_deref(), Some("deliveryAddress.country"));
+        let mut b = body();
+        b.as_object_mut().unwrap().remove("paymentMethod");
+        assert_eq!(field_of(b).as_deref(), Some("paymentMethod"));
+        assert_eq!(field_of(json!("just a string")).as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn merges_repeated_items() {
+        let mut b = body();
+        b["items"] =
+            json!([{"menuItemId": "m-1", "quantity": 2}, {"menuItemId": "m-1", "quantity": 3}]);
+        let ok = parse_place_order(b.to_string().as_bytes()).unwrap();
+        assert_eq!(ok.items[0].quantity, 5);
+        assert_eq!(ok.items.len(), 1);
+    }
+
+    #[test]
+    fn a_price_sent_by_the_client_is_ignored() {
+        let mut b = body();
+        b["items"][0]["unitPrice"] = json!({"amount": 1, "currency": "EUR"});
+        b["total"] = json!(1);
+        assert!(parse_place_order(b.to_string().as_bytes()).is_ok());
+    }
+}
