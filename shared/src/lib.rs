@@ -19,4 +19,5 @@ pub mod orders;
 pub mod pricing;
 pub mod runtime;
 pub mod saga;
+pub mod testing;
 pub mod validation;

@@ -44,3 +44,6 @@ impl dishpatch::runtime::Function for App {
         dishpatch::http::respond(&req, result)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! Handler tests over in-memory ports: routing, validation, pricing, ownership, cancel.
+
+use crate::timeline::NotificationRecord;
+use crate::{App, MenuReader, NotificationReader};
+use dishpatch::envelope::MessageType;
+use dishpatch::error::StoreError;
+use dishpatch::menu::MenuItem;
+use dishpatch::money::Money;
+use dishpatch::runtime::Function;
+use dishpatch::testing::{http_request, parts, InMemoryOrderStore};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+struct Menu(Vec<MenuItem>);
+
+#[async_trait::async_trait]
+impl MenuReader for Menu {
+    async fn items(&self, restaurant_id: &str, ids: &[String]) -> Result<Vec<MenuItem>, StoreError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|m| m.restaurant_id == restaurant_id && ids.contains(&m.menu_item_id))
+            .cloned()
+            .collect())
+    }
+}
+
+struct NoNotifications;
+
+#[async_trait::async_trait]
+impl NotificationReader for NoNotifications {
+    async fn for_order(&self, order_id: &str) -> Result<Vec<NotificationRecord>, StoreError> {
+        Ok(vec![NotificationRecord {
+            order_id: order_id.into(),
+            event_type: "OrderPlaced".into(),
+            channel: "PUSH".into(),
+            message: "placed".into(),
+            sent_at: "2999-01-01T00:00:00.000Z".into(),
+        }])
+    }
+}
+
+fn app() -> (App, Arc<InMemoryOrderStore>) {
+    let store = Arc::new(InMemoryOrderStore::default());
+    let item = |id: &str, price: i64| MenuItem {
+        restaurant_id: "r-1".into(),
+        menu_item_id: id.into(),
+        name: format!("dish {id}"),
+        price: Money::new(price, "EUR"),
+        available: 5,
+        reserved: 0,
+        sold: 0,
+        stocked: 5,
+    };
+    let app = App {
+        orders: store.clone(),
+        menu: Arc::new(Menu(vec![item("m-1", 950), item("m-2", 650)])),
+        notifications: Arc::new(NoNotifications),
+    };
+    (app, store)
+}
+
+fn order_body() -> Value {
+    json!({
+        "restaurantId": "r-1",
+        "items": [{"menuItemId": "m-1", "quantity": 2}, {"menuItemId": "m-2", "quantity": 1, "unitPrice": 1}],
+        "deliveryAddress": {"line1": "1 Main St", "city": "Lisbon", "postcode": "1000-001", "country": "PT"},
+        "paymentMethod": "WALLET"
+    })
+}
+
+const ALICE: Option<(&str, &str)> = Some(("alice", "[CUSTOMER]"));
+const BOB: Option<(&str, &str)> = Some(("bob", "[CUSTOMER]"));
+
+async fn place(app: &App, body: &Value, who: Option<(&str, &str)>) -> (u16, Value) {
+    let req = http_request("POST", "/v1/orders", "/v1/orders", &[], "", Some(&body.to_string()), who);
+    parts(app.http(req).await)
+}
+
+async fn get(app: &App, route: &str, id: &str, who: Option<(&str, &str)>) -> (u16, Value) {
+    let path = route.replace("{orderId}", id);
+    let req = http_request("GET", route, &path, &[("orderId", id)], "", None, who);
+    parts(app.http(req).await)
+}
+
+async fn cancel(app: &App, id: &str, who: Option<(&str, &str)>) -> (u16, Value) {
+    let path = format!("/v1/orders/{id}");
+    let req = http_request("DELETE", "/v1/orders/{orderId}", &path, &[("orderId", id)], "", None, who);
+    parts(app.http(req).await)
+}
+
+#[tokio::test]
+async fn place_prices_from_the_menu_and_writes_the_outbox() {
+    let (app, store) = app();
+    let (status, body) = place(&app, &order_body(), ALICE).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "PENDING");
+    assert_eq!(body["total"], json!({"amount": 2550, "currency": "EUR"}));
+    assert_eq!(body["customerId"], "alice");
+    let kinds: Vec<String> = store.outbox.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds, vec![MessageType::ReserveInventory.as_str(), MessageType::OrderPlaced.as_str()]);
+}
+
+#[tokio::test]
+async fn location_header_points_at_the_order() {
+    let (app, _) = app();
+    let req = http_request("POST", "/v1/orders", "/v1/orders", &[], "", Some(&order_body().to_string()), ALICE);
+    let resp = app.http(req).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let (_, body) = parts(resp);
+    assert_eq!(location, format!("/v1/orders/{}", body["orderId"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_problems_naming_the_field() {
+    let (app, store) = app();
+    let mut body = order_body();
+    body["items"][0]["quantity"] = json!(0);
+    let (status, problem) = place(&app, &body, ALICE).await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["code"], "VALIDATION_FAILED");
+    assert_eq!(problem["field"], "items[0].quantity");
+    assert_eq!(problem["requestId"], "req-1");
+    let req = http_request("POST", "/v1/orders", "/v1/orders", &[], "", Some("{nope"), ALICE);
+    let (status, problem) = parts(app.http(req).await);
+    assert_eq!((status, problem["field"].as_str()), (400, Some("body")));
+    assert!(store.orders.lock().unwrap().is_empty(), "no half-done write");
+}
+
+#[tokio::test]
+async fn unknown_menu_item_is_422() {
+    let (app, store) = app();
+    let mut body = order_body();
+    body["items"][1]["menuItemId"] = json!("m-404");
+    let (status, problem) = place(&app, &body, ALICE).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("UNKNOWN_MENU_ITEM")));
+    assert!(store.orders.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn no_token_is_401_and_a_courier_cannot_order() {
+    let (app, _) = app();
+    assert_eq!(place(&app, &order_body(), None).await.0, 401);
+    assert_eq!(place(&app, &order_body(), Some(("c-1", "[COURIER]"))).await.0, 403);
+}
+
+#[tokio::test]
+async fn another_customers_order_is_404_but_admin_sees_it() {
+    let (app, _) = app();
+    let (_, order) = place(&app, &order_body(), ALICE).await;
+    let id = order["orderId"].as_str().unwrap();
+    assert_eq!(get(&app, "/v1/orders/{orderId}", id, ALICE).await.0, 200);
+    let (status, problem) = get(&app, "/v1/orders/{orderId}", id, BOB).await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(get(&app, "/v1/orders/{orderId}/timeline", id, BOB).await.0, 404);
+    assert_eq!(cancel(&app, id, BOB).await.0, 404);
+    assert_eq!(get(&app, "/v1/orders/{orderId}", id, Some(("root", "[ADMIN]"))).await.0, 200);
+}
+
+#[tokio::test]
+async fn list_is_own_orders_newest_first_with_a_cursor() {
+    let (app, _) = app();
+    for _ in 0..3 {
+        place(&app, &order_body(), ALICE).await;
+    }
+    place(&app, &order_body(), BOB).await;
+    let list = |q: String| {
+        let req = http_request("GET", "/v1/orders", "/v1/orders", &[], &q, None, ALICE);
+        app.http(req)
+    };
+    let (status, page1) = parts(list("page_size=2".into()).await);
+    assert_eq!(status, 200);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    let token = page1["nextPageToken"].as_str().unwrap().to_owned();
+    let (_, page2) = parts(list(format!("page_size=2&page_token={token}")).await);
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert!(page2.get("nextPageToken").is_none());
+    let all: Vec<&Value> = page1["items"].as_array().unwrap().iter().chain(page2["items"].as_array().unwrap()).collect();
+    assert!(all.iter().all(|o| o["customerId"] == "alice"));
+    assert!(all.windows(2).all(|w| w[0]["createdAt"].as_str() >= w[1]["createdAt"].as_str()));
+    let (status, problem) = parts(list("page_size=0".into()).await);
+    assert_eq!((status, problem["field"].as_str()), (400, Some("page_size")));
+}
+
+#[tokio::test]
+async fn cancel_before_dispatch_then_refuse_after_terminal() {
+    let (app, store) = app();
+    let (_, order) = place(&app, &order_body(), ALICE).await;
+    let id = order["orderId"].as_str().unwrap();
+    let (status, body) = cancel(&app, id, ALICE).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("CANCELLED")));
+    assert_eq!(body["cancelReason"], "CUSTOMER_CANCELLED");
+    let (status, body) = cancel(&app, id, ALICE).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("CANCELLED")), "idempotent");
+    let kinds: Vec<String> = store.outbox.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "OrderCancelled").count(), 1);
+    // A delivered order cannot be cancelled.
+    let mut delivered = store.orders.lock().unwrap()[0].clone();
+    delivered.saga.status = dishpatch::order::OrderStatus::Delivered;
+    store.orders.lock().unwrap()[0] = delivered;
+    let (status, problem) = cancel(&app, id, ALICE).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("ORDER_NOT_CANCELLABLE")));
+}
+
+#[tokio::test]
+async fn timeline_merges_transitions_and_notifications_in_time_order() {
+    let (app, _) = app();
+    let (_, order) = place(&app, &order_body(), ALICE).await;
+    let id = order["orderId"].as_str().unwrap();
+    cancel(&app, id, ALICE).await;
+    let (status, tl) = get(&app, "/v1/orders/{orderId}/timeline", id, ALICE).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<(&str, &str)> = tl["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["status"].as_str().or(e["eventType"].as_str()).unwrap()))
+        .collect();
+    assert_eq!(kinds, vec![("STATUS", "PENDING"), ("STATUS", "CANCELLED"), ("NOTIFICATION", "OrderPlaced")]);
+}
+
+#[tokio::test]
+async fn health_is_public_and_unknown_routes_are_404() {
+    let (app, _) = app();
+    let req = http_request("GET", "/v1/health", "/v1/health", &[], "", None, None);
+    assert_eq!(parts(app.http(req).await), (200, json!({"status": "ok"})));
+    let req = http_request("GET", "/v1/nothing", "/v1/nothing", &[], "", None, ALICE);
+    assert_eq!(parts(app.http(req).await).0, 404);
+}

@@ -1,0 +1,49 @@
+//! order-saga: the orchestrator. It applies step results to the order through the
+//! pure state machine (one conditional write per transition, carrying its outbox),
+//! and relays each write's outbox from the table stream to SNS and SQS.
+
+pub mod relay;
+pub mod steps;
+
+use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
+use dishpatch::config::{ConfigError, Env};
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::orders::{DynamoOrderStore, OrderStore};
+use dishpatch::runtime::MessageError;
+use std::sync::Arc;
+
+pub struct App {
+    pub orders: Arc<dyn OrderStore>,
+    pub publisher: Arc<dyn Publisher>,
+}
+
+pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let to = Destinations {
+        order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
+        inventory_queue: Some(env.require("INVENTORY_QUEUE_URL")?),
+        payment_queue: Some(env.require("PAYMENT_QUEUE_URL")?),
+        delivery_queue: Some(env.require("DELIVERY_QUEUE_URL")?),
+    };
+    Ok(App {
+        orders: Arc::new(DynamoOrderStore::new(ddb, env.require("ORDERS_TABLE")?)),
+        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+    })
+}
+
+#[async_trait::async_trait]
+impl dishpatch::runtime::Function for App {
+    async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
+        steps::on_step_result(&*self.orders, &envelope, kind).await
+    }
+
+    async fn stream_record(
+        &self,
+        record: &aws_lambda_events::dynamodb::EventRecord,
+    ) -> Result<(), MessageError> {
+        relay::publish_outbox(&*self.publisher, record).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,74 @@
+//! Applies a step result (a fact from a worker) to its order.
+
+use dishpatch::envelope::{data, Envelope, MessageType, now};
+use dishpatch::error::StoreError;
+use dishpatch::orchestration::advance;
+use dishpatch::orders::OrderStore;
+use dishpatch::runtime::MessageError;
+use dishpatch::saga::{self, Outcome, SagaEvent};
+
+/// Re-reads and retries when another writer won the conditional write.
+const ATTEMPTS: usize = 4;
+
+/// The saga input a fact stands for.
+pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, MessageError> {
+    use MessageType as M;
+    let reason = || envelope.data_as::<data::Rejected>().map(|r| r.reason);
+    let courier = || envelope.data_as::<data::Courier>().map(|c| c.courier_id);
+    Ok(match kind {
+        M::InventoryReserved => SagaEvent::InventoryReserved,
+        M::InventoryRejected => SagaEvent::InventoryRejected { reason: reason()? },
+        M::InventoryReleased => SagaEvent::InventoryReleased,
+        M::PaymentCaptured => SagaEvent::PaymentCaptured,
+        M::PaymentDeclined => SagaEvent::PaymentDeclined { reason: reason()? },
+        M::PaymentRefunded => SagaEvent::PaymentRefunded,
+        M::DeliveryDispatched => SagaEvent::DeliveryDispatched { courier_id: courier()? },
+        M::DeliveryUnavailable => SagaEvent::DeliveryUnavailable { reason: reason()? },
+        M::DeliveryCancelled => SagaEvent::DeliveryCancelled,
+        M::DeliveryCompleted => SagaEvent::DeliveryCompleted { courier_id: courier()? },
+        _ => return Err(MessageError::Unsupported),
+    })
+}
+
+pub async fn on_step_result(
+    orders: &dyn OrderStore,
+    envelope: &Envelope,
+    kind: MessageType,
+) -> Result<(), MessageError> {
+    let event = saga_event(envelope, kind)?;
+    for _ in 0..ATTEMPTS {
+        let Some(order) = orders.get(&envelope.order_id).await? else {
+            // Results only exist for orders that were written first: this one is not ours.
+            return Err(MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(
+                format!("no order {}", envelope.order_id),
+            )));
+        };
+        let transition = match saga::transition(&order.saga, &event) {
+            Ok(Outcome::Apply(t)) => t,
+            Ok(Outcome::Ignore(why)) => {
+                tracing::info!(order_id = %order.order_id, status = order.status().as_str(), event = %kind, why, "no-op");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(order_id = %order.order_id, error = %e, "refused transition");
+                return Ok(());
+            }
+        };
+        let (next, outbox) = advance(&order, &transition, kind.as_str(), Some(envelope), &now());
+        match orders.save(&next, Some(order.version), &outbox).await {
+            Ok(()) => {
+                tracing::info!(
+                    order_id = %order.order_id, from = order.status().as_str(),
+                    to = next.status().as_str(), event = %kind, "transition"
+                );
+                return Ok(());
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(MessageError::Transient(format!(
+        "order {} kept changing; retrying later",
+        envelope.order_id
+    )))
+}

@@ -1,0 +1,142 @@
+//! The orchestrator over in-memory ports: step results move the order, duplicates
+//! change nothing twice, and the relay publishes exactly the outbox of each write.
+
+use crate::steps::on_step_result;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::money::Money;
+use dishpatch::orchestration::advance;
+use dishpatch::order::{Address, Order, OrderStatus, PaymentMethod};
+use dishpatch::orders::OrderStore;
+use dishpatch::runtime::MessageError;
+use dishpatch::testing::{InMemoryOrderStore, RecordingPublisher};
+use serde_json::json;
+
+async fn placed(store: &InMemoryOrderStore) -> Order {
+    let start = dishpatch::saga::start();
+    let draft = Order {
+        order_id: "o-1".into(),
+        customer_id: "alice".into(),
+        restaurant_id: "r-1".into(),
+        items: vec![],
+        total: Money::new(1900, "EUR"),
+        delivery_address: Address {
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Lisbon".into(),
+            postcode: "1000-001".into(),
+            country: "PT".into(),
+        },
+        payment_method: PaymentMethod::Wallet,
+        created_at: "2026-11-22T10:00:00.000Z".into(),
+        updated_at: "2026-11-22T10:00:00.000Z".into(),
+        version: 0,
+        saga: start.state.clone(),
+        timeline: vec![],
+    };
+    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, "2026-11-22T10:00:00.000Z");
+    store.save(&order, None, &outbox).await.unwrap();
+    order
+}
+
+fn fact(kind: MessageType, data: serde_json::Value) -> Envelope {
+    Envelope::new(kind, "o-1", data)
+}
+
+async fn status(store: &InMemoryOrderStore) -> OrderStatus {
+    store.get("o-1").await.unwrap().unwrap().status()
+}
+
+#[tokio::test]
+async fn happy_path_drives_the_order_to_delivered() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let steps = [
+        (MessageType::InventoryReserved, json!({}), OrderStatus::Reserved),
+        (MessageType::PaymentCaptured, json!({"amount": {"amount": 1900, "currency": "EUR"}}), OrderStatus::Paid),
+        (MessageType::DeliveryDispatched, json!({"courierId": "c-1"}), OrderStatus::Dispatched),
+        (MessageType::DeliveryCompleted, json!({"courierId": "c-1"}), OrderStatus::Delivered),
+    ];
+    for (kind, data, expected) in steps {
+        on_step_result(&store, &fact(kind, data), kind).await.unwrap();
+        assert_eq!(status(&store).await, expected);
+    }
+    let order = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(order.timeline.len(), 5);
+    assert_eq!(order.version, 5);
+    let sent: Vec<String> = store.outbox.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(
+        sent,
+        [
+            "ReserveInventory", "OrderPlaced", "CapturePayment", "DispatchDelivery", "OrderConfirmed",
+            "OrderDispatched", "CommitInventory", "OrderDelivered"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_result_changes_nothing_twice() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let f = fact(MessageType::InventoryReserved, json!({}));
+    on_step_result(&store, &f, MessageType::InventoryReserved).await.unwrap();
+    let before = store.get("o-1").await.unwrap().unwrap();
+    let sent_before = store.outbox.lock().unwrap().len();
+    on_step_result(&store, &f, MessageType::InventoryReserved).await.unwrap();
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
+    assert_eq!(store.outbox.lock().unwrap().len(), sent_before);
+}
+
+#[tokio::test]
+async fn commands_carry_causation_and_correlation() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let f = fact(MessageType::InventoryReserved, json!({}));
+    on_step_result(&store, &f, MessageType::InventoryReserved).await.unwrap();
+    let outbox = store.outbox.lock().unwrap();
+    let capture = outbox.iter().find(|e| e.kind == "CapturePayment").unwrap();
+    assert_eq!(capture.causation_id.as_deref(), Some(f.id.as_str()));
+    assert_eq!(capture.correlation_id, "o-1");
+    assert_eq!(capture.data["amount"], json!({"amount": 1900, "currency": "EUR"}));
+    assert_eq!(capture.data["customerId"], "alice");
+}
+
+#[tokio::test]
+async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let bad = fact(MessageType::InventoryRejected, json!({"noReason": true}));
+    assert!(matches!(
+        on_step_result(&store, &bad, MessageType::InventoryRejected).await,
+        Err(MessageError::Decode(_))
+    ));
+    let mut stray = fact(MessageType::InventoryReserved, json!({}));
+    stray.order_id = "o-404".into();
+    assert!(matches!(
+        on_step_result(&store, &stray, MessageType::InventoryReserved).await,
+        Err(MessageError::Decode(_))
+    ));
+    let cmd = fact(MessageType::ReserveInventory, json!({}));
+    assert!(matches!(
+        on_step_result(&store, &cmd, MessageType::ReserveInventory).await,
+        Err(MessageError::Unsupported)
+    ));
+    assert_eq!(status(&store).await, OrderStatus::Pending);
+}
+
+#[tokio::test]
+async fn relay_publishes_the_outbox_of_the_stream_image() {
+    let publisher = RecordingPublisher::default();
+    let envs = vec![
+        fact(MessageType::ReserveInventory, json!({"restaurantId": "r-1", "items": []})),
+        fact(MessageType::OrderPlaced, json!({"customerId": "alice"})),
+    ];
+    let image: serde_dynamo::Item = serde_dynamo::to_item(json!({"pk": "ORDER#o-1", "outbox": envs})).unwrap();
+    let mut record = aws_lambda_events::dynamodb::EventRecord::default();
+    record.event_name = "MODIFY".into();
+    record.change.new_image = image;
+    crate::relay::publish_outbox(&publisher, &record).await.unwrap();
+    assert_eq!(*publisher.sent.lock().unwrap(), envs);
+    // A failed publish fails the record, so the stream retries it.
+    publisher.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(crate::relay::publish_outbox(&publisher, &record).await.is_err());
+}
