@@ -18,10 +18,21 @@ pub struct InMemoryOrderStore {
 #[async_trait::async_trait]
 impl OrderStore for InMemoryOrderStore {
     async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
-        Ok(self.orders.lock().unwrap().iter().find(|o| o.order_id == order_id).cloned())
+        Ok(self
+            .orders
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|o| o.order_id == order_id)
+            .cloned())
     }
 
-    async fn save(&self, order: &Order, expected: Option<u64>, outbox: &[Envelope]) -> Result<(), StoreError> {
+    async fn save(
+        &self,
+        order: &Order,
+        expected: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
         let mut orders = self.orders.lock().unwrap();
         let existing = orders.iter().position(|o| o.order_id == order.order_id);
         match (existing, expected) {
@@ -33,7 +44,12 @@ impl OrderStore for InMemoryOrderStore {
         Ok(())
     }
 
-    async fn list_for_customer(&self, customer_id: &str, page_size: u32, page_token: Option<&str>) -> Result<Page, StoreError> {
+    async fn list_for_customer(
+        &self,
+        customer_id: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<Page, StoreError> {
         let mut mine: Vec<Order> = self
             .orders
             .lock()
@@ -45,7 +61,9 @@ impl OrderStore for InMemoryOrderStore {
         mine.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         let start: usize = match page_token {
             None => 0,
-            Some(t) => t.parse().map_err(|_| StoreError::Corrupt("invalid page token".into()))?,
+            Some(t) => t
+                .parse()
+                .map_err(|_| StoreError::Corrupt("invalid page token".into()))?,
         };
         let end = (start + page_size as usize).min(mine.len());
         Ok(Page {
@@ -99,7 +117,10 @@ pub fn http_request(
         "isBase64Encoded": false
     });
     if !path_params.is_empty() {
-        event["pathParameters"] = path_params.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+        event["pathParameters"] = path_params
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
     }
     if !query.is_empty() {
         event["queryStringParameters"] = query
@@ -112,7 +133,8 @@ pub fn http_request(
         event["body"] = serde_json::json!(b);
     }
     if let Some((sub, roles)) = claims {
-        event["requestContext"]["authorizer"] = serde_json::json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
+        event["requestContext"]["authorizer"] =
+            serde_json::json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
     }
     lambda_http::request::from_str(&event.to_string()).expect("test request is a valid v2 event")
 }
@@ -125,4 +147,61 @@ pub fn parts(resp: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json
         _ => serde_json::Value::Null,
     };
     (status, body)
+}
+
+/// The AWS emulator for tests: `AWS_ENDPOINT_URL` if the test command started one,
+/// otherwise a moto server from the project venv, started once per test binary.
+pub async fn emulator() -> aws_config::SdkConfig {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let endpoint = ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_moto(),
+    });
+    let creds =
+        aws_credential_types::Credentials::new("test", "test", None, None, "dishpatch-tests");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .load()
+        .await
+}
+
+fn start_moto() -> String {
+    let venv = std::env::var("DISHPATCH_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let bin = venv.join("bin/moto_server");
+    std::process::Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}); run scripts/setup first",
+                bin.display()
+            )
+        });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A unique name for per-test resources on the shared emulator.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }

@@ -1,0 +1,158 @@
+//! The DynamoDB order store against the emulator: conditional writes and pagination.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use dishpatch::error::StoreError;
+use dishpatch::money::Money;
+use dishpatch::order::{Address, Order, PaymentMethod};
+use dishpatch::orders::{DynamoOrderStore, OrderStore};
+use dishpatch::testing::{emulator, unique};
+
+async fn table() -> DynamoOrderStore {
+    let client = aws_sdk_dynamodb::Client::new(&emulator().await);
+    let name = unique("orders");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(vec![
+            attr("pk"),
+            attr("sk"),
+            attr("gsi1pk"),
+            attr("gsi1sk"),
+        ]))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("gsi1")
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    DynamoOrderStore::new(client, name)
+}
+
+fn order(id: &str, customer: &str, created: &str) -> Order {
+    let start = dishpatch::saga::start();
+    Order {
+        order_id: id.into(),
+        customer_id: customer.into(),
+        restaurant_id: "r-1".into(),
+        items: vec![],
+        total: Money::new(1900, "EUR"),
+        delivery_address: Address {
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Lisbon".into(),
+            postcode: "1000-001".into(),
+            country: "PT".into(),
+        },
+        payment_method: PaymentMethod::Wallet,
+        created_at: created.into(),
+        updated_at: created.into(),
+        version: 1,
+        saga: start.state,
+        timeline: vec![],
+    }
+}
+
+#[tokio::test]
+async fn writes_are_conditional_on_the_version() {
+    let store = table().await;
+    let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
+    let outbox = vec![dishpatch::envelope::Envelope::new(
+        dishpatch::envelope::MessageType::OrderPlaced,
+        "o-1",
+        serde_json::json!({"n": 1}),
+    )];
+    store.save(&o, None, &outbox).await.unwrap();
+    assert!(
+        matches!(
+            store.save(&o, None, &[]).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "create twice"
+    );
+    let mut next = o.clone();
+    next.version = 2;
+    store.save(&next, Some(1), &[]).await.unwrap();
+    // A writer that read version 1 loses.
+    assert!(matches!(
+        store.save(&next, Some(1), &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), next);
+    assert_eq!(store.get("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn lists_own_orders_newest_first_across_pages() {
+    let store = table().await;
+    for i in 0..5 {
+        store
+            .save(
+                &order(
+                    &format!("a-{i}"),
+                    "alice",
+                    &format!("2026-11-22T10:00:0{i}.000Z"),
+                ),
+                None,
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .save(&order("b-1", "bob", "2026-11-22T10:00:09.000Z"), None, &[])
+        .await
+        .unwrap();
+    let mut seen = vec![];
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list_for_customer("alice", 2, token.as_deref())
+            .await
+            .unwrap();
+        assert!(page.orders.len() <= 2);
+        seen.extend(page.orders.into_iter().map(|o| o.order_id));
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+        assert!(seen.len() <= 5, "pagination does not end");
+    }
+    assert_eq!(seen, ["a-4", "a-3", "a-2", "a-1", "a-0"]);
+    // Bob cannot continue from Alice's cursor.
+    let alice_page = store.list_for_customer("alice", 2, None).await.unwrap();
+    let stolen = alice_page.next_token.unwrap();
+    assert!(store
+        .list_for_customer("bob", 2, Some(&stolen))
+        .await
+        .is_err());
+}
