@@ -1,0 +1,350 @@
+//! The delivery record (one per order) and the courier pool: the port and its DynamoDB adapter.
+//!
+//! A courier item is `COURIER#{id}`/`COURIER` with `status` AVAILABLE|BUSY; only while
+//! AVAILABLE does it carry `gsi1pk = COURIER#AVAILABLE`, so the sparse index `gsi1` lists
+//! exactly the free couriers. Claiming a courier and writing the delivery happen in one
+//! transaction conditional on the courier still being AVAILABLE: a courier is never on two
+//! active deliveries (invariant 4).
+
+use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, s, to_item, Item};
+use dishpatch::envelope::now;
+use dishpatch::error::StoreError;
+use dishpatch::order::Address;
+use serde::{Deserialize, Serialize};
+
+/// The partition key of the sparse "free couriers" index.
+pub const AVAILABLE_KEY: &str = "COURIER#AVAILABLE";
+const GSI: &str = "gsi1";
+const DELIVERY_SK: &str = "DELIVERY";
+const COURIER_SK: &str = "COURIER";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryStatus {
+    Dispatched,
+    Delivered,
+    Cancelled,
+    /// No courier could be found: the recorded outcome of the dispatch step.
+    Unavailable,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Dispatched => "DISPATCHED",
+            DeliveryStatus::Delivered => "DELIVERED",
+            DeliveryStatus::Cancelled => "CANCELLED",
+            DeliveryStatus::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub order_id: String,
+    /// Absent only for an UNAVAILABLE record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub courier_id: Option<String>,
+    pub status: DeliveryStatus,
+    pub restaurant_id: String,
+    pub delivery_address: Address,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What one attempt to claim a courier for a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The courier is now BUSY with this order and the delivery is recorded DISPATCHED.
+    Claimed,
+    /// The courier is no longer AVAILABLE (someone else claimed it): try the next one.
+    CourierTaken,
+    /// Another transaction touched the courier at the same moment; the winner is not known yet.
+    Contended,
+    /// A delivery record for this order already exists (a concurrent duplicate won).
+    DeliveryExists,
+}
+
+#[async_trait::async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// The order's delivery record (strongly consistent).
+    async fn get(&self, order_id: &str) -> Result<Option<Delivery>, StoreError>;
+    /// Up to `limit` couriers that looked AVAILABLE (the index is eventually consistent).
+    async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Claims `courier_id` (AVAILABLE -> BUSY) and records `delivery` (new) in one transaction.
+    async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError>;
+    /// Records a delivery without a courier if none exists yet; false if one already existed.
+    async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+    /// DISPATCHED (by `courier_id`) -> `to`, and the courier back to AVAILABLE, in one
+    /// transaction. False if the delivery is not DISPATCHED by that courier.
+    async fn finish(
+        &self,
+        order_id: &str,
+        courier_id: &str,
+        to: DeliveryStatus,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The stored delivery item: the record plus its keys.
+#[derive(Debug, Serialize, Deserialize)]
+struct DeliveryItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    delivery: Delivery,
+}
+
+pub fn delivery_pk(order_id: &str) -> String {
+    format!("DELIVERY#{order_id}")
+}
+
+pub fn courier_pk(courier_id: &str) -> String {
+    format!("COURIER#{courier_id}")
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+#[derive(Clone, Debug)]
+pub struct DynamoDeliveryStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDeliveryStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoDeliveryStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn delivery_item(&self, delivery: &Delivery) -> Result<Item, StoreError> {
+        to_item(&DeliveryItem {
+            pk: delivery_pk(&delivery.order_id),
+            sk: DELIVERY_SK.into(),
+            delivery: delivery.clone(),
+        })
+    }
+
+    /// The courier back to AVAILABLE, only if it is still on `order_id`.
+    fn release_courier(
+        &self,
+        order_id: &str,
+        courier_id: &str,
+        at: &str,
+    ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(courier_pk(courier_id), COURIER_SK)))
+            .update_expression(
+                "SET #status = :available, gsi1pk = :index, gsi1sk = :c, updatedAt = :at REMOVE activeOrderId",
+            )
+            .condition_expression("activeOrderId = :o")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":available", s("AVAILABLE"))
+            .expression_attribute_values(":index", s(AVAILABLE_KEY))
+            .expression_attribute_values(":c", s(courier_id))
+            .expression_attribute_values(":o", s(order_id))
+            .expression_attribute_values(":at", s(at))
+            .build()
+            .map_err(|e| StoreError::Aws(e.to_string()))
+    }
+
+    /// The delivery DISPATCHED (by `courier_id`) -> `to`.
+    fn move_delivery(
+        &self,
+        order_id: &str,
+        courier_id: &str,
+        to: DeliveryStatus,
+        at: &str,
+    ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+            .update_expression("SET #status = :to, updatedAt = :at")
+            .condition_expression("#status = :dispatched AND courierId = :c")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":dispatched", s(DeliveryStatus::Dispatched.as_str()))
+            .expression_attribute_values(":c", s(courier_id))
+            .expression_attribute_values(":at", s(at))
+            .build()
+            .map_err(|e| StoreError::Aws(e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliveryStore for DynamoDeliveryStore {
+    async fn get(&self, order_id: &str) -> Result<Option<Delivery>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item
+            .map(|i| from_item::<DeliveryItem>(i).map(|r| r.delivery))
+            .transpose()
+    }
+
+    async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Free {
+            courier_id: String,
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI)
+            .key_condition_expression("gsi1pk = :index")
+            .expression_attribute_values(":index", s(AVAILABLE_KEY))
+            .projection_expression("courierId")
+            .limit(limit.clamp(1, 100) as i32)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<Free>(i).map(|f| f.courier_id))
+            .collect()
+    }
+
+    async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let busy = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(courier_pk(courier_id), COURIER_SK)))
+            .update_expression(
+                "SET #status = :busy, activeOrderId = :o, updatedAt = :at REMOVE gsi1pk, gsi1sk",
+            )
+            .condition_expression("#status = :available")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":busy", s("BUSY"))
+            .expression_attribute_values(":available", s("AVAILABLE"))
+            .expression_attribute_values(":o", s(&delivery.order_id))
+            .expression_attribute_values(":at", s(now()))
+            .build()
+            .map_err(|e| StoreError::Aws(e.to_string()))?;
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.delivery_item(delivery)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Aws(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(busy).build())
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let reason = |i: usize| reasons.get(i).cloned().flatten();
+        // The delivery record decides first: if it exists, whichever courier we tried is moot.
+        if reason(1).as_deref() == Some(CONDITION_FAILED) {
+            return Ok(Claim::DeliveryExists);
+        }
+        match reason(0).as_deref() {
+            Some(CONDITION_FAILED) => Ok(Claim::CourierTaken),
+            Some("TransactionConflict") => Ok(Claim::Contended),
+            _ => Err(classify(err)),
+        }
+    }
+
+    async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.delivery_item(delivery)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish(
+        &self,
+        order_id: &str,
+        courier_id: &str,
+        to: DeliveryStatus,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::TransactWriteItem;
+        let at = now();
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.move_delivery(order_id, courier_id, to, &at)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.release_courier(order_id, courier_id, &at)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let reason = |i: usize| reasons.get(i).cloned().flatten();
+        if reason(0).as_deref() == Some(CONDITION_FAILED) {
+            return Ok(false);
+        }
+        if reason(1).as_deref() == Some(CONDITION_FAILED) {
+            // The courier is not on this order any more (edited by hand, or a broken
+            // invariant): finish the delivery anyway rather than leave it DISPATCHED for
+            // ever, and leave the courier as it is.
+            tracing::warn!(
+                order_id,
+                courier_id,
+                "courier not held by this delivery; finishing the delivery alone"
+            );
+            let m = self.move_delivery(order_id, courier_id, to, &at)?;
+            let moved = self
+                .client
+                .update_item()
+                .table_name(m.table_name())
+                .set_key(Some(m.key().clone()))
+                .update_expression(m.update_expression())
+                .set_condition_expression(m.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(m.expression_attribute_names().cloned())
+                .set_expression_attribute_values(m.expression_attribute_values().cloned())
+                .send()
+                .await
+                .map_err(classify);
+            return match moved {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        Err(classify(err))
+    }
+}

@@ -1,0 +1,55 @@
+//! delivery: claim a courier for an order (DispatchDelivery), release it (CancelDelivery),
+//! and let the courier mark the order delivered (`POST /v1/deliveries/{orderId}/complete`).
+
+pub mod deliveries;
+pub mod handlers;
+pub mod routes;
+
+#[cfg(test)]
+mod tests;
+
+use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
+use dishpatch::config::{ConfigError, Env};
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::MessageError;
+use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+
+pub use deliveries::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliveryStore};
+
+/// The ports delivery needs; adapters are chosen in [`build`], fakes in tests.
+pub struct App {
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub publisher: Arc<dyn Publisher>,
+}
+
+pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let to = Destinations {
+        order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
+        ..Default::default()
+    };
+    Ok(App {
+        deliveries: Arc::new(DynamoDeliveryStore::new(
+            ddb,
+            env.require("DELIVERY_TABLE")?,
+        )),
+        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+    })
+}
+
+#[async_trait::async_trait]
+impl dishpatch::runtime::Function for App {
+    async fn http(&self, req: Request) -> Response<Body> {
+        let result = routes::route(self, &req).await;
+        dishpatch::http::respond(&req, result)
+    }
+
+    async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
+        match kind {
+            MessageType::DispatchDelivery => handlers::dispatch(self, &envelope).await,
+            MessageType::CancelDelivery => handlers::cancel(self, &envelope).await,
+            _ => Err(MessageError::Unsupported),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+use dishpatch::config::{sdk_config, Env};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    dishpatch::logging::init();
+    let app = delivery::build(&sdk_config().await, &Env::from_process()).await?;
+    dishpatch::runtime::run(app).await
+}

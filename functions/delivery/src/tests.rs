@@ -1,0 +1,579 @@
+//! Handler logic against in-memory fakes of the ports.
+
+use crate::deliveries::{Claim, Delivery, DeliveryStatus, DeliveryStore};
+use crate::App;
+use dishpatch::aws::Publisher;
+use dishpatch::envelope::{data, Envelope, MessageType};
+use dishpatch::error::StoreError;
+use dishpatch::runtime::{Function, MessageError};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq)]
+struct Courier {
+    available: bool,
+    active_order: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    couriers: BTreeMap<String, Courier>,
+    deliveries: HashMap<String, Delivery>,
+}
+
+/// The store's semantics (conditional writes, the sparse index) over a map.
+#[derive(Default)]
+struct FakeStore {
+    state: Mutex<State>,
+    /// Couriers the index still lists although they are taken (it is eventually consistent).
+    stale_index: Mutex<Vec<String>>,
+    /// A concurrent duplicate that writes its delivery just before our first claim.
+    racing_duplicate: Mutex<Option<(String, Delivery)>>,
+    /// The next claim meets a concurrent transaction on the courier.
+    contend: AtomicBool,
+}
+
+impl FakeStore {
+    fn with_couriers(ids: &[&str]) -> Self {
+        let store = FakeStore::default();
+        for id in ids {
+            store.add_courier(id);
+        }
+        store
+    }
+
+    fn add_courier(&self, id: &str) {
+        self.state.lock().unwrap().couriers.insert(
+            id.into(),
+            Courier {
+                available: true,
+                active_order: None,
+            },
+        );
+    }
+
+    fn courier(&self, id: &str) -> Courier {
+        self.state.lock().unwrap().couriers[id].clone()
+    }
+
+    fn delivery(&self, order_id: &str) -> Option<Delivery> {
+        self.state.lock().unwrap().deliveries.get(order_id).cloned()
+    }
+
+    fn busy_couriers(&self) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.couriers
+            .iter()
+            .filter(|(_, c)| !c.available)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn take(state: &mut State, courier_id: &str, order_id: &str) {
+        let c = state.couriers.get_mut(courier_id).unwrap();
+        c.available = false;
+        c.active_order = Some(order_id.into());
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliveryStore for FakeStore {
+    async fn get(&self, order_id: &str) -> Result<Option<Delivery>, StoreError> {
+        Ok(self.delivery(order_id))
+    }
+
+    async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let s = self.state.lock().unwrap();
+        let mut ids = self.stale_index.lock().unwrap().clone();
+        ids.extend(
+            s.couriers
+                .iter()
+                .filter(|(_, c)| c.available)
+                .map(|(id, _)| id.clone()),
+        );
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
+    async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if let Some((courier, winner)) = self.racing_duplicate.lock().unwrap().take() {
+            FakeStore::take(&mut s, &courier, &winner.order_id);
+            s.deliveries.insert(winner.order_id.clone(), winner);
+        }
+        if self.contend.swap(false, Ordering::SeqCst) {
+            return Ok(Claim::Contended);
+        }
+        if s.deliveries.contains_key(&delivery.order_id) {
+            return Ok(Claim::DeliveryExists);
+        }
+        if !s.couriers.get(courier_id).is_some_and(|c| c.available) {
+            return Ok(Claim::CourierTaken);
+        }
+        FakeStore::take(&mut s, courier_id, &delivery.order_id);
+        s.deliveries
+            .insert(delivery.order_id.clone(), delivery.clone());
+        Ok(Claim::Claimed)
+    }
+
+    async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if s.deliveries.contains_key(&delivery.order_id) {
+            return Ok(false);
+        }
+        s.deliveries
+            .insert(delivery.order_id.clone(), delivery.clone());
+        Ok(true)
+    }
+
+    async fn finish(
+        &self,
+        order_id: &str,
+        courier_id: &str,
+        to: DeliveryStatus,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        let Some(d) = s.deliveries.get_mut(order_id) else {
+            return Ok(false);
+        };
+        if d.status != DeliveryStatus::Dispatched || d.courier_id.as_deref() != Some(courier_id) {
+            return Ok(false);
+        }
+        d.status = to;
+        if let Some(c) = s
+            .couriers
+            .get_mut(courier_id)
+            .filter(|c| c.active_order.as_deref() == Some(order_id))
+        {
+            c.available = true;
+            c.active_order = None;
+        }
+        Ok(true)
+    }
+}
+
+#[derive(Default)]
+struct FakePublisher {
+    sent: Mutex<Vec<Envelope>>,
+    fail: AtomicBool,
+}
+
+impl FakePublisher {
+    fn sent(&self) -> Vec<(String, Value)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.kind.clone(), e.data.clone()))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for FakePublisher {
+    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Aws("SNS down".into()));
+        }
+        self.sent.lock().unwrap().push(envelope.clone());
+        Ok(())
+    }
+}
+
+struct Fixture {
+    app: App,
+    store: Arc<FakeStore>,
+    publisher: Arc<FakePublisher>,
+}
+
+fn fixture(store: FakeStore) -> Fixture {
+    let store = Arc::new(store);
+    let publisher = Arc::new(FakePublisher::default());
+    Fixture {
+        app: App {
+            deliveries: store.clone(),
+            publisher: publisher.clone(),
+        },
+        store,
+        publisher,
+    }
+}
+
+fn dispatch_cmd(order_id: &str) -> Envelope {
+    Envelope::new(
+        MessageType::DispatchDelivery,
+        order_id,
+        json!({"restaurantId": "r-1", "deliveryAddress": {"line1": "1 Main St", "city": "Lisbon", "postcode": "1000-001", "country": "PT"}}),
+    )
+}
+
+fn cancel_cmd(order_id: &str) -> Envelope {
+    Envelope::new(MessageType::CancelDelivery, order_id, json!({}))
+}
+
+async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
+    let kind = env.kind.parse().unwrap();
+    f.app.message(env.clone(), kind).await
+}
+
+fn dispatched(courier: &str) -> (String, Value) {
+    ("DeliveryDispatched".into(), json!({"courierId": courier}))
+}
+
+fn unavailable() -> (String, Value) {
+    (
+        "DeliveryUnavailable".into(),
+        json!({"reason": "NO_COURIER"}),
+    )
+}
+
+fn cancelled() -> (String, Value) {
+    ("DeliveryCancelled".into(), json!({}))
+}
+
+#[tokio::test]
+async fn dispatch_claims_one_courier_and_follows_the_command() {
+    let f = fixture(FakeStore::with_couriers(&["c-1"]));
+    let cmd = dispatch_cmd("o-1");
+    handle(&f, &cmd).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![dispatched("c-1")]);
+    let fact = f.publisher.sent.lock().unwrap()[0].clone();
+    assert_eq!(fact.causation_id.as_deref(), Some(cmd.id.as_str()));
+    assert_eq!(fact.order_id, "o-1");
+    assert_eq!(
+        f.store.courier("c-1"),
+        Courier {
+            available: false,
+            active_order: Some("o-1".into())
+        }
+    );
+    let d = f.store.delivery("o-1").unwrap();
+    assert_eq!(
+        (d.status, d.courier_id.as_deref(), d.restaurant_id.as_str()),
+        (DeliveryStatus::Dispatched, Some("c-1"), "r-1")
+    );
+}
+
+#[tokio::test]
+async fn duplicate_dispatch_assigns_one_courier_and_republishes_the_same_outcome() {
+    let f = fixture(FakeStore::with_couriers(&["c-1", "c-2", "c-3"]));
+    let cmd = dispatch_cmd("o-1");
+    handle(&f, &cmd).await.unwrap();
+    handle(&f, &cmd).await.unwrap();
+    // A redelivered copy with a new message id is a duplicate too: the order is the key.
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    let sent = f.publisher.sent();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|s| *s == sent[0]), "{sent:?}");
+    assert_eq!(f.store.busy_couriers().len(), 1);
+}
+
+#[tokio::test]
+async fn no_courier_records_unavailable_and_keeps_that_outcome() {
+    let f = fixture(FakeStore::with_couriers(&[]));
+    let cmd = dispatch_cmd("o-1");
+    handle(&f, &cmd).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![unavailable()]);
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Unavailable
+    );
+    // A courier freeing up later does not change the recorded outcome of this order.
+    f.store.add_courier("c-1");
+    handle(&f, &cmd).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![unavailable(), unavailable()]);
+    assert!(f.store.courier("c-1").available);
+}
+
+#[tokio::test]
+async fn a_courier_taken_meanwhile_is_skipped() {
+    let store = FakeStore::with_couriers(&["c-1", "c-2"]);
+    store
+        .state
+        .lock()
+        .unwrap()
+        .couriers
+        .get_mut("c-1")
+        .unwrap()
+        .available = false;
+    *store.stale_index.lock().unwrap() = vec!["c-1".into()];
+    let f = fixture(store);
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![dispatched("c-2")]);
+}
+
+#[tokio::test]
+async fn only_taken_couriers_means_unavailable() {
+    let store = FakeStore::with_couriers(&["c-1"]);
+    store
+        .state
+        .lock()
+        .unwrap()
+        .couriers
+        .get_mut("c-1")
+        .unwrap()
+        .available = false;
+    *store.stale_index.lock().unwrap() = vec!["c-1".into()];
+    let f = fixture(store);
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![unavailable()]);
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_that_won_is_republished() {
+    let store = FakeStore::with_couriers(&["c-1", "c-2"]);
+    let f = fixture(store);
+    let winner = Delivery {
+        order_id: "o-1".into(),
+        courier_id: Some("c-2".into()),
+        status: DeliveryStatus::Dispatched,
+        restaurant_id: "r-1".into(),
+        delivery_address: dispatch_cmd("o-1")
+            .data_as::<data::DispatchDelivery>()
+            .unwrap()
+            .delivery_address,
+        reason: None,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+    };
+    *f.store.racing_duplicate.lock().unwrap() = Some(("c-2".into(), winner));
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![dispatched("c-2")]);
+    assert_eq!(f.store.busy_couriers(), vec!["c-2".to_owned()]);
+}
+
+#[tokio::test]
+async fn contention_is_retried_not_declared_unavailable() {
+    let f = fixture(FakeStore::with_couriers(&["c-1"]));
+    f.store.contend.store(true, Ordering::SeqCst);
+    let err = handle(&f, &dispatch_cmd("o-1")).await.unwrap_err();
+    assert!(matches!(err, MessageError::Transient(_)), "{err:?}");
+    assert!(f.store.delivery("o-1").is_none());
+    assert!(f.publisher.sent().is_empty());
+    // The retry finds the courier free.
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![dispatched("c-1")]);
+}
+
+#[tokio::test]
+async fn a_lost_publish_heals_on_retry() {
+    let f = fixture(FakeStore::with_couriers(&["c-1", "c-2"]));
+    let cmd = dispatch_cmd("o-1");
+    f.publisher.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        handle(&f, &cmd).await,
+        Err(MessageError::Transient(_))
+    ));
+    f.publisher.fail.store(false, Ordering::SeqCst);
+    handle(&f, &cmd).await.unwrap();
+    assert_eq!(f.publisher.sent().len(), 1);
+    assert_eq!(f.store.busy_couriers().len(), 1);
+}
+
+#[tokio::test]
+async fn cancel_frees_the_courier_for_the_next_order() {
+    let f = fixture(FakeStore::with_couriers(&["c-1"]));
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Cancelled
+    );
+    assert_eq!(
+        f.store.courier("c-1"),
+        Courier {
+            available: true,
+            active_order: None
+        }
+    );
+    // A duplicate cancel answers again and changes nothing.
+    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    handle(&f, &dispatch_cmd("o-2")).await.unwrap();
+    assert_eq!(
+        f.publisher.sent(),
+        vec![
+            dispatched("c-1"),
+            cancelled(),
+            cancelled(),
+            dispatched("c-1")
+        ]
+    );
+    // A duplicate dispatch of the cancelled order re-publishes its courier but claims nobody.
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.sent().last().unwrap(), &dispatched("c-1"));
+    assert_eq!(f.store.courier("c-1").active_order.as_deref(), Some("o-2"));
+}
+
+#[tokio::test]
+async fn cancel_without_a_dispatched_delivery_just_answers() {
+    let f = fixture(FakeStore::with_couriers(&[]));
+    handle(&f, &cancel_cmd("o-missing")).await.unwrap();
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    assert_eq!(
+        f.publisher.sent(),
+        vec![cancelled(), unavailable(), cancelled()]
+    );
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Unavailable
+    );
+    assert!(f.store.delivery("o-missing").is_none());
+}
+
+#[tokio::test]
+async fn other_messages_and_bad_payloads_are_refused() {
+    let f = fixture(FakeStore::default());
+    let other = Envelope::new(MessageType::ReserveInventory, "o-1", json!({}));
+    assert!(matches!(
+        handle(&f, &other).await,
+        Err(MessageError::Unsupported)
+    ));
+    let bad = Envelope::new(
+        MessageType::DispatchDelivery,
+        "o-1",
+        json!({"restaurantId": 7}),
+    );
+    assert!(matches!(
+        handle(&f, &bad).await,
+        Err(MessageError::Decode(_))
+    ));
+}
+
+// ---- HTTP: POST /v1/deliveries/{orderId}/complete
+
+fn complete_request(order_id: &str, sub: &str, roles: &str) -> Value {
+    let route = "POST /v1/deliveries/{orderId}/complete";
+    let path = format!("/v1/deliveries/{order_id}/complete");
+    json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": {"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}},
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "req-1",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000u64
+        },
+        "pathParameters": {"orderId": order_id},
+        "isBase64Encoded": false
+    })
+}
+
+async fn complete(f: &Fixture, order_id: &str, sub: &str, roles: &str) -> (u16, Value) {
+    let resp = dishpatch::runtime::invoke(
+        &f.app,
+        complete_request(order_id, sub, roles),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
+    (resp["statusCode"].as_u64().unwrap() as u16, body)
+}
+
+async fn dispatched_fixture() -> Fixture {
+    let f = fixture(FakeStore::with_couriers(&["c-1"]));
+    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    f.publisher.sent.lock().unwrap().clear();
+    f
+}
+
+fn completed(courier: &str) -> (String, Value) {
+    ("DeliveryCompleted".into(), json!({"courierId": courier}))
+}
+
+#[tokio::test]
+async fn the_courier_completes_and_a_retry_answers_the_same() {
+    let f = dispatched_fixture().await;
+    let (status, body) = complete(&f, "o-1", "c-1", "[COURIER]").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"orderId": "o-1", "courierId": "c-1", "status": "DELIVERED"})
+    );
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    assert_eq!(
+        f.store.courier("c-1"),
+        Courier {
+            available: true,
+            active_order: None
+        }
+    );
+    let fact = f.publisher.sent.lock().unwrap()[0].clone();
+    assert_eq!(
+        (fact.order_id.as_str(), fact.correlation_id.as_str()),
+        ("o-1", "o-1")
+    );
+    // A retry (say the answer was lost) re-publishes and answers 200 again.
+    let (status, body2) = complete(&f, "o-1", "c-1", "[COURIER]").await;
+    assert_eq!((status, body2), (200, body));
+    assert_eq!(f.publisher.sent(), vec![completed("c-1"), completed("c-1")]);
+}
+
+#[tokio::test]
+async fn another_courier_sees_404_and_other_roles_403() {
+    let f = dispatched_fixture().await;
+    let (status, body) = complete(&f, "o-1", "c-2", "[COURIER]").await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
+    let (status, body) = complete(&f, "o-1", "c-1", "[CUSTOMER]").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("FORBIDDEN")));
+    let (status, _) = complete(&f, "o-unknown", "c-1", "[COURIER]").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Dispatched
+    );
+    assert!(f.publisher.sent().is_empty());
+}
+
+#[tokio::test]
+async fn an_admin_completes_for_the_assigned_courier() {
+    let f = dispatched_fixture().await;
+    let (status, body) = complete(&f, "o-1", "admin-1", "[ADMIN]").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["courierId"], "c-1");
+    assert_eq!(f.publisher.sent(), vec![completed("c-1")]);
+}
+
+#[tokio::test]
+async fn a_cancelled_delivery_cannot_be_completed() {
+    let f = dispatched_fixture().await;
+    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    let (status, body) = complete(&f, "o-1", "c-1", "[COURIER]").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("DELIVERY_CANCELLED"))
+    );
+    assert_eq!(f.publisher.sent(), vec![cancelled()]);
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_503_and_the_retry_heals_it() {
+    let f = dispatched_fixture().await;
+    f.publisher.fail.store(true, Ordering::SeqCst);
+    let (status, body) = complete(&f, "o-1", "c-1", "[COURIER]").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("UNAVAILABLE")));
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    f.publisher.fail.store(false, Ordering::SeqCst);
+    let (status, _) = complete(&f, "o-1", "c-1", "[COURIER]").await;
+    assert_eq!(status, 200);
+    assert_eq!(f.publisher.sent(), vec![completed("c-1")]);
+}

@@ -1,0 +1,390 @@
+//! The DynamoDB adapter and the whole function against the AWS emulator (moto): the
+//! conditional semantics that keep a courier on at most one delivery.
+
+mod common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use delivery::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliveryStore};
+use dishpatch::aws::dynamo::s;
+use dishpatch::config::Env;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::Function;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A courier as the local seed writes it: AVAILABLE and listed in the sparse index.
+async fn seed_courier(ddb: &aws_sdk_dynamodb::Client, table: &str, id: &str) {
+    ddb.put_item()
+        .table_name(table)
+        .item("pk", s(format!("COURIER#{id}")))
+        .item("sk", s("COURIER"))
+        .item("courierId", s(id))
+        .item("name", s(format!("Courier {id}")))
+        .item("status", s("AVAILABLE"))
+        .item("gsi1pk", s("COURIER#AVAILABLE"))
+        .item("gsi1sk", s(id))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn raw(ddb: &aws_sdk_dynamodb::Client, table: &str, pk: String, sk: &str) -> Item {
+    ddb.get_item()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("item exists")
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn delivery(order_id: &str, courier_id: Option<&str>, status: DeliveryStatus) -> Delivery {
+    Delivery {
+        order_id: order_id.into(),
+        courier_id: courier_id.map(str::to_owned),
+        status,
+        restaurant_id: "r-1".into(),
+        delivery_address: serde_json::from_value(address()).unwrap(),
+        reason: None,
+        created_at: dishpatch::envelope::now(),
+        updated_at: dishpatch::envelope::now(),
+    }
+}
+
+fn address() -> Value {
+    json!({"line1": "1 Main St", "city": "Lisbon", "postcode": "1000-001", "country": "PT"})
+}
+
+#[tokio::test]
+async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() {
+    let sdk = common::sdk().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = common::create_table(&ddb, true).await;
+    seed_courier(&ddb, &table, "c-1").await;
+    seed_courier(&ddb, &table, "c-2").await;
+    let store = DynamoDeliveryStore::new(ddb.clone(), &table);
+    assert_eq!(
+        store.available_couriers(5).await.unwrap(),
+        vec!["c-1", "c-2"]
+    );
+
+    let o1 = delivery("o-1", Some("c-1"), DeliveryStatus::Dispatched);
+    assert_eq!(store.claim("c-1", &o1).await.unwrap(), Claim::Claimed);
+    // The busy courier really left the index.
+    assert_eq!(store.available_couriers(5).await.unwrap(), vec!["c-2"]);
+    let c1 = raw(&ddb, &table, "COURIER#c-1".into(), "COURIER").await;
+    assert_eq!(
+        (text(&c1, "status"), text(&c1, "activeOrderId")),
+        (Some("BUSY"), Some("o-1"))
+    );
+    assert!(!c1.contains_key("gsi1pk") && !c1.contains_key("gsi1sk"));
+    assert_eq!(store.get("o-1").await.unwrap(), Some(o1.clone()));
+
+    // A busy courier cannot be claimed again; a second delivery for o-1 cannot be written,
+    // and that failed transaction leaves the courier it named untouched.
+    let o2 = delivery("o-2", Some("c-1"), DeliveryStatus::Dispatched);
+    assert_eq!(store.claim("c-1", &o2).await.unwrap(), Claim::CourierTaken);
+    assert_eq!(store.get("o-2").await.unwrap(), None);
+    let dup = delivery("o-1", Some("c-2"), DeliveryStatus::Dispatched);
+    assert_eq!(
+        store.claim("c-2", &dup).await.unwrap(),
+        Claim::DeliveryExists
+    );
+    assert_eq!(
+        text(
+            &raw(&ddb, &table, "COURIER#c-2".into(), "COURIER").await,
+            "status"
+        ),
+        Some("AVAILABLE")
+    );
+    assert_eq!(
+        store
+            .get("o-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .courier_id
+            .as_deref(),
+        Some("c-1")
+    );
+
+    // Finishing frees the courier and puts it back in the index; only once.
+    assert!(!store
+        .finish("o-1", "c-2", DeliveryStatus::Cancelled)
+        .await
+        .unwrap());
+    assert!(store
+        .finish("o-1", "c-1", DeliveryStatus::Cancelled)
+        .await
+        .unwrap());
+    assert!(!store
+        .finish("o-1", "c-1", DeliveryStatus::Cancelled)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get("o-1").await.unwrap().unwrap().status,
+        DeliveryStatus::Cancelled
+    );
+    let c1 = raw(&ddb, &table, "COURIER#c-1".into(), "COURIER").await;
+    assert_eq!(
+        (
+            text(&c1, "status"),
+            text(&c1, "gsi1pk"),
+            text(&c1, "gsi1sk")
+        ),
+        (Some("AVAILABLE"), Some("COURIER#AVAILABLE"), Some("c-1"))
+    );
+    assert!(!c1.contains_key("activeOrderId"));
+    assert_eq!(
+        store.available_couriers(5).await.unwrap(),
+        vec!["c-1", "c-2"]
+    );
+
+    // The courier-less record is written once.
+    let none = delivery("o-3", None, DeliveryStatus::Unavailable);
+    assert!(store.record(&none).await.unwrap());
+    assert!(!store
+        .record(&delivery("o-3", None, DeliveryStatus::Unavailable))
+        .await
+        .unwrap());
+    assert_eq!(store.get("o-3").await.unwrap(), Some(none));
+}
+
+#[tokio::test]
+async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
+    let sdk = common::sdk().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = common::create_table(&ddb, true).await;
+    seed_courier(&ddb, &table, "c-1").await;
+    let store = DynamoDeliveryStore::new(ddb.clone(), &table);
+    assert_eq!(
+        store
+            .claim(
+                "c-1",
+                &delivery("o-1", Some("c-1"), DeliveryStatus::Dispatched)
+            )
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    // Someone reassigned the courier by hand.
+    ddb.update_item()
+        .table_name(&table)
+        .key("pk", s("COURIER#c-1"))
+        .key("sk", s("COURIER"))
+        .update_expression("SET activeOrderId = :o")
+        .expression_attribute_values(":o", s("o-other"))
+        .send()
+        .await
+        .unwrap();
+    assert!(store
+        .finish("o-1", "c-1", DeliveryStatus::Delivered)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get("o-1").await.unwrap().unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    let c1 = raw(&ddb, &table, "COURIER#c-1".into(), "COURIER").await;
+    assert_eq!(
+        (text(&c1, "status"), text(&c1, "activeOrderId")),
+        (Some("BUSY"), Some("o-other"))
+    );
+}
+
+struct Stack {
+    sdk: aws_config::SdkConfig,
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    queue: String,
+    app: delivery::App,
+}
+
+/// The function built as it deploys, on a fresh table and a topic read back through a queue.
+async fn stack() -> Stack {
+    let sdk = common::sdk().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = common::create_table(&ddb, true).await;
+    let (topic, queue) = common::topic_with_queue(&sdk, None).await;
+    let env = Env::from_map(HashMap::from([
+        ("DELIVERY_TABLE".to_owned(), table.clone()),
+        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
+    ]));
+    let app = delivery::build(&sdk, &env).await.unwrap();
+    Stack {
+        sdk,
+        ddb,
+        table,
+        queue,
+        app,
+    }
+}
+
+impl Stack {
+    async fn facts(&self, want: usize) -> Vec<(String, String, Value)> {
+        let bodies = common::receive(&self.sdk, &self.queue, want, Duration::from_secs(10)).await;
+        bodies
+            .iter()
+            .map(|b| {
+                let (env, _) = Envelope::decode(b).unwrap();
+                (env.order_id, env.kind, env.data)
+            })
+            .collect()
+    }
+}
+
+fn dispatch(order_id: &str) -> Envelope {
+    Envelope::new(
+        MessageType::DispatchDelivery,
+        order_id,
+        json!({"restaurantId": "r-1", "deliveryAddress": address()}),
+    )
+}
+
+#[tokio::test]
+async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
+    let st = stack().await;
+    seed_courier(&st.ddb, &st.table, "c-1").await;
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    // Several rounds: each races two new orders for the one courier, then frees it.
+    for round in 0..4 {
+        let (a, b) = (format!("o-{round}-a"), format!("o-{round}-b"));
+        let (ra, rb) = tokio::join!(
+            st.app.message(dispatch(&a), MessageType::DispatchDelivery),
+            st.app.message(dispatch(&b), MessageType::DispatchDelivery),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        let mut facts = st.facts(2).await;
+        facts.sort_by(|x, y| x.1.cmp(&y.1));
+        assert_eq!(facts.len(), 2, "{facts:?}");
+        assert_eq!(
+            (facts[0].1.as_str(), &facts[0].2),
+            ("DeliveryDispatched", &json!({"courierId": "c-1"}))
+        );
+        assert_eq!(
+            (facts[1].1.as_str(), &facts[1].2),
+            ("DeliveryUnavailable", &json!({"reason": "NO_COURIER"}))
+        );
+        let (winner, loser) = (facts[0].0.clone(), facts[1].0.clone());
+        assert_eq!(
+            store.get(&winner).await.unwrap().unwrap().status,
+            DeliveryStatus::Dispatched
+        );
+        assert_eq!(
+            store.get(&loser).await.unwrap().unwrap().status,
+            DeliveryStatus::Unavailable
+        );
+        let c1 = raw(&st.ddb, &st.table, "COURIER#c-1".into(), "COURIER").await;
+        assert_eq!(text(&c1, "activeOrderId"), Some(winner.as_str()));
+
+        // Replays of both commands re-publish the same outcomes and change nothing.
+        st.app
+            .message(dispatch(&a), MessageType::DispatchDelivery)
+            .await
+            .unwrap();
+        st.app
+            .message(dispatch(&b), MessageType::DispatchDelivery)
+            .await
+            .unwrap();
+        let mut again = st.facts(2).await;
+        again.sort_by(|x, y| x.1.cmp(&y.1));
+        assert_eq!(again, facts);
+        assert_eq!(
+            raw(&st.ddb, &st.table, "COURIER#c-1".into(), "COURIER").await,
+            c1
+        );
+
+        // Cancel the winner: the courier is free for the next round.
+        let cancel = Envelope::new(MessageType::CancelDelivery, &winner, json!({}));
+        st.app
+            .message(cancel, MessageType::CancelDelivery)
+            .await
+            .unwrap();
+        assert_eq!(
+            st.facts(1).await,
+            vec![(winner.clone(), "DeliveryCancelled".into(), json!({}))]
+        );
+        assert_eq!(store.available_couriers(5).await.unwrap(), vec!["c-1"]);
+    }
+    assert!(common::drain(&st.sdk, &st.queue).await.is_empty());
+}
+
+fn complete_request(order_id: &str, sub: &str) -> Value {
+    let route = "POST /v1/deliveries/{orderId}/complete";
+    let path = format!("/v1/deliveries/{order_id}/complete");
+    json!({
+        "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "", "headers": {},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "localhost",
+            "authorizer": {"jwt": {"claims": {"sub": sub, "roles": "[COURIER]"}, "scopes": null}},
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": route, "stage": "$default", "time": "t", "timeEpoch": 0
+        },
+        "pathParameters": {"orderId": order_id}, "isBase64Encoded": false
+    })
+}
+
+#[tokio::test]
+async fn the_courier_completes_over_http_and_is_free_again() {
+    let st = stack().await;
+    seed_courier(&st.ddb, &st.table, "c-1").await;
+    st.app
+        .message(dispatch("o-1"), MessageType::DispatchDelivery)
+        .await
+        .unwrap();
+    assert_eq!(st.facts(1).await[0].1, "DeliveryDispatched");
+
+    let invoke = |sub: &'static str| {
+        dishpatch::runtime::invoke(&st.app, complete_request("o-1", sub), Default::default())
+    };
+    let wrong = invoke("c-2").await.unwrap();
+    assert_eq!(wrong["statusCode"], 404);
+    for _ in 0..2 {
+        let resp = invoke("c-1").await.unwrap();
+        assert_eq!(resp["statusCode"], 200, "{resp}");
+        let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"orderId": "o-1", "courierId": "c-1", "status": "DELIVERED"})
+        );
+        assert_eq!(
+            st.facts(1).await,
+            vec![(
+                "o-1".into(),
+                "DeliveryCompleted".into(),
+                json!({"courierId": "c-1"})
+            )]
+        );
+    }
+    let c1 = raw(&st.ddb, &st.table, "COURIER#c-1".into(), "COURIER").await;
+    assert_eq!(
+        (text(&c1, "status"), text(&c1, "gsi1pk")),
+        (Some("AVAILABLE"), Some("COURIER#AVAILABLE"))
+    );
+    // A late cancel of a delivered order changes nothing.
+    st.app
+        .message(
+            Envelope::new(MessageType::CancelDelivery, "o-1", json!({})),
+            MessageType::CancelDelivery,
+        )
+        .await
+        .unwrap();
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    assert_eq!(
+        store.get("o-1").await.unwrap().unwrap().status,
+        DeliveryStatus::Delivered
+    );
+}

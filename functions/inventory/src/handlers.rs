@@ -1,0 +1,155 @@
+//! The saga's inventory commands: ReserveInventory, ReleaseInventory, CommitInventory.
+//!
+//! Idempotency: the reservation record (one per order) is the guard. A duplicate command
+//! finds it and re-publishes the recorded outcome, so a crash between the write and the
+//! publish heals when the command is retried; stock moves only with the record's state.
+
+use crate::reservations::{Reservation, ReservationStatus, Reserve};
+use crate::App;
+use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
+use dishpatch::order::ItemQuantity;
+use dishpatch::runtime::MessageError;
+
+pub const OUT_OF_STOCK: &str = "OUT_OF_STOCK";
+/// One transaction holds at most 100 actions: the record plus one per line.
+pub const MAX_LINES: usize = 99;
+/// Re-reads of a record whose state changed under us, before giving up for a retry.
+const ATTEMPTS: usize = 3;
+
+pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
+    let order_id = cmd.order_id.as_str();
+    let req: data::ReserveInventory = cmd.data_as()?;
+    let items = merge_lines(req.items);
+    if items.len() > MAX_LINES {
+        return Err(DecodeError::Malformed(format!("{} lines; at most {MAX_LINES} can be reserved", items.len())).into());
+    }
+    let at = now();
+    let reservation = Reservation {
+        order_id: order_id.to_owned(),
+        restaurant_id: req.restaurant_id,
+        items,
+        status: ReservationStatus::Reserved,
+        reason: None,
+        detail: None,
+        created_at: at.clone(),
+        updated_at: at,
+    };
+    match app.reservations.reserve(&reservation).await? {
+        Reserve::Reserved => {
+            tracing::info!(order_id, lines = reservation.items.len(), "stock reserved");
+            republish(app, cmd, &reservation).await
+        }
+        Reserve::Exists => {
+            tracing::info!(order_id, "duplicate reserve; re-publishing the recorded outcome");
+            republish_stored(app, cmd).await
+        }
+        Reserve::OutOfStock { menu_item_id } => {
+            let rejected = Reservation {
+                status: ReservationStatus::Rejected,
+                reason: Some(OUT_OF_STOCK.into()),
+                detail: Some(format!("menu item {menu_item_id} is out of stock or not on the menu")),
+                ..reservation
+            };
+            // Conditional too: a concurrent duplicate may have reserved meanwhile, and its
+            // outcome is the one to repeat.
+            if app.reservations.record(&rejected).await? {
+                tracing::info!(order_id, menu_item_id = %menu_item_id, "reservation rejected: out of stock");
+                republish(app, cmd, &rejected).await
+            } else {
+                republish_stored(app, cmd).await
+            }
+        }
+    }
+}
+
+pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
+    let order_id = cmd.order_id.as_str();
+    for _ in 0..ATTEMPTS {
+        match app.reservations.get(order_id).await? {
+            Some(r) if r.status == ReservationStatus::Reserved => {
+                if app.reservations.settle(&r, ReservationStatus::Released).await? {
+                    tracing::info!(order_id, "stock released");
+                    return released(app, cmd).await;
+                }
+                // A duplicate settled it meanwhile: decide again on the fresh record.
+            }
+            Some(r) if r.status == ReservationStatus::Sold => {
+                // The saga never releases a delivered order; say so loudly, answer as asked.
+                tracing::warn!(order_id, "release for sold stock; nothing to release");
+                return released(app, cmd).await;
+            }
+            // Already released, rejected, or never reserved: nothing is held.
+            _ => return released(app, cmd).await,
+        }
+    }
+    Err(MessageError::Transient("reservation kept changing; retrying".into()))
+}
+
+pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
+    let order_id = cmd.order_id.as_str();
+    for _ in 0..ATTEMPTS {
+        match app.reservations.get(order_id).await? {
+            Some(r) if r.status == ReservationStatus::Reserved => {
+                if app.reservations.settle(&r, ReservationStatus::Sold).await? {
+                    tracing::info!(order_id, "reserved stock sold");
+                    return Ok(());
+                }
+            }
+            Some(r) if r.status == ReservationStatus::Sold => {
+                tracing::info!(order_id, "duplicate commit; already sold");
+                return Ok(());
+            }
+            other => {
+                // Nothing held to sell: the saga only commits a delivered order, which held
+                // stock. Log it for an operator; retrying would not change anything.
+                let status = other.map(|r| r.status.as_str()).unwrap_or("MISSING");
+                tracing::warn!(order_id, status, "commit for a reservation that holds no stock; ignored");
+                return Ok(());
+            }
+        }
+    }
+    Err(MessageError::Transient("reservation kept changing; retrying".into()))
+}
+
+/// The same item on two lines becomes one line: one transaction may touch an item once.
+fn merge_lines(items: Vec<ItemQuantity>) -> Vec<ItemQuantity> {
+    let mut out: Vec<ItemQuantity> = Vec::with_capacity(items.len());
+    for line in items {
+        match out.iter_mut().find(|l| l.menu_item_id == line.menu_item_id) {
+            Some(l) => l.quantity = l.quantity.saturating_add(line.quantity),
+            None => out.push(line),
+        }
+    }
+    out
+}
+
+async fn released(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
+    let fact = cmd.follow(MessageType::InventoryReleased, serde_json::json!({}));
+    app.publisher.publish(&fact).await?;
+    Ok(())
+}
+
+/// Reads the record a duplicate (or a concurrent one) wrote and re-publishes its outcome.
+async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
+    match app.reservations.get(&cmd.order_id).await? {
+        Some(r) => republish(app, cmd, &r).await,
+        None => Err(MessageError::Transient("reservation record vanished; retrying".into())),
+    }
+}
+
+/// Publishes the reserve outcome a record stands for. A reservation that was later
+/// released or sold was, as a reserve step, a success: repeating that is what the saga
+/// expects (it undoes a late success on a cancelled order itself).
+async fn republish(app: &App, cmd: &Envelope, r: &Reservation) -> Result<(), MessageError> {
+    let fact = match r.status {
+        ReservationStatus::Rejected => cmd.follow(
+            MessageType::InventoryRejected,
+            data::Rejected { reason: r.reason.clone().unwrap_or_else(|| OUT_OF_STOCK.into()) },
+        ),
+        ReservationStatus::Reserved | ReservationStatus::Released | ReservationStatus::Sold => {
+            cmd.follow(MessageType::InventoryReserved, serde_json::json!({}))
+        }
+    };
+    app.publisher.publish(&fact).await?;
+    Ok(())
+}

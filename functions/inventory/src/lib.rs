@@ -1,0 +1,58 @@
+//! inventory: reserve, release and commit stock for orders (the saga's commands), and
+//! the menu over HTTP (`GET .../menu` public, `PUT .../menu/items/{id}` for managers).
+
+pub mod handlers;
+pub mod menu;
+pub mod reservations;
+pub mod routes;
+
+#[cfg(test)]
+mod tests;
+
+use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
+use dishpatch::config::{ConfigError, Env};
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::MessageError;
+use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+
+pub use menu::{DynamoMenuStore, MenuStore};
+pub use reservations::{DynamoReservationStore, Reservation, ReservationStatus, ReservationStore, Reserve};
+
+/// The ports inventory needs; adapters are chosen in [`build`], fakes in tests.
+pub struct App {
+    pub reservations: Arc<dyn ReservationStore>,
+    pub menu: Arc<dyn MenuStore>,
+    pub publisher: Arc<dyn Publisher>,
+}
+
+pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = env.require("INVENTORY_TABLE")?;
+    let to = Destinations {
+        order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
+        ..Default::default()
+    };
+    Ok(App {
+        reservations: Arc::new(DynamoReservationStore::new(ddb.clone(), table.clone())),
+        menu: Arc::new(DynamoMenuStore::new(ddb, table)),
+        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+    })
+}
+
+#[async_trait::async_trait]
+impl dishpatch::runtime::Function for App {
+    async fn http(&self, req: Request) -> Response<Body> {
+        let result = routes::route(self, &req).await;
+        dishpatch::http::respond(&req, result)
+    }
+
+    async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
+        match kind {
+            MessageType::ReserveInventory => handlers::reserve(self, &envelope).await,
+            MessageType::ReleaseInventory => handlers::release(self, &envelope).await,
+            MessageType::CommitInventory => handlers::commit(self, &envelope).await,
+            _ => Err(MessageError::Unsupported),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Menu items and their stock counters: the port and its DynamoDB adapter.
+//!
+//! A menu item is `RESTAURANT#{restaurantId}`/`ITEM#{menuItemId}` with the attributes of
+//! [`MenuItem`]. Admin edits are read-modify-write, conditional on the counters read, so
+//! a reservation landing in between makes the edit retry instead of losing units.
+
+use dishpatch::aws::dynamo::{classify, from_item, n, s, to_attr, Item};
+use dishpatch::error::StoreError;
+use dishpatch::menu::MenuItem;
+
+pub fn restaurant_pk(restaurant_id: &str) -> String {
+    format!("RESTAURANT#{restaurant_id}")
+}
+
+pub fn item_sk(menu_item_id: &str) -> String {
+    format!("ITEM#{menu_item_id}")
+}
+
+#[async_trait::async_trait]
+pub trait MenuStore: Send + Sync {
+    /// Every item of the restaurant (any order).
+    async fn list(&self, restaurant_id: &str) -> Result<Vec<MenuItem>, StoreError>;
+    /// One item (strongly consistent).
+    async fn get(&self, restaurant_id: &str, menu_item_id: &str) -> Result<Option<MenuItem>, StoreError>;
+    /// Writes `next` if the stored item is still `read` (`None`: still absent);
+    /// [`StoreError::Conflict`] if it changed meanwhile.
+    async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError>;
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoMenuStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoMenuStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoMenuStore { client, table: table.into() }
+    }
+}
+
+fn key(restaurant_id: &str, menu_item_id: &str) -> Item {
+    Item::from([
+        ("pk".to_owned(), s(restaurant_pk(restaurant_id))),
+        ("sk".to_owned(), s(item_sk(menu_item_id))),
+    ])
+}
+
+#[async_trait::async_trait]
+impl MenuStore for DynamoMenuStore {
+    async fn list(&self, restaurant_id: &str) -> Result<Vec<MenuItem>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :item)")
+                .expression_attribute_values(":pk", s(restaurant_pk(restaurant_id)))
+                .expression_attribute_values(":item", s("ITEM#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<MenuItem>(item)?);
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn get(&self, restaurant_id: &str, menu_item_id: &str) -> Result<Option<MenuItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(restaurant_id, menu_item_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(from_item::<MenuItem>).transpose()
+    }
+
+    async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError> {
+        // An update (not a put): attributes this code does not know about survive.
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&next.restaurant_id, &next.menu_item_id)))
+            .update_expression(
+                "SET restaurantId = :r, menuItemId = :m, #name = :name, price = :price, \
+                 available = :available, reserved = :reserved, sold = :sold, stocked = :stocked",
+            )
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":r", s(&next.restaurant_id))
+            .expression_attribute_values(":m", s(&next.menu_item_id))
+            .expression_attribute_values(":name", s(&next.name))
+            .expression_attribute_values(":price", to_attr(&next.price)?)
+            .expression_attribute_values(":available", n(next.available))
+            .expression_attribute_values(":reserved", n(next.reserved))
+            .expression_attribute_values(":sold", n(next.sold))
+            .expression_attribute_values(":stocked", n(next.stocked));
+        req = match read {
+            None => req.condition_expression("attribute_not_exists(pk)"),
+            // The counters as read: any reserve, release or commit in between fails this.
+            Some(was) => req
+                .condition_expression(
+                    "available = :was_available AND reserved = :was_reserved \
+                     AND sold = :was_sold AND stocked = :was_stocked",
+                )
+                .expression_attribute_values(":was_available", n(was.available))
+                .expression_attribute_values(":was_reserved", n(was.reserved))
+                .expression_attribute_values(":was_sold", n(was.sold))
+                .expression_attribute_values(":was_stocked", n(was.stocked)),
+        };
+        req.send().await.map_err(classify)?;
+        Ok(())
+    }
+}

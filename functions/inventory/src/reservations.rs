@@ -1,0 +1,266 @@
+//! The reservation record (one per order) and the stock it holds: the port and its
+//! DynamoDB adapter.
+//!
+//! A reservation is `RESERVATION#{orderId}`/`RESERVATION` in the inventory table. Every
+//! stock move (reserve, release, commit) writes the reservation and the menu items'
+//! counters in ONE transaction, conditional on the reservation's state: the record is
+//! the idempotency guard, and `available + reserved + sold == stocked` holds after
+//! every write (invariant 3).
+
+use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, n, s, to_item, Item};
+use dishpatch::envelope::now;
+use dishpatch::error::StoreError;
+use dishpatch::order::ItemQuantity;
+use serde::{Deserialize, Serialize};
+
+const RESERVATION_SK: &str = "RESERVATION";
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReservationStatus {
+    /// Stock is held for the order.
+    Reserved,
+    /// The reservation was refused (out of stock): the recorded outcome of the step.
+    Rejected,
+    /// The held stock went back to `available`.
+    Released,
+    /// The held stock moved to `sold` (the order was delivered).
+    Sold,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Reserved => "RESERVED",
+            ReservationStatus::Rejected => "REJECTED",
+            ReservationStatus::Released => "RELEASED",
+            ReservationStatus::Sold => "SOLD",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    pub order_id: String,
+    pub restaurant_id: String,
+    pub items: Vec<ItemQuantity>,
+    pub status: ReservationStatus,
+    /// Why a REJECTED reservation was refused (a stable code such as `OUT_OF_STOCK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable detail of the refusal (which item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What an attempt to reserve stock did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserve {
+    /// Every line is held and the reservation is recorded RESERVED.
+    Reserved,
+    /// A record for this order already exists (a duplicate, or a concurrent one won).
+    Exists,
+    /// This line is short of stock (or not on the menu): nothing was written.
+    OutOfStock { menu_item_id: String },
+}
+
+#[async_trait::async_trait]
+pub trait ReservationStore: Send + Sync {
+    /// The order's reservation (strongly consistent).
+    async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError>;
+    /// Records `reservation` (new, RESERVED) and holds every line's stock, all or nothing.
+    async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError>;
+    /// Records a reservation that holds nothing (REJECTED) if none exists; false if one did.
+    async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError>;
+    /// RESERVED -> `to` (RELEASED or SOLD), moving the held units back to `available` or on
+    /// to `sold`, in one transaction. False if the reservation is no longer RESERVED.
+    async fn settle(&self, reservation: &Reservation, to: ReservationStatus) -> Result<bool, StoreError>;
+}
+
+/// The stored reservation item: the record plus its keys.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReservationItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    reservation: Reservation,
+}
+
+pub fn reservation_pk(order_id: &str) -> String {
+    format!("RESERVATION#{order_id}")
+}
+
+fn key(pk: String, sk: String) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn reservation_key(order_id: &str) -> Item {
+    key(reservation_pk(order_id), RESERVATION_SK.to_owned())
+}
+
+fn menu_item_key(restaurant_id: &str, menu_item_id: &str) -> Item {
+    key(crate::menu::restaurant_pk(restaurant_id), crate::menu::item_sk(menu_item_id))
+}
+
+fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Aws(e.to_string()))
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoReservationStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoReservationStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoReservationStore { client, table: table.into() }
+    }
+
+    fn put_new(&self, reservation: &Reservation) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
+        let item = to_item(&ReservationItem {
+            pk: reservation_pk(&reservation.order_id),
+            sk: RESERVATION_SK.into(),
+            reservation: reservation.clone(),
+        })?;
+        built(
+            aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )
+    }
+
+    /// Moves `q` units of one menu item between two counters, never below zero.
+    fn move_units(
+        &self,
+        restaurant_id: &str,
+        line: &ItemQuantity,
+        from: &str,
+        to: &str,
+    ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        built(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(menu_item_key(restaurant_id, &line.menu_item_id)))
+                .update_expression("SET #from = #from - :q, #to = #to + :q")
+                // Also refuses a missing item: the update would otherwise create one.
+                .condition_expression("#from >= :q")
+                .expression_attribute_names("#from", from)
+                .expression_attribute_names("#to", to)
+                .expression_attribute_values(":q", n(line.quantity))
+                .build(),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl ReservationStore for DynamoReservationStore {
+    async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(reservation_key(order_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(|i| from_item::<ReservationItem>(i).map(|r| r.reservation)).transpose()
+    }
+
+    async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError> {
+        use aws_sdk_dynamodb::types::TransactWriteItem;
+        let mut tx = vec![TransactWriteItem::builder().put(self.put_new(reservation)?).build()];
+        for line in &reservation.items {
+            let hold = self.move_units(&reservation.restaurant_id, line, "available", "reserved")?;
+            tx.push(TransactWriteItem::builder().update(hold).build());
+        }
+        let err = match self.client.transact_write_items().set_transact_items(Some(tx)).send().await {
+            Ok(_) => return Ok(Reserve::Reserved),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
+        // The record decides first: if it exists, the stock question is moot.
+        if failed(0) {
+            return Ok(Reserve::Exists);
+        }
+        if let Some(i) = (1..reasons.len()).find(|i| failed(*i)) {
+            return Ok(Reserve::OutOfStock { menu_item_id: reservation.items[i - 1].menu_item_id.clone() });
+        }
+        // A concurrent transaction on the same items (TransactionConflict) or an AWS
+        // failure: nothing was written, the command is retried.
+        Err(classify(err))
+    }
+
+    async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError> {
+        let put = self.put_new(reservation)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn settle(&self, reservation: &Reservation, to: ReservationStatus) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let counter = match to {
+            ReservationStatus::Released => "available",
+            ReservationStatus::Sold => "sold",
+            other => return Err(StoreError::Corrupt(format!("cannot settle a reservation as {}", other.as_str()))),
+        };
+        let record = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(reservation_key(&reservation.order_id)))
+                .update_expression("SET #status = :to, updatedAt = :at")
+                .condition_expression("#status = :reserved")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":to", s(to.as_str()))
+                .expression_attribute_values(":reserved", s(ReservationStatus::Reserved.as_str()))
+                .expression_attribute_values(":at", s(now()))
+                .build(),
+        )?;
+        let mut tx = vec![TransactWriteItem::builder().update(record).build()];
+        for line in &reservation.items {
+            let moved = self.move_units(&reservation.restaurant_id, line, "reserved", counter)?;
+            tx.push(TransactWriteItem::builder().update(moved).build());
+        }
+        let err = match self.client.transact_write_items().set_transact_items(Some(tx)).send().await {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
+        if failed(0) {
+            return Ok(false);
+        }
+        if let Some(i) = (1..reasons.len()).find(|i| failed(*i)) {
+            // The record says RESERVED but the item does not hold the units: the invariant
+            // was broken outside this code. Refuse (the command goes to the DLQ after its
+            // retries) rather than make the counters worse.
+            return Err(StoreError::Corrupt(format!(
+                "reservation {} holds {} of {} but the item's reserved counter is lower",
+                reservation.order_id,
+                reservation.items[i - 1].quantity,
+                reservation.items[i - 1].menu_item_id
+            )));
+        }
+        Err(classify(err))
+    }
+}

@@ -1,0 +1,161 @@
+//! The HTTP routes, keyed by the API Gateway route key: the public menu and the
+//! manager's item edit.
+
+use crate::App;
+use dishpatch::error::{Problem, StoreError};
+use dishpatch::http::{body_bytes, caller, json, path_param, route_key, Role};
+use dishpatch::menu::MenuItem;
+use dishpatch::money::{is_currency_code, Money};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_PRICE: i64 = 10_000_000;
+pub const MAX_STOCK: i64 = 100_000;
+/// Conditional-write conflicts (stock moving under the edit) retried before a 409.
+const SAVE_ATTEMPTS: usize = 4;
+
+pub async fn route(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    match route_key(req).as_str() {
+        "GET /v1/restaurants/{restaurantId}/menu" => get_menu(app, req).await,
+        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}" => put_item(app, req).await,
+        other => Err(Problem::not_found(&format!("route {other:?}"))),
+    }
+}
+
+/// What the public sees of an item: no reserved/sold bookkeeping.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemView {
+    menu_item_id: String,
+    name: String,
+    price: Money,
+    available: i64,
+}
+
+impl From<&MenuItem> for ItemView {
+    fn from(i: &MenuItem) -> Self {
+        ItemView {
+            menu_item_id: i.menu_item_id.clone(),
+            name: i.name.clone(),
+            price: i.price.clone(),
+            available: i.available,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MenuView {
+    restaurant_id: String,
+    items: Vec<ItemView>,
+}
+
+/// Public: no caller needed. A restaurant with no items has an empty menu (there is no
+/// restaurant record to tell "unknown" from "empty").
+async fn get_menu(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let restaurant_id = path_param(req, "restaurantId")?;
+    let mut items = app.menu.list(&restaurant_id).await?;
+    items.sort_by(|a, b| a.menu_item_id.cmp(&b.menu_item_id));
+    Ok(json(
+        200,
+        &MenuView {
+            restaurant_id,
+            items: items.iter().map(ItemView::from).collect(),
+        },
+    ))
+}
+
+/// A validated `PUT .../menu/items/{menuItemId}` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemUpdate {
+    pub name: String,
+    pub price: Money,
+    /// The units to make available now.
+    pub stock: i64,
+}
+
+/// Parses and validates the body; each error names the offending field.
+pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(Problem::bad_request("body", "the body must be a JSON object"));
+    }
+    let name = match v.get("name") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.trim().chars().count() <= MAX_NAME_CHARS => {
+            s.trim().to_owned()
+        }
+        _ => return Err(Problem::bad_request("name", format!("name must be 1..={MAX_NAME_CHARS} characters"))),
+    };
+    if !v.get("price").is_some_and(Value::is_object) {
+        return Err(Problem::bad_request("price", "price {amount, currency} is required"));
+    }
+    let amount = integer_in(&v["price"]["amount"], 0, MAX_PRICE)
+        .ok_or_else(|| Problem::bad_request("price.amount", format!("must be an integer 0..={MAX_PRICE} (minor units)")))?;
+    let currency = v["price"]["currency"]
+        .as_str()
+        .filter(|c| is_currency_code(c))
+        .ok_or_else(|| Problem::bad_request("price.currency", "must be an ISO 4217 code such as EUR"))?;
+    let stock = integer_in(&v["stock"], 0, MAX_STOCK)
+        .ok_or_else(|| Problem::bad_request("stock", format!("must be an integer 0..={MAX_STOCK}")))?;
+    Ok(ItemUpdate {
+        name,
+        price: Money::new(amount, currency),
+        stock,
+    })
+}
+
+fn integer_in(v: &Value, min: i64, max: i64) -> Option<i64> {
+    v.as_i64().filter(|x| (min..=max).contains(x))
+}
+
+/// The item after the edit. `stock` sets `available`; `stocked` moves by the same
+/// difference, so `available + reserved + sold == stocked` still holds and the units
+/// held for orders (reserved) or sold are untouched.
+pub fn edited(read: Option<&MenuItem>, restaurant_id: &str, menu_item_id: &str, u: &ItemUpdate) -> Option<MenuItem> {
+    let (reserved, sold, stocked) = match read {
+        None => (0, 0, u.stock),
+        Some(was) => (was.reserved, was.sold, was.stocked.checked_add(u.stock.checked_sub(was.available)?)?),
+    };
+    Some(MenuItem {
+        restaurant_id: restaurant_id.to_owned(),
+        menu_item_id: menu_item_id.to_owned(),
+        name: u.name.clone(),
+        price: u.price.clone(),
+        available: u.stock,
+        reserved,
+        sold,
+        stocked,
+    })
+}
+
+async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    caller(req)?.require(&[Role::Manager])?;
+    let restaurant_id = path_param(req, "restaurantId")?;
+    let menu_item_id = path_param(req, "menuItemId")?;
+    let update = parse_item_update(body_bytes(req))?;
+    for _ in 0..SAVE_ATTEMPTS {
+        let read = app.menu.get(&restaurant_id, &menu_item_id).await?;
+        let next = edited(read.as_ref(), &restaurant_id, &menu_item_id, &update).ok_or_else(|| {
+            tracing::error!(restaurant_id = %restaurant_id, menu_item_id = %menu_item_id, "stock counters overflow");
+            Problem::internal()
+        })?;
+        match app.menu.save(&next, read.as_ref()).await {
+            Ok(()) => {
+                tracing::info!(
+                    restaurant_id = %restaurant_id, menu_item_id = %menu_item_id,
+                    available = next.available, stocked = next.stocked, created = read.is_none(),
+                    "menu item saved"
+                );
+                let status = if read.is_none() { 201 } else { 200 };
+                return Ok(json(status, &ItemView::from(&next)));
+            }
+            // Stock moved (or the item appeared) since the read: edit the fresh values.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Problem::conflict("CONCURRENT_UPDATE", "the item kept changing; retry"))
+}

@@ -1,0 +1,540 @@
+//! Handler logic against an in-memory fake of the ports (the table's conditional
+//! semantics over a map).
+
+use crate::menu::MenuStore;
+use crate::reservations::{Reservation, ReservationStatus, ReservationStore, Reserve};
+use crate::App;
+use dishpatch::aws::Publisher;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::error::StoreError;
+use dishpatch::menu::MenuItem;
+use dishpatch::money::Money;
+use dishpatch::runtime::{Function, MessageError};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const R: &str = "r-1";
+
+#[derive(Default)]
+struct State {
+    items: BTreeMap<String, MenuItem>,
+    reservations: HashMap<String, Reservation>,
+}
+
+#[derive(Default)]
+struct FakeInventory {
+    state: Mutex<State>,
+    /// A concurrent duplicate that records its reservation just before our reserve runs.
+    racing_duplicate: Mutex<Option<Reservation>>,
+    /// Stock that moves (a reservation elsewhere) just before the next `save`s: how many.
+    moves_before_save: AtomicUsize,
+}
+
+impl FakeInventory {
+    fn with_items(items: &[(&str, i64)]) -> Self {
+        let f = FakeInventory::default();
+        for (id, available) in items {
+            f.state.lock().unwrap().items.insert(id.to_string(), item(id, *available));
+        }
+        f
+    }
+
+    fn item(&self, id: &str) -> MenuItem {
+        self.state.lock().unwrap().items[id].clone()
+    }
+
+    fn reservation(&self, order_id: &str) -> Option<Reservation> {
+        self.state.lock().unwrap().reservations.get(order_id).cloned()
+    }
+
+    fn all_conserve(&self) -> bool {
+        self.state.lock().unwrap().items.values().all(MenuItem::conserves_stock)
+    }
+
+    fn moves(s: &mut State, r: &Reservation, from: fn(&mut MenuItem) -> &mut i64, to: fn(&mut MenuItem) -> &mut i64) {
+        for line in &r.items {
+            let item = s.items.get_mut(&line.menu_item_id).unwrap();
+            *from(item) -= line.quantity as i64;
+            *to(item) += line.quantity as i64;
+        }
+    }
+}
+
+fn item(id: &str, available: i64) -> MenuItem {
+    MenuItem {
+        restaurant_id: R.into(),
+        menu_item_id: id.into(),
+        name: format!("dish {id}"),
+        price: Money::new(950, "EUR"),
+        available,
+        reserved: 0,
+        sold: 0,
+        stocked: available,
+    }
+}
+
+#[async_trait::async_trait]
+impl ReservationStore for FakeInventory {
+    async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
+        Ok(self.reservation(order_id))
+    }
+
+    async fn reserve(&self, r: &Reservation) -> Result<Reserve, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(dup) = self.racing_duplicate.lock().unwrap().take() {
+            s.reservations.insert(dup.order_id.clone(), dup);
+        }
+        if s.reservations.contains_key(&r.order_id) {
+            return Ok(Reserve::Exists);
+        }
+        for line in &r.items {
+            match s.items.get(&line.menu_item_id) {
+                Some(i) if i.available >= line.quantity as i64 => {}
+                _ => return Ok(Reserve::OutOfStock { menu_item_id: line.menu_item_id.clone() }),
+            }
+        }
+        Self::moves(&mut s, r, |i| &mut i.available, |i| &mut i.reserved);
+        s.reservations.insert(r.order_id.clone(), r.clone());
+        Ok(Reserve::Reserved)
+    }
+
+    async fn record(&self, r: &Reservation) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if s.reservations.contains_key(&r.order_id) {
+            return Ok(false);
+        }
+        s.reservations.insert(r.order_id.clone(), r.clone());
+        Ok(true)
+    }
+
+    async fn settle(&self, r: &Reservation, to: ReservationStatus) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        match s.reservations.get(&r.order_id) {
+            Some(stored) if stored.status == ReservationStatus::Reserved => {}
+            _ => return Ok(false),
+        }
+        match to {
+            ReservationStatus::Released => Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.available),
+            ReservationStatus::Sold => Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.sold),
+            _ => unreachable!("only RELEASED and SOLD settle a reservation"),
+        }
+        s.reservations.get_mut(&r.order_id).unwrap().status = to;
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl MenuStore for FakeInventory {
+    async fn list(&self, restaurant_id: &str) -> Result<Vec<MenuItem>, StoreError> {
+        let s = self.state.lock().unwrap();
+        // Reverse order on purpose: the route must sort.
+        Ok(s.items.values().rev().filter(|i| i.restaurant_id == restaurant_id).cloned().collect())
+    }
+
+    async fn get(&self, _restaurant_id: &str, menu_item_id: &str) -> Result<Option<MenuItem>, StoreError> {
+        Ok(self.state.lock().unwrap().items.get(menu_item_id).cloned())
+    }
+
+    async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if self.moves_before_save.load(Ordering::SeqCst) > 0 {
+            self.moves_before_save.fetch_sub(1, Ordering::SeqCst);
+            if let Some(i) = s.items.get_mut(&next.menu_item_id) {
+                i.available -= 1;
+                i.reserved += 1;
+            }
+        }
+        if s.items.get(&next.menu_item_id) != read {
+            return Err(StoreError::Conflict("changed".into()));
+        }
+        s.items.insert(next.menu_item_id.clone(), next.clone());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct FakePublisher {
+    sent: Mutex<Vec<Envelope>>,
+    fail: AtomicBool,
+}
+
+impl FakePublisher {
+    fn sent(&self) -> Vec<(String, Value)> {
+        self.sent.lock().unwrap().iter().map(|e| (e.kind.clone(), e.data.clone())).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for FakePublisher {
+    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Aws("SNS is down".into()));
+        }
+        self.sent.lock().unwrap().push(envelope.clone());
+        Ok(())
+    }
+}
+
+struct Fixture {
+    app: App,
+    store: Arc<FakeInventory>,
+    publisher: Arc<FakePublisher>,
+}
+
+fn fixture(store: FakeInventory) -> Fixture {
+    let store = Arc::new(store);
+    let publisher = Arc::new(FakePublisher::default());
+    Fixture {
+        app: App { reservations: store.clone(), menu: store.clone(), publisher: publisher.clone() },
+        store,
+        publisher,
+    }
+}
+
+fn reserve_cmd(order_id: &str, lines: &[(&str, u32)]) -> Envelope {
+    let items: Vec<Value> = lines.iter().map(|(id, q)| json!({"menuItemId": id, "quantity": q})).collect();
+    Envelope::new(MessageType::ReserveInventory, order_id, json!({"restaurantId": R, "items": items}))
+}
+
+fn cmd(kind: MessageType, order_id: &str) -> Envelope {
+    Envelope::new(kind, order_id, json!({}))
+}
+
+async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
+    let kind = env.kind.parse().unwrap();
+    f.app.message(env.clone(), kind).await
+}
+
+fn reserved() -> (String, Value) {
+    ("InventoryReserved".into(), json!({}))
+}
+
+fn rejected() -> (String, Value) {
+    ("InventoryRejected".into(), json!({"reason": "OUT_OF_STOCK"}))
+}
+
+fn released() -> (String, Value) {
+    ("InventoryReleased".into(), json!({}))
+}
+
+fn counters(i: &MenuItem) -> (i64, i64, i64, i64) {
+    (i.available, i.reserved, i.sold, i.stocked)
+}
+
+// ---- ReserveInventory
+
+#[tokio::test]
+async fn reserve_holds_every_line_and_follows_the_command() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 3)]));
+    let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 3)]);
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![reserved()]);
+    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
+    assert_eq!(counters(&f.store.item("m-2")), (0, 3, 0, 3));
+    assert_eq!(f.store.reservation("o-1").unwrap().status, ReservationStatus::Reserved);
+    let fact = &f.publisher.sent.lock().unwrap()[0];
+    assert_eq!(fact.causation_id.as_deref(), Some(c.id.as_str()));
+    assert_eq!(fact.order_id, "o-1");
+}
+
+#[tokio::test]
+async fn duplicate_reserve_republishes_and_holds_stock_once() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    let c = reserve_cmd("o-1", &[("m-1", 2)]);
+    for _ in 0..3 {
+        handle(&f, &c).await.unwrap();
+    }
+    assert_eq!(f.publisher.sent(), vec![reserved(), reserved(), reserved()]);
+    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
+}
+
+#[tokio::test]
+async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 1)]));
+    let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 2)]);
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![rejected()]);
+    // Nothing held: all or nothing.
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+    let r = f.store.reservation("o-1").unwrap();
+    assert_eq!(r.status, ReservationStatus::Rejected);
+    assert!(r.detail.unwrap().contains("m-2"));
+    // Stock arriving later does not turn a recorded refusal into a reservation.
+    f.store.state.lock().unwrap().items.insert("m-2".into(), item("m-2", 10));
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![rejected(), rejected()]);
+    assert_eq!(counters(&f.store.item("m-2")), (10, 0, 0, 10));
+}
+
+#[tokio::test]
+async fn an_unknown_item_is_out_of_stock() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    handle(&f, &reserve_cmd("o-1", &[("m-9", 1)])).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![rejected()]);
+}
+
+#[tokio::test]
+async fn repeated_lines_are_merged_into_one_hold() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)])).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![reserved()]);
+    assert_eq!(counters(&f.store.item("m-1")), (0, 5, 0, 5));
+    assert_eq!(f.store.reservation("o-1").unwrap().items.len(), 1);
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_that_won_is_republished() {
+    let store = FakeInventory::with_items(&[("m-1", 5)]);
+    let mut winner = f_reservation("o-1", ReservationStatus::Rejected);
+    winner.reason = Some("OUT_OF_STOCK".into());
+    *store.racing_duplicate.lock().unwrap() = Some(winner);
+    let f = fixture(store);
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 1)])).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![rejected()]);
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+}
+
+fn f_reservation(order_id: &str, status: ReservationStatus) -> Reservation {
+    Reservation {
+        order_id: order_id.into(),
+        restaurant_id: R.into(),
+        items: vec![],
+        status,
+        reason: None,
+        detail: None,
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_lost_publish_heals_on_retry() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    let c = reserve_cmd("o-1", &[("m-1", 2)]);
+    f.publisher.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(handle(&f, &c).await, Err(MessageError::Transient(_))));
+    f.publisher.fail.store(false, Ordering::SeqCst);
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![reserved()]);
+    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
+}
+
+#[tokio::test]
+async fn bad_payloads_and_foreign_messages_are_refused() {
+    let f = fixture(FakeInventory::with_items(&[]));
+    let bad = Envelope::new(MessageType::ReserveInventory, "o-1", json!({"restaurantId": 7}));
+    assert!(matches!(handle(&f, &bad).await, Err(MessageError::Decode(_))));
+    let too_many: Vec<(String, u32)> = (0..100).map(|i| (format!("m-{i}"), 1)).collect();
+    let lines: Vec<(&str, u32)> = too_many.iter().map(|(id, q)| (id.as_str(), *q)).collect();
+    assert!(matches!(handle(&f, &reserve_cmd("o-2", &lines)).await, Err(MessageError::Decode(_))));
+    assert!(matches!(
+        handle(&f, &cmd(MessageType::CapturePayment, "o-1")).await,
+        Err(MessageError::Unsupported)
+    ));
+    assert!(f.publisher.sent().is_empty());
+}
+
+// ---- ReleaseInventory and CommitInventory
+
+#[tokio::test]
+async fn release_gives_the_units_back_once() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    for _ in 0..3 {
+        handle(&f, &cmd(MessageType::ReleaseInventory, "o-1")).await.unwrap();
+    }
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+    assert_eq!(f.store.reservation("o-1").unwrap().status, ReservationStatus::Released);
+    assert_eq!(f.publisher.sent(), vec![reserved(), released(), released(), released()]);
+    // A late duplicate reserve does not hold stock again; it repeats the step's success.
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+    assert_eq!(f.publisher.sent().last().unwrap(), &reserved());
+}
+
+#[tokio::test]
+async fn release_with_nothing_held_just_answers() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 1)]));
+    handle(&f, &cmd(MessageType::ReleaseInventory, "o-missing")).await.unwrap();
+    handle(&f, &reserve_cmd("o-2", &[("m-1", 2)])).await.unwrap(); // rejected
+    handle(&f, &cmd(MessageType::ReleaseInventory, "o-2")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![released(), rejected(), released()]);
+    assert_eq!(counters(&f.store.item("m-1")), (1, 0, 0, 1));
+    assert_eq!(f.store.reservation("o-2").unwrap().status, ReservationStatus::Rejected);
+}
+
+#[tokio::test]
+async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    for _ in 0..2 {
+        handle(&f, &cmd(MessageType::CommitInventory, "o-1")).await.unwrap();
+    }
+    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
+    assert_eq!(f.store.reservation("o-1").unwrap().status, ReservationStatus::Sold);
+    // A stray release after the sale gives nothing back.
+    handle(&f, &cmd(MessageType::ReleaseInventory, "o-1")).await.unwrap();
+    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
+    assert_eq!(f.publisher.sent(), vec![reserved(), released()]);
+    // Commit of something never reserved is a logged no-op.
+    handle(&f, &cmd(MessageType::CommitInventory, "o-none")).await.unwrap();
+    assert!(f.store.all_conserve());
+}
+
+// ---- HTTP
+
+fn request(method: &str, route: &str, path: &str, params: Value, claims: Option<(&str, &str)>, body: Option<Value>) -> Value {
+    let mut ctx = json!({
+        "accountId": "123456789012",
+        "apiId": "api",
+        "domainName": "localhost",
+        "domainPrefix": "localhost",
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+        "requestId": "req-1",
+        "routeKey": route,
+        "stage": "$default",
+        "time": "22/Nov/2026:10:00:00 +0000",
+        "timeEpoch": 1795341600000u64
+    });
+    if let Some((sub, roles)) = claims {
+        ctx["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": ctx,
+        "pathParameters": params,
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+async fn call(f: &Fixture, event: Value) -> (u16, Value) {
+    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default()).await.unwrap();
+    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
+    (resp["statusCode"].as_u64().unwrap() as u16, body)
+}
+
+async fn get_menu(f: &Fixture, restaurant_id: &str) -> (u16, Value) {
+    let path = format!("/v1/restaurants/{restaurant_id}/menu");
+    let params = json!({"restaurantId": restaurant_id});
+    call(f, request("GET", "GET /v1/restaurants/{restaurantId}/menu", &path, params, None, None)).await
+}
+
+async fn put_item(f: &Fixture, item_id: &str, roles: &str, body: Value) -> (u16, Value) {
+    let path = format!("/v1/restaurants/{R}/menu/items/{item_id}");
+    let params = json!({"restaurantId": R, "menuItemId": item_id});
+    let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
+    call(f, request("PUT", route, &path, params, Some(("u-1", roles)), Some(body))).await
+}
+
+fn item_body(stock: i64) -> Value {
+    json!({"name": "Bacalhau", "price": {"amount": 1450, "currency": "EUR"}, "stock": stock})
+}
+
+#[tokio::test]
+async fn the_public_menu_is_sorted_and_hides_bookkeeping() {
+    let f = fixture(FakeInventory::with_items(&[("m-2", 3), ("m-1", 5), ("m-10", 0)]));
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    let (status, body) = get_menu(&f, R).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["restaurantId"], R);
+    let ids: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["menuItemId"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["m-1", "m-10", "m-2"]);
+    assert_eq!(
+        body["items"][0],
+        json!({"menuItemId": "m-1", "name": "dish m-1", "price": {"amount": 950, "currency": "EUR"}, "available": 3})
+    );
+    let (status, body) = get_menu(&f, "r-unknown").await;
+    assert_eq!((status, body["items"].clone()), (200, json!([])));
+}
+
+#[tokio::test]
+async fn a_manager_creates_then_restocks_an_item() {
+    let f = fixture(FakeInventory::with_items(&[]));
+    let (status, body) = put_item(&f, "m-7", "[MANAGER]", item_body(10)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body,
+        json!({"menuItemId": "m-7", "name": "Bacalhau", "price": {"amount": 1450, "currency": "EUR"}, "available": 10})
+    );
+    assert_eq!(counters(&f.store.item("m-7")), (10, 0, 0, 10));
+    handle(&f, &reserve_cmd("o-1", &[("m-7", 4)])).await.unwrap();
+    handle(&f, &cmd(MessageType::CommitInventory, "o-1")).await.unwrap();
+    handle(&f, &reserve_cmd("o-2", &[("m-7", 1)])).await.unwrap();
+    // available 5, reserved 1, sold 4: setting stock 20 adds 15 units.
+    let (status, body) = put_item(&f, "m-7", "[ADMIN]", item_body(20)).await;
+    assert_eq!((status, body["available"].clone()), (200, json!(20)));
+    assert_eq!(counters(&f.store.item("m-7")), (20, 1, 4, 25));
+    // Down to zero: the held and sold units stay counted.
+    put_item(&f, "m-7", "[MANAGER]", item_body(0)).await;
+    assert_eq!(counters(&f.store.item("m-7")), (0, 1, 4, 5));
+    assert!(f.store.all_conserve());
+}
+
+#[tokio::test]
+async fn an_edit_racing_with_reservations_retries_on_fresh_counters() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    f.store.moves_before_save.store(2, Ordering::SeqCst);
+    let (status, _) = put_item(&f, "m-1", "[MANAGER]", item_body(8)).await;
+    assert_eq!(status, 200);
+    // Two units were reserved meanwhile; the edit applied to the fresh counters.
+    assert_eq!(counters(&f.store.item("m-1")), (8, 2, 0, 10));
+    f.store.moves_before_save.store(10, Ordering::SeqCst);
+    let (status, body) = put_item(&f, "m-1", "[MANAGER]", item_body(8)).await;
+    assert_eq!((status, body["code"].clone()), (409, json!("CONCURRENT_UPDATE")));
+    assert!(f.store.all_conserve());
+}
+
+#[tokio::test]
+async fn only_managers_and_admins_edit_the_menu() {
+    let f = fixture(FakeInventory::with_items(&[]));
+    let (status, body) = put_item(&f, "m-1", "[CUSTOMER COURIER]", item_body(1)).await;
+    assert_eq!((status, body["code"].clone()), (403, json!("FORBIDDEN")));
+    let path = format!("/v1/restaurants/{R}/menu/items/m-1");
+    let params = json!({"restaurantId": R, "menuItemId": "m-1"});
+    let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
+    let (status, _) = call(&f, request("PUT", route, &path, params, None, Some(item_body(1)))).await;
+    assert_eq!(status, 401);
+    assert!(f.store.state.lock().unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_item_bodies_name_the_field() {
+    let f = fixture(FakeInventory::with_items(&[]));
+    let cases = [
+        (json!({"price": {"amount": 1, "currency": "EUR"}, "stock": 1}), "name"),
+        (json!({"name": "", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}), "name"),
+        (json!({"name": "x".repeat(101), "price": {"amount": 1, "currency": "EUR"}, "stock": 1}), "name"),
+        (json!({"name": "ok", "stock": 1}), "price"),
+        (json!({"name": "ok", "price": {"amount": -1, "currency": "EUR"}, "stock": 1}), "price.amount"),
+        (json!({"name": "ok", "price": {"amount": 10_000_001, "currency": "EUR"}, "stock": 1}), "price.amount"),
+        (json!({"name": "ok", "price": {"amount": 1.5, "currency": "EUR"}, "stock": 1}), "price.amount"),
+        (json!({"name": "ok", "price": {"amount": 1, "currency": "eur"}, "stock": 1}), "price.currency"),
+        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}}), "stock"),
+        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 100_001}), "stock"),
+        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 2.5}), "stock"),
+        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": "3"}), "stock"),
+        (json!([1, 2]), "body"),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = put_item(&f, "m-1", "[MANAGER]", body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(problem["field"], field, "{body}");
+        assert_eq!(problem["code"], "VALIDATION_FAILED");
+    }
+    // 100 characters (not bytes) is fine.
+    let (status, _) = put_item(
+        &f,
+        "m-1",
+        "[MANAGER]",
+        json!({"name": "é".repeat(100), "price": {"amount": 0, "currency": "EUR"}, "stock": 100_000}),
+    )
+    .await;
+    assert_eq!(status, 201);
+}

@@ -1,0 +1,295 @@
+//! The DynamoDB adapters (and the wired function) against the AWS emulator: the
+//! conditional semantics that keep stock conserved and reservations idempotent.
+
+mod support;
+
+use dishpatch::aws::dynamo::{from_item, n, s, to_attr, Item};
+use dishpatch::config::Env;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::error::StoreError;
+use dishpatch::menu::MenuItem;
+use dishpatch::money::Money;
+use dishpatch::order::ItemQuantity;
+use inventory::{DynamoMenuStore, DynamoReservationStore, MenuStore, Reservation, ReservationStatus, ReservationStore, Reserve};
+use serde_json::json;
+use std::collections::HashMap;
+
+const R: &str = "r-1";
+
+struct Table {
+    ddb: aws_sdk_dynamodb::Client,
+    name: String,
+    reservations: DynamoReservationStore,
+    menu: DynamoMenuStore,
+}
+
+async fn table() -> Table {
+    let sdk = support::sdk().await;
+    let name = support::create_table(&sdk, "inventory").await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    Table {
+        reservations: DynamoReservationStore::new(ddb.clone(), &name),
+        menu: DynamoMenuStore::new(ddb.clone(), &name),
+        ddb,
+        name,
+    }
+}
+
+/// Writes a menu item the way the local seed does (`MenuItem` plus its keys).
+async fn seed(t: &Table, id: &str, available: i64) {
+    let item = MenuItem {
+        restaurant_id: R.into(),
+        menu_item_id: id.into(),
+        name: format!("dish {id}"),
+        price: Money::new(950, "EUR"),
+        available,
+        reserved: 0,
+        sold: 0,
+        stocked: available,
+    };
+    let mut attrs: Item = serde_dynamo::to_item(&item).unwrap();
+    attrs.insert("pk".into(), s(format!("RESTAURANT#{R}")));
+    attrs.insert("sk".into(), s(format!("ITEM#{id}")));
+    t.ddb.put_item().table_name(&t.name).set_item(Some(attrs)).send().await.unwrap();
+}
+
+async fn counters(t: &Table, id: &str) -> (i64, i64, i64, i64) {
+    let i = t.menu.get(R, id).await.unwrap().unwrap();
+    assert!(i.conserves_stock(), "{i:?}");
+    (i.available, i.reserved, i.sold, i.stocked)
+}
+
+fn reservation(order_id: &str, lines: &[(&str, u32)]) -> Reservation {
+    Reservation {
+        order_id: order_id.into(),
+        restaurant_id: R.into(),
+        items: lines.iter().map(|(id, q)| ItemQuantity { menu_item_id: id.to_string(), quantity: *q }).collect(),
+        status: ReservationStatus::Reserved,
+        reason: None,
+        detail: None,
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn two_concurrent_reserves_for_the_last_unit_one_wins() {
+    let t = table().await;
+    for round in 0..5 {
+        let id = format!("m-last-{round}");
+        seed(&t, &id, 1).await;
+        let (a, b) = (reservation(&format!("o-a{round}"), &[(&id, 1)]), reservation(&format!("o-b{round}"), &[(&id, 1)]));
+        let (ra, rb) = tokio::join!(t.reservations.reserve(&a), t.reservations.reserve(&b));
+        let results = [ra.unwrap(), rb.unwrap()];
+        let wins = results.iter().filter(|r| **r == Reserve::Reserved).count();
+        let refusals = results.iter().filter(|r| matches!(r, Reserve::OutOfStock { menu_item_id } if *menu_item_id == id)).count();
+        assert_eq!((wins, refusals), (1, 1), "round {round}: {results:?}");
+        assert_eq!(counters(&t, &id).await, (0, 1, 0, 1));
+        let stored = [t.reservations.get(&a.order_id).await.unwrap(), t.reservations.get(&b.order_id).await.unwrap()];
+        assert_eq!(stored.iter().flatten().filter(|r| r.status == ReservationStatus::Reserved).count(), 1);
+        // The loser wrote nothing.
+        assert_eq!(stored.iter().flatten().count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_reserve_finds_the_record_and_holds_nothing_more() {
+    let t = table().await;
+    seed(&t, "m-1", 5).await;
+    let r = reservation("o-1", &[("m-1", 2)]);
+    assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::Reserved);
+    assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::Exists);
+    assert_eq!(counters(&t, "m-1").await, (3, 2, 0, 5));
+    assert_eq!(t.reservations.get("o-1").await.unwrap().unwrap(), r);
+    // A refusal for an order that has a record is not written either.
+    let mut rejected = r.clone();
+    rejected.status = ReservationStatus::Rejected;
+    assert!(!t.reservations.record(&rejected).await.unwrap());
+    assert_eq!(t.reservations.get("o-1").await.unwrap().unwrap().status, ReservationStatus::Reserved);
+}
+
+#[tokio::test]
+async fn a_short_or_unknown_line_reserves_nothing() {
+    let t = table().await;
+    seed(&t, "m-1", 5).await;
+    seed(&t, "m-2", 1).await;
+    let r = reservation("o-1", &[("m-1", 2), ("m-2", 2)]);
+    assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::OutOfStock { menu_item_id: "m-2".into() });
+    let r = reservation("o-2", &[("m-1", 1), ("m-404", 1)]);
+    assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::OutOfStock { menu_item_id: "m-404".into() });
+    assert_eq!(counters(&t, "m-1").await, (5, 0, 0, 5));
+    assert_eq!(counters(&t, "m-2").await, (1, 0, 0, 1));
+    assert!(t.menu.get(R, "m-404").await.unwrap().is_none(), "the update must not create an item");
+    assert!(t.reservations.get("o-1").await.unwrap().is_none());
+    let mut rejected = reservation("o-1", &[("m-1", 2), ("m-2", 2)]);
+    rejected.status = ReservationStatus::Rejected;
+    rejected.reason = Some("OUT_OF_STOCK".into());
+    assert!(t.reservations.record(&rejected).await.unwrap());
+    assert!(!t.reservations.record(&rejected).await.unwrap());
+    assert_eq!(t.reservations.get("o-1").await.unwrap().unwrap(), rejected);
+}
+
+#[tokio::test]
+async fn stock_is_conserved_through_reserve_release_and_commit() {
+    let t = table().await;
+    seed(&t, "m-1", 10).await;
+    seed(&t, "m-2", 4).await;
+    let (r1, r2, r3) = (
+        reservation("o-1", &[("m-1", 3), ("m-2", 1)]),
+        reservation("o-2", &[("m-1", 2)]),
+        reservation("o-3", &[("m-1", 1), ("m-2", 3)]),
+    );
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(t.reservations.reserve(r).await.unwrap(), Reserve::Reserved);
+    }
+    assert_eq!(counters(&t, "m-1").await, (4, 6, 0, 10));
+    assert_eq!(counters(&t, "m-2").await, (0, 4, 0, 4));
+
+    // Release o-2 (concurrent duplicates: exactly one gives the units back).
+    let (a, b) = tokio::join!(
+        t.reservations.settle(&r2, ReservationStatus::Released),
+        t.reservations.settle(&r2, ReservationStatus::Released)
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
+    assert!(!t.reservations.settle(&r2, ReservationStatus::Released).await.unwrap());
+    // Commit o-3, twice.
+    assert!(t.reservations.settle(&r3, ReservationStatus::Sold).await.unwrap());
+    assert!(!t.reservations.settle(&r3, ReservationStatus::Sold).await.unwrap());
+    // A released reservation is not sold, a sold one not released.
+    assert!(!t.reservations.settle(&r2, ReservationStatus::Sold).await.unwrap());
+    assert!(!t.reservations.settle(&r3, ReservationStatus::Released).await.unwrap());
+
+    assert_eq!(counters(&t, "m-1").await, (6, 3, 1, 10));
+    assert_eq!(counters(&t, "m-2").await, (0, 1, 3, 4));
+    assert_eq!(t.reservations.get("o-2").await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(t.reservations.get("o-3").await.unwrap().unwrap().status, ReservationStatus::Sold);
+    // o-1 still holds its units; releasing it brings everything not sold back.
+    assert!(t.reservations.settle(&r1, ReservationStatus::Released).await.unwrap());
+    assert_eq!(counters(&t, "m-1").await, (9, 0, 1, 10));
+    assert_eq!(counters(&t, "m-2").await, (1, 0, 3, 4));
+}
+
+#[tokio::test]
+async fn menu_edits_are_conditional_on_what_was_read() {
+    let t = table().await;
+    let mut item = MenuItem {
+        restaurant_id: R.into(),
+        menu_item_id: "m-1".into(),
+        name: "Bifana".into(),
+        price: Money::new(450, "EUR"),
+        available: 5,
+        reserved: 0,
+        sold: 0,
+        stocked: 5,
+    };
+    t.menu.save(&item, None).await.unwrap();
+    assert!(matches!(t.menu.save(&item, None).await, Err(StoreError::Conflict(_))));
+    let read = t.menu.get(R, "m-1").await.unwrap().unwrap();
+    assert_eq!(read, item);
+    // A reservation lands between the read and the write: the write is refused.
+    t.reservations.reserve(&reservation("o-1", &[("m-1", 2)])).await.unwrap();
+    item.available = 9;
+    item.stocked = 9;
+    assert!(matches!(t.menu.save(&item, Some(&read)).await, Err(StoreError::Conflict(_))));
+    let fresh = t.menu.get(R, "m-1").await.unwrap().unwrap();
+    let next = MenuItem { available: 9, stocked: fresh.stocked + (9 - fresh.available), ..fresh.clone() };
+    t.menu.save(&next, Some(&fresh)).await.unwrap();
+    assert_eq!(counters(&t, "m-1").await, (9, 2, 0, 11));
+    // Reservations live in their own partitions: the menu lists items only.
+    seed(&t, "m-0", 1).await;
+    let mut ids: Vec<String> = t.menu.list(R).await.unwrap().into_iter().map(|i| i.menu_item_id).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["m-0", "m-1"]);
+    // The stored shape is the one order-api prices from (`MenuItem` with a price map).
+    let raw = t
+        .ddb
+        .get_item()
+        .table_name(&t.name)
+        .key("pk", s(format!("RESTAURANT#{R}")))
+        .key("sk", s("ITEM#m-1"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(raw["price"], to_attr(&Money::new(450, "EUR")).unwrap());
+    assert_eq!(raw["available"], n(9));
+    assert_eq!(from_item::<MenuItem>(raw).unwrap().stocked, 11);
+}
+
+#[tokio::test]
+async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
+    let sdk = support::sdk().await;
+    let name = support::create_table(&sdk, "inventory").await;
+    let events = support::Events::new(&sdk).await;
+    let env = Env::from_map(HashMap::from([
+        ("INVENTORY_TABLE".to_owned(), name.clone()),
+        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), events.topic_arn.clone()),
+    ]));
+    let app = inventory::build(&sdk, &env).await.unwrap();
+    let invoke = |event| dishpatch::runtime::invoke(&app, event, Default::default());
+
+    // A manager stocks two items over HTTP.
+    let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
+    for (id, stock) in [("m-2", 1), ("m-1", 3)] {
+        let path = format!("/v1/restaurants/{R}/menu/items/{id}");
+        let body = json!({"name": format!("dish {id}"), "price": {"amount": 800, "currency": "EUR"}, "stock": stock});
+        let params = json!({"restaurantId": R, "menuItemId": id});
+        let resp = invoke(support::http_event("PUT", route, &path, params, Some(("u-m", "[MANAGER]")), Some(body)))
+            .await
+            .unwrap();
+        assert_eq!(support::http_result(&resp).0, 201);
+    }
+
+    // Reserve (twice: a duplicate), then one that cannot be served.
+    let reserve = |order: &str, lines: serde_json::Value| {
+        Envelope::new(MessageType::ReserveInventory, order, json!({"restaurantId": R, "items": lines}))
+    };
+    let ok = reserve("o-1", json!([{"menuItemId": "m-1", "quantity": 2}, {"menuItemId": "m-2", "quantity": 1}]));
+    let short = reserve("o-2", json!([{"menuItemId": "m-2", "quantity": 1}]));
+    for cmd in [&ok, &ok, &short] {
+        let resp = invoke(support::sqs_event(&cmd.to_json())).await.unwrap();
+        assert_eq!(resp, json!({"batchItemFailures": []}));
+    }
+    let release = Envelope::new(MessageType::ReleaseInventory, "o-1", json!({}));
+    invoke(support::sqs_event(&release.to_json())).await.unwrap();
+
+    let mut got = events.take(4).await;
+    got.sort_by_key(|(_, e)| e["causationId"].as_str().map(str::to_owned));
+    let kinds: Vec<(&str, &str)> = got.iter().map(|(k, e)| (k.as_str(), e["orderId"].as_str().unwrap())).collect();
+    let mut expected = vec![
+        ("InventoryReserved", "o-1"),
+        ("InventoryReserved", "o-1"),
+        ("InventoryRejected", "o-2"),
+        ("InventoryReleased", "o-1"),
+    ];
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    let rejected = got.iter().find(|(k, _)| k == "InventoryRejected").unwrap();
+    assert_eq!(rejected.1["data"], json!({"reason": "OUT_OF_STOCK"}));
+    assert_eq!(rejected.1["causationId"], json!(short.id));
+
+    // The public menu shows everything back in stock, sorted.
+    let path = format!("/v1/restaurants/{R}/menu");
+    let resp = invoke(support::http_event(
+        "GET",
+        "GET /v1/restaurants/{restaurantId}/menu",
+        &path,
+        json!({"restaurantId": R}),
+        None,
+        None,
+    ))
+    .await
+    .unwrap();
+    let (status, body) = support::http_result(&resp);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"restaurantId": R, "items": [
+            {"menuItemId": "m-1", "name": "dish m-1", "price": {"amount": 800, "currency": "EUR"}, "available": 3},
+            {"menuItemId": "m-2", "name": "dish m-2", "price": {"amount": 800, "currency": "EUR"}, "available": 1}
+        ]})
+    );
+}

@@ -1,0 +1,112 @@
+//! Tells the customer about an order fact: render, record, send, mark sent.
+
+use crate::notifier::CustomerNotification;
+use crate::records::{NotificationRecord, Recorded};
+use crate::render::{render, CHANNEL};
+use crate::App;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use dishpatch::envelope::{data::OrderFact, Envelope, MessageType};
+use dishpatch::runtime::MessageError;
+
+/// Informational messages older than this when handled are not worth sending any more.
+pub const STALE_AFTER: Duration = Duration::seconds(60);
+
+/// The facts customers hear about.
+pub const TOLD: &[MessageType] = &[
+    MessageType::OrderPlaced,
+    MessageType::OrderConfirmed,
+    MessageType::OrderDispatched,
+    MessageType::OrderDelivered,
+    MessageType::OrderCancelled,
+    MessageType::CompensationFailed,
+];
+
+/// Where time comes from, so the stale rule is testable without waiting.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Only news that loses its value with time may be dropped: a cancellation (with its
+/// refund), a failed compensation or a delivery is always told, however late.
+pub fn is_informational(kind: MessageType) -> bool {
+    matches!(
+        kind,
+        MessageType::OrderPlaced | MessageType::OrderConfirmed | MessageType::OrderDispatched
+    )
+}
+
+/// How old the fact is at `now`; `None` if its timestamp is unreadable.
+pub fn age(occurred_at: &str, now: DateTime<Utc>) -> Option<Duration> {
+    DateTime::parse_from_rfc3339(occurred_at)
+        .ok()
+        .map(|t| now - t.with_timezone(&Utc))
+}
+
+pub fn is_stale(kind: MessageType, occurred_at: &str, now: DateTime<Utc>) -> bool {
+    // An unreadable timestamp is not a reason to keep a customer in the dark.
+    is_informational(kind) && age(occurred_at, now).is_some_and(|a| a > STALE_AFTER)
+}
+
+pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(), MessageError> {
+    if !TOLD.contains(&kind) {
+        return Err(MessageError::Unsupported);
+    }
+    let data: OrderFact = fact.data_as()?;
+    let now = app.clock.now();
+    if is_stale(kind, &fact.occurred_at, now) {
+        let age_ms = age(&fact.occurred_at, now)
+            .map(|a| a.num_milliseconds())
+            .unwrap_or_default();
+        // Counted by a metric filter on `stale = true`.
+        tracing::info!(
+            stale = true, event_type = %kind, order_id = %fact.order_id, event_id = %fact.id, age_ms,
+            "stale notification dropped"
+        );
+        return Ok(());
+    }
+    let message = render(kind, &fact.order_id, &data).ok_or(MessageError::Unsupported)?;
+    let fresh = NotificationRecord {
+        order_id: fact.order_id.clone(),
+        customer_id: data.customer_id,
+        event_id: fact.id.clone(),
+        event_type: kind.as_str().to_owned(),
+        channel: CHANNEL.to_owned(),
+        message,
+        sent_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        published: false,
+    };
+    let record = match app.records.record(&fresh).await? {
+        Recorded::New => fresh,
+        // Send what was recorded, so the timeline and the customer see the same words.
+        Recorded::Unsent(stored) => {
+            tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "recorded but unsent; sending now");
+            stored
+        }
+        Recorded::Sent => {
+            tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "duplicate; already sent");
+            return Ok(());
+        }
+    };
+    app.notifier
+        .send(&CustomerNotification {
+            order_id: record.order_id.clone(),
+            customer_id: record.customer_id.clone(),
+            event_type: record.event_type.clone(),
+            channel: record.channel.clone(),
+            message: record.message.clone(),
+        })
+        .await?;
+    app.records
+        .mark_published(&record.order_id, &record.event_id)
+        .await?;
+    tracing::info!(order_id = %fact.order_id, event_type = %kind, channel = %record.channel, "customer notified");
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The payment record (one per order) and the wallet moves it makes: the port and its
+//! DynamoDB adapter.
+//!
+//! A payment is `PAYMENT#{orderId}`/`PAYMENT` in the payments table, beside the wallets
+//! (`WALLET#{customerId}`/`WALLET`). A capture writes the record and debits the wallet in
+//! ONE transaction (the record conditional on not existing, the debit on the balance
+//! covering it); a refund flips CAPTURED -> REFUNDED and credits the wallet in one
+//! transaction. So a customer is charged at most once and refunded at most once per order.
+
+use crate::wallets::wallet_key;
+use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, n, s, to_item, Item};
+use dishpatch::envelope::now;
+use dishpatch::error::StoreError;
+use dishpatch::money::Money;
+use dishpatch::order::PaymentMethod;
+use serde::{Deserialize, Serialize};
+
+const PAYMENT_SK: &str = "PAYMENT";
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// The money was taken.
+    Captured,
+    /// Nothing was taken: the recorded outcome of a refused capture.
+    Declined,
+    /// The money was taken and given back.
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Captured => "CAPTURED",
+            PaymentStatus::Declined => "DECLINED",
+            PaymentStatus::Refunded => "REFUNDED",
+        }
+    }
+}
+
+/// Flat (amount and currency side by side) like the wallet, so conditions stay simple.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub order_id: String,
+    pub customer_id: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub method: PaymentMethod,
+    pub status: PaymentStatus,
+    /// Why a DECLINED payment was refused (a stable code such as `INSUFFICIENT_FUNDS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Payment {
+    pub fn money(&self) -> Money {
+        Money::new(self.amount, &*self.currency)
+    }
+}
+
+/// What an attempt to capture from the wallet did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// The wallet is debited and the payment recorded CAPTURED.
+    Captured,
+    /// A payment for this order already exists (a duplicate, or a concurrent one won).
+    Exists,
+    /// No wallet, another currency, or a balance short of the amount: nothing was written.
+    Refused,
+}
+
+#[async_trait::async_trait]
+pub trait PaymentStore: Send + Sync {
+    /// The order's payment (strongly consistent).
+    async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError>;
+    /// Records `payment` (new, CAPTURED) and debits the customer's wallet, all or nothing.
+    async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError>;
+    /// Records a payment that took nothing (DECLINED) if none exists; false if one did.
+    async fn record(&self, payment: &Payment) -> Result<bool, StoreError>;
+    /// CAPTURED -> REFUNDED and the amount back into the wallet, in one transaction.
+    /// False if the payment is no longer CAPTURED.
+    async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError>;
+}
+
+/// The stored payment item: the record plus its keys.
+#[derive(Debug, Serialize, Deserialize)]
+struct PaymentItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    payment: Payment,
+}
+
+pub fn payment_pk(order_id: &str) -> String {
+    format!("PAYMENT#{order_id}")
+}
+
+fn payment_key(order_id: &str) -> Item {
+    Item::from([("pk".to_owned(), s(payment_pk(order_id))), ("sk".to_owned(), s(PAYMENT_SK))])
+}
+
+fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Aws(e.to_string()))
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoPaymentStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoPaymentStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoPaymentStore { client, table: table.into() }
+    }
+
+    fn put_new(&self, payment: &Payment) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
+        let item = to_item(&PaymentItem {
+            pk: payment_pk(&payment.order_id),
+            sk: PAYMENT_SK.into(),
+            payment: payment.clone(),
+        })?;
+        built(
+            aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl PaymentStore for DynamoPaymentStore {
+    async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(payment_key(order_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(|i| from_item::<PaymentItem>(i).map(|r| r.payment)).transpose()
+    }
+
+    async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let debit = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(wallet_key(&payment.customer_id)))
+                .update_expression("SET balance = balance - :a")
+                // Fails for a missing wallet too (no balance to compare).
+                .condition_expression("balance >= :a AND currency = :c")
+                .expression_attribute_values(":a", n(payment.amount))
+                .expression_attribute_values(":c", s(&payment.currency))
+                .build(),
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(self.put_new(payment)?).build())
+            .transact_items(TransactWriteItem::builder().update(debit).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Capture::Captured),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
+        // The record decides first: if it exists, the wallet question is moot.
+        if failed(0) {
+            return Ok(Capture::Exists);
+        }
+        if failed(1) {
+            return Ok(Capture::Refused);
+        }
+        // TransactionConflict (the wallet is in another transaction) or an AWS failure:
+        // nothing was written, the command is retried.
+        Err(classify(err))
+    }
+
+    async fn record(&self, payment: &Payment) -> Result<bool, StoreError> {
+        let put = self.put_new(payment)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let refunded = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(payment_key(&payment.order_id)))
+                .update_expression("SET #status = :refunded, updatedAt = :at")
+                .condition_expression("#status = :captured")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":refunded", s(PaymentStatus::Refunded.as_str()))
+                .expression_attribute_values(":captured", s(PaymentStatus::Captured.as_str()))
+                .expression_attribute_values(":at", s(now()))
+                .build(),
+        )?;
+        let credit = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(wallet_key(&payment.customer_id)))
+                .update_expression("SET balance = balance + :a")
+                .condition_expression("currency = :c")
+                .expression_attribute_values(":a", n(payment.amount))
+                .expression_attribute_values(":c", s(&payment.currency))
+                .build(),
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(refunded).build())
+            .transact_items(TransactWriteItem::builder().update(credit).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
+        if failed(0) {
+            return Ok(false);
+        }
+        if failed(1) {
+            // The wallet the money came from is gone or changed currency: never true
+            // unless edited by hand. Refuse (the command goes to the DLQ after its retries
+            // and the saga raises the alert) rather than credit the wrong thing.
+            return Err(StoreError::Corrupt(format!(
+                "wallet of {} cannot take back {} {}",
+                payment.customer_id, payment.amount, payment.currency
+            )));
+        }
+        Err(classify(err))
+    }
+}

@@ -1,0 +1,427 @@
+//! Handler logic against an in-memory fake of the ports (the table's conditional
+//! semantics over a map).
+
+use crate::payments::{Capture, Payment, PaymentStatus, PaymentStore};
+use crate::wallets::{TopUp, Wallet, WalletStore};
+use crate::App;
+use dishpatch::aws::Publisher;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::error::StoreError;
+use dishpatch::money::Money;
+use dishpatch::order::PaymentMethod;
+use dishpatch::runtime::{Function, MessageError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct State {
+    wallets: HashMap<String, Wallet>,
+    payments: HashMap<String, Payment>,
+}
+
+#[derive(Default)]
+struct FakePayments {
+    state: Mutex<State>,
+    /// A concurrent duplicate that records its payment just before our capture runs.
+    racing_duplicate: Mutex<Option<Payment>>,
+}
+
+impl FakePayments {
+    fn with_wallet(customer_id: &str, balance: i64, currency: &str) -> Self {
+        let f = FakePayments::default();
+        f.state.lock().unwrap().wallets.insert(
+            customer_id.into(),
+            Wallet { customer_id: customer_id.into(), balance, currency: currency.into() },
+        );
+        f
+    }
+
+    fn balance(&self, customer_id: &str) -> Option<i64> {
+        self.state.lock().unwrap().wallets.get(customer_id).map(|w| w.balance)
+    }
+
+    fn payment(&self, order_id: &str) -> Option<Payment> {
+        self.state.lock().unwrap().payments.get(order_id).cloned()
+    }
+}
+
+#[async_trait::async_trait]
+impl PaymentStore for FakePayments {
+    async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        Ok(self.payment(order_id))
+    }
+
+    async fn capture_from_wallet(&self, p: &Payment) -> Result<Capture, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(dup) = self.racing_duplicate.lock().unwrap().take() {
+            s.payments.insert(dup.order_id.clone(), dup);
+        }
+        if s.payments.contains_key(&p.order_id) {
+            return Ok(Capture::Exists);
+        }
+        match s.wallets.get_mut(&p.customer_id) {
+            Some(w) if w.balance >= p.amount && w.currency == p.currency => w.balance -= p.amount,
+            _ => return Ok(Capture::Refused),
+        }
+        s.payments.insert(p.order_id.clone(), p.clone());
+        Ok(Capture::Captured)
+    }
+
+    async fn record(&self, p: &Payment) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if s.payments.contains_key(&p.order_id) {
+            return Ok(false);
+        }
+        s.payments.insert(p.order_id.clone(), p.clone());
+        Ok(true)
+    }
+
+    async fn refund_to_wallet(&self, p: &Payment) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        match s.payments.get(&p.order_id) {
+            Some(stored) if stored.status == PaymentStatus::Captured => {}
+            _ => return Ok(false),
+        }
+        s.wallets.get_mut(&p.customer_id).unwrap().balance += p.amount;
+        s.payments.get_mut(&p.order_id).unwrap().status = PaymentStatus::Refunded;
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl WalletStore for FakePayments {
+    async fn get(&self, customer_id: &str) -> Result<Option<Wallet>, StoreError> {
+        Ok(self.state.lock().unwrap().wallets.get(customer_id).cloned())
+    }
+
+    async fn top_up(&self, customer_id: &str, amount: &Money) -> Result<TopUp, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        let w = s.wallets.entry(customer_id.into()).or_insert_with(|| Wallet {
+            customer_id: customer_id.into(),
+            balance: 0,
+            currency: amount.currency.clone(),
+        });
+        if w.currency != amount.currency {
+            return Ok(TopUp::CurrencyMismatch);
+        }
+        w.balance += amount.amount;
+        Ok(TopUp::Credited(w.clone()))
+    }
+}
+
+#[derive(Default)]
+struct FakePublisher {
+    sent: Mutex<Vec<Envelope>>,
+    fail: AtomicBool,
+}
+
+impl FakePublisher {
+    fn sent(&self) -> Vec<(String, Value)> {
+        self.sent.lock().unwrap().iter().map(|e| (e.kind.clone(), e.data.clone())).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for FakePublisher {
+    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Aws("SNS is down".into()));
+        }
+        self.sent.lock().unwrap().push(envelope.clone());
+        Ok(())
+    }
+}
+
+struct Fixture {
+    app: App,
+    store: Arc<FakePayments>,
+    publisher: Arc<FakePublisher>,
+}
+
+fn fixture(store: FakePayments) -> Fixture {
+    let store = Arc::new(store);
+    let publisher = Arc::new(FakePublisher::default());
+    Fixture {
+        app: App { payments: store.clone(), wallets: store.clone(), publisher: publisher.clone() },
+        store,
+        publisher,
+    }
+}
+
+fn capture_cmd(order_id: &str, customer_id: &str, amount: i64, method: &str) -> Envelope {
+    Envelope::new(
+        MessageType::CapturePayment,
+        order_id,
+        json!({"customerId": customer_id, "amount": {"amount": amount, "currency": "EUR"}, "method": method}),
+    )
+}
+
+fn refund_cmd(order_id: &str) -> Envelope {
+    Envelope::new(MessageType::RefundPayment, order_id, json!({}))
+}
+
+async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
+    let kind = env.kind.parse().unwrap();
+    f.app.message(env.clone(), kind).await
+}
+
+fn captured(amount: i64) -> (String, Value) {
+    ("PaymentCaptured".into(), json!({"amount": {"amount": amount, "currency": "EUR"}}))
+}
+
+fn declined(reason: &str) -> (String, Value) {
+    ("PaymentDeclined".into(), json!({"reason": reason}))
+}
+
+fn refunded(amount: i64) -> (String, Value) {
+    ("PaymentRefunded".into(), json!({"amount": {"amount": amount, "currency": "EUR"}}))
+}
+
+// ---- CapturePayment
+
+#[tokio::test]
+async fn capture_debits_the_wallet_and_follows_the_command() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![captured(1200)]);
+    assert_eq!(f.store.balance("c-1"), Some(3800));
+    let p = f.store.payment("o-1").unwrap();
+    assert_eq!((p.status, p.method, p.amount), (PaymentStatus::Captured, PaymentMethod::Wallet, 1200));
+    let fact = &f.publisher.sent.lock().unwrap()[0];
+    assert_eq!(fact.causation_id.as_deref(), Some(c.id.as_str()));
+}
+
+#[tokio::test]
+async fn duplicate_capture_republishes_and_charges_once() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
+    for _ in 0..3 {
+        handle(&f, &c).await.unwrap();
+    }
+    assert_eq!(f.publisher.sent(), vec![captured(1200); 3]);
+    assert_eq!(f.store.balance("c-1"), Some(3800));
+}
+
+#[tokio::test]
+async fn a_short_wallet_is_declined_on_record() {
+    let f = fixture(FakePayments::with_wallet("c-1", 1000, "EUR"));
+    let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS")]);
+    assert_eq!(f.store.balance("c-1"), Some(1000));
+    // Money arriving later does not turn a recorded refusal into a charge.
+    f.store.state.lock().unwrap().wallets.get_mut("c-1").unwrap().balance = 10_000;
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
+    assert_eq!(f.store.balance("c-1"), Some(10_000));
+}
+
+#[tokio::test]
+async fn no_wallet_or_another_currency_is_insufficient_funds() {
+    let f = fixture(FakePayments::with_wallet("c-usd", 100_000, "USD"));
+    handle(&f, &capture_cmd("o-1", "c-none", 100, "WALLET")).await.unwrap();
+    handle(&f, &capture_cmd("o-2", "c-usd", 100, "WALLET")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
+    assert_eq!(f.store.balance("c-usd"), Some(100_000));
+    assert_eq!(f.store.balance("c-none"), None);
+}
+
+#[tokio::test]
+async fn cards_are_declined_until_the_provider_exists() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    let c = capture_cmd("o-1", "c-1", 1200, "CARD");
+    handle(&f, &c).await.unwrap();
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![declined("CARD_NOT_SUPPORTED"); 2]);
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+    assert_eq!(f.store.payment("o-1").unwrap().status, PaymentStatus::Declined);
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_that_won_is_republished() {
+    let store = FakePayments::with_wallet("c-1", 5000, "EUR");
+    *store.racing_duplicate.lock().unwrap() = Some(Payment {
+        order_id: "o-1".into(),
+        customer_id: "c-1".into(),
+        amount: 1200,
+        currency: "EUR".into(),
+        method: PaymentMethod::Wallet,
+        status: PaymentStatus::Captured,
+        reason: None,
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    });
+    let f = fixture(store);
+    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![captured(1200)]);
+    // The duplicate's debit is the fake's to model; this capture took nothing more.
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+}
+
+#[tokio::test]
+async fn a_lost_publish_heals_on_retry() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
+    f.publisher.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(handle(&f, &c).await, Err(MessageError::Transient(_))));
+    f.publisher.fail.store(false, Ordering::SeqCst);
+    handle(&f, &c).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![captured(1200)]);
+    assert_eq!(f.store.balance("c-1"), Some(3800));
+}
+
+#[tokio::test]
+async fn bad_payloads_and_foreign_messages_are_refused() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    let bad = Envelope::new(MessageType::CapturePayment, "o-1", json!({"customerId": "c-1", "method": "WALLET"}));
+    assert!(matches!(handle(&f, &bad).await, Err(MessageError::Decode(_))));
+    // A negative amount would credit the wallet.
+    assert!(matches!(
+        handle(&f, &capture_cmd("o-1", "c-1", -500, "WALLET")).await,
+        Err(MessageError::Decode(_))
+    ));
+    let other = Envelope::new(MessageType::ReserveInventory, "o-1", json!({}));
+    assert!(matches!(handle(&f, &other).await, Err(MessageError::Unsupported)));
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+    assert!(f.publisher.sent().is_empty());
+}
+
+// ---- RefundPayment
+
+#[tokio::test]
+async fn refund_credits_back_once() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET")).await.unwrap();
+    for _ in 0..3 {
+        handle(&f, &refund_cmd("o-1")).await.unwrap();
+    }
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+    assert_eq!(f.store.payment("o-1").unwrap().status, PaymentStatus::Refunded);
+    assert_eq!(f.publisher.sent(), vec![captured(1200), refunded(1200), refunded(1200), refunded(1200)]);
+    // A late duplicate capture does not charge again; it repeats the step's success.
+    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET")).await.unwrap();
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+    assert_eq!(f.publisher.sent().last().unwrap(), &captured(1200));
+}
+
+#[tokio::test]
+async fn refund_with_nothing_taken_answers_zero() {
+    let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
+    handle(&f, &refund_cmd("o-missing")).await.unwrap();
+    handle(&f, &capture_cmd("o-2", "c-1", 1200, "WALLET")).await.unwrap();
+    handle(&f, &refund_cmd("o-2")).await.unwrap();
+    assert_eq!(f.publisher.sent(), vec![refunded(0), declined("INSUFFICIENT_FUNDS"), refunded(0)]);
+    assert_eq!(f.store.balance("c-1"), Some(100));
+    assert_eq!(f.store.payment("o-2").unwrap().status, PaymentStatus::Declined);
+    assert!(f.store.payment("o-missing").is_none());
+}
+
+// ---- HTTP
+
+fn request(method: &str, route: &str, path: &str, claims: Option<(&str, &str)>, body: Option<Value>) -> Value {
+    let mut ctx = json!({
+        "accountId": "123456789012",
+        "apiId": "api",
+        "domainName": "localhost",
+        "domainPrefix": "localhost",
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+        "requestId": "req-1",
+        "routeKey": route,
+        "stage": "$default",
+        "time": "22/Nov/2026:10:00:00 +0000",
+        "timeEpoch": 1795341600000u64
+    });
+    if let Some((sub, roles)) = claims {
+        ctx["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": ctx,
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+async fn call(f: &Fixture, event: Value) -> (u16, Value) {
+    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default()).await.unwrap();
+    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
+    (resp["statusCode"].as_u64().unwrap() as u16, body)
+}
+
+async fn get_wallet(f: &Fixture, sub: &str, roles: &str) -> (u16, Value) {
+    call(f, request("GET", "GET /v1/wallet", "/v1/wallet", Some((sub, roles)), None)).await
+}
+
+async fn top_up(f: &Fixture, sub: &str, roles: &str, body: Value) -> (u16, Value) {
+    call(f, request("POST", "POST /v1/wallet/top-ups", "/v1/wallet/top-ups", Some((sub, roles)), Some(body))).await
+}
+
+fn eur(amount: i64) -> Value {
+    json!({"amount": {"amount": amount, "currency": "EUR"}})
+}
+
+#[tokio::test]
+async fn a_customer_sees_an_empty_wallet_then_tops_it_up() {
+    let f = fixture(FakePayments::default());
+    let (status, body) = get_wallet(&f, "c-1", "[CUSTOMER]").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"customerId": "c-1", "balance": {"amount": 0, "currency": "EUR"}}));
+    let (status, body) = top_up(&f, "c-1", "[CUSTOMER]", eur(2500)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"customerId": "c-1", "balance": {"amount": 2500, "currency": "EUR"}}));
+    top_up(&f, "c-1", "[CUSTOMER]", eur(500)).await;
+    let (_, body) = get_wallet(&f, "c-1", "[CUSTOMER]").await;
+    assert_eq!(body["balance"]["amount"], 3000);
+    // Each caller sees their own.
+    let (_, body) = get_wallet(&f, "c-2", "[CUSTOMER]").await;
+    assert_eq!(body["balance"]["amount"], 0);
+}
+
+#[tokio::test]
+async fn a_top_up_in_another_currency_is_refused() {
+    let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
+    let (status, body) = top_up(&f, "c-1", "[CUSTOMER]", json!({"amount": {"amount": 100, "currency": "USD"}})).await;
+    assert_eq!((status, body["code"].clone()), (422, json!("CURRENCY_MISMATCH")));
+    assert_eq!(f.store.balance("c-1"), Some(100));
+}
+
+#[tokio::test]
+async fn wallets_are_for_customers() {
+    let f = fixture(FakePayments::default());
+    let (status, body) = get_wallet(&f, "k-1", "[COURIER MANAGER]").await;
+    assert_eq!((status, body["code"].clone()), (403, json!("FORBIDDEN")));
+    let (status, _) = top_up(&f, "k-1", "[COURIER]", eur(100)).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&f, request("GET", "GET /v1/wallet", "/v1/wallet", None, None)).await;
+    assert_eq!(status, 401);
+    assert!(f.store.state.lock().unwrap().wallets.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_top_ups_name_the_field() {
+    let f = fixture(FakePayments::default());
+    let cases = [
+        (json!({}), "amount"),
+        (json!({"amount": 100}), "amount"),
+        (eur(0), "amount.amount"),
+        (eur(1_000_001), "amount.amount"),
+        (json!({"amount": {"amount": 1.5, "currency": "EUR"}}), "amount.amount"),
+        (json!({"amount": {"amount": 100, "currency": "euro"}}), "amount.currency"),
+        (json!({"amount": {"amount": 100}}), "amount.currency"),
+        (json!("100 EUR"), "body"),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = top_up(&f, "c-1", "[CUSTOMER]", body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(problem["field"], field, "{body}");
+    }
+    let (status, _) = top_up(&f, "c-1", "[CUSTOMER]", eur(1_000_000)).await;
+    assert_eq!(status, 200);
+}

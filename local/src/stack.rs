@@ -1,0 +1,268 @@
+//! [`LocalStack`]: provision + seed + functions + gateway + pollers, as one handle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use dishpatch::runtime::Function;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::esm::{self, EsmConfig, SqsSource, StreamSource};
+use crate::functions::{self, InvokeError, LocalFunction};
+use crate::gateway::{Gateway, Route};
+use crate::provision::{self, Stack};
+use crate::template::Template;
+use crate::{sdk, seed, Error, Result};
+
+/// How to start a [`LocalStack`].
+#[derive(Clone)]
+pub struct LocalStackOptions {
+    /// Emulator endpoint; `None`: `AWS_ENDPOINT_URL`, else `http://127.0.0.1:5000`.
+    pub endpoint: Option<String>,
+    /// Prefix of every physical name (`{prefix}-{LogicalId}`): one per stack sharing an
+    /// emulator.
+    pub prefix: String,
+    pub host: IpAddr,
+    /// Gateway port; 0 picks a free one (see [`LocalStack::addr`]).
+    pub port: u16,
+    /// Write the demo data ([`crate::seed`]).
+    pub seed: bool,
+    /// Event-source mapping knobs (retry delay, duplicate deliveries, batching cap...).
+    pub esm: EsmConfig,
+    /// Start the SQS / stream pollers (off: drive functions by hand with
+    /// [`LocalStack::invoke`]).
+    pub pollers: bool,
+    /// A template file; `None`: the `template.yaml` embedded at build time.
+    pub template: Option<PathBuf>,
+    /// Replacement handlers, by function logical id or binary name (tests).
+    pub overrides: HashMap<String, Arc<dyn Function>>,
+}
+
+impl std::fmt::Debug for LocalStackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStackOptions")
+            .field("endpoint", &self.endpoint)
+            .field("prefix", &self.prefix)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("seed", &self.seed)
+            .field("esm", &self.esm)
+            .field("pollers", &self.pollers)
+            .field("template", &self.template)
+            .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Default for LocalStackOptions {
+    fn default() -> Self {
+        LocalStackOptions {
+            endpoint: None,
+            prefix: "dishpatch".to_owned(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            seed: true,
+            esm: EsmConfig::default(),
+            pollers: true,
+            template: None,
+            overrides: HashMap::new(),
+        }
+    }
+}
+
+impl LocalStackOptions {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        LocalStackOptions {
+            prefix: prefix.into(),
+            ..Default::default()
+        }
+    }
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+    pub fn seed(mut self, on: bool) -> Self {
+        self.seed = on;
+        self
+    }
+    pub fn retry_delay(mut self, d: Duration) -> Self {
+        self.esm.retry_delay = d;
+        self
+    }
+    pub fn duplicate_deliveries(mut self, on: bool) -> Self {
+        self.esm.duplicate_deliveries = on;
+        self
+    }
+    pub fn pollers(mut self, on: bool) -> Self {
+        self.pollers = on;
+        self
+    }
+    pub fn template(mut self, path: impl Into<PathBuf>) -> Self {
+        self.template = Some(path.into());
+        self
+    }
+    /// Serve `id_or_binary` (e.g. `PaymentFunction` or `payment`) with `handler`.
+    pub fn override_function(mut self, id_or_binary: &str, handler: Arc<dyn Function>) -> Self {
+        self.overrides.insert(id_or_binary.to_owned(), handler);
+        self
+    }
+}
+
+/// A running local stack. Dropping it (or [`LocalStack::shutdown`]) stops the gateway
+/// and pollers; the emulator's resources stay (prefix-scoped).
+pub struct LocalStack {
+    pub stack: Arc<Stack>,
+    pub sdk: SdkConfig,
+    /// Where the gateway listens.
+    pub addr: SocketAddr,
+    /// Functions by logical id.
+    pub functions: BTreeMap<String, LocalFunction>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for LocalStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStack")
+            .field("prefix", &self.stack.prefix)
+            .field("addr", &self.addr)
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl LocalStack {
+    /// Provisions (create-if-missing), seeds, builds the functions, binds the gateway and
+    /// starts the pollers.
+    pub async fn start(opts: LocalStackOptions) -> Result<LocalStack> {
+        let template = Arc::new(match &opts.template {
+            Some(p) => Template::from_path(p)?,
+            None => Template::embedded()?,
+        });
+        let sdk = sdk::emulator_config(opts.endpoint.as_deref()).await;
+        let stack = Arc::new(provision::provision(&sdk, template.clone(), &opts.prefix).await?);
+        if opts.seed {
+            seed::seed(&stack, &sdk).await?;
+        }
+
+        let mut functions = BTreeMap::new();
+        for f in &template.functions {
+            let info = &stack.functions[&f.logical_id];
+            let handler = match opts
+                .overrides
+                .get(&f.logical_id)
+                .or_else(|| opts.overrides.get(&f.binary))
+            {
+                Some(h) => h.clone(),
+                None => functions::build(&f.binary, &sdk, &info.env).await?,
+            };
+            functions.insert(f.logical_id.clone(), LocalFunction::new(info, handler));
+        }
+
+        let mut tasks = Vec::new();
+        let routes = template
+            .http_routes()
+            .into_iter()
+            .map(|(f, r)| Route::new(r.clone(), template.http_api.requires_auth(r), functions[&f.logical_id].clone()))
+            .collect();
+        let gateway = Arc::new(Gateway::new(routes, template.http_api.cors.clone(), &stack.account_id));
+        let listener = tokio::net::TcpListener::bind((opts.host, opts.port)).await?;
+        let addr = listener.local_addr()?;
+        tasks.push(gateway.serve(listener));
+
+        if opts.pollers {
+            for f in &template.functions {
+                let function = &functions[&f.logical_id];
+                for e in f.sqs_events().filter(|e| e.enabled) {
+                    let q = stack.queues.get(&e.queue).ok_or_else(|| {
+                        Error::Other(format!("{}.{}: queue {} not provisioned", f.logical_id, e.name, e.queue))
+                    })?;
+                    let source = SqsSource {
+                        queue_url: q.url.clone(),
+                        queue_arn: q.arn.clone(),
+                        region: stack.region.clone(),
+                        batch_size: e.batch_size.max(1) as usize,
+                        batching_window: Duration::from_secs(e.maximum_batching_window_seconds.into()),
+                        report_batch_item_failures: e.report_batch_item_failures,
+                    };
+                    tasks.push(esm::spawn_sqs_poller(&sdk, source, function.clone(), opts.esm.clone()));
+                }
+                for e in f.stream_events().filter(|e| e.enabled) {
+                    let t = stack.tables.get(&e.table).ok_or_else(|| {
+                        Error::Other(format!("{}.{}: table {} not provisioned", f.logical_id, e.name, e.table))
+                    })?;
+                    let stream_arn = t.stream_arn.clone().ok_or_else(|| {
+                        Error::Other(format!("{}.{}: table {} has no stream", f.logical_id, e.name, e.table))
+                    })?;
+                    let source = StreamSource {
+                        stream_arn,
+                        region: stack.region.clone(),
+                        batch_size: e.batch_size.max(1) as usize,
+                        starting_position: e.starting_position.clone(),
+                        maximum_retry_attempts: e.maximum_retry_attempts.map(|n| n.clamp(0, 10_000) as u32),
+                        bisect_batch_on_function_error: e.bisect_batch_on_function_error,
+                        report_batch_item_failures: e.report_batch_item_failures,
+                        on_failure_queue_url: e
+                            .on_failure_queue
+                            .as_ref()
+                            .and_then(|q| stack.queues.get(q))
+                            .map(|q| q.url.clone()),
+                    };
+                    tasks.push(esm::spawn_stream_poller(&sdk, source, function.clone(), opts.esm.clone()));
+                }
+            }
+        }
+        tracing::info!(prefix = %stack.prefix, %addr, tasks = tasks.len(), "local stack started");
+        Ok(LocalStack {
+            stack,
+            sdk,
+            addr,
+            functions,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A function by logical id or binary name.
+    pub fn function(&self, id_or_binary: &str) -> Option<&LocalFunction> {
+        let id = self.stack.function(id_or_binary)?.logical_id.as_str();
+        self.functions.get(id)
+    }
+
+    /// Invokes a function directly with a raw Lambda event.
+    pub async fn invoke(&self, id_or_binary: &str, event: Value) -> std::result::Result<Value, InvokeError> {
+        match self.function(id_or_binary) {
+            Some(f) => f.invoke(event).await,
+            None => Err(InvokeError::Failed(format!("no function {id_or_binary}"))),
+        }
+    }
+
+    /// Stops the gateway and every poller.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,119 @@
+//! A client for the local stack's HTTP API, as a customer, manager or courier would use it.
+
+use dishpatch_local::testing::{moto, unique_prefix};
+use dishpatch_local::{tokens, LocalStack, LocalStackOptions};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long a saga may take on the local stack before a test gives up.
+pub const SAGA_DEADLINE: Duration = Duration::from_secs(45);
+
+pub struct System {
+    pub stack: LocalStack,
+    http: reqwest::Client,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub body: Value,
+}
+
+impl System {
+    pub async fn start(name: &str) -> System {
+        System::start_with(LocalStackOptions::new(unique_prefix(name))).await
+    }
+
+    pub async fn start_with(opts: LocalStackOptions) -> System {
+        let stack = LocalStack::start(opts.endpoint(moto()).retry_delay(Duration::from_millis(500)))
+            .await
+            .expect("local stack starts");
+        System { stack, http: reqwest::Client::new() }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, who: Option<(&str, &[&str])>, body: Option<Value>) -> Reply {
+        let url = format!("{}{path}", self.stack.url());
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some((sub, roles)) = who {
+            req = req.bearer_auth(tokens::mint(sub, roles).unwrap());
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("gateway answers");
+        let status = resp.status().as_u16();
+        let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = header("content-type").unwrap_or_default();
+        let location = header("location");
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, content_type, location, body }
+    }
+
+    /// Places an order as `customer`, asserting it was accepted; returns the order id.
+    pub async fn place(&self, customer: &str, items: Value) -> String {
+        let r = self.call("POST", "/v1/orders", Some((customer, &["CUSTOMER"])), Some(order_body(items))).await;
+        assert_eq!(r.status, 201, "order not accepted: {}", r.body);
+        r.body["orderId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn order(&self, customer: &str, id: &str) -> Value {
+        let r = self.call("GET", &format!("/v1/orders/{id}"), Some((customer, &["CUSTOMER"])), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
+    /// Polls the order until its status is `status`; fails with the last state seen.
+    pub async fn wait_for(&self, customer: &str, id: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + SAGA_DEADLINE;
+        let mut pause = Duration::from_millis(25);
+        loop {
+            let o = self.order(customer, id).await;
+            if o["status"] == status {
+                return o;
+            }
+            assert!(std::time::Instant::now() < deadline, "order {id} never reached {status}; last seen: {o}");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    pub async fn wallet(&self, customer: &str) -> i64 {
+        let r = self.call("GET", "/v1/wallet", Some((customer, &["CUSTOMER"])), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["balance"]["amount"].as_i64().unwrap()
+    }
+
+    /// `menuItemId -> available` for restaurant r-1.
+    pub async fn available(&self, item: &str) -> i64 {
+        let r = self.call("GET", "/v1/restaurants/r-1/menu", None, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["menuItemId"] == item)
+            .and_then(|i| i["available"].as_i64())
+            .unwrap_or_else(|| panic!("no item {item} in {}", r.body))
+    }
+
+    pub async fn set_stock(&self, item: &str, name: &str, price: i64, stock: i64) -> Reply {
+        self.call(
+            "PUT",
+            &format!("/v1/restaurants/r-1/menu/items/{item}"),
+            Some(("manager-1", &["MANAGER"])),
+            Some(json!({"name": name, "price": {"amount": price, "currency": "EUR"}, "stock": stock})),
+        )
+        .await
+    }
+}
+
+pub fn order_body(items: Value) -> Value {
+    json!({
+        "restaurantId": "r-1",
+        "items": items,
+        "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
+        "paymentMethod": "WALLET"
+    })
+}
