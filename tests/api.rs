@@ -9,59 +9,156 @@ async fn api_conventions_hold_over_real_http() {
 
     // Health and the menu are public; orders need a token.
     assert_eq!(sys.call("GET", "/v1/health", None, None).await.status, 200);
-    assert_eq!(sys.call("GET", "/v1/restaurants/r-1/menu", None, None).await.status, 200);
-    let r = sys.call("POST", "/v1/orders", None, Some(order_body(json!([{"menuItemId": "m-1", "quantity": 1}])))).await;
+    assert_eq!(
+        sys.call("GET", "/v1/restaurants/r-1/menu", None, None)
+            .await
+            .status,
+        200
+    );
+    let r = sys
+        .call(
+            "POST",
+            "/v1/orders",
+            None,
+            Some(order_body(json!([{"menuItemId": "m-1", "quantity": 1}]))),
+        )
+        .await;
     assert_eq!(r.status, 401);
 
     // Bad bodies are 400 problem+json naming the field; unknown items 422.
     let mut bad = order_body(json!([{"menuItemId": "m-1", "quantity": 0}]));
-    let r = sys.call("POST", "/v1/orders", Some(("alice", &["CUSTOMER"])), Some(bad.clone())).await;
-    assert_eq!((r.status, r.content_type.as_str()), (400, "application/problem+json"));
+    let r = sys
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(("alice", &["CUSTOMER"])),
+            Some(bad.clone()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (400, "application/problem+json")
+    );
     assert_eq!(r.body["code"], "VALIDATION_FAILED");
     assert_eq!(r.body["field"], "items[0].quantity");
     assert!(r.body["requestId"].is_string());
     bad["items"][0]["quantity"] = json!(1);
     bad["deliveryAddress"] = json!(null);
-    let r = sys.call("POST", "/v1/orders", Some(("alice", &["CUSTOMER"])), Some(bad)).await;
-    assert_eq!((r.status, r.body["field"].as_str()), (400, Some("deliveryAddress")));
     let r = sys
-        .call("POST", "/v1/orders", Some(("alice", &["CUSTOMER"])), Some(order_body(json!([{"menuItemId": "nope", "quantity": 1}]))))
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(("alice", &["CUSTOMER"])),
+            Some(bad),
+        )
         .await;
-    assert_eq!((r.status, r.body["code"].as_str()), (422, Some("UNKNOWN_MENU_ITEM")));
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("deliveryAddress"))
+    );
+    let r = sys
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(("alice", &["CUSTOMER"])),
+            Some(order_body(json!([{"menuItemId": "nope", "quantity": 1}]))),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (422, Some("UNKNOWN_MENU_ITEM"))
+    );
 
     // 201 with Location; a client-sent price is ignored.
     let mut body = order_body(json!([{"menuItemId": "m-2", "quantity": 1}]));
     body["total"] = json!({"amount": 1, "currency": "EUR"});
-    let r = sys.call("POST", "/v1/orders", Some(("alice", &["CUSTOMER"])), Some(body)).await;
+    let r = sys
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(("alice", &["CUSTOMER"])),
+            Some(body),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["orderId"].as_str().unwrap().to_owned();
-    assert_eq!(r.location.as_deref(), Some(format!("/v1/orders/{id}").as_str()));
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("/v1/orders/{id}").as_str())
+    );
     assert_eq!(r.body["total"], json!({"amount": 650, "currency": "EUR"}));
 
     // Another customer's order does not exist for them.
-    let r = sys.call("GET", &format!("/v1/orders/{id}"), Some(("bob", &["CUSTOMER"])), None).await;
-    assert_eq!((r.status, r.content_type.as_str()), (404, "application/problem+json"));
-    let r = sys.call("GET", "/v1/orders", Some(("bob", &["CUSTOMER"])), None).await;
+    let r = sys
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(("bob", &["CUSTOMER"])),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (404, "application/problem+json")
+    );
+    let r = sys
+        .call("GET", "/v1/orders", Some(("bob", &["CUSTOMER"])), None)
+        .await;
     assert_eq!(r.body["items"], json!([]));
-    let r = sys.call("GET", "/v1/orders?page_size=1", Some(("alice", &["CUSTOMER"])), None).await;
+    let r = sys
+        .call(
+            "GET",
+            "/v1/orders?page_size=1",
+            Some(("alice", &["CUSTOMER"])),
+            None,
+        )
+        .await;
     assert_eq!(r.body["items"][0]["orderId"], id.as_str());
 
     // Menu edits need MANAGER (or ADMIN).
     let edit = json!({"name": "Bifana", "price": {"amount": 700, "currency": "EUR"}, "stock": 10});
     let path = "/v1/restaurants/r-1/menu/items/m-2";
-    assert_eq!(sys.call("PUT", path, None, Some(edit.clone())).await.status, 401);
-    let r = sys.call("PUT", path, Some(("alice", &["CUSTOMER"])), Some(edit.clone())).await;
-    assert_eq!((r.status, r.body["code"].as_str()), (403, Some("FORBIDDEN")));
-    let r = sys.call("PUT", path, Some(("manager-1", &["MANAGER"])), Some(edit)).await;
+    assert_eq!(
+        sys.call("PUT", path, None, Some(edit.clone())).await.status,
+        401
+    );
+    let r = sys
+        .call(
+            "PUT",
+            path,
+            Some(("alice", &["CUSTOMER"])),
+            Some(edit.clone()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    let r = sys
+        .call("PUT", path, Some(("manager-1", &["MANAGER"])), Some(edit))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let menu = sys.call("GET", "/v1/restaurants/r-1/menu", None, None).await;
-    let m2 = menu.body["items"].as_array().unwrap().iter().find(|i| i["menuItemId"] == "m-2").unwrap().clone();
+    let menu = sys
+        .call("GET", "/v1/restaurants/r-1/menu", None, None)
+        .await;
+    let m2 = menu.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["menuItemId"] == "m-2")
+        .unwrap()
+        .clone();
     assert_eq!(m2["price"], json!({"amount": 700, "currency": "EUR"}));
 
     // Wallet top-ups.
     let before = sys.wallet("carol").await;
     let r = sys
-        .call("POST", "/v1/wallet/top-ups", Some(("carol", &["CUSTOMER"])), Some(json!({"amount": {"amount": 2500, "currency": "EUR"}})))
+        .call(
+            "POST",
+            "/v1/wallet/top-ups",
+            Some(("carol", &["CUSTOMER"])),
+            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(sys.wallet("carol").await, before + 2500);

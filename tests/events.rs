@@ -10,7 +10,14 @@ use std::path::PathBuf;
 
 /// The function a sample is for, from its file name.
 fn function_for(file: &str) -> &'static str {
-    for f in ["order-api", "order-saga", "inventory", "payment", "delivery", "notification"] {
+    for f in [
+        "order-api",
+        "order-saga",
+        "inventory",
+        "payment",
+        "delivery",
+        "notification",
+    ] {
         if file.starts_with(&format!("{f}-")) {
             return f;
         }
@@ -40,18 +47,32 @@ async fn place_sample_order(sys: &System) {
         saga: start.state.clone(),
         timeline: vec![],
     };
-    let (order, _) = dishpatch::orchestration::advance(&draft, &start, "PlaceOrder", None, &dishpatch::envelope::now());
+    let (order, _) = dishpatch::orchestration::advance(
+        &draft,
+        &start,
+        "PlaceOrder",
+        None,
+        &dishpatch::envelope::now(),
+    );
     store.save(&order, None, &[]).await.unwrap();
 }
 
 #[tokio::test]
 async fn every_sample_event_is_accepted_by_its_handler() {
-    let sys = System::start_with(LocalStackOptions::new(unique_prefix("events")).pollers(false)).await;
+    let sys =
+        System::start_with(LocalStackOptions::new(unique_prefix("events")).pollers(false)).await;
     place_sample_order(&sys).await;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    assert!(files.len() >= 15, "expected a sample per trigger, found {}", files.len());
+    assert!(
+        files.len() >= 15,
+        "expected a sample per trigger, found {}",
+        files.len()
+    );
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
@@ -69,7 +90,11 @@ async fn every_sample_event_is_accepted_by_its_handler() {
             let body = out["body"].as_str().unwrap_or("");
             assert!(!body.contains("route"), "{name}: not routed: {out}");
         } else {
-            assert_eq!(out["batchItemFailures"], serde_json::json!([]), "{name}: {out}");
+            assert_eq!(
+                out["batchItemFailures"],
+                serde_json::json!([]),
+                "{name}: {out}"
+            );
         }
     }
 }

@@ -15,23 +15,53 @@ async fn an_order_travels_the_whole_way_to_delivered() {
     let wallet_before = sys.wallet("alice").await;
     let stock_before = sys.available("m-1").await;
 
-    let id = sys.place("alice", json!([{"menuItemId": "m-1", "quantity": 2}])).await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-1", "quantity": 2}]))
+        .await;
     let dispatched = sys.wait_for("alice", &id, "DISPATCHED").await;
-    let courier = dispatched["courierId"].as_str().expect("a courier is assigned").to_owned();
-    assert_eq!(dispatched["total"], json!({"amount": 1900, "currency": "EUR"}));
-    assert_eq!(sys.wallet("alice").await, wallet_before - 1900, "charged once, from the menu price");
+    let courier = dispatched["courierId"]
+        .as_str()
+        .expect("a courier is assigned")
+        .to_owned();
+    assert_eq!(
+        dispatched["total"],
+        json!({"amount": 1900, "currency": "EUR"})
+    );
+    assert_eq!(
+        sys.wallet("alice").await,
+        wallet_before - 1900,
+        "charged once, from the menu price"
+    );
     assert_eq!(sys.available("m-1").await, stock_before - 2);
 
     // Only the assigned courier may complete it.
-    let other = if courier == "courier-1" { "courier-2" } else { "courier-1" };
+    let other = if courier == "courier-1" {
+        "courier-2"
+    } else {
+        "courier-1"
+    };
     let path = format!("/v1/deliveries/{id}/complete");
-    assert_eq!(sys.call("POST", &path, Some((other, &["COURIER"])), None).await.status, 404);
-    let done = sys.call("POST", &path, Some((&courier, &["COURIER"])), None).await;
+    assert_eq!(
+        sys.call("POST", &path, Some((other, &["COURIER"])), None)
+            .await
+            .status,
+        404
+    );
+    let done = sys
+        .call("POST", &path, Some((&courier, &["COURIER"])), None)
+        .await;
     assert_eq!(done.status, 200, "{}", done.body);
     sys.wait_for("alice", &id, "DELIVERED").await;
 
     // The timeline shows every step and the customer messages.
-    let tl = sys.call("GET", &format!("/v1/orders/{id}/timeline"), Some(("alice", &["CUSTOMER"])), None).await;
+    let tl = sys
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}/timeline"),
+            Some(("alice", &["CUSTOMER"])),
+            None,
+        )
+        .await;
     assert_eq!(tl.status, 200);
     let statuses: Vec<&str> = tl.body["entries"]
         .as_array()
@@ -40,9 +70,19 @@ async fn an_order_travels_the_whole_way_to_delivered() {
         .filter(|e| e["kind"] == "STATUS")
         .map(|e| e["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["PENDING", "RESERVED", "PAID", "DISPATCHED", "DELIVERED"]);
+    assert_eq!(
+        statuses,
+        ["PENDING", "RESERVED", "PAID", "DISPATCHED", "DELIVERED"]
+    );
     let notified = dishpatch_local::testing::eventually(dishpatch_e2e::SAGA_DEADLINE, || async {
-        let tl = sys.call("GET", &format!("/v1/orders/{id}/timeline"), Some(("alice", &["CUSTOMER"])), None).await;
+        let tl = sys
+            .call(
+                "GET",
+                &format!("/v1/orders/{id}/timeline"),
+                Some(("alice", &["CUSTOMER"])),
+                None,
+            )
+            .await;
         let kinds: Vec<String> = tl.body["entries"]
             .as_array()
             .unwrap()
@@ -50,13 +90,20 @@ async fn an_order_travels_the_whole_way_to_delivered() {
             .filter(|e| e["kind"] == "NOTIFICATION")
             .map(|e| e["eventType"].as_str().unwrap().to_owned())
             .collect();
-        kinds.contains(&"OrderDelivered".to_owned()).then_some(kinds)
+        kinds
+            .contains(&"OrderDelivered".to_owned())
+            .then_some(kinds)
     })
     .await
     .expect("the customer is told the order was delivered");
-    assert!(notified.contains(&"OrderConfirmed".to_owned()), "{notified:?}");
+    assert!(
+        notified.contains(&"OrderConfirmed".to_owned()),
+        "{notified:?}"
+    );
     // The courier is free again for the next order.
-    let next = sys.place("alice", json!([{"menuItemId": "m-3", "quantity": 1}])).await;
+    let next = sys
+        .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
+        .await;
     sys.wait_for("alice", &next, "DISPATCHED").await;
 }
 
@@ -65,11 +112,26 @@ async fn out_of_stock_cancels_and_charges_nothing() {
     let sys = System::start("stock").await;
     assert_eq!(sys.set_stock("m-2", "Bifana", 650, 1).await.status, 200);
     let wallet_before = sys.wallet("alice").await;
-    let id = sys.place("alice", json!([{"menuItemId": "m-1", "quantity": 1}, {"menuItemId": "m-2", "quantity": 2}])).await;
+    let id = sys
+        .place(
+            "alice",
+            json!([{"menuItemId": "m-1", "quantity": 1}, {"menuItemId": "m-2", "quantity": 2}]),
+        )
+        .await;
     let o = sys.wait_for("alice", &id, "CANCELLED").await;
-    assert!(o["cancelReason"].as_str().unwrap().starts_with("OUT_OF_STOCK"), "{o}");
+    assert!(
+        o["cancelReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("OUT_OF_STOCK"),
+        "{o}"
+    );
     assert_eq!(sys.wallet("alice").await, wallet_before);
-    assert_eq!(sys.available("m-2").await, 1, "a rejected reservation holds nothing");
+    assert_eq!(
+        sys.available("m-2").await,
+        1,
+        "a rejected reservation holds nothing"
+    );
 }
 
 #[tokio::test]
@@ -78,11 +140,17 @@ async fn insufficient_funds_cancels_and_releases_the_stock() {
     let stock_before = sys.available("m-1").await;
     let wallet_before = sys.wallet("bob").await;
     // 6 x 9.50 = 57.00 EUR is more than bob's wallet holds.
-    let id = sys.place("bob", json!([{"menuItemId": "m-1", "quantity": 6}])).await;
+    let id = sys
+        .place("bob", json!([{"menuItemId": "m-1", "quantity": 6}]))
+        .await;
     let o = sys.wait_for("bob", &id, "CANCELLED").await;
     assert_eq!(o["cancelReason"], "INSUFFICIENT_FUNDS");
     assert_eq!(sys.wallet("bob").await, wallet_before);
-    assert_eq!(sys.available("m-1").await, stock_before, "the reservation was released");
+    assert_eq!(
+        sys.available("m-1").await,
+        stock_before,
+        "the reservation was released"
+    );
 }
 
 #[tokio::test]
@@ -92,15 +160,30 @@ async fn no_free_courier_refunds_and_releases_in_reverse_order() {
     let stock_before = sys.available("m-3").await;
     // Two couriers: two orders take them, the third finds none.
     for _ in 0..2 {
-        let id = sys.place("alice", json!([{"menuItemId": "m-3", "quantity": 1}])).await;
+        let id = sys
+            .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
+            .await;
         sys.wait_for("alice", &id, "DISPATCHED").await;
     }
-    let id = sys.place("alice", json!([{"menuItemId": "m-3", "quantity": 1}])).await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
+        .await;
     let o = sys.wait_for("alice", &id, "CANCELLED").await;
     assert_eq!(o["cancelReason"], "NO_COURIER");
-    assert_eq!(sys.wallet("alice").await, wallet_before - 2 * 150, "the third order was refunded");
+    assert_eq!(
+        sys.wallet("alice").await,
+        wallet_before - 2 * 150,
+        "the third order was refunded"
+    );
     assert_eq!(sys.available("m-3").await, stock_before - 2);
-    let tl = sys.call("GET", &format!("/v1/orders/{id}/timeline"), Some(("alice", &["CUSTOMER"])), None).await;
+    let tl = sys
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}/timeline"),
+            Some(("alice", &["CUSTOMER"])),
+            None,
+        )
+        .await;
     let causes: Vec<&str> = tl.body["entries"]
         .as_array()
         .unwrap()
@@ -110,7 +193,14 @@ async fn no_free_courier_refunds_and_releases_in_reverse_order() {
         .collect();
     assert_eq!(
         causes,
-        ["PlaceOrder", "InventoryReserved", "PaymentCaptured", "DeliveryUnavailable", "PaymentRefunded", "InventoryReleased"],
+        [
+            "PlaceOrder",
+            "InventoryReserved",
+            "PaymentCaptured",
+            "DeliveryUnavailable",
+            "PaymentRefunded",
+            "InventoryReleased"
+        ],
         "refund before release"
     );
 }
@@ -127,15 +217,25 @@ impl Function for SilentDelivery {
 
 #[tokio::test]
 async fn customer_cancel_before_dispatch_refunds_and_releases() {
-    let opts = LocalStackOptions::new(unique_prefix("cancel")).override_function("delivery", Arc::new(SilentDelivery));
+    let opts = LocalStackOptions::new(unique_prefix("cancel"))
+        .override_function("delivery", Arc::new(SilentDelivery));
     let sys = System::start_with(opts).await;
     let wallet_before = sys.wallet("alice").await;
     let stock_before = sys.available("m-1").await;
-    let id = sys.place("alice", json!([{"menuItemId": "m-1", "quantity": 1}])).await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
+        .await;
     sys.wait_for("alice", &id, "PAID").await;
     assert_eq!(sys.wallet("alice").await, wallet_before - 950);
 
-    let r = sys.call("DELETE", &format!("/v1/orders/{id}"), Some(("alice", &["CUSTOMER"])), None).await;
+    let r = sys
+        .call(
+            "DELETE",
+            &format!("/v1/orders/{id}"),
+            Some(("alice", &["CUSTOMER"])),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["status"], "CANCELLING");
     let o = sys.wait_for("alice", &id, "CANCELLED").await;
@@ -143,16 +243,32 @@ async fn customer_cancel_before_dispatch_refunds_and_releases() {
     assert_eq!(sys.wallet("alice").await, wallet_before);
     assert_eq!(sys.available("m-1").await, stock_before);
     // Another customer cannot cancel it, and a cancelled order stays cancelled.
-    let r = sys.call("DELETE", &format!("/v1/orders/{id}"), Some(("bob", &["CUSTOMER"])), None).await;
+    let r = sys
+        .call(
+            "DELETE",
+            &format!("/v1/orders/{id}"),
+            Some(("bob", &["CUSTOMER"])),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 404);
 }
 
 #[tokio::test]
 async fn cancel_after_dispatch_is_refused() {
     let sys = System::start("late-cancel").await;
-    let id = sys.place("alice", json!([{"menuItemId": "m-3", "quantity": 1}])).await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
+        .await;
     sys.wait_for("alice", &id, "DISPATCHED").await;
-    let r = sys.call("DELETE", &format!("/v1/orders/{id}"), Some(("alice", &["CUSTOMER"])), None).await;
+    let r = sys
+        .call(
+            "DELETE",
+            &format!("/v1/orders/{id}"),
+            Some(("alice", &["CUSTOMER"])),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 409);
     assert_eq!(r.content_type, "application/problem+json");
     assert_eq!(r.body["code"], "ORDER_NOT_CANCELLABLE");

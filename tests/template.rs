@@ -8,9 +8,15 @@ fn root() -> PathBuf {
 }
 
 fn venv_bin(tool: &str) -> PathBuf {
-    let venv = std::env::var("DISHPATCH_VENV").map(PathBuf::from).unwrap_or_else(|_| root().join(".venv"));
+    let venv = std::env::var("DISHPATCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv"));
     let bin = venv.join("bin").join(tool);
-    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/setup",
+        bin.display()
+    );
     bin
 }
 
@@ -22,7 +28,11 @@ fn run(tool: &str, args: &[&str]) -> (bool, String) {
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .output()
         .expect("validator runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -34,8 +44,14 @@ fn cfn_lint_passes() {
 
 #[test]
 fn sam_validate_lint_passes() {
-    let (ok, out) = run("sam", &["validate", "--lint", "--template", "template.yaml"]);
-    assert!(ok && out.contains("is a valid SAM Template"), "sam validate --lint:\n{out}");
+    let (ok, out) = run(
+        "sam",
+        &["validate", "--lint", "--template", "template.yaml"],
+    );
+    assert!(
+        ok && out.contains("is a valid SAM Template"),
+        "sam validate --lint:\n{out}"
+    );
 }
 
 /// Values neither validator checks: a typo here deploys and then fails at runtime.

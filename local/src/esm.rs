@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName,
 };
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -112,7 +113,12 @@ pub struct SqsSource {
 }
 
 /// Starts a poller delivering `source` to `function`. Abort the handle to stop it.
-pub fn spawn_sqs_poller(sdk: &SdkConfig, source: SqsSource, function: LocalFunction, cfg: EsmConfig) -> JoinHandle<()> {
+pub fn spawn_sqs_poller(
+    sdk: &SdkConfig,
+    source: SqsSource,
+    function: LocalFunction,
+    cfg: EsmConfig,
+) -> JoinHandle<()> {
     let client = aws_sdk_sqs::Client::new(sdk);
     tokio::spawn(async move {
         let poller = SqsPoller {
@@ -135,7 +141,10 @@ struct SqsPoller {
 impl SqsPoller {
     async fn run(self) {
         let batch_size = self.source.batch_size.max(1);
-        let window = self.source.batching_window.min(self.cfg.max_batching_window);
+        let window = self
+            .source
+            .batching_window
+            .min(self.cfg.max_batching_window);
         let mut idle = Backoff::new(&self.cfg);
         tracing::debug!(queue = %self.source.queue_arn, function = %self.function.name, "sqs poller started");
         loop {
@@ -168,7 +177,8 @@ impl SqsPoller {
                             break;
                         }
                         if !got {
-                            tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min)).await;
+                            tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min))
+                                .await;
                         }
                     }
                 }
@@ -178,27 +188,24 @@ impl SqsPoller {
     }
 
     async fn receive(&self, max: i32) -> Result<Vec<Message>, String> {
-        self.client
-            .receive_message()
-            .queue_url(&self.source.queue_url)
-            .max_number_of_messages(max.clamp(1, 10))
-            .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map(|o| o.messages.unwrap_or_default())
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+        receive_batch(&self.client, &self.source.queue_url, max).await
     }
 
     async fn deliver(&self, batch: Vec<Message>) {
-        let ids: Vec<String> = batch.iter().map(|m| m.message_id.clone().unwrap_or_default()).collect();
+        let ids: Vec<String> = batch
+            .iter()
+            .map(|m| m.message_id.clone().unwrap_or_default())
+            .collect();
         let deliveries = if self.cfg.duplicate_deliveries { 2 } else { 1 };
         let mut failed: HashSet<String> = HashSet::new();
         for attempt in 0..deliveries {
             let event = sqs_event(&batch, &self.source.queue_arn, &self.source.region, attempt);
             let outcome = self.function.invoke(event).await;
-            failed.extend(batch_failures(outcome, &ids, self.source.report_batch_item_failures));
+            failed.extend(batch_failures(
+                outcome,
+                &ids,
+                self.source.report_batch_item_failures,
+            ));
         }
         tracing::debug!(
             function = %self.function.name, batch = batch.len(), failed = failed.len(),
@@ -278,6 +285,26 @@ impl SqsPoller {
     }
 }
 
+/// One short-poll receive as the poller does it: up to `max` (1-10) messages, no wait,
+/// every system attribute and message attribute.
+pub async fn receive_batch(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+) -> Result<Vec<Message>, String> {
+    client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .wait_time_seconds(0)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map(|o| o.messages.unwrap_or_default())
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+}
+
 /// Which message ids failed, from an invocation outcome (Lambda's rules: an error or an
 /// invalid response fails the whole batch; without `ReportBatchItemFailures` the
 /// response is ignored).
@@ -296,7 +323,10 @@ fn batch_failures(
     match parse_item_failures(&resp) {
         Ok(f) if f.iter().all(|id| ids.contains(id)) => f,
         Ok(f) => {
-            tracing::warn!(?f, "batchItemFailures names unknown items: the whole batch fails");
+            tracing::warn!(
+                ?f,
+                "batchItemFailures names unknown items: the whole batch fails"
+            );
             ids.to_vec()
         }
         Err(e) => {
@@ -345,7 +375,9 @@ pub fn sqs_event(batch: &[Message], queue_arn: &str, region: &str, redelivery: u
             }
             let mut message_attributes = Map::new();
             for (k, a) in m.message_attributes.iter().flatten() {
-                let b64 = |b: &aws_sdk_sqs::primitives::Blob| base64::engine::general_purpose::STANDARD.encode(b.as_ref());
+                let b64 = |b: &aws_sdk_sqs::primitives::Blob| {
+                    base64::engine::general_purpose::STANDARD.encode(b.as_ref())
+                };
                 let mut o = Map::new();
                 if let Some(s) = &a.string_value {
                     o.insert("stringValue".into(), Value::String(s.clone()));
@@ -359,7 +391,12 @@ pub fn sqs_event(batch: &[Message], queue_arn: &str, region: &str, redelivery: u
                 );
                 o.insert(
                     "binaryListValues".into(),
-                    json!(a.binary_list_values.iter().flatten().map(b64).collect::<Vec<_>>()),
+                    json!(a
+                        .binary_list_values
+                        .iter()
+                        .flatten()
+                        .map(b64)
+                        .collect::<Vec<_>>()),
                 );
                 o.insert("dataType".into(), Value::String(a.data_type.clone()));
                 message_attributes.insert(k.clone(), Value::Object(o));
@@ -538,7 +575,9 @@ impl StreamPoller {
                     shard.pending.extend(out.records.unwrap_or_default());
                 }
                 Err(e) => {
-                    let expired = e.as_service_error().is_some_and(|e| e.is_expired_iterator_exception());
+                    let expired = e
+                        .as_service_error()
+                        .is_some_and(|e| e.is_expired_iterator_exception());
                     tracing::warn!(
                         stream = %self.source.stream_arn, shard = %shard.id,
                         error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e),
@@ -572,7 +611,11 @@ impl StreamPoller {
             Ok(resp) => match parse_item_failures(resp) {
                 Ok(f) if f.is_empty() => None,
                 // The earliest reported failure: everything before it succeeded.
-                Ok(f) => match f.iter().filter_map(|id| seqs.iter().position(|s| s == id)).min() {
+                Ok(f) => match f
+                    .iter()
+                    .filter_map(|id| seqs.iter().position(|s| s == id))
+                    .min()
+                {
                     Some(i) => Some(i),
                     None => Some(0),
                 },
@@ -606,12 +649,15 @@ impl StreamPoller {
         if shard.attempts > max {
             // Give up on the head record (or the whole failing batch, when the error
             // could not be narrowed down).
-            let skip = if whole_batch_error && !(self.source.bisect_batch_on_function_error && n > 1) {
-                n - done
-            } else {
-                1
-            };
-            let skipped: Vec<Record> = (0..skip).filter_map(|_| shard.pending.pop_front()).collect();
+            let skip =
+                if whole_batch_error && !(self.source.bisect_batch_on_function_error && n > 1) {
+                    n - done
+                } else {
+                    1
+                };
+            let skipped: Vec<Record> = (0..skip)
+                .filter_map(|_| shard.pending.pop_front())
+                .collect();
             if let Some(last) = skipped.last() {
                 shard.last_sequence = Some(sequence_number(last));
             }
@@ -621,7 +667,8 @@ impl StreamPoller {
                 records = skipped.len(), attempts = shard.attempts,
                 "stream records exhausted their retries and are skipped"
             );
-            self.send_to_failure_destination(&shard.id, &skipped, shard.attempts).await;
+            self.send_to_failure_destination(&shard.id, &skipped, shard.attempts)
+                .await;
             shard.attempts = 0;
             shard.limit = self.source.batch_size.max(1);
         } else {
@@ -631,7 +678,9 @@ impl StreamPoller {
     }
 
     async fn send_to_failure_destination(&self, shard_id: &str, records: &[Record], attempts: u32) {
-        let Some(url) = &self.source.on_failure_queue_url else { return };
+        let Some(url) = &self.source.on_failure_queue_url else {
+            return;
+        };
         if records.is_empty() {
             return;
         }
@@ -689,7 +738,9 @@ fn sequence_number(r: &Record) -> String {
         .unwrap_or_default()
 }
 
-fn image(m: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Option<Value> {
+fn image(
+    m: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>,
+) -> Option<Value> {
     let m = m?;
     let item = serde_dynamo::Item::from(m.clone());
     serde_json::to_value(item).ok()
@@ -745,7 +796,9 @@ pub fn stream_event(batch: &[Record], stream_arn: &str, region: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, StreamRecord, StreamViewType};
+    use aws_sdk_dynamodbstreams::types::{
+        AttributeValue, OperationType, StreamRecord, StreamViewType,
+    };
     use aws_sdk_sqs::types::MessageAttributeValue;
 
     #[test]
@@ -765,19 +818,30 @@ mod tests {
                     .unwrap(),
             )
             .build();
-        let ev = sqs_event(&[m.clone()], "arn:aws:sqs:us-east-1:1:q", "us-east-1", 0);
+        let ev = sqs_event(
+            std::slice::from_ref(&m),
+            "arn:aws:sqs:us-east-1:1:q",
+            "us-east-1",
+            0,
+        );
         let r = &ev["Records"][0];
         assert_eq!(r["eventSource"], "aws:sqs");
         assert_eq!(r["eventSourceARN"], "arn:aws:sqs:us-east-1:1:q");
         assert_eq!(r["messageId"], "m-1");
         assert_eq!(r["attributes"]["ApproximateReceiveCount"], "1");
-        assert_eq!(r["messageAttributes"]["type"]["stringValue"], "ReserveInventory");
+        assert_eq!(
+            r["messageAttributes"]["type"]["stringValue"],
+            "ReserveInventory"
+        );
         assert_eq!(r["messageAttributes"]["type"]["dataType"], "String");
         // The shared runtime's types accept it.
         let parsed: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(ev).unwrap();
         assert_eq!(parsed.records[0].body.as_deref(), Some("{\"a\":1}"));
         let dup = sqs_event(&[m], "arn", "us-east-1", 1);
-        assert_eq!(dup["Records"][0]["attributes"]["ApproximateReceiveCount"], "2");
+        assert_eq!(
+            dup["Records"][0]["attributes"]["ApproximateReceiveCount"],
+            "2"
+        );
     }
 
     #[test]
@@ -807,7 +871,10 @@ mod tests {
         assert_eq!(r["dynamodb"]["Keys"]["pk"], json!({"S": "ORDER#1"}));
         assert!(r["dynamodb"].get("OldImage").is_none());
         let parsed: aws_lambda_events::dynamodb::Event = serde_json::from_value(ev).unwrap();
-        assert_eq!(parsed.records[0].change.sequence_number.as_deref(), Some("100"));
+        assert_eq!(
+            parsed.records[0].change.sequence_number.as_deref(),
+            Some("100")
+        );
     }
 
     fn aws_smithy_types_now() -> aws_sdk_dynamodbstreams::primitives::DateTime {
@@ -816,18 +883,35 @@ mod tests {
 
     #[test]
     fn item_failures_parse() {
-        assert_eq!(parse_item_failures(&json!({})).unwrap(), Vec::<String>::new());
-        assert_eq!(parse_item_failures(&json!({"batchItemFailures": null})).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            parse_item_failures(&json!({})).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            parse_item_failures(&json!({"batchItemFailures": null})).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(
             parse_item_failures(&json!({"batchItemFailures": [{"itemIdentifier": "a"}]})).unwrap(),
             vec!["a".to_owned()]
         );
-        assert!(parse_item_failures(&json!({"batchItemFailures": [{"itemIdentifier": ""}]})).is_err());
+        assert!(
+            parse_item_failures(&json!({"batchItemFailures": [{"itemIdentifier": ""}]})).is_err()
+        );
         let ids = vec!["a".to_owned(), "b".to_owned()];
         assert_eq!(
-            batch_failures(Ok(json!({"batchItemFailures": [{"itemIdentifier": "x"}]})), &ids, true),
+            batch_failures(
+                Ok(json!({"batchItemFailures": [{"itemIdentifier": "x"}]})),
+                &ids,
+                true
+            ),
             ids
         );
-        assert!(batch_failures(Ok(json!({"batchItemFailures": [{"itemIdentifier": "a"}]})), &ids, false).is_empty());
+        assert!(batch_failures(
+            Ok(json!({"batchItemFailures": [{"itemIdentifier": "a"}]})),
+            &ids,
+            false
+        )
+        .is_empty());
     }
 }

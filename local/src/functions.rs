@@ -16,9 +16,18 @@ use crate::provision::FunctionInfo;
 use crate::{Error, Result};
 
 /// Crate names the registry can build.
-pub const KNOWN_BINARIES: &[&str] = &["order-api", "order-saga", "inventory", "payment", "delivery", "notification"];
+pub const KNOWN_BINARIES: &[&str] = &[
+    "order-api",
+    "order-saga",
+    "inventory",
+    "payment",
+    "delivery",
+    "notification",
+];
 
-fn shared<F: Function>(r: std::result::Result<F, ConfigError>) -> std::result::Result<Arc<dyn Function>, ConfigError> {
+fn shared<F: Function>(
+    r: std::result::Result<F, ConfigError>,
+) -> std::result::Result<Arc<dyn Function>, ConfigError> {
     r.map(|f| Arc::new(f) as Arc<dyn Function>)
 }
 
@@ -131,7 +140,8 @@ impl LocalFunction {
 
         let handler = self.handler.clone();
         // A task of its own: a panic is a crashed invocation, not a crashed poller.
-        let task = tokio::spawn(async move { dishpatch::runtime::invoke(&*handler, event, ctx).await });
+        let task =
+            tokio::spawn(async move { dishpatch::runtime::invoke(&*handler, event, ctx).await });
         let abort = task.abort_handle();
         match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(Ok(v))) => Ok(v),

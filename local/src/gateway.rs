@@ -89,7 +89,10 @@ impl Route {
                     if i >= parts.len() {
                         return None;
                     }
-                    params.insert(name.clone(), Value::String(percent_decode(&parts[i..].join("/"))));
+                    params.insert(
+                        name.clone(),
+                        Value::String(percent_decode(&parts[i..].join("/"))),
+                    );
                     score.push(1);
                     i = parts.len();
                 }
@@ -184,7 +187,12 @@ impl Gateway {
         })
     }
 
-    async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr, local: Option<SocketAddr>) -> Response {
+    async fn handle(
+        &self,
+        req: hyper::Request<Incoming>,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
@@ -201,14 +209,17 @@ impl Gateway {
             .map(str::to_owned);
 
         // CORS preflight: answered by API Gateway itself when CORS is configured.
-        if parts.method == Method::OPTIONS && parts.headers.contains_key("access-control-request-method") {
+        if parts.method == Method::OPTIONS
+            && parts.headers.contains_key("access-control-request-method")
+        {
             if let Some(cors) = &self.cors {
                 let mut resp = hyper::Response::builder()
                     .status(StatusCode::NO_CONTENT)
                     .body(Full::new(Bytes::new()))
                     .expect("static response");
                 cors_headers(cors, origin.as_deref(), true, resp.headers_mut());
-                resp.headers_mut().insert("apigw-requestid", header_value(&request_id));
+                resp.headers_mut()
+                    .insert("apigw-requestid", header_value(&request_id));
                 return resp;
             }
         }
@@ -222,9 +233,12 @@ impl Gateway {
                     match authorize(&parts.headers) {
                         Some(claims) => Some(claims),
                         None => {
-                            let mut r = message(StatusCode::UNAUTHORIZED, "Unauthorized", &request_id);
-                            r.headers_mut()
-                                .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                            let mut r =
+                                message(StatusCode::UNAUTHORIZED, "Unauthorized", &request_id);
+                            r.headers_mut().insert(
+                                http::header::WWW_AUTHENTICATE,
+                                HeaderValue::from_static("Bearer"),
+                            );
                             return with_cors(self.cors.as_ref(), origin.as_deref(), r);
                         }
                     }
@@ -247,12 +261,17 @@ impl Gateway {
                     Ok(v) => from_v2_response(&v, &request_id),
                     Err(e) => {
                         tracing::error!(route = %route.def.route_key(), error = %e, "integration failed");
-                        message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", &request_id)
+                        message(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "Internal Server Error",
+                            &request_id,
+                        )
                     }
                 }
             }
         };
-        resp.headers_mut().insert("apigw-requestid", header_value(&request_id));
+        resp.headers_mut()
+            .insert("apigw-requestid", header_value(&request_id));
         tracing::debug!(method, path = %raw_path, status = resp.status().as_u16(), "http request");
         with_cors(self.cors.as_ref(), origin.as_deref(), resp)
     }
@@ -267,9 +286,12 @@ fn message(status: StatusCode, msg: &str, request_id: &str) -> Response {
     let mut r = hyper::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(json!({ "message": msg }).to_string())))
+        .body(Full::new(Bytes::from(
+            json!({ "message": msg }).to_string(),
+        )))
         .expect("static response");
-    r.headers_mut().insert("apigw-requestid", header_value(request_id));
+    r.headers_mut()
+        .insert("apigw-requestid", header_value(request_id));
     r
 }
 
@@ -293,11 +315,17 @@ fn cors_headers(cors: &CorsDef, origin: Option<&str>, preflight: bool, h: &mut H
     };
     h.insert("access-control-allow-origin", header_value(allow_origin));
     if cors.allow_credentials {
-        h.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+        h.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
     }
     if preflight {
         if !cors.allow_methods.is_empty() {
-            h.insert("access-control-allow-methods", header_value(&cors.allow_methods.join(",")));
+            h.insert(
+                "access-control-allow-methods",
+                header_value(&cors.allow_methods.join(",")),
+            );
         }
         if !cors.allow_headers.is_empty() {
             h.insert(
@@ -309,14 +337,21 @@ fn cors_headers(cors: &CorsDef, origin: Option<&str>, preflight: bool, h: &mut H
             h.insert("access-control-max-age", header_value(&age.to_string()));
         }
     } else if !cors.expose_headers.is_empty() {
-        h.insert("access-control-expose-headers", header_value(&cors.expose_headers.join(",")));
+        h.insert(
+            "access-control-expose-headers",
+            header_value(&cors.expose_headers.join(",")),
+        );
     }
 }
 
 /// Verifies `Authorization` (with or without the `Bearer ` prefix, as the JWT
 /// authorizer accepts both); the claims on success.
 fn authorize(headers: &HeaderMap) -> Option<Map<String, Value>> {
-    let raw = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let raw = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let token = match raw.split_once(' ') {
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
         Some(_) => return None,
@@ -491,11 +526,18 @@ fn from_v2_response(v: &Value, request_id: &str) -> Response {
     };
     let status = obj
         .get("statusCode")
-        .and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|s| {
+            s.as_u64()
+                .or_else(|| s.as_str().and_then(|s| s.parse().ok()))
+        })
         .and_then(|s| StatusCode::from_u16(s as u16).ok());
     let Some(status) = status else {
         tracing::error!(response = %v, "invalid statusCode in the function response");
-        return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id);
+        return message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            request_id,
+        );
     };
     let mut builder = hyper::Response::builder().status(status);
     let h = builder.headers_mut().expect("builder ok");
@@ -505,11 +547,19 @@ fn from_v2_response(v: &Value, request_id: &str) -> Response {
             Value::Null => return,
             other => other.to_string(),
         };
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&text)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&text),
+        ) {
             h.append(n, v);
         }
     };
-    for (name, value) in obj.get("headers").and_then(Value::as_object).into_iter().flatten() {
+    for (name, value) in obj
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         match value {
             Value::Array(vs) => vs.iter().for_each(|v| add(name, v)),
             v => add(name, v),
@@ -525,17 +575,28 @@ fn from_v2_response(v: &Value, request_id: &str) -> Response {
             add(name, v);
         }
     }
-    for c in obj.get("cookies").and_then(Value::as_array).into_iter().flatten() {
+    for c in obj
+        .get("cookies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         add("set-cookie", c);
     }
     let body = match obj.get("body") {
         None | Some(Value::Null) => Bytes::new(),
-        Some(Value::String(s)) if obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
+        Some(Value::String(s))
+            if obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) =>
+        {
             match base64::engine::general_purpose::STANDARD.decode(s) {
                 Ok(b) => Bytes::from(b),
                 Err(_) => {
                     tracing::error!("function returned invalid base64 body");
-                    return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id);
+                    return message(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal Server Error",
+                        request_id,
+                    );
                 }
             }
         }
@@ -543,7 +604,11 @@ fn from_v2_response(v: &Value, request_id: &str) -> Response {
         Some(other) => Bytes::from(other.to_string()),
     };
     builder.body(Full::new(body)).unwrap_or_else(|_| {
-        message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id)
+        message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            request_id,
+        )
     })
 }
 
@@ -635,7 +700,10 @@ mod tests {
         assert_eq!(r.status(), 201);
         assert_eq!(r.headers()["content-type"], "application/json");
         assert_eq!(r.headers().get_all("set-cookie").iter().count(), 2);
-        let r = from_v2_response(&json!({"statusCode": 200, "body": "aGk=", "isBase64Encoded": true}), "r");
+        let r = from_v2_response(
+            &json!({"statusCode": 200, "body": "aGk=", "isBase64Encoded": true}),
+            "r",
+        );
         assert_eq!(r.status(), 200);
         let r = from_v2_response(&json!({"hello": "world"}), "r");
         assert_eq!(r.status(), 200);

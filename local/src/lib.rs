@@ -14,6 +14,32 @@
 //!
 //! Every function is invoked through [`dishpatch::runtime::invoke`] with the exact JSON
 //! event AWS would send, so the dispatch code that runs here is the code that deploys.
+//!
+//! In tests, one stack per test with a unique prefix (the emulator is shared):
+//!
+//! ```no_run
+//! # async fn t() {
+//! use dishpatch_local::{testing, tokens, LocalStack, LocalStackOptions};
+//! let local = LocalStack::start(
+//!     LocalStackOptions::new(testing::unique_prefix("my-test"))
+//!         .endpoint(testing::moto()) // AWS_ENDPOINT_URL, or a moto started for this process
+//!         .retry_delay(std::time::Duration::ZERO),
+//! )
+//! .await
+//! .unwrap();
+//! let token = tokens::mint("alice", &["CUSTOMER"]).unwrap();
+//! let orders = format!("{}/v1/orders", local.url()); // call with `Authorization: Bearer {token}`
+//! let table = local.stack.table_name("OrdersTable"); // physical names, ARNs, URLs, envs
+//! # let _ = (token, orders, table);
+//! local.shutdown();
+//! # }
+//! ```
+//!
+//! Known differences from AWS: stream checkpoints live in memory (restarting `up`
+//! against the same emulator and prefix replays each stream from `TRIM_HORIZON`; the
+//! handlers are idempotent, or use a fresh prefix); batching windows are capped at
+//! 100 ms; one concurrent invocation per event source; no throttling; every authorizer
+//! is the dev-key JWT authorizer.
 
 pub mod esm;
 pub mod functions;

@@ -12,10 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use dishpatch_local::{provision, sdk, seed, template::Template, tokens, LocalStack, LocalStackOptions};
+use dishpatch_local::{
+    provision, sdk, seed, template::Template, tokens, LocalStack, LocalStackOptions,
+};
 
 #[derive(Parser)]
-#[command(name = "dishpatch-local", version, about = "The dishpatch local stack (moto + gateway + pollers)")]
+#[command(
+    name = "dishpatch-local",
+    version,
+    about = "The dishpatch local stack (moto + gateway + pollers)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,8 +92,22 @@ async fn main() -> ExitCode {
             no_seed,
             retry_delay_ms,
             duplicate_deliveries,
-        } => up(stack, host, port, !no_seed, retry_delay_ms, duplicate_deliveries).await,
-        Command::Token { sub, roles, ttl_hours } => {
+        } => {
+            up(
+                stack,
+                host,
+                port,
+                !no_seed,
+                retry_delay_ms,
+                duplicate_deliveries,
+            )
+            .await
+        }
+        Command::Token {
+            sub,
+            roles,
+            ttl_hours,
+        } => {
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             tokens::TokenRequest::new(sub, &roles)
                 .ttl(Duration::from_secs(ttl_hours * 3600))
@@ -136,15 +156,29 @@ async fn up(
     println!("  emulator:  {endpoint}   (prefix {})", local.stack.prefix);
     println!(
         "  functions: {}",
-        local.functions.keys().cloned().collect::<Vec<_>>().join(", ")
+        local
+            .functions
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!();
     println!("Tokens (24 h):");
     println!("  alice (CUSTOMER):     {alice}");
     println!("  bob (CUSTOMER):       {}", token("bob", &["CUSTOMER"])?);
-    println!("  manager-1 (MANAGER):  {}", token("manager-1", &["MANAGER"])?);
-    println!("  courier-1 (COURIER):  {}", token("courier-1", &["COURIER"])?);
-    println!("  courier-2 (COURIER):  {}", token("courier-2", &["COURIER"])?);
+    println!(
+        "  manager-1 (MANAGER):  {}",
+        token("manager-1", &["MANAGER"])?
+    );
+    println!(
+        "  courier-1 (COURIER):  {}",
+        token("courier-1", &["COURIER"])?
+    );
+    println!(
+        "  courier-2 (COURIER):  {}",
+        token("courier-2", &["COURIER"])?
+    );
     println!();
     println!("Place an order as alice:");
     println!(
@@ -168,13 +202,14 @@ async fn up(
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -187,17 +222,21 @@ async fn wait_for_signal() {
 }
 
 async fn seed_only(args: StackArgs) -> Result<(), String> {
-    let template = Arc::new(match &args.template {
-        Some(p) => Template::from_path(p),
-        None => Template::embedded(),
-    }
-    .map_err(|e| e.to_string())?);
+    let template = Arc::new(
+        match &args.template {
+            Some(p) => Template::from_path(p),
+            None => Template::embedded(),
+        }
+        .map_err(|e| e.to_string())?,
+    );
     let endpoint = sdk::endpoint(args.endpoint.as_deref());
     let config = sdk::emulator_config(Some(&endpoint)).await;
     let stack = provision::provision(&config, template, &args.prefix)
         .await
         .map_err(|e| format!("{e} (is moto running at {endpoint}?)"))?;
-    let n = seed::seed(&stack, &config).await.map_err(|e| e.to_string())?;
+    let n = seed::seed(&stack, &config)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("seeded {n} new items into prefix {}", stack.prefix);
     Ok(())
 }

@@ -259,15 +259,19 @@ pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -
                 }
                 url
             }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_queue_does_not_exist()) => sqs
-                .create_queue()
-                .queue_name(&name)
-                .set_attributes((!attrs.is_empty()).then_some(attrs))
-                .send()
-                .await
-                .map_err(|e| Error::aws(format!("create queue {name}"), e))?
-                .queue_url
-                .unwrap_or_default(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_queue_does_not_exist()) =>
+            {
+                sqs.create_queue()
+                    .queue_name(&name)
+                    .set_attributes((!attrs.is_empty()).then_some(attrs))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws(format!("create queue {name}"), e))?
+                    .queue_url
+                    .unwrap_or_default()
+            }
             Err(e) => return Err(Error::aws(format!("get queue url {name}"), e)),
         };
         let arn = sqs
@@ -320,7 +324,12 @@ pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -
 
     // Tables.
     for t in &template.tables {
-        let info = ensure_table(&dynamodb, t, &physical_name(prefix, &t.logical_id, TABLE_NAME_MAX, "")).await?;
+        let info = ensure_table(
+            &dynamodb,
+            t,
+            &physical_name(prefix, &t.logical_id, TABLE_NAME_MAX, ""),
+        )
+        .await?;
         stack.bindings.set_ref(&t.logical_id, &info.name);
         stack.bindings.set_attr(&t.logical_id, "Arn", &info.arn);
         if let Some(s) = &info.stream_arn {
@@ -361,14 +370,21 @@ pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -
         let topic_arn = stack
             .topics
             .get(&s.topic)
-            .ok_or_else(|| Error::Other(format!("{}: topic {} not in the template", s.logical_id, s.topic)))?
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "{}: topic {} not in the template",
+                    s.logical_id, s.topic
+                ))
+            })?
             .arn
             .clone();
         let endpoint = match &s.endpoint {
             SubscriptionEndpoint::Queue(q) => stack
                 .queues
                 .get(q)
-                .ok_or_else(|| Error::Other(format!("{}: queue {q} not in the template", s.logical_id)))?
+                .ok_or_else(|| {
+                    Error::Other(format!("{}: queue {q} not in the template", s.logical_id))
+                })?
                 .arn
                 .clone(),
             SubscriptionEndpoint::Other(v) => match stack.bindings.resolve_string(v) {
@@ -387,7 +403,10 @@ pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -
             attrs.insert("FilterPolicyScope".to_owned(), scope.clone());
         }
         if s.protocol == "sqs" || s.raw_message_delivery {
-            attrs.insert("RawMessageDelivery".to_owned(), s.raw_message_delivery.to_string());
+            attrs.insert(
+                "RawMessageDelivery".to_owned(),
+                s.raw_message_delivery.to_string(),
+            );
         }
         if let Some(rp) = &s.redrive_policy {
             if let Ok(rp) = stack.bindings.resolve(rp) {
@@ -420,7 +439,10 @@ pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -
     // Functions: physical names first (functions may reference each other), then envs.
     for f in &template.functions {
         let name = physical_name(prefix, &f.logical_id, FUNCTION_NAME_MAX, "");
-        let arn = format!("arn:aws:lambda:{}:{}:function:{name}", stack.region, stack.account_id);
+        let arn = format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            stack.region, stack.account_id
+        );
         stack.bindings.set_ref(&f.logical_id, &name);
         stack.bindings.set_attr(&f.logical_id, "Arn", &arn);
     }
@@ -490,8 +512,13 @@ fn sanitize(s: &str) -> String {
 fn validate_prefix(prefix: &str) -> Result<()> {
     let ok = !prefix.is_empty()
         && prefix.len() <= 40
-        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && prefix.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && prefix
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -501,16 +528,28 @@ fn validate_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-async fn ensure_table(client: &aws_sdk_dynamodb::Client, t: &TableDef, name: &str) -> Result<TableInfo> {
+async fn ensure_table(
+    client: &aws_sdk_dynamodb::Client,
+    t: &TableDef,
+    name: &str,
+) -> Result<TableInfo> {
     let described = match client.describe_table().table_name(name).send().await {
         Ok(out) => out.table,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => None,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
         Err(e) => return Err(Error::aws(format!("describe table {name}"), e)),
     };
     let desc = match described {
         Some(d) => {
             if t.stream_view_type.is_some() && d.latest_stream_arn.is_none() {
-                tracing::warn!(table = name, "existing table has no stream; recreate the stack to get one");
+                tracing::warn!(
+                    table = name,
+                    "existing table has no stream; recreate the stack to get one"
+                );
             }
             d
         }
@@ -527,7 +566,12 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, t: &TableDef, name: &st
             .time_to_live_description
             .as_ref()
             .and_then(|d| d.time_to_live_status.as_ref())
-            .is_some_and(|s| matches!(s, ddb::TimeToLiveStatus::Enabled | ddb::TimeToLiveStatus::Enabling));
+            .is_some_and(|s| {
+                matches!(
+                    s,
+                    ddb::TimeToLiveStatus::Enabled | ddb::TimeToLiveStatus::Enabling
+                )
+            });
         if !enabled {
             let spec = ddb::TimeToLiveSpecification::builder()
                 .attribute_name(attr)
@@ -566,11 +610,17 @@ fn key_schema(keys: &[crate::template::KeyElement]) -> Result<Vec<ddb::KeySchema
 fn projection(i: &crate::template::IndexDef) -> ddb::Projection {
     ddb::Projection::builder()
         .projection_type(ddb::ProjectionType::from(i.projection_type.as_str()))
-        .set_non_key_attributes((!i.non_key_attributes.is_empty()).then(|| i.non_key_attributes.clone()))
+        .set_non_key_attributes(
+            (!i.non_key_attributes.is_empty()).then(|| i.non_key_attributes.clone()),
+        )
         .build()
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, t: &TableDef, name: &str) -> Result<ddb::TableDescription> {
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    t: &TableDef,
+    name: &str,
+) -> Result<ddb::TableDescription> {
     let attrs = t
         .attribute_definitions
         .iter()
@@ -632,21 +682,30 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, t: &TableDef, name: &st
             .table_description
             .ok_or_else(|| Error::Other(format!("create table {name}: no description"))),
         // A concurrent `up` won the race: use its table.
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| Error::aws(format!("describe table {name}"), e))?
-            .table
-            .ok_or_else(|| Error::Other(format!("describe table {name}: no description"))),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| Error::aws(format!("describe table {name}"), e))?
+                .table
+                .ok_or_else(|| Error::Other(format!("describe table {name}: no description")))
+        }
         Err(e) => Err(Error::aws(format!("create table {name}"), e)),
     }
 }
 
 /// The resolved value of a function's template variable (test helper).
 pub fn variable<'a>(stack: &'a Stack, function: &str, name: &str) -> Option<&'a str> {
-    stack.function(function)?.variables.get(name).map(String::as_str)
+    stack
+        .function(function)?
+        .variables
+        .get(name)
+        .map(String::as_str)
 }
 
 #[cfg(test)]
@@ -655,11 +714,24 @@ mod tests {
 
     #[test]
     fn physical_names_fit_the_limits() {
-        assert_eq!(physical_name("dishpatch", "SagaQueue", 80, ""), "dishpatch-SagaQueue");
-        let long = physical_name(&"p".repeat(40), &"VeryLongLogicalIdentifier".repeat(3), 80, ".fifo");
+        assert_eq!(
+            physical_name("dishpatch", "SagaQueue", 80, ""),
+            "dishpatch-SagaQueue"
+        );
+        let long = physical_name(
+            &"p".repeat(40),
+            &"VeryLongLogicalIdentifier".repeat(3),
+            80,
+            ".fifo",
+        );
         assert_eq!(long.len(), 80);
         assert!(long.ends_with(".fifo"));
-        let other = physical_name(&"p".repeat(40), &"VeryLongLogicalIdentifierX".repeat(3), 80, ".fifo");
+        let other = physical_name(
+            &"p".repeat(40),
+            &"VeryLongLogicalIdentifierX".repeat(3),
+            80,
+            ".fifo",
+        );
         assert_ne!(long, other, "hash keeps truncated names distinct");
     }
 

@@ -11,7 +11,11 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5000";
 pub fn endpoint(explicit: Option<&str>) -> String {
     explicit
         .map(str::to_owned)
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("AWS_ENDPOINT_URL")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
 }
 
@@ -27,7 +31,9 @@ pub async fn emulator_config(endpoint_url: Option<&str>) -> SdkConfig {
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".to_owned());
     let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        (Some(id), Some(secret)) => Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "environment"),
+        (Some(id), Some(secret)) => {
+            Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "environment")
+        }
         _ => Credentials::new("test", "test", None, None, "dishpatch-local"),
     };
     aws_config::defaults(BehaviorVersion::latest())

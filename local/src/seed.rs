@@ -79,7 +79,8 @@ pub async fn seed(stack: &Stack, sdk: &SdkConfig) -> Result<usize> {
             tracing::warn!(table, "seed skipped: the template has no such table");
             continue;
         };
-        let item = serde_dynamo::to_item(&item).map_err(|e| Error::Other(format!("seed item: {e}")))?;
+        let item =
+            serde_dynamo::to_item(&item).map_err(|e| Error::Other(format!("seed item: {e}")))?;
         match client
             .put_item()
             .table_name(&t.name)
@@ -90,8 +91,7 @@ pub async fn seed(stack: &Stack, sdk: &SdkConfig) -> Result<usize> {
         {
             Ok(_) => written += 1,
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
             Err(e) => return Err(Error::aws(format!("seed {}", t.name), e)),
         }

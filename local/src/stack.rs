@@ -171,9 +171,19 @@ impl LocalStack {
         let routes = template
             .http_routes()
             .into_iter()
-            .map(|(f, r)| Route::new(r.clone(), template.http_api.requires_auth(r), functions[&f.logical_id].clone()))
+            .map(|(f, r)| {
+                Route::new(
+                    r.clone(),
+                    template.http_api.requires_auth(r),
+                    functions[&f.logical_id].clone(),
+                )
+            })
             .collect();
-        let gateway = Arc::new(Gateway::new(routes, template.http_api.cors.clone(), &stack.account_id));
+        let gateway = Arc::new(Gateway::new(
+            routes,
+            template.http_api.cors.clone(),
+            &stack.account_id,
+        ));
         let listener = tokio::net::TcpListener::bind((opts.host, opts.port)).await?;
         let addr = listener.local_addr()?;
         tasks.push(gateway.serve(listener));
@@ -183,31 +193,49 @@ impl LocalStack {
                 let function = &functions[&f.logical_id];
                 for e in f.sqs_events().filter(|e| e.enabled) {
                     let q = stack.queues.get(&e.queue).ok_or_else(|| {
-                        Error::Other(format!("{}.{}: queue {} not provisioned", f.logical_id, e.name, e.queue))
+                        Error::Other(format!(
+                            "{}.{}: queue {} not provisioned",
+                            f.logical_id, e.name, e.queue
+                        ))
                     })?;
                     let source = SqsSource {
                         queue_url: q.url.clone(),
                         queue_arn: q.arn.clone(),
                         region: stack.region.clone(),
                         batch_size: e.batch_size.max(1) as usize,
-                        batching_window: Duration::from_secs(e.maximum_batching_window_seconds.into()),
+                        batching_window: Duration::from_secs(
+                            e.maximum_batching_window_seconds.into(),
+                        ),
                         report_batch_item_failures: e.report_batch_item_failures,
                     };
-                    tasks.push(esm::spawn_sqs_poller(&sdk, source, function.clone(), opts.esm.clone()));
+                    tasks.push(esm::spawn_sqs_poller(
+                        &sdk,
+                        source,
+                        function.clone(),
+                        opts.esm.clone(),
+                    ));
                 }
                 for e in f.stream_events().filter(|e| e.enabled) {
                     let t = stack.tables.get(&e.table).ok_or_else(|| {
-                        Error::Other(format!("{}.{}: table {} not provisioned", f.logical_id, e.name, e.table))
+                        Error::Other(format!(
+                            "{}.{}: table {} not provisioned",
+                            f.logical_id, e.name, e.table
+                        ))
                     })?;
                     let stream_arn = t.stream_arn.clone().ok_or_else(|| {
-                        Error::Other(format!("{}.{}: table {} has no stream", f.logical_id, e.name, e.table))
+                        Error::Other(format!(
+                            "{}.{}: table {} has no stream",
+                            f.logical_id, e.name, e.table
+                        ))
                     })?;
                     let source = StreamSource {
                         stream_arn,
                         region: stack.region.clone(),
                         batch_size: e.batch_size.max(1) as usize,
                         starting_position: e.starting_position.clone(),
-                        maximum_retry_attempts: e.maximum_retry_attempts.map(|n| n.clamp(0, 10_000) as u32),
+                        maximum_retry_attempts: e
+                            .maximum_retry_attempts
+                            .map(|n| n.clamp(0, 10_000) as u32),
                         bisect_batch_on_function_error: e.bisect_batch_on_function_error,
                         report_batch_item_failures: e.report_batch_item_failures,
                         on_failure_queue_url: e
@@ -216,7 +244,12 @@ impl LocalStack {
                             .and_then(|q| stack.queues.get(q))
                             .map(|q| q.url.clone()),
                     };
-                    tasks.push(esm::spawn_stream_poller(&sdk, source, function.clone(), opts.esm.clone()));
+                    tasks.push(esm::spawn_stream_poller(
+                        &sdk,
+                        source,
+                        function.clone(),
+                        opts.esm.clone(),
+                    ));
                 }
             }
         }
@@ -242,7 +275,11 @@ impl LocalStack {
     }
 
     /// Invokes a function directly with a raw Lambda event.
-    pub async fn invoke(&self, id_or_binary: &str, event: Value) -> std::result::Result<Value, InvokeError> {
+    pub async fn invoke(
+        &self,
+        id_or_binary: &str,
+        event: Value,
+    ) -> std::result::Result<Value, InvokeError> {
         match self.function(id_or_binary) {
             Some(f) => f.invoke(event).await,
             None => Err(InvokeError::Failed(format!("no function {id_or_binary}"))),

@@ -191,7 +191,10 @@ pub enum EventDef {
     Sqs(SqsEventDef),
     DynamoDb(StreamEventDef),
     /// An event type the local stack does not emulate (kept for diagnostics).
-    Unsupported { name: String, event_type: String },
+    Unsupported {
+        name: String,
+        event_type: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -295,7 +298,10 @@ impl Template {
             .get("Resources")
             .and_then(Value::as_object)
             .ok_or_else(|| invalid("no Resources"))?;
-        let globals = doc.pointer("/Globals/Function").cloned().unwrap_or(Value::Null);
+        let globals = doc
+            .pointer("/Globals/Function")
+            .cloned()
+            .unwrap_or(Value::Null);
 
         let mut t = Template {
             tables: Vec::new(),
@@ -356,7 +362,9 @@ impl Template {
                     policy_document: props.get("PolicyDocument").cloned().unwrap_or(Value::Null),
                 }),
                 "AWS::SNS::Subscription" => t.subscriptions.push(parse_subscription(id, props)?),
-                "AWS::Serverless::Function" => t.functions.push(parse_function(id, res, props, &globals)?),
+                "AWS::Serverless::Function" => {
+                    t.functions.push(parse_function(id, res, props, &globals)?)
+                }
                 "AWS::Serverless::HttpApi" => t.http_api = parse_http_api(props),
                 _ => {}
             }
@@ -381,7 +389,9 @@ impl Template {
     }
 
     pub fn subscription(&self, logical_id: &str) -> Option<&SubscriptionDef> {
-        self.subscriptions.iter().find(|f| f.logical_id == logical_id)
+        self.subscriptions
+            .iter()
+            .find(|f| f.logical_id == logical_id)
     }
 
     /// Every HTTP route with the function that serves it.
@@ -454,7 +464,9 @@ pub fn get_att_target(v: &Value) -> Option<(String, String)> {
         return None;
     }
     match o.get("Fn::GetAtt")? {
-        Value::Array(a) if a.len() == 2 => Some((a[0].as_str()?.to_owned(), a[1].as_str()?.to_owned())),
+        Value::Array(a) if a.len() == 2 => {
+            Some((a[0].as_str()?.to_owned(), a[1].as_str()?.to_owned()))
+        }
         Value::String(s) => {
             let (x, attr) = s.split_once('.')?;
             Some((x.to_owned(), attr.to_owned()))
@@ -602,9 +614,9 @@ fn parse_queue(id: &str, p: &Value) -> Result<QueueDef, TemplateError> {
                     .map_err(|e| invalid(format!("{id}: RedrivePolicy is not JSON: {e}")))?,
                 other => other.clone(),
             };
-            let target = r
-                .get("deadLetterTargetArn")
-                .ok_or_else(|| invalid(format!("{id}: RedrivePolicy without deadLetterTargetArn")))?;
+            let target = r.get("deadLetterTargetArn").ok_or_else(|| {
+                invalid(format!("{id}: RedrivePolicy without deadLetterTargetArn"))
+            })?;
             Some(RedriveDef {
                 dead_letter_queue: get_att_of(target, "Arn", &format!("{id}.RedrivePolicy"))?,
                 max_receive_count: int_prop(&r, "maxReceiveCount")?.unwrap_or(10),
@@ -636,7 +648,8 @@ fn parse_subscription(id: &str, p: &Value) -> Result<SubscriptionDef, TemplateEr
     let filter_policy = match p.get("FilterPolicy") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
-            serde_json::from_str(s).map_err(|e| invalid(format!("{id}: FilterPolicy is not JSON: {e}")))?,
+            serde_json::from_str(s)
+                .map_err(|e| invalid(format!("{id}: FilterPolicy is not JSON: {e}")))?,
         ),
         Some(v) => Some(v.clone()),
     };
@@ -682,14 +695,22 @@ fn parse_http_api(p: &Value) -> HttpApiDef {
     }
 }
 
-fn parse_function(id: &str, res: &Value, p: &Value, globals: &Value) -> Result<FunctionDef, TemplateError> {
+fn parse_function(
+    id: &str,
+    res: &Value,
+    p: &Value,
+    globals: &Value,
+) -> Result<FunctionDef, TemplateError> {
     let binary = res
         .pointer("/Metadata/BuildProperties/Binary")
         .and_then(scalar_string)
         .ok_or_else(|| invalid(format!("{id}: no Metadata.BuildProperties.Binary")))?;
     let mut environment = BTreeMap::new();
     for src in [globals, p] {
-        if let Some(vars) = src.pointer("/Environment/Variables").and_then(Value::as_object) {
+        if let Some(vars) = src
+            .pointer("/Environment/Variables")
+            .and_then(Value::as_object)
+        {
             for (k, v) in vars {
                 environment.insert(k.clone(), v.clone());
             }
@@ -746,7 +767,9 @@ fn parse_event(fid: &str, name: &str, ev: &Value) -> Result<EventDef, TemplateEr
             name: name.to_owned(),
             queue: get_att_of(p.get("Queue").unwrap_or(&Value::Null), "Arn", &what)?,
             batch_size: int_prop(p, "BatchSize")?.unwrap_or(10) as i32,
-            maximum_batching_window_seconds: int_prop(p, "MaximumBatchingWindowInSeconds")?.unwrap_or(0).max(0) as u32,
+            maximum_batching_window_seconds: int_prop(p, "MaximumBatchingWindowInSeconds")?
+                .unwrap_or(0)
+                .max(0) as u32,
             report_batch_item_failures: report,
             enabled: bool_prop(p, "Enabled").unwrap_or(true),
         }),
@@ -754,9 +777,11 @@ fn parse_event(fid: &str, name: &str, ev: &Value) -> Result<EventDef, TemplateEr
             name: name.to_owned(),
             table: get_att_of(p.get("Stream").unwrap_or(&Value::Null), "StreamArn", &what)?,
             batch_size: int_prop(p, "BatchSize")?.unwrap_or(100) as i32,
-            starting_position: str_prop(p, "StartingPosition").unwrap_or_else(|| "TRIM_HORIZON".into()),
+            starting_position: str_prop(p, "StartingPosition")
+                .unwrap_or_else(|| "TRIM_HORIZON".into()),
             maximum_retry_attempts: int_prop(p, "MaximumRetryAttempts")?.filter(|n| *n >= 0),
-            bisect_batch_on_function_error: bool_prop(p, "BisectBatchOnFunctionError").unwrap_or(false),
+            bisect_batch_on_function_error: bool_prop(p, "BisectBatchOnFunctionError")
+                .unwrap_or(false),
             report_batch_item_failures: report,
             on_failure_queue: p
                 .pointer("/DestinationConfig/OnFailure/Destination")
@@ -842,8 +867,8 @@ impl Bindings {
                             return self.resolve_ref(name).map(Value::String);
                         }
                         "Fn::GetAtt" => {
-                            let (id, attr) =
-                                get_att_target(v).ok_or_else(|| invalid(format!("bad Fn::GetAtt: {arg}")))?;
+                            let (id, attr) = get_att_target(v)
+                                .ok_or_else(|| invalid(format!("bad Fn::GetAtt: {arg}")))?;
                             return self.resolve_get_att(&id, &attr).map(Value::String);
                         }
                         "Fn::Sub" => return self.sub(arg).map(Value::String),
@@ -972,9 +997,18 @@ mod tests {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
         }
         let orders = t.table("OrdersTable").unwrap();
-        assert_eq!(orders.key_schema[0], KeyElement { name: "pk".into(), key_type: "HASH".into() });
+        assert_eq!(
+            orders.key_schema[0],
+            KeyElement {
+                name: "pk".into(),
+                key_type: "HASH".into()
+            }
+        );
         assert_eq!(orders.key_schema[1].key_type, "RANGE");
-        assert_eq!(orders.stream_view_type.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+        assert_eq!(
+            orders.stream_view_type.as_deref(),
+            Some("NEW_AND_OLD_IMAGES")
+        );
         assert_eq!(orders.ttl_attribute.as_deref(), Some("expiresAt"));
         let gsi = &orders.global_secondary_indexes[0];
         assert_eq!(gsi.name, "gsi1");
@@ -987,13 +1021,25 @@ mod tests {
         assert_eq!(idem.key_schema[0].name, "id");
         assert_eq!(idem.ttl_attribute.as_deref(), Some("expiration"));
         assert!(idem.stream_view_type.is_none());
-        assert_eq!(t.table("DeliveryTable").unwrap().global_secondary_indexes.len(), 1);
+        assert_eq!(
+            t.table("DeliveryTable")
+                .unwrap()
+                .global_secondary_indexes
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn queues_have_their_redrive_policies() {
         let t = t();
-        for q in ["SagaQueue", "NotificationQueue", "InventoryQueue", "PaymentQueue", "DeliveryQueue"] {
+        for q in [
+            "SagaQueue",
+            "NotificationQueue",
+            "InventoryQueue",
+            "PaymentQueue",
+            "DeliveryQueue",
+        ] {
             let def = t.queue(q).unwrap_or_else(|| panic!("{q} missing"));
             let r = def.redrive.as_ref().expect("redrive");
             assert_eq!(r.dead_letter_queue, format!("{q}DLQ"));
@@ -1001,14 +1047,23 @@ mod tests {
             assert_eq!(def.visibility_timeout, 60);
             let dlq = t.queue(&r.dead_letter_queue).expect("dlq exists");
             assert!(dlq.redrive.is_none());
-            assert_eq!(dlq.attributes.get("MessageRetentionPeriod").map(String::as_str), Some("1209600"));
+            assert_eq!(
+                dlq.attributes
+                    .get("MessageRetentionPeriod")
+                    .map(String::as_str),
+                Some("1209600")
+            );
         }
     }
 
     #[test]
     fn topics_and_subscriptions() {
         let t = t();
-        for id in ["OrderEventsTopic", "CustomerNotificationsTopic", "OpsAlertsTopic"] {
+        for id in [
+            "OrderEventsTopic",
+            "CustomerNotificationsTopic",
+            "OpsAlertsTopic",
+        ] {
             assert!(t.topic(id).is_some(), "{id}");
         }
         let s = t.subscription("SagaQueueSubscription").unwrap();
@@ -1017,7 +1072,9 @@ mod tests {
         assert_eq!(s.endpoint, SubscriptionEndpoint::Queue("SagaQueue".into()));
         assert!(!s.raw_message_delivery);
         assert_eq!(s.filter_policy_scope.as_deref(), Some("MessageAttributes"));
-        let types = s.filter_policy.as_ref().unwrap()["eventType"].as_array().unwrap();
+        let types = s.filter_policy.as_ref().unwrap()["eventType"]
+            .as_array()
+            .unwrap();
         assert!(types.contains(&json!("PaymentCaptured")));
         assert!(!types.contains(&json!("OrderPlaced")));
         let n = t.subscription("NotificationQueueSubscription").unwrap();
@@ -1032,14 +1089,28 @@ mod tests {
     fn functions_events_and_environment() {
         let t = t();
         let bins: Vec<_> = t.functions.iter().map(|f| f.binary.as_str()).collect();
-        for b in ["order-api", "order-saga", "inventory", "payment", "delivery", "notification"] {
+        for b in [
+            "order-api",
+            "order-saga",
+            "inventory",
+            "payment",
+            "delivery",
+            "notification",
+        ] {
             assert!(bins.contains(&b), "{b} missing from {bins:?}");
         }
         let saga = t.function("OrderSagaFunction").unwrap();
         assert_eq!(saga.binary, "order-saga");
         assert_eq!(saga.timeout, 10);
-        assert_eq!(saga.environment.get("RUST_LOG"), Some(&json!("info")), "globals merged");
-        assert_eq!(saga.environment.get("ORDERS_TABLE"), Some(&json!({"Ref": "OrdersTable"})));
+        assert_eq!(
+            saga.environment.get("RUST_LOG"),
+            Some(&json!("info")),
+            "globals merged"
+        );
+        assert_eq!(
+            saga.environment.get("ORDERS_TABLE"),
+            Some(&json!({"Ref": "OrdersTable"}))
+        );
         let sqs: Vec<_> = saga.sqs_events().collect();
         assert_eq!(sqs.len(), 1);
         assert_eq!(sqs[0].queue, "SagaQueue");
@@ -1050,15 +1121,24 @@ mod tests {
         assert_eq!(streams.len(), 1);
         assert_eq!(streams[0].table, "OrdersTable");
         assert_eq!(streams[0].starting_position, "TRIM_HORIZON");
-        assert_eq!(streams[0].on_failure_queue.as_deref(), Some("OrdersStreamDLQ"));
+        assert_eq!(
+            streams[0].on_failure_queue.as_deref(),
+            Some("OrdersStreamDLQ")
+        );
 
         let api = t.function("OrderApiFunction").unwrap();
         let routes: Vec<_> = api.http_routes().map(|r| r.route_key()).collect();
-        assert!(routes.contains(&"GET /v1/orders/{orderId}".to_owned()), "{routes:?}");
+        assert!(
+            routes.contains(&"GET /v1/orders/{orderId}".to_owned()),
+            "{routes:?}"
+        );
         assert!(routes.contains(&"POST /v1/orders".to_owned()));
         let health = api.http_routes().find(|r| r.path == "/v1/health").unwrap();
         assert!(!t.http_api.requires_auth(health));
-        let place = api.http_routes().find(|r| r.route_key() == "POST /v1/orders").unwrap();
+        let place = api
+            .http_routes()
+            .find(|r| r.route_key() == "POST /v1/orders")
+            .unwrap();
         assert!(t.http_api.requires_auth(place));
         let menu = t
             .http_routes()
@@ -1079,9 +1159,13 @@ mod tests {
         };
         b.set_ref("Q", "https://q/url");
         b.set_attr("Q", "Arn", "arn:aws:sqs:eu-west-1:123456789012:s-Q");
-        assert_eq!(b.resolve_string(&json!({"Ref": "Q"})).unwrap(), "https://q/url");
         assert_eq!(
-            b.resolve_string(&json!({"Fn::GetAtt": ["Q", "Arn"]})).unwrap(),
+            b.resolve_string(&json!({"Ref": "Q"})).unwrap(),
+            "https://q/url"
+        );
+        assert_eq!(
+            b.resolve_string(&json!({"Fn::GetAtt": ["Q", "Arn"]}))
+                .unwrap(),
             "arn:aws:sqs:eu-west-1:123456789012:s-Q"
         );
         assert_eq!(
@@ -1089,8 +1173,10 @@ mod tests {
             "arn:aws:sqs:eu-west-1:123456789012:s-Q"
         );
         assert_eq!(
-            b.resolve_string(&json!({"Fn::Sub": "x-${AWS::Region}-${AWS::AccountId}-${Q}-${Q.Arn}-${!Lit}"}))
-                .unwrap(),
+            b.resolve_string(
+                &json!({"Fn::Sub": "x-${AWS::Region}-${AWS::AccountId}-${Q}-${Q.Arn}-${!Lit}"})
+            )
+            .unwrap(),
             "x-eu-west-1-123456789012-https://q/url-arn:aws:sqs:eu-west-1:123456789012:s-Q-${Lit}"
         );
         assert_eq!(
@@ -1099,7 +1185,8 @@ mod tests {
             "eu-west-1/https://q/url"
         );
         assert_eq!(
-            b.resolve_string(&json!({"Fn::Join": [":", ["a", {"Ref": "Q"}]]})).unwrap(),
+            b.resolve_string(&json!({"Fn::Join": [":", ["a", {"Ref": "Q"}]]}))
+                .unwrap(),
             "a:https://q/url"
         );
         assert!(matches!(

@@ -74,7 +74,8 @@ pub fn mint(sub: &str, roles: &[&str]) -> Result<String, TokenError> {
 
 /// Signs arbitrary claims with the dev key (tests: expired or wrong-audience tokens).
 pub fn sign(claims: &Value) -> Result<String, TokenError> {
-    let key = EncodingKey::from_ec_pem(PRIVATE_KEY_PEM.as_bytes()).map_err(|e| TokenError(e.to_string()))?;
+    let key = EncodingKey::from_ec_pem(PRIVATE_KEY_PEM.as_bytes())
+        .map_err(|e| TokenError(e.to_string()))?;
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(KEY_ID.to_owned());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| TokenError(e.to_string()))
@@ -84,7 +85,8 @@ pub fn sign(claims: &Value) -> Result<String, TokenError> {
 /// `iss` = [`ISSUER`], `aud` (or `client_id`) = [`AUDIENCE`], `exp` in the future,
 /// `nbf` (if any) in the past. Returns the claims.
 pub fn verify(token: &str) -> Result<Map<String, Value>, TokenError> {
-    let key = DecodingKey::from_ec_pem(PUBLIC_KEY_PEM.as_bytes()).map_err(|e| TokenError(e.to_string()))?;
+    let key = DecodingKey::from_ec_pem(PUBLIC_KEY_PEM.as_bytes())
+        .map_err(|e| TokenError(e.to_string()))?;
     let mut v = Validation::new(Algorithm::ES256);
     v.set_issuer(&[ISSUER]);
     // The audience check is done below: API Gateway accepts `aud` or `client_id`.
@@ -92,7 +94,8 @@ pub fn verify(token: &str) -> Result<Map<String, Value>, TokenError> {
     v.validate_nbf = true;
     v.leeway = 0;
     v.set_required_spec_claims(&["exp", "iss"]);
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v).map_err(|e| TokenError(e.to_string()))?;
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
+        .map_err(|e| TokenError(e.to_string()))?;
     let claims = data.claims;
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == AUDIENCE,
@@ -118,7 +121,10 @@ pub fn claims_as_strings(claims: &Map<String, Value>) -> Map<String, Value> {
 fn claim_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(claim_string).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(claim_string).collect::<Vec<_>>().join(" ")
+        ),
         Value::Null => String::new(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
@@ -144,13 +150,18 @@ mod tests {
     #[test]
     fn bad_tokens_are_rejected() {
         let now = chrono::Utc::now().timestamp();
-        let expired = sign(&json!({"sub": "a", "iss": ISSUER, "aud": AUDIENCE, "exp": now - 10})).unwrap();
+        let expired =
+            sign(&json!({"sub": "a", "iss": ISSUER, "aud": AUDIENCE, "exp": now - 10})).unwrap();
         assert!(verify(&expired).is_err());
-        let wrong_aud = sign(&json!({"sub": "a", "iss": ISSUER, "aud": "other", "exp": now + 60})).unwrap();
+        let wrong_aud =
+            sign(&json!({"sub": "a", "iss": ISSUER, "aud": "other", "exp": now + 60})).unwrap();
         assert!(verify(&wrong_aud).is_err());
-        let wrong_iss = sign(&json!({"sub": "a", "iss": "x", "aud": AUDIENCE, "exp": now + 60})).unwrap();
+        let wrong_iss =
+            sign(&json!({"sub": "a", "iss": "x", "aud": AUDIENCE, "exp": now + 60})).unwrap();
         assert!(verify(&wrong_iss).is_err());
-        let list_aud = sign(&json!({"sub": "a", "iss": ISSUER, "aud": ["x", AUDIENCE], "exp": now + 60})).unwrap();
+        let list_aud =
+            sign(&json!({"sub": "a", "iss": ISSUER, "aud": ["x", AUDIENCE], "exp": now + 60}))
+                .unwrap();
         assert!(verify(&list_aud).is_ok());
         // Tampered payload: signature no longer matches.
         let good = mint("alice", &["CUSTOMER"]).unwrap();

@@ -64,7 +64,7 @@ pub fn caller(req: &Request) -> Result<Caller, Problem> {
 
 pub fn parse_roles(raw: &str) -> Vec<Role> {
     raw.trim_matches(|c| c == '[' || c == ']')
-        .split(|c: char| c == ' ' || c == ',')
+        .split([' ', ','])
         .map(|r| r.trim_matches(|c: char| c == '"' || c.is_whitespace()))
         .filter_map(|r| match r {
             "CUSTOMER" => Some(Role::Customer),
@@ -136,6 +136,16 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Pr
         .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))
 }
 
+/// The matched route, `"METHOD /path/{param}"`, as API Gateway reports it.
+pub fn route_key(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => {
+            c.route_key.clone().unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,15 +177,5 @@ mod tests {
             roles: vec![Role::Customer],
         };
         assert_eq!(cust.require(&[Role::Manager]).unwrap_err().status, 403);
-    }
-}
-
-/// The matched route, `"METHOD /path/{param}"`, as API Gateway reports it.
-pub fn route_key(req: &Request) -> String {
-    match req.request_context_ref() {
-        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => {
-            c.route_key.clone().unwrap_or_default()
-        }
-        _ => String::new(),
     }
 }

@@ -175,11 +175,17 @@ fn start_moto() -> String {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let bin = venv.join("bin/moto_server");
-    std::process::Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let bin = venv.join("bin/python");
+    let serial = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../local/moto_serial.py");
+    // Under a shell that kills moto when our end of its stdin closes, which the OS does
+    // when the test process exits, even after a panic.
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" "$1" "$2" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
+        .arg(&bin)
+        .arg(&serial)
+        .arg(port.to_string())
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| {
             panic!(
@@ -187,6 +193,8 @@ fn start_moto() -> String {
                 bin.display()
             )
         });
+    static MOTO: std::sync::Mutex<Option<std::process::Child>> = std::sync::Mutex::new(None);
+    *MOTO.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

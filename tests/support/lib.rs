@@ -26,13 +26,25 @@ impl System {
     }
 
     pub async fn start_with(opts: LocalStackOptions) -> System {
-        let stack = LocalStack::start(opts.endpoint(moto()).retry_delay(Duration::from_millis(500)))
-            .await
-            .expect("local stack starts");
-        System { stack, http: reqwest::Client::new() }
+        let stack = LocalStack::start(
+            opts.endpoint(moto())
+                .retry_delay(Duration::from_millis(500)),
+        )
+        .await
+        .expect("local stack starts");
+        System {
+            stack,
+            http: reqwest::Client::new(),
+        }
     }
 
-    pub async fn call(&self, method: &str, path: &str, who: Option<(&str, &[&str])>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<(&str, &[&str])>,
+        body: Option<Value>,
+    ) -> Reply {
         let url = format!("{}{path}", self.stack.url());
         let mut req = self.http.request(method.parse().unwrap(), url);
         if let Some((sub, roles)) = who {
@@ -43,23 +55,47 @@ impl System {
         }
         let resp = req.send().await.expect("gateway answers");
         let status = resp.status().as_u16();
-        let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let content_type = header("content-type").unwrap_or_default();
         let location = header("location");
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply { status, content_type, location, body }
+        Reply {
+            status,
+            content_type,
+            location,
+            body,
+        }
     }
 
     /// Places an order as `customer`, asserting it was accepted; returns the order id.
     pub async fn place(&self, customer: &str, items: Value) -> String {
-        let r = self.call("POST", "/v1/orders", Some((customer, &["CUSTOMER"])), Some(order_body(items))).await;
+        let r = self
+            .call(
+                "POST",
+                "/v1/orders",
+                Some((customer, &["CUSTOMER"])),
+                Some(order_body(items)),
+            )
+            .await;
         assert_eq!(r.status, 201, "order not accepted: {}", r.body);
         r.body["orderId"].as_str().unwrap().to_owned()
     }
 
     pub async fn order(&self, customer: &str, id: &str) -> Value {
-        let r = self.call("GET", &format!("/v1/orders/{id}"), Some((customer, &["CUSTOMER"])), None).await;
+        let r = self
+            .call(
+                "GET",
+                &format!("/v1/orders/{id}"),
+                Some((customer, &["CUSTOMER"])),
+                None,
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body
     }
@@ -73,21 +109,28 @@ impl System {
             if o["status"] == status {
                 return o;
             }
-            assert!(std::time::Instant::now() < deadline, "order {id} never reached {status}; last seen: {o}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "order {id} never reached {status}; last seen: {o}"
+            );
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
 
     pub async fn wallet(&self, customer: &str) -> i64 {
-        let r = self.call("GET", "/v1/wallet", Some((customer, &["CUSTOMER"])), None).await;
+        let r = self
+            .call("GET", "/v1/wallet", Some((customer, &["CUSTOMER"])), None)
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["balance"]["amount"].as_i64().unwrap()
     }
 
     /// `menuItemId -> available` for restaurant r-1.
     pub async fn available(&self, item: &str) -> i64 {
-        let r = self.call("GET", "/v1/restaurants/r-1/menu", None, None).await;
+        let r = self
+            .call("GET", "/v1/restaurants/r-1/menu", None, None)
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["items"]
             .as_array()

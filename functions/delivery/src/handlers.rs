@@ -26,7 +26,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             status = existing.status.as_str(),
             "duplicate dispatch; re-publishing the outcome"
         );
-        return republish(app, cmd, &existing).await;
+        return publish_outcome(app, cmd, &existing).await;
     }
     let at = now();
     let mut candidates = app.deliveries.available_couriers(CANDIDATES).await?;
@@ -51,7 +51,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         match app.deliveries.claim(&courier_id, &delivery).await? {
             Claim::Claimed => {
                 tracing::info!(order_id, courier_id = %courier_id, "courier dispatched");
-                return republish(app, cmd, &delivery).await;
+                return publish_outcome(app, cmd, &delivery).await;
             }
             Claim::CourierTaken => continue,
             Claim::Contended => contended = true,
@@ -77,7 +77,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     };
     if app.deliveries.record(&unavailable).await? {
         tracing::info!(order_id, "no courier available");
-        republish(app, cmd, &unavailable).await
+        publish_outcome(app, cmd, &unavailable).await
     } else {
         republish_stored(app, cmd).await
     }
@@ -133,7 +133,7 @@ async fn release(app: &App, order_id: &str) -> Result<(), MessageError> {
 /// Reads the record a concurrent duplicate wrote and re-publishes its outcome.
 async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     match app.deliveries.get(&cmd.order_id).await? {
-        Some(d) => republish(app, cmd, &d).await,
+        Some(d) => publish_outcome(app, cmd, &d).await,
         None => Err(MessageError::Transient(
             "delivery record vanished; retrying".into(),
         )),
@@ -141,7 +141,7 @@ async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError>
 }
 
 /// Publishes the dispatch outcome a record stands for.
-async fn republish(app: &App, cmd: &Envelope, d: &Delivery) -> Result<(), MessageError> {
+async fn publish_outcome(app: &App, cmd: &Envelope, d: &Delivery) -> Result<(), MessageError> {
     let fact = match (&d.status, &d.courier_id) {
         (DeliveryStatus::Unavailable, _) | (_, None) => cmd.follow(
             MessageType::DeliveryUnavailable,

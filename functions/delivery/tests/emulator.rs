@@ -213,8 +213,7 @@ struct Stack {
 }
 
 /// The function built as it deploys, on a fresh table and a topic read back through a queue.
-async fn stack() -> Stack {
-    let sdk = common::sdk().await;
+async fn stack(sdk: aws_config::SdkConfig) -> Stack {
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = common::create_table(&ddb, true).await;
     let (topic, queue) = common::topic_with_queue(&sdk, None).await;
@@ -255,7 +254,9 @@ fn dispatch(order_id: &str) -> Envelope {
 
 #[tokio::test]
 async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
-    let st = stack().await;
+    // Both commands are in flight at once; the emulator applies each transaction
+    // atomically, as DynamoDB does (see tests/common).
+    let st = stack(common::serial_sdk().await).await;
     seed_courier(&st.ddb, &st.table, "c-1").await;
     let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
     // Several rounds: each races two new orders for the one courier, then frees it.
@@ -339,7 +340,7 @@ fn complete_request(order_id: &str, sub: &str) -> Value {
 
 #[tokio::test]
 async fn the_courier_completes_over_http_and_is_free_again() {
-    let st = stack().await;
+    let st = stack(common::sdk().await).await;
     seed_courier(&st.ddb, &st.table, "c-1").await;
     st.app
         .message(dispatch("o-1"), MessageType::DispatchDelivery)

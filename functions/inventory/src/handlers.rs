@@ -21,7 +21,11 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let req: data::ReserveInventory = cmd.data_as()?;
     let items = merge_lines(req.items);
     if items.len() > MAX_LINES {
-        return Err(DecodeError::Malformed(format!("{} lines; at most {MAX_LINES} can be reserved", items.len())).into());
+        return Err(DecodeError::Malformed(format!(
+            "{} lines; at most {MAX_LINES} can be reserved",
+            items.len()
+        ))
+        .into());
     }
     let at = now();
     let reservation = Reservation {
@@ -40,14 +44,19 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             republish(app, cmd, &reservation).await
         }
         Reserve::Exists => {
-            tracing::info!(order_id, "duplicate reserve; re-publishing the recorded outcome");
+            tracing::info!(
+                order_id,
+                "duplicate reserve; re-publishing the recorded outcome"
+            );
             republish_stored(app, cmd).await
         }
         Reserve::OutOfStock { menu_item_id } => {
             let rejected = Reservation {
                 status: ReservationStatus::Rejected,
                 reason: Some(OUT_OF_STOCK.into()),
-                detail: Some(format!("menu item {menu_item_id} is out of stock or not on the menu")),
+                detail: Some(format!(
+                    "menu item {menu_item_id} is out of stock or not on the menu"
+                )),
                 ..reservation
             };
             // Conditional too: a concurrent duplicate may have reserved meanwhile, and its
@@ -67,7 +76,11 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     for _ in 0..ATTEMPTS {
         match app.reservations.get(order_id).await? {
             Some(r) if r.status == ReservationStatus::Reserved => {
-                if app.reservations.settle(&r, ReservationStatus::Released).await? {
+                if app
+                    .reservations
+                    .settle(&r, ReservationStatus::Released)
+                    .await?
+                {
                     tracing::info!(order_id, "stock released");
                     return released(app, cmd).await;
                 }
@@ -82,7 +95,9 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             _ => return released(app, cmd).await,
         }
     }
-    Err(MessageError::Transient("reservation kept changing; retrying".into()))
+    Err(MessageError::Transient(
+        "reservation kept changing; retrying".into(),
+    ))
 }
 
 pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
@@ -103,12 +118,18 @@ pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 // Nothing held to sell: the saga only commits a delivered order, which held
                 // stock. Log it for an operator; retrying would not change anything.
                 let status = other.map(|r| r.status.as_str()).unwrap_or("MISSING");
-                tracing::warn!(order_id, status, "commit for a reservation that holds no stock; ignored");
+                tracing::warn!(
+                    order_id,
+                    status,
+                    "commit for a reservation that holds no stock; ignored"
+                );
                 return Ok(());
             }
         }
     }
-    Err(MessageError::Transient("reservation kept changing; retrying".into()))
+    Err(MessageError::Transient(
+        "reservation kept changing; retrying".into(),
+    ))
 }
 
 /// The same item on two lines becomes one line: one transaction may touch an item once.
@@ -133,7 +154,9 @@ async fn released(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
 async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     match app.reservations.get(&cmd.order_id).await? {
         Some(r) => republish(app, cmd, &r).await,
-        None => Err(MessageError::Transient("reservation record vanished; retrying".into())),
+        None => Err(MessageError::Transient(
+            "reservation record vanished; retrying".into(),
+        )),
     }
 }
 
@@ -144,7 +167,9 @@ async fn republish(app: &App, cmd: &Envelope, r: &Reservation) -> Result<(), Mes
     let fact = match r.status {
         ReservationStatus::Rejected => cmd.follow(
             MessageType::InventoryRejected,
-            data::Rejected { reason: r.reason.clone().unwrap_or_else(|| OUT_OF_STOCK.into()) },
+            data::Rejected {
+                reason: r.reason.clone().unwrap_or_else(|| OUT_OF_STOCK.into()),
+            },
         ),
         ReservationStatus::Reserved | ReservationStatus::Released | ReservationStatus::Sold => {
             cmd.follow(MessageType::InventoryReserved, serde_json::json!({}))

@@ -17,7 +17,9 @@ use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
 pub use menu::{DynamoMenuStore, MenuStore};
-pub use reservations::{DynamoReservationStore, Reservation, ReservationStatus, ReservationStore, Reserve};
+pub use reservations::{
+    DynamoReservationStore, Reservation, ReservationStatus, ReservationStore, Reserve,
+};
 
 /// The ports inventory needs; adapters are chosen in [`build`], fakes in tests.
 pub struct App {

@@ -21,7 +21,11 @@ pub trait MenuStore: Send + Sync {
     /// Every item of the restaurant (any order).
     async fn list(&self, restaurant_id: &str) -> Result<Vec<MenuItem>, StoreError>;
     /// One item (strongly consistent).
-    async fn get(&self, restaurant_id: &str, menu_item_id: &str) -> Result<Option<MenuItem>, StoreError>;
+    async fn get(
+        &self,
+        restaurant_id: &str,
+        menu_item_id: &str,
+    ) -> Result<Option<MenuItem>, StoreError>;
     /// Writes `next` if the stored item is still `read` (`None`: still absent);
     /// [`StoreError::Conflict`] if it changed meanwhile.
     async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError>;
@@ -35,7 +39,10 @@ pub struct DynamoMenuStore {
 
 impl DynamoMenuStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoMenuStore { client, table: table.into() }
+        DynamoMenuStore {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -73,7 +80,11 @@ impl MenuStore for DynamoMenuStore {
         }
     }
 
-    async fn get(&self, restaurant_id: &str, menu_item_id: &str) -> Result<Option<MenuItem>, StoreError> {
+    async fn get(
+        &self,
+        restaurant_id: &str,
+        menu_item_id: &str,
+    ) -> Result<Option<MenuItem>, StoreError> {
         let out = self
             .client
             .get_item()

@@ -78,7 +78,11 @@ pub trait ReservationStore: Send + Sync {
     async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError>;
     /// RESERVED -> `to` (RELEASED or SOLD), moving the held units back to `available` or on
     /// to `sold`, in one transaction. False if the reservation is no longer RESERVED.
-    async fn settle(&self, reservation: &Reservation, to: ReservationStatus) -> Result<bool, StoreError>;
+    async fn settle(
+        &self,
+        reservation: &Reservation,
+        to: ReservationStatus,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The stored reservation item: the record plus its keys.
@@ -103,7 +107,10 @@ fn reservation_key(order_id: &str) -> Item {
 }
 
 fn menu_item_key(restaurant_id: &str, menu_item_id: &str) -> Item {
-    key(crate::menu::restaurant_pk(restaurant_id), crate::menu::item_sk(menu_item_id))
+    key(
+        crate::menu::restaurant_pk(restaurant_id),
+        crate::menu::item_sk(menu_item_id),
+    )
 }
 
 fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
@@ -118,10 +125,16 @@ pub struct DynamoReservationStore {
 
 impl DynamoReservationStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoReservationStore { client, table: table.into() }
+        DynamoReservationStore {
+            client,
+            table: table.into(),
+        }
     }
 
-    fn put_new(&self, reservation: &Reservation) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
+    fn put_new(
+        &self,
+        reservation: &Reservation,
+    ) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
         let item = to_item(&ReservationItem {
             pk: reservation_pk(&reservation.order_id),
             sk: RESERVATION_SK.into(),
@@ -171,17 +184,28 @@ impl ReservationStore for DynamoReservationStore {
             .send()
             .await
             .map_err(classify)?;
-        out.item.map(|i| from_item::<ReservationItem>(i).map(|r| r.reservation)).transpose()
+        out.item
+            .map(|i| from_item::<ReservationItem>(i).map(|r| r.reservation))
+            .transpose()
     }
 
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError> {
         use aws_sdk_dynamodb::types::TransactWriteItem;
-        let mut tx = vec![TransactWriteItem::builder().put(self.put_new(reservation)?).build()];
+        let mut tx = vec![TransactWriteItem::builder()
+            .put(self.put_new(reservation)?)
+            .build()];
         for line in &reservation.items {
-            let hold = self.move_units(&reservation.restaurant_id, line, "available", "reserved")?;
+            let hold =
+                self.move_units(&reservation.restaurant_id, line, "available", "reserved")?;
             tx.push(TransactWriteItem::builder().update(hold).build());
         }
-        let err = match self.client.transact_write_items().set_transact_items(Some(tx)).send().await {
+        let err = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
             Ok(_) => return Ok(Reserve::Reserved),
             Err(e) => e,
         };
@@ -192,7 +216,9 @@ impl ReservationStore for DynamoReservationStore {
             return Ok(Reserve::Exists);
         }
         if let Some(i) = (1..reasons.len()).find(|i| failed(*i)) {
-            return Ok(Reserve::OutOfStock { menu_item_id: reservation.items[i - 1].menu_item_id.clone() });
+            return Ok(Reserve::OutOfStock {
+                menu_item_id: reservation.items[i - 1].menu_item_id.clone(),
+            });
         }
         // A concurrent transaction on the same items (TransactionConflict) or an AWS
         // failure: nothing was written, the command is retried.
@@ -217,12 +243,21 @@ impl ReservationStore for DynamoReservationStore {
         }
     }
 
-    async fn settle(&self, reservation: &Reservation, to: ReservationStatus) -> Result<bool, StoreError> {
+    async fn settle(
+        &self,
+        reservation: &Reservation,
+        to: ReservationStatus,
+    ) -> Result<bool, StoreError> {
         use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
         let counter = match to {
             ReservationStatus::Released => "available",
             ReservationStatus::Sold => "sold",
-            other => return Err(StoreError::Corrupt(format!("cannot settle a reservation as {}", other.as_str()))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "cannot settle a reservation as {}",
+                    other.as_str()
+                )))
+            }
         };
         let record = built(
             Update::builder()
@@ -241,7 +276,13 @@ impl ReservationStore for DynamoReservationStore {
             let moved = self.move_units(&reservation.restaurant_id, line, "reserved", counter)?;
             tx.push(TransactWriteItem::builder().update(moved).build());
         }
-        let err = match self.client.transact_write_items().set_transact_items(Some(tx)).send().await {
+        let err = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx))
+            .send()
+            .await
+        {
             Ok(_) => return Ok(true),
             Err(e) => e,
         };

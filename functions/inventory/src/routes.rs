@@ -77,29 +77,51 @@ pub struct ItemUpdate {
 }
 
 /// Parses and validates the body; each error names the offending field.
+// `Problem` is the API's error type everywhere (shared/ returns it the same way).
+#[allow(clippy::result_large_err)]
 pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
     if !v.is_object() {
-        return Err(Problem::bad_request("body", "the body must be a JSON object"));
+        return Err(Problem::bad_request(
+            "body",
+            "the body must be a JSON object",
+        ));
     }
     let name = match v.get("name") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.trim().chars().count() <= MAX_NAME_CHARS => {
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.trim().chars().count() <= MAX_NAME_CHARS =>
+        {
             s.trim().to_owned()
         }
-        _ => return Err(Problem::bad_request("name", format!("name must be 1..={MAX_NAME_CHARS} characters"))),
+        _ => {
+            return Err(Problem::bad_request(
+                "name",
+                format!("name must be 1..={MAX_NAME_CHARS} characters"),
+            ))
+        }
     };
     if !v.get("price").is_some_and(Value::is_object) {
-        return Err(Problem::bad_request("price", "price {amount, currency} is required"));
+        return Err(Problem::bad_request(
+            "price",
+            "price {amount, currency} is required",
+        ));
     }
-    let amount = integer_in(&v["price"]["amount"], 0, MAX_PRICE)
-        .ok_or_else(|| Problem::bad_request("price.amount", format!("must be an integer 0..={MAX_PRICE} (minor units)")))?;
+    let amount = integer_in(&v["price"]["amount"], 0, MAX_PRICE).ok_or_else(|| {
+        Problem::bad_request(
+            "price.amount",
+            format!("must be an integer 0..={MAX_PRICE} (minor units)"),
+        )
+    })?;
     let currency = v["price"]["currency"]
         .as_str()
         .filter(|c| is_currency_code(c))
-        .ok_or_else(|| Problem::bad_request("price.currency", "must be an ISO 4217 code such as EUR"))?;
-    let stock = integer_in(&v["stock"], 0, MAX_STOCK)
-        .ok_or_else(|| Problem::bad_request("stock", format!("must be an integer 0..={MAX_STOCK}")))?;
+        .ok_or_else(|| {
+            Problem::bad_request("price.currency", "must be an ISO 4217 code such as EUR")
+        })?;
+    let stock = integer_in(&v["stock"], 0, MAX_STOCK).ok_or_else(|| {
+        Problem::bad_request("stock", format!("must be an integer 0..={MAX_STOCK}"))
+    })?;
     Ok(ItemUpdate {
         name,
         price: Money::new(amount, currency),
@@ -114,10 +136,20 @@ fn integer_in(v: &Value, min: i64, max: i64) -> Option<i64> {
 /// The item after the edit. `stock` sets `available`; `stocked` moves by the same
 /// difference, so `available + reserved + sold == stocked` still holds and the units
 /// held for orders (reserved) or sold are untouched.
-pub fn edited(read: Option<&MenuItem>, restaurant_id: &str, menu_item_id: &str, u: &ItemUpdate) -> Option<MenuItem> {
+pub fn edited(
+    read: Option<&MenuItem>,
+    restaurant_id: &str,
+    menu_item_id: &str,
+    u: &ItemUpdate,
+) -> Option<MenuItem> {
     let (reserved, sold, stocked) = match read {
         None => (0, 0, u.stock),
-        Some(was) => (was.reserved, was.sold, was.stocked.checked_add(u.stock.checked_sub(was.available)?)?),
+        Some(was) => (
+            was.reserved,
+            was.sold,
+            was.stocked
+                .checked_add(u.stock.checked_sub(was.available)?)?,
+        ),
     };
     Some(MenuItem {
         restaurant_id: restaurant_id.to_owned(),
@@ -157,5 +189,8 @@ async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Problem::conflict("CONCURRENT_UPDATE", "the item kept changing; retry"))
+    Err(Problem::conflict(
+        "CONCURRENT_UPDATE",
+        "the item kept changing; retry",
+    ))
 }

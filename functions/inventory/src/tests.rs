@@ -36,7 +36,11 @@ impl FakeInventory {
     fn with_items(items: &[(&str, i64)]) -> Self {
         let f = FakeInventory::default();
         for (id, available) in items {
-            f.state.lock().unwrap().items.insert(id.to_string(), item(id, *available));
+            f.state
+                .lock()
+                .unwrap()
+                .items
+                .insert(id.to_string(), item(id, *available));
         }
         f
     }
@@ -46,14 +50,29 @@ impl FakeInventory {
     }
 
     fn reservation(&self, order_id: &str) -> Option<Reservation> {
-        self.state.lock().unwrap().reservations.get(order_id).cloned()
+        self.state
+            .lock()
+            .unwrap()
+            .reservations
+            .get(order_id)
+            .cloned()
     }
 
     fn all_conserve(&self) -> bool {
-        self.state.lock().unwrap().items.values().all(MenuItem::conserves_stock)
+        self.state
+            .lock()
+            .unwrap()
+            .items
+            .values()
+            .all(MenuItem::conserves_stock)
     }
 
-    fn moves(s: &mut State, r: &Reservation, from: fn(&mut MenuItem) -> &mut i64, to: fn(&mut MenuItem) -> &mut i64) {
+    fn moves(
+        s: &mut State,
+        r: &Reservation,
+        from: fn(&mut MenuItem) -> &mut i64,
+        to: fn(&mut MenuItem) -> &mut i64,
+    ) {
         for line in &r.items {
             let item = s.items.get_mut(&line.menu_item_id).unwrap();
             *from(item) -= line.quantity as i64;
@@ -92,7 +111,11 @@ impl ReservationStore for FakeInventory {
         for line in &r.items {
             match s.items.get(&line.menu_item_id) {
                 Some(i) if i.available >= line.quantity as i64 => {}
-                _ => return Ok(Reserve::OutOfStock { menu_item_id: line.menu_item_id.clone() }),
+                _ => {
+                    return Ok(Reserve::OutOfStock {
+                        menu_item_id: line.menu_item_id.clone(),
+                    })
+                }
             }
         }
         Self::moves(&mut s, r, |i| &mut i.available, |i| &mut i.reserved);
@@ -116,7 +139,9 @@ impl ReservationStore for FakeInventory {
             _ => return Ok(false),
         }
         match to {
-            ReservationStatus::Released => Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.available),
+            ReservationStatus::Released => {
+                Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.available)
+            }
             ReservationStatus::Sold => Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.sold),
             _ => unreachable!("only RELEASED and SOLD settle a reservation"),
         }
@@ -130,10 +155,19 @@ impl MenuStore for FakeInventory {
     async fn list(&self, restaurant_id: &str) -> Result<Vec<MenuItem>, StoreError> {
         let s = self.state.lock().unwrap();
         // Reverse order on purpose: the route must sort.
-        Ok(s.items.values().rev().filter(|i| i.restaurant_id == restaurant_id).cloned().collect())
+        Ok(s.items
+            .values()
+            .rev()
+            .filter(|i| i.restaurant_id == restaurant_id)
+            .cloned()
+            .collect())
     }
 
-    async fn get(&self, _restaurant_id: &str, menu_item_id: &str) -> Result<Option<MenuItem>, StoreError> {
+    async fn get(
+        &self,
+        _restaurant_id: &str,
+        menu_item_id: &str,
+    ) -> Result<Option<MenuItem>, StoreError> {
         Ok(self.state.lock().unwrap().items.get(menu_item_id).cloned())
     }
 
@@ -162,7 +196,12 @@ struct FakePublisher {
 
 impl FakePublisher {
     fn sent(&self) -> Vec<(String, Value)> {
-        self.sent.lock().unwrap().iter().map(|e| (e.kind.clone(), e.data.clone())).collect()
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.kind.clone(), e.data.clone()))
+            .collect()
     }
 }
 
@@ -187,15 +226,26 @@ fn fixture(store: FakeInventory) -> Fixture {
     let store = Arc::new(store);
     let publisher = Arc::new(FakePublisher::default());
     Fixture {
-        app: App { reservations: store.clone(), menu: store.clone(), publisher: publisher.clone() },
+        app: App {
+            reservations: store.clone(),
+            menu: store.clone(),
+            publisher: publisher.clone(),
+        },
         store,
         publisher,
     }
 }
 
 fn reserve_cmd(order_id: &str, lines: &[(&str, u32)]) -> Envelope {
-    let items: Vec<Value> = lines.iter().map(|(id, q)| json!({"menuItemId": id, "quantity": q})).collect();
-    Envelope::new(MessageType::ReserveInventory, order_id, json!({"restaurantId": R, "items": items}))
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(id, q)| json!({"menuItemId": id, "quantity": q}))
+        .collect();
+    Envelope::new(
+        MessageType::ReserveInventory,
+        order_id,
+        json!({"restaurantId": R, "items": items}),
+    )
 }
 
 fn cmd(kind: MessageType, order_id: &str) -> Envelope {
@@ -212,7 +262,10 @@ fn reserved() -> (String, Value) {
 }
 
 fn rejected() -> (String, Value) {
-    ("InventoryRejected".into(), json!({"reason": "OUT_OF_STOCK"}))
+    (
+        "InventoryRejected".into(),
+        json!({"reason": "OUT_OF_STOCK"}),
+    )
 }
 
 fn released() -> (String, Value) {
@@ -233,7 +286,10 @@ async fn reserve_holds_every_line_and_follows_the_command() {
     assert_eq!(f.publisher.sent(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
     assert_eq!(counters(&f.store.item("m-2")), (0, 3, 0, 3));
-    assert_eq!(f.store.reservation("o-1").unwrap().status, ReservationStatus::Reserved);
+    assert_eq!(
+        f.store.reservation("o-1").unwrap().status,
+        ReservationStatus::Reserved
+    );
     let fact = &f.publisher.sent.lock().unwrap()[0];
     assert_eq!(fact.causation_id.as_deref(), Some(c.id.as_str()));
     assert_eq!(fact.order_id, "o-1");
@@ -262,7 +318,12 @@ async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
     assert_eq!(r.status, ReservationStatus::Rejected);
     assert!(r.detail.unwrap().contains("m-2"));
     // Stock arriving later does not turn a recorded refusal into a reservation.
-    f.store.state.lock().unwrap().items.insert("m-2".into(), item("m-2", 10));
+    f.store
+        .state
+        .lock()
+        .unwrap()
+        .items
+        .insert("m-2".into(), item("m-2", 10));
     handle(&f, &c).await.unwrap();
     assert_eq!(f.publisher.sent(), vec![rejected(), rejected()]);
     assert_eq!(counters(&f.store.item("m-2")), (10, 0, 0, 10));
@@ -271,14 +332,18 @@ async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
 #[tokio::test]
 async fn an_unknown_item_is_out_of_stock() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-9", 1)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-9", 1)]))
+        .await
+        .unwrap();
     assert_eq!(f.publisher.sent(), vec![rejected()]);
 }
 
 #[tokio::test]
 async fn repeated_lines_are_merged_into_one_hold() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)]))
+        .await
+        .unwrap();
     assert_eq!(f.publisher.sent(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (0, 5, 0, 5));
     assert_eq!(f.store.reservation("o-1").unwrap().items.len(), 1);
@@ -291,7 +356,9 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
     winner.reason = Some("OUT_OF_STOCK".into());
     *store.racing_duplicate.lock().unwrap() = Some(winner);
     let f = fixture(store);
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 1)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 1)]))
+        .await
+        .unwrap();
     assert_eq!(f.publisher.sent(), vec![rejected()]);
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
 }
@@ -314,7 +381,10 @@ async fn a_lost_publish_heals_on_retry() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
     let c = reserve_cmd("o-1", &[("m-1", 2)]);
     f.publisher.fail.store(true, Ordering::SeqCst);
-    assert!(matches!(handle(&f, &c).await, Err(MessageError::Transient(_))));
+    assert!(matches!(
+        handle(&f, &c).await,
+        Err(MessageError::Transient(_))
+    ));
     f.publisher.fail.store(false, Ordering::SeqCst);
     handle(&f, &c).await.unwrap();
     assert_eq!(f.publisher.sent(), vec![reserved()]);
@@ -324,11 +394,21 @@ async fn a_lost_publish_heals_on_retry() {
 #[tokio::test]
 async fn bad_payloads_and_foreign_messages_are_refused() {
     let f = fixture(FakeInventory::with_items(&[]));
-    let bad = Envelope::new(MessageType::ReserveInventory, "o-1", json!({"restaurantId": 7}));
-    assert!(matches!(handle(&f, &bad).await, Err(MessageError::Decode(_))));
+    let bad = Envelope::new(
+        MessageType::ReserveInventory,
+        "o-1",
+        json!({"restaurantId": 7}),
+    );
+    assert!(matches!(
+        handle(&f, &bad).await,
+        Err(MessageError::Decode(_))
+    ));
     let too_many: Vec<(String, u32)> = (0..100).map(|i| (format!("m-{i}"), 1)).collect();
     let lines: Vec<(&str, u32)> = too_many.iter().map(|(id, q)| (id.as_str(), *q)).collect();
-    assert!(matches!(handle(&f, &reserve_cmd("o-2", &lines)).await, Err(MessageError::Decode(_))));
+    assert!(matches!(
+        handle(&f, &reserve_cmd("o-2", &lines)).await,
+        Err(MessageError::Decode(_))
+    ));
     assert!(matches!(
         handle(&f, &cmd(MessageType::CapturePayment, "o-1")).await,
         Err(MessageError::Unsupported)
@@ -341,15 +421,27 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
 #[tokio::test]
 async fn release_gives_the_units_back_once() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+        .await
+        .unwrap();
     for _ in 0..3 {
-        handle(&f, &cmd(MessageType::ReleaseInventory, "o-1")).await.unwrap();
+        handle(&f, &cmd(MessageType::ReleaseInventory, "o-1"))
+            .await
+            .unwrap();
     }
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
-    assert_eq!(f.store.reservation("o-1").unwrap().status, ReservationStatus::Released);
-    assert_eq!(f.publisher.sent(), vec![reserved(), released(), released(), released()]);
+    assert_eq!(
+        f.store.reservation("o-1").unwrap().status,
+        ReservationStatus::Released
+    );
+    assert_eq!(
+        f.publisher.sent(),
+        vec![reserved(), released(), released(), released()]
+    );
     // A late duplicate reserve does not hold stock again; it repeats the step's success.
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+        .await
+        .unwrap();
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
     assert_eq!(f.publisher.sent().last().unwrap(), &reserved());
 }
@@ -357,35 +449,62 @@ async fn release_gives_the_units_back_once() {
 #[tokio::test]
 async fn release_with_nothing_held_just_answers() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 1)]));
-    handle(&f, &cmd(MessageType::ReleaseInventory, "o-missing")).await.unwrap();
-    handle(&f, &reserve_cmd("o-2", &[("m-1", 2)])).await.unwrap(); // rejected
-    handle(&f, &cmd(MessageType::ReleaseInventory, "o-2")).await.unwrap();
+    handle(&f, &cmd(MessageType::ReleaseInventory, "o-missing"))
+        .await
+        .unwrap();
+    handle(&f, &reserve_cmd("o-2", &[("m-1", 2)]))
+        .await
+        .unwrap(); // rejected
+    handle(&f, &cmd(MessageType::ReleaseInventory, "o-2"))
+        .await
+        .unwrap();
     assert_eq!(f.publisher.sent(), vec![released(), rejected(), released()]);
     assert_eq!(counters(&f.store.item("m-1")), (1, 0, 0, 1));
-    assert_eq!(f.store.reservation("o-2").unwrap().status, ReservationStatus::Rejected);
+    assert_eq!(
+        f.store.reservation("o-2").unwrap().status,
+        ReservationStatus::Rejected
+    );
 }
 
 #[tokio::test]
 async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+        .await
+        .unwrap();
     for _ in 0..2 {
-        handle(&f, &cmd(MessageType::CommitInventory, "o-1")).await.unwrap();
+        handle(&f, &cmd(MessageType::CommitInventory, "o-1"))
+            .await
+            .unwrap();
     }
     assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
-    assert_eq!(f.store.reservation("o-1").unwrap().status, ReservationStatus::Sold);
+    assert_eq!(
+        f.store.reservation("o-1").unwrap().status,
+        ReservationStatus::Sold
+    );
     // A stray release after the sale gives nothing back.
-    handle(&f, &cmd(MessageType::ReleaseInventory, "o-1")).await.unwrap();
+    handle(&f, &cmd(MessageType::ReleaseInventory, "o-1"))
+        .await
+        .unwrap();
     assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
     assert_eq!(f.publisher.sent(), vec![reserved(), released()]);
     // Commit of something never reserved is a logged no-op.
-    handle(&f, &cmd(MessageType::CommitInventory, "o-none")).await.unwrap();
+    handle(&f, &cmd(MessageType::CommitInventory, "o-none"))
+        .await
+        .unwrap();
     assert!(f.store.all_conserve());
 }
 
 // ---- HTTP
 
-fn request(method: &str, route: &str, path: &str, params: Value, claims: Option<(&str, &str)>, body: Option<Value>) -> Value {
+fn request(
+    method: &str,
+    route: &str,
+    path: &str,
+    params: Value,
+    claims: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> Value {
     let mut ctx = json!({
         "accountId": "123456789012",
         "apiId": "api",
@@ -399,7 +518,8 @@ fn request(method: &str, route: &str, path: &str, params: Value, claims: Option<
         "timeEpoch": 1795341600000u64
     });
     if let Some((sub, roles)) = claims {
-        ctx["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
+        ctx["authorizer"] =
+            json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
     }
     json!({
         "version": "2.0",
@@ -415,7 +535,9 @@ fn request(method: &str, route: &str, path: &str, params: Value, claims: Option<
 }
 
 async fn call(f: &Fixture, event: Value) -> (u16, Value) {
-    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default()).await.unwrap();
+    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default())
+        .await
+        .unwrap();
     let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
     (resp["statusCode"].as_u64().unwrap() as u16, body)
 }
@@ -423,14 +545,36 @@ async fn call(f: &Fixture, event: Value) -> (u16, Value) {
 async fn get_menu(f: &Fixture, restaurant_id: &str) -> (u16, Value) {
     let path = format!("/v1/restaurants/{restaurant_id}/menu");
     let params = json!({"restaurantId": restaurant_id});
-    call(f, request("GET", "GET /v1/restaurants/{restaurantId}/menu", &path, params, None, None)).await
+    call(
+        f,
+        request(
+            "GET",
+            "GET /v1/restaurants/{restaurantId}/menu",
+            &path,
+            params,
+            None,
+            None,
+        ),
+    )
+    .await
 }
 
 async fn put_item(f: &Fixture, item_id: &str, roles: &str, body: Value) -> (u16, Value) {
     let path = format!("/v1/restaurants/{R}/menu/items/{item_id}");
     let params = json!({"restaurantId": R, "menuItemId": item_id});
     let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
-    call(f, request("PUT", route, &path, params, Some(("u-1", roles)), Some(body))).await
+    call(
+        f,
+        request(
+            "PUT",
+            route,
+            &path,
+            params,
+            Some(("u-1", roles)),
+            Some(body),
+        ),
+    )
+    .await
 }
 
 fn item_body(stock: i64) -> Value {
@@ -439,12 +583,23 @@ fn item_body(stock: i64) -> Value {
 
 #[tokio::test]
 async fn the_public_menu_is_sorted_and_hides_bookkeeping() {
-    let f = fixture(FakeInventory::with_items(&[("m-2", 3), ("m-1", 5), ("m-10", 0)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)])).await.unwrap();
+    let f = fixture(FakeInventory::with_items(&[
+        ("m-2", 3),
+        ("m-1", 5),
+        ("m-10", 0),
+    ]));
+    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+        .await
+        .unwrap();
     let (status, body) = get_menu(&f, R).await;
     assert_eq!(status, 200);
     assert_eq!(body["restaurantId"], R);
-    let ids: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["menuItemId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["menuItemId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["m-1", "m-10", "m-2"]);
     assert_eq!(
         body["items"][0],
@@ -464,9 +619,15 @@ async fn a_manager_creates_then_restocks_an_item() {
         json!({"menuItemId": "m-7", "name": "Bacalhau", "price": {"amount": 1450, "currency": "EUR"}, "available": 10})
     );
     assert_eq!(counters(&f.store.item("m-7")), (10, 0, 0, 10));
-    handle(&f, &reserve_cmd("o-1", &[("m-7", 4)])).await.unwrap();
-    handle(&f, &cmd(MessageType::CommitInventory, "o-1")).await.unwrap();
-    handle(&f, &reserve_cmd("o-2", &[("m-7", 1)])).await.unwrap();
+    handle(&f, &reserve_cmd("o-1", &[("m-7", 4)]))
+        .await
+        .unwrap();
+    handle(&f, &cmd(MessageType::CommitInventory, "o-1"))
+        .await
+        .unwrap();
+    handle(&f, &reserve_cmd("o-2", &[("m-7", 1)]))
+        .await
+        .unwrap();
     // available 5, reserved 1, sold 4: setting stock 20 adds 15 units.
     let (status, body) = put_item(&f, "m-7", "[ADMIN]", item_body(20)).await;
     assert_eq!((status, body["available"].clone()), (200, json!(20)));
@@ -487,7 +648,10 @@ async fn an_edit_racing_with_reservations_retries_on_fresh_counters() {
     assert_eq!(counters(&f.store.item("m-1")), (8, 2, 0, 10));
     f.store.moves_before_save.store(10, Ordering::SeqCst);
     let (status, body) = put_item(&f, "m-1", "[MANAGER]", item_body(8)).await;
-    assert_eq!((status, body["code"].clone()), (409, json!("CONCURRENT_UPDATE")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("CONCURRENT_UPDATE"))
+    );
     assert!(f.store.all_conserve());
 }
 
@@ -499,7 +663,11 @@ async fn only_managers_and_admins_edit_the_menu() {
     let path = format!("/v1/restaurants/{R}/menu/items/m-1");
     let params = json!({"restaurantId": R, "menuItemId": "m-1"});
     let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
-    let (status, _) = call(&f, request("PUT", route, &path, params, None, Some(item_body(1)))).await;
+    let (status, _) = call(
+        &f,
+        request("PUT", route, &path, params, None, Some(item_body(1))),
+    )
+    .await;
     assert_eq!(status, 401);
     assert!(f.store.state.lock().unwrap().items.is_empty());
 }
@@ -508,18 +676,51 @@ async fn only_managers_and_admins_edit_the_menu() {
 async fn invalid_item_bodies_name_the_field() {
     let f = fixture(FakeInventory::with_items(&[]));
     let cases = [
-        (json!({"price": {"amount": 1, "currency": "EUR"}, "stock": 1}), "name"),
-        (json!({"name": "", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}), "name"),
-        (json!({"name": "x".repeat(101), "price": {"amount": 1, "currency": "EUR"}, "stock": 1}), "name"),
+        (
+            json!({"price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "x".repeat(101), "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
         (json!({"name": "ok", "stock": 1}), "price"),
-        (json!({"name": "ok", "price": {"amount": -1, "currency": "EUR"}, "stock": 1}), "price.amount"),
-        (json!({"name": "ok", "price": {"amount": 10_000_001, "currency": "EUR"}, "stock": 1}), "price.amount"),
-        (json!({"name": "ok", "price": {"amount": 1.5, "currency": "EUR"}, "stock": 1}), "price.amount"),
-        (json!({"name": "ok", "price": {"amount": 1, "currency": "eur"}, "stock": 1}), "price.currency"),
-        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}}), "stock"),
-        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 100_001}), "stock"),
-        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 2.5}), "stock"),
-        (json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": "3"}), "stock"),
+        (
+            json!({"name": "ok", "price": {"amount": -1, "currency": "EUR"}, "stock": 1}),
+            "price.amount",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 10_000_001, "currency": "EUR"}, "stock": 1}),
+            "price.amount",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1.5, "currency": "EUR"}, "stock": 1}),
+            "price.amount",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1, "currency": "eur"}, "stock": 1}),
+            "price.currency",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}}),
+            "stock",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 100_001}),
+            "stock",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 2.5}),
+            "stock",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": "3"}),
+            "stock",
+        ),
         (json!([1, 2]), "body"),
     ];
     for (body, field) in cases {

@@ -10,7 +10,10 @@ use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::order::ItemQuantity;
-use inventory::{DynamoMenuStore, DynamoReservationStore, MenuStore, Reservation, ReservationStatus, ReservationStore, Reserve};
+use inventory::{
+    DynamoMenuStore, DynamoReservationStore, MenuStore, Reservation, ReservationStatus,
+    ReservationStore, Reserve,
+};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -24,7 +27,15 @@ struct Table {
 }
 
 async fn table() -> Table {
-    let sdk = support::sdk().await;
+    table_on(support::sdk().await).await
+}
+
+/// For tests that race writes: see `support` for why they get a serial emulator.
+async fn serial_table() -> Table {
+    table_on(support::serial_sdk().await).await
+}
+
+async fn table_on(sdk: aws_config::SdkConfig) -> Table {
     let name = support::create_table(&sdk, "inventory").await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     Table {
@@ -50,7 +61,13 @@ async fn seed(t: &Table, id: &str, available: i64) {
     let mut attrs: Item = serde_dynamo::to_item(&item).unwrap();
     attrs.insert("pk".into(), s(format!("RESTAURANT#{R}")));
     attrs.insert("sk".into(), s(format!("ITEM#{id}")));
-    t.ddb.put_item().table_name(&t.name).set_item(Some(attrs)).send().await.unwrap();
+    t.ddb
+        .put_item()
+        .table_name(&t.name)
+        .set_item(Some(attrs))
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn counters(t: &Table, id: &str) -> (i64, i64, i64, i64) {
@@ -63,7 +80,13 @@ fn reservation(order_id: &str, lines: &[(&str, u32)]) -> Reservation {
     Reservation {
         order_id: order_id.into(),
         restaurant_id: R.into(),
-        items: lines.iter().map(|(id, q)| ItemQuantity { menu_item_id: id.to_string(), quantity: *q }).collect(),
+        items: lines
+            .iter()
+            .map(|(id, q)| ItemQuantity {
+                menu_item_id: id.to_string(),
+                quantity: *q,
+            })
+            .collect(),
         status: ReservationStatus::Reserved,
         reason: None,
         detail: None,
@@ -74,19 +97,35 @@ fn reservation(order_id: &str, lines: &[(&str, u32)]) -> Reservation {
 
 #[tokio::test]
 async fn two_concurrent_reserves_for_the_last_unit_one_wins() {
-    let t = table().await;
+    let t = serial_table().await;
     for round in 0..5 {
         let id = format!("m-last-{round}");
         seed(&t, &id, 1).await;
-        let (a, b) = (reservation(&format!("o-a{round}"), &[(&id, 1)]), reservation(&format!("o-b{round}"), &[(&id, 1)]));
+        let (a, b) = (
+            reservation(&format!("o-a{round}"), &[(&id, 1)]),
+            reservation(&format!("o-b{round}"), &[(&id, 1)]),
+        );
         let (ra, rb) = tokio::join!(t.reservations.reserve(&a), t.reservations.reserve(&b));
         let results = [ra.unwrap(), rb.unwrap()];
         let wins = results.iter().filter(|r| **r == Reserve::Reserved).count();
-        let refusals = results.iter().filter(|r| matches!(r, Reserve::OutOfStock { menu_item_id } if *menu_item_id == id)).count();
+        let refusals = results
+            .iter()
+            .filter(|r| matches!(r, Reserve::OutOfStock { menu_item_id } if *menu_item_id == id))
+            .count();
         assert_eq!((wins, refusals), (1, 1), "round {round}: {results:?}");
         assert_eq!(counters(&t, &id).await, (0, 1, 0, 1));
-        let stored = [t.reservations.get(&a.order_id).await.unwrap(), t.reservations.get(&b.order_id).await.unwrap()];
-        assert_eq!(stored.iter().flatten().filter(|r| r.status == ReservationStatus::Reserved).count(), 1);
+        let stored = [
+            t.reservations.get(&a.order_id).await.unwrap(),
+            t.reservations.get(&b.order_id).await.unwrap(),
+        ];
+        assert_eq!(
+            stored
+                .iter()
+                .flatten()
+                .filter(|r| r.status == ReservationStatus::Reserved)
+                .count(),
+            1
+        );
         // The loser wrote nothing.
         assert_eq!(stored.iter().flatten().count(), 1);
     }
@@ -105,7 +144,10 @@ async fn a_duplicate_reserve_finds_the_record_and_holds_nothing_more() {
     let mut rejected = r.clone();
     rejected.status = ReservationStatus::Rejected;
     assert!(!t.reservations.record(&rejected).await.unwrap());
-    assert_eq!(t.reservations.get("o-1").await.unwrap().unwrap().status, ReservationStatus::Reserved);
+    assert_eq!(
+        t.reservations.get("o-1").await.unwrap().unwrap().status,
+        ReservationStatus::Reserved
+    );
 }
 
 #[tokio::test]
@@ -114,12 +156,25 @@ async fn a_short_or_unknown_line_reserves_nothing() {
     seed(&t, "m-1", 5).await;
     seed(&t, "m-2", 1).await;
     let r = reservation("o-1", &[("m-1", 2), ("m-2", 2)]);
-    assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::OutOfStock { menu_item_id: "m-2".into() });
+    assert_eq!(
+        t.reservations.reserve(&r).await.unwrap(),
+        Reserve::OutOfStock {
+            menu_item_id: "m-2".into()
+        }
+    );
     let r = reservation("o-2", &[("m-1", 1), ("m-404", 1)]);
-    assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::OutOfStock { menu_item_id: "m-404".into() });
+    assert_eq!(
+        t.reservations.reserve(&r).await.unwrap(),
+        Reserve::OutOfStock {
+            menu_item_id: "m-404".into()
+        }
+    );
     assert_eq!(counters(&t, "m-1").await, (5, 0, 0, 5));
     assert_eq!(counters(&t, "m-2").await, (1, 0, 0, 1));
-    assert!(t.menu.get(R, "m-404").await.unwrap().is_none(), "the update must not create an item");
+    assert!(
+        t.menu.get(R, "m-404").await.unwrap().is_none(),
+        "the update must not create an item"
+    );
     assert!(t.reservations.get("o-1").await.unwrap().is_none());
     let mut rejected = reservation("o-1", &[("m-1", 2), ("m-2", 2)]);
     rejected.status = ReservationStatus::Rejected;
@@ -131,7 +186,7 @@ async fn a_short_or_unknown_line_reserves_nothing() {
 
 #[tokio::test]
 async fn stock_is_conserved_through_reserve_release_and_commit() {
-    let t = table().await;
+    let t = serial_table().await;
     seed(&t, "m-1", 10).await;
     seed(&t, "m-2", 4).await;
     let (r1, r2, r3) = (
@@ -151,20 +206,50 @@ async fn stock_is_conserved_through_reserve_release_and_commit() {
         t.reservations.settle(&r2, ReservationStatus::Released)
     );
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
-    assert!(!t.reservations.settle(&r2, ReservationStatus::Released).await.unwrap());
+    assert!(!t
+        .reservations
+        .settle(&r2, ReservationStatus::Released)
+        .await
+        .unwrap());
     // Commit o-3, twice.
-    assert!(t.reservations.settle(&r3, ReservationStatus::Sold).await.unwrap());
-    assert!(!t.reservations.settle(&r3, ReservationStatus::Sold).await.unwrap());
+    assert!(t
+        .reservations
+        .settle(&r3, ReservationStatus::Sold)
+        .await
+        .unwrap());
+    assert!(!t
+        .reservations
+        .settle(&r3, ReservationStatus::Sold)
+        .await
+        .unwrap());
     // A released reservation is not sold, a sold one not released.
-    assert!(!t.reservations.settle(&r2, ReservationStatus::Sold).await.unwrap());
-    assert!(!t.reservations.settle(&r3, ReservationStatus::Released).await.unwrap());
+    assert!(!t
+        .reservations
+        .settle(&r2, ReservationStatus::Sold)
+        .await
+        .unwrap());
+    assert!(!t
+        .reservations
+        .settle(&r3, ReservationStatus::Released)
+        .await
+        .unwrap());
 
     assert_eq!(counters(&t, "m-1").await, (6, 3, 1, 10));
     assert_eq!(counters(&t, "m-2").await, (0, 1, 3, 4));
-    assert_eq!(t.reservations.get("o-2").await.unwrap().unwrap().status, ReservationStatus::Released);
-    assert_eq!(t.reservations.get("o-3").await.unwrap().unwrap().status, ReservationStatus::Sold);
+    assert_eq!(
+        t.reservations.get("o-2").await.unwrap().unwrap().status,
+        ReservationStatus::Released
+    );
+    assert_eq!(
+        t.reservations.get("o-3").await.unwrap().unwrap().status,
+        ReservationStatus::Sold
+    );
     // o-1 still holds its units; releasing it brings everything not sold back.
-    assert!(t.reservations.settle(&r1, ReservationStatus::Released).await.unwrap());
+    assert!(t
+        .reservations
+        .settle(&r1, ReservationStatus::Released)
+        .await
+        .unwrap());
     assert_eq!(counters(&t, "m-1").await, (9, 0, 1, 10));
     assert_eq!(counters(&t, "m-2").await, (1, 0, 3, 4));
 }
@@ -183,21 +268,41 @@ async fn menu_edits_are_conditional_on_what_was_read() {
         stocked: 5,
     };
     t.menu.save(&item, None).await.unwrap();
-    assert!(matches!(t.menu.save(&item, None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        t.menu.save(&item, None).await,
+        Err(StoreError::Conflict(_))
+    ));
     let read = t.menu.get(R, "m-1").await.unwrap().unwrap();
     assert_eq!(read, item);
     // A reservation lands between the read and the write: the write is refused.
-    t.reservations.reserve(&reservation("o-1", &[("m-1", 2)])).await.unwrap();
+    t.reservations
+        .reserve(&reservation("o-1", &[("m-1", 2)]))
+        .await
+        .unwrap();
     item.available = 9;
     item.stocked = 9;
-    assert!(matches!(t.menu.save(&item, Some(&read)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        t.menu.save(&item, Some(&read)).await,
+        Err(StoreError::Conflict(_))
+    ));
     let fresh = t.menu.get(R, "m-1").await.unwrap().unwrap();
-    let next = MenuItem { available: 9, stocked: fresh.stocked + (9 - fresh.available), ..fresh.clone() };
+    let next = MenuItem {
+        available: 9,
+        stocked: fresh.stocked + (9 - fresh.available),
+        ..fresh.clone()
+    };
     t.menu.save(&next, Some(&fresh)).await.unwrap();
     assert_eq!(counters(&t, "m-1").await, (9, 2, 0, 11));
     // Reservations live in their own partitions: the menu lists items only.
     seed(&t, "m-0", 1).await;
-    let mut ids: Vec<String> = t.menu.list(R).await.unwrap().into_iter().map(|i| i.menu_item_id).collect();
+    let mut ids: Vec<String> = t
+        .menu
+        .list(R)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.menu_item_id)
+        .collect();
     ids.sort();
     assert_eq!(ids, vec!["m-0", "m-1"]);
     // The stored shape is the one order-api prices from (`MenuItem` with a price map).
@@ -224,7 +329,10 @@ async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
     let events = support::Events::new(&sdk).await;
     let env = Env::from_map(HashMap::from([
         ("INVENTORY_TABLE".to_owned(), name.clone()),
-        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), events.topic_arn.clone()),
+        (
+            "ORDER_EVENTS_TOPIC_ARN".to_owned(),
+            events.topic_arn.clone(),
+        ),
     ]));
     let app = inventory::build(&sdk, &env).await.unwrap();
     let invoke = |event| dishpatch::runtime::invoke(&app, event, Default::default());
@@ -235,28 +343,47 @@ async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
         let path = format!("/v1/restaurants/{R}/menu/items/{id}");
         let body = json!({"name": format!("dish {id}"), "price": {"amount": 800, "currency": "EUR"}, "stock": stock});
         let params = json!({"restaurantId": R, "menuItemId": id});
-        let resp = invoke(support::http_event("PUT", route, &path, params, Some(("u-m", "[MANAGER]")), Some(body)))
-            .await
-            .unwrap();
+        let resp = invoke(support::http_event(
+            "PUT",
+            route,
+            &path,
+            params,
+            Some(("u-m", "[MANAGER]")),
+            Some(body),
+        ))
+        .await
+        .unwrap();
         assert_eq!(support::http_result(&resp).0, 201);
     }
 
     // Reserve (twice: a duplicate), then one that cannot be served.
     let reserve = |order: &str, lines: serde_json::Value| {
-        Envelope::new(MessageType::ReserveInventory, order, json!({"restaurantId": R, "items": lines}))
+        Envelope::new(
+            MessageType::ReserveInventory,
+            order,
+            json!({"restaurantId": R, "items": lines}),
+        )
     };
-    let ok = reserve("o-1", json!([{"menuItemId": "m-1", "quantity": 2}, {"menuItemId": "m-2", "quantity": 1}]));
+    let ok = reserve(
+        "o-1",
+        json!([{"menuItemId": "m-1", "quantity": 2}, {"menuItemId": "m-2", "quantity": 1}]),
+    );
     let short = reserve("o-2", json!([{"menuItemId": "m-2", "quantity": 1}]));
     for cmd in [&ok, &ok, &short] {
         let resp = invoke(support::sqs_event(&cmd.to_json())).await.unwrap();
         assert_eq!(resp, json!({"batchItemFailures": []}));
     }
     let release = Envelope::new(MessageType::ReleaseInventory, "o-1", json!({}));
-    invoke(support::sqs_event(&release.to_json())).await.unwrap();
+    invoke(support::sqs_event(&release.to_json()))
+        .await
+        .unwrap();
 
     let mut got = events.take(4).await;
     got.sort_by_key(|(_, e)| e["causationId"].as_str().map(str::to_owned));
-    let kinds: Vec<(&str, &str)> = got.iter().map(|(k, e)| (k.as_str(), e["orderId"].as_str().unwrap())).collect();
+    let kinds: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(k, e)| (k.as_str(), e["orderId"].as_str().unwrap()))
+        .collect();
     let mut expected = vec![
         ("InventoryReserved", "o-1"),
         ("InventoryReserved", "o-1"),

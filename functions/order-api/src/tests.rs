@@ -15,7 +15,11 @@ struct Menu(Vec<MenuItem>);
 
 #[async_trait::async_trait]
 impl MenuReader for Menu {
-    async fn items(&self, restaurant_id: &str, ids: &[String]) -> Result<Vec<MenuItem>, StoreError> {
+    async fn items(
+        &self,
+        restaurant_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<MenuItem>, StoreError> {
         Ok(self
             .0
             .iter()
@@ -73,7 +77,15 @@ const ALICE: Option<(&str, &str)> = Some(("alice", "[CUSTOMER]"));
 const BOB: Option<(&str, &str)> = Some(("bob", "[CUSTOMER]"));
 
 async fn place(app: &App, body: &Value, who: Option<(&str, &str)>) -> (u16, Value) {
-    let req = http_request("POST", "/v1/orders", "/v1/orders", &[], "", Some(&body.to_string()), who);
+    let req = http_request(
+        "POST",
+        "/v1/orders",
+        "/v1/orders",
+        &[],
+        "",
+        Some(&body.to_string()),
+        who,
+    );
     parts(app.http(req).await)
 }
 
@@ -85,7 +97,15 @@ async fn get(app: &App, route: &str, id: &str, who: Option<(&str, &str)>) -> (u1
 
 async fn cancel(app: &App, id: &str, who: Option<(&str, &str)>) -> (u16, Value) {
     let path = format!("/v1/orders/{id}");
-    let req = http_request("DELETE", "/v1/orders/{orderId}", &path, &[("orderId", id)], "", None, who);
+    let req = http_request(
+        "DELETE",
+        "/v1/orders/{orderId}",
+        &path,
+        &[("orderId", id)],
+        "",
+        None,
+        who,
+    );
     parts(app.http(req).await)
 }
 
@@ -97,18 +117,41 @@ async fn place_prices_from_the_menu_and_writes_the_outbox() {
     assert_eq!(body["status"], "PENDING");
     assert_eq!(body["total"], json!({"amount": 2550, "currency": "EUR"}));
     assert_eq!(body["customerId"], "alice");
-    let kinds: Vec<String> = store.outbox.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
-    assert_eq!(kinds, vec![MessageType::ReserveInventory.as_str(), MessageType::OrderPlaced.as_str()]);
+    let kinds: Vec<String> = store
+        .outbox
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            MessageType::ReserveInventory.as_str(),
+            MessageType::OrderPlaced.as_str()
+        ]
+    );
 }
 
 #[tokio::test]
 async fn location_header_points_at_the_order() {
     let (app, _) = app();
-    let req = http_request("POST", "/v1/orders", "/v1/orders", &[], "", Some(&order_body().to_string()), ALICE);
+    let req = http_request(
+        "POST",
+        "/v1/orders",
+        "/v1/orders",
+        &[],
+        "",
+        Some(&order_body().to_string()),
+        ALICE,
+    );
     let resp = app.http(req).await;
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let (_, body) = parts(resp);
-    assert_eq!(location, format!("/v1/orders/{}", body["orderId"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/orders/{}", body["orderId"].as_str().unwrap())
+    );
 }
 
 #[tokio::test]
@@ -121,10 +164,21 @@ async fn bad_bodies_are_400_problems_naming_the_field() {
     assert_eq!(problem["code"], "VALIDATION_FAILED");
     assert_eq!(problem["field"], "items[0].quantity");
     assert_eq!(problem["requestId"], "req-1");
-    let req = http_request("POST", "/v1/orders", "/v1/orders", &[], "", Some("{nope"), ALICE);
+    let req = http_request(
+        "POST",
+        "/v1/orders",
+        "/v1/orders",
+        &[],
+        "",
+        Some("{nope"),
+        ALICE,
+    );
     let (status, problem) = parts(app.http(req).await);
     assert_eq!((status, problem["field"].as_str()), (400, Some("body")));
-    assert!(store.orders.lock().unwrap().is_empty(), "no half-done write");
+    assert!(
+        store.orders.lock().unwrap().is_empty(),
+        "no half-done write"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +187,10 @@ async fn unknown_menu_item_is_422() {
     let mut body = order_body();
     body["items"][1]["menuItemId"] = json!("m-404");
     let (status, problem) = place(&app, &body, ALICE).await;
-    assert_eq!((status, problem["code"].as_str()), (422, Some("UNKNOWN_MENU_ITEM")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("UNKNOWN_MENU_ITEM"))
+    );
     assert!(store.orders.lock().unwrap().is_empty());
 }
 
@@ -141,7 +198,12 @@ async fn unknown_menu_item_is_422() {
 async fn no_token_is_401_and_a_courier_cannot_order() {
     let (app, _) = app();
     assert_eq!(place(&app, &order_body(), None).await.0, 401);
-    assert_eq!(place(&app, &order_body(), Some(("c-1", "[COURIER]"))).await.0, 403);
+    assert_eq!(
+        place(&app, &order_body(), Some(("c-1", "[COURIER]")))
+            .await
+            .0,
+        403
+    );
 }
 
 #[tokio::test]
@@ -152,9 +214,17 @@ async fn another_customers_order_is_404_but_admin_sees_it() {
     assert_eq!(get(&app, "/v1/orders/{orderId}", id, ALICE).await.0, 200);
     let (status, problem) = get(&app, "/v1/orders/{orderId}", id, BOB).await;
     assert_eq!((status, problem["code"].as_str()), (404, Some("NOT_FOUND")));
-    assert_eq!(get(&app, "/v1/orders/{orderId}/timeline", id, BOB).await.0, 404);
+    assert_eq!(
+        get(&app, "/v1/orders/{orderId}/timeline", id, BOB).await.0,
+        404
+    );
     assert_eq!(cancel(&app, id, BOB).await.0, 404);
-    assert_eq!(get(&app, "/v1/orders/{orderId}", id, Some(("root", "[ADMIN]"))).await.0, 200);
+    assert_eq!(
+        get(&app, "/v1/orders/{orderId}", id, Some(("root", "[ADMIN]")))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -175,11 +245,21 @@ async fn list_is_own_orders_newest_first_with_a_cursor() {
     let (_, page2) = parts(list(format!("page_size=2&page_token={token}")).await);
     assert_eq!(page2["items"].as_array().unwrap().len(), 1);
     assert!(page2.get("nextPageToken").is_none());
-    let all: Vec<&Value> = page1["items"].as_array().unwrap().iter().chain(page2["items"].as_array().unwrap()).collect();
+    let all: Vec<&Value> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .collect();
     assert!(all.iter().all(|o| o["customerId"] == "alice"));
-    assert!(all.windows(2).all(|w| w[0]["createdAt"].as_str() >= w[1]["createdAt"].as_str()));
+    assert!(all
+        .windows(2)
+        .all(|w| w[0]["createdAt"].as_str() >= w[1]["createdAt"].as_str()));
     let (status, problem) = parts(list("page_size=0".into()).await);
-    assert_eq!((status, problem["field"].as_str()), (400, Some("page_size")));
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("page_size"))
+    );
 }
 
 #[tokio::test]
@@ -191,15 +271,28 @@ async fn cancel_before_dispatch_then_refuse_after_terminal() {
     assert_eq!((status, body["status"].as_str()), (202, Some("CANCELLED")));
     assert_eq!(body["cancelReason"], "CUSTOMER_CANCELLED");
     let (status, body) = cancel(&app, id, ALICE).await;
-    assert_eq!((status, body["status"].as_str()), (202, Some("CANCELLED")), "idempotent");
-    let kinds: Vec<String> = store.outbox.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("CANCELLED")),
+        "idempotent"
+    );
+    let kinds: Vec<String> = store
+        .outbox
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "OrderCancelled").count(), 1);
     // A delivered order cannot be cancelled.
     let mut delivered = store.orders.lock().unwrap()[0].clone();
     delivered.saga.status = dishpatch::order::OrderStatus::Delivered;
     store.orders.lock().unwrap()[0] = delivered;
     let (status, problem) = cancel(&app, id, ALICE).await;
-    assert_eq!((status, problem["code"].as_str()), (409, Some("ORDER_NOT_CANCELLABLE")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("ORDER_NOT_CANCELLABLE"))
+    );
 }
 
 #[tokio::test]
@@ -214,9 +307,21 @@ async fn timeline_merges_transitions_and_notifications_in_time_order() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["kind"].as_str().unwrap(), e["status"].as_str().or(e["eventType"].as_str()).unwrap()))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["status"].as_str().or(e["eventType"].as_str()).unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(kinds, vec![("STATUS", "PENDING"), ("STATUS", "CANCELLED"), ("NOTIFICATION", "OrderPlaced")]);
+    assert_eq!(
+        kinds,
+        vec![
+            ("STATUS", "PENDING"),
+            ("STATUS", "CANCELLED"),
+            ("NOTIFICATION", "OrderPlaced")
+        ]
+    );
 }
 
 #[tokio::test]

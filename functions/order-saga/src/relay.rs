@@ -13,8 +13,10 @@ pub async fn publish_outbox(
     if record.event_name == "REMOVE" {
         return Ok(());
     }
-    let image: OutboxImage = serde_dynamo::from_item(record.change.new_image.clone())
-        .map_err(|e| MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(e.to_string())))?;
+    let image: OutboxImage =
+        serde_dynamo::from_item(record.change.new_image.clone()).map_err(|e| {
+            MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(e.to_string()))
+        })?;
     for envelope in &image.outbox {
         publisher.publish(envelope).await?;
         tracing::info!(order_id = %envelope.order_id, message_type = %envelope.kind, message_id = %envelope.id, "relayed");

@@ -1,6 +1,6 @@
 //! Applies a step result (a fact from a worker) to its order.
 
-use dishpatch::envelope::{data, Envelope, MessageType, now};
+use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::orchestration::advance;
 use dishpatch::orders::OrderStore;
@@ -22,10 +22,14 @@ pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, M
         M::PaymentCaptured => SagaEvent::PaymentCaptured,
         M::PaymentDeclined => SagaEvent::PaymentDeclined { reason: reason()? },
         M::PaymentRefunded => SagaEvent::PaymentRefunded,
-        M::DeliveryDispatched => SagaEvent::DeliveryDispatched { courier_id: courier()? },
+        M::DeliveryDispatched => SagaEvent::DeliveryDispatched {
+            courier_id: courier()?,
+        },
         M::DeliveryUnavailable => SagaEvent::DeliveryUnavailable { reason: reason()? },
         M::DeliveryCancelled => SagaEvent::DeliveryCancelled,
-        M::DeliveryCompleted => SagaEvent::DeliveryCompleted { courier_id: courier()? },
+        M::DeliveryCompleted => SagaEvent::DeliveryCompleted {
+            courier_id: courier()?,
+        },
         _ => return Err(MessageError::Unsupported),
     })
 }
@@ -39,9 +43,12 @@ pub async fn on_step_result(
     for _ in 0..ATTEMPTS {
         let Some(order) = orders.get(&envelope.order_id).await? else {
             // Results only exist for orders that were written first: this one is not ours.
-            return Err(MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(
-                format!("no order {}", envelope.order_id),
-            )));
+            return Err(MessageError::Decode(
+                dishpatch::envelope::DecodeError::Malformed(format!(
+                    "no order {}",
+                    envelope.order_id
+                )),
+            ));
         };
         let transition = match saga::transition(&order.saga, &event) {
             Ok(Outcome::Apply(t)) => t,

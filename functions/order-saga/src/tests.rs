@@ -33,7 +33,13 @@ async fn placed(store: &InMemoryOrderStore) -> Order {
         saga: start.state.clone(),
         timeline: vec![],
     };
-    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, "2026-11-22T10:00:00.000Z");
+    let (order, outbox) = advance(
+        &draft,
+        &start,
+        "PlaceOrder",
+        None,
+        "2026-11-22T10:00:00.000Z",
+    );
     store.save(&order, None, &outbox).await.unwrap();
     order
 }
@@ -51,24 +57,54 @@ async fn happy_path_drives_the_order_to_delivered() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
     let steps = [
-        (MessageType::InventoryReserved, json!({}), OrderStatus::Reserved),
-        (MessageType::PaymentCaptured, json!({"amount": {"amount": 1900, "currency": "EUR"}}), OrderStatus::Paid),
-        (MessageType::DeliveryDispatched, json!({"courierId": "c-1"}), OrderStatus::Dispatched),
-        (MessageType::DeliveryCompleted, json!({"courierId": "c-1"}), OrderStatus::Delivered),
+        (
+            MessageType::InventoryReserved,
+            json!({}),
+            OrderStatus::Reserved,
+        ),
+        (
+            MessageType::PaymentCaptured,
+            json!({"amount": {"amount": 1900, "currency": "EUR"}}),
+            OrderStatus::Paid,
+        ),
+        (
+            MessageType::DeliveryDispatched,
+            json!({"courierId": "c-1"}),
+            OrderStatus::Dispatched,
+        ),
+        (
+            MessageType::DeliveryCompleted,
+            json!({"courierId": "c-1"}),
+            OrderStatus::Delivered,
+        ),
     ];
     for (kind, data, expected) in steps {
-        on_step_result(&store, &fact(kind, data), kind).await.unwrap();
+        on_step_result(&store, &fact(kind, data), kind)
+            .await
+            .unwrap();
         assert_eq!(status(&store).await, expected);
     }
     let order = store.get("o-1").await.unwrap().unwrap();
     assert_eq!(order.timeline.len(), 5);
     assert_eq!(order.version, 5);
-    let sent: Vec<String> = store.outbox.lock().unwrap().iter().map(|e| e.kind.clone()).collect();
+    let sent: Vec<String> = store
+        .outbox
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
     assert_eq!(
         sent,
         [
-            "ReserveInventory", "OrderPlaced", "CapturePayment", "DispatchDelivery", "OrderConfirmed",
-            "OrderDispatched", "CommitInventory", "OrderDelivered"
+            "ReserveInventory",
+            "OrderPlaced",
+            "CapturePayment",
+            "DispatchDelivery",
+            "OrderConfirmed",
+            "OrderDispatched",
+            "CommitInventory",
+            "OrderDelivered"
         ]
     );
 }
@@ -78,10 +114,14 @@ async fn a_duplicate_result_changes_nothing_twice() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
     let f = fact(MessageType::InventoryReserved, json!({}));
-    on_step_result(&store, &f, MessageType::InventoryReserved).await.unwrap();
+    on_step_result(&store, &f, MessageType::InventoryReserved)
+        .await
+        .unwrap();
     let before = store.get("o-1").await.unwrap().unwrap();
     let sent_before = store.outbox.lock().unwrap().len();
-    on_step_result(&store, &f, MessageType::InventoryReserved).await.unwrap();
+    on_step_result(&store, &f, MessageType::InventoryReserved)
+        .await
+        .unwrap();
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
     assert_eq!(store.outbox.lock().unwrap().len(), sent_before);
 }
@@ -91,12 +131,17 @@ async fn commands_carry_causation_and_correlation() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
     let f = fact(MessageType::InventoryReserved, json!({}));
-    on_step_result(&store, &f, MessageType::InventoryReserved).await.unwrap();
+    on_step_result(&store, &f, MessageType::InventoryReserved)
+        .await
+        .unwrap();
     let outbox = store.outbox.lock().unwrap();
     let capture = outbox.iter().find(|e| e.kind == "CapturePayment").unwrap();
     assert_eq!(capture.causation_id.as_deref(), Some(f.id.as_str()));
     assert_eq!(capture.correlation_id, "o-1");
-    assert_eq!(capture.data["amount"], json!({"amount": 1900, "currency": "EUR"}));
+    assert_eq!(
+        capture.data["amount"],
+        json!({"amount": 1900, "currency": "EUR"})
+    );
     assert_eq!(capture.data["customerId"], "alice");
 }
 
@@ -127,16 +172,26 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
 async fn relay_publishes_the_outbox_of_the_stream_image() {
     let publisher = RecordingPublisher::default();
     let envs = vec![
-        fact(MessageType::ReserveInventory, json!({"restaurantId": "r-1", "items": []})),
+        fact(
+            MessageType::ReserveInventory,
+            json!({"restaurantId": "r-1", "items": []}),
+        ),
         fact(MessageType::OrderPlaced, json!({"customerId": "alice"})),
     ];
-    let image: serde_dynamo::Item = serde_dynamo::to_item(json!({"pk": "ORDER#o-1", "outbox": envs})).unwrap();
+    let image: serde_dynamo::Item =
+        serde_dynamo::to_item(json!({"pk": "ORDER#o-1", "outbox": envs})).unwrap();
     let mut record = aws_lambda_events::dynamodb::EventRecord::default();
     record.event_name = "MODIFY".into();
     record.change.new_image = image;
-    crate::relay::publish_outbox(&publisher, &record).await.unwrap();
+    crate::relay::publish_outbox(&publisher, &record)
+        .await
+        .unwrap();
     assert_eq!(*publisher.sent.lock().unwrap(), envs);
     // A failed publish fails the record, so the stream retries it.
-    publisher.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(crate::relay::publish_outbox(&publisher, &record).await.is_err());
+    publisher
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(crate::relay::publish_outbox(&publisher, &record)
+        .await
+        .is_err());
 }

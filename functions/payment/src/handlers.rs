@@ -42,7 +42,10 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 republish(app, cmd, &payment).await
             }
             Capture::Exists => {
-                tracing::info!(order_id, "duplicate capture; re-publishing the recorded outcome");
+                tracing::info!(
+                    order_id,
+                    "duplicate capture; re-publishing the recorded outcome"
+                );
                 republish_stored(app, cmd).await
             }
             Capture::Refused => decline(app, cmd, payment, INSUFFICIENT_FUNDS).await,
@@ -57,7 +60,12 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
 
 /// Records the refusal (conditional: a concurrent duplicate may have captured meanwhile,
 /// and its outcome is the one to repeat) and publishes it.
-async fn decline(app: &App, cmd: &Envelope, payment: Payment, reason: &str) -> Result<(), MessageError> {
+async fn decline(
+    app: &App,
+    cmd: &Envelope,
+    payment: Payment,
+    reason: &str,
+) -> Result<(), MessageError> {
     let declined = Payment {
         status: PaymentStatus::Declined,
         reason: Some(reason.to_owned()),
@@ -79,7 +87,9 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 if p.method != PaymentMethod::Wallet {
                     // Nothing captures by card yet; when the provider comes, so does this path.
                     tracing::error!(order_id, "card refund without a payment provider");
-                    return Err(MessageError::Transient("card refunds need the payment provider".into()));
+                    return Err(MessageError::Transient(
+                        "card refunds need the payment provider".into(),
+                    ));
                 }
                 if !app.payments.refund_to_wallet(&p).await? {
                     // A duplicate refunded it meanwhile: decide again on the fresh record.
@@ -100,18 +110,25 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             // that lands later is undone by the saga as a late success.
             None => Money::new(0, crate::wallets::DEFAULT_CURRENCY),
         };
-        let fact = cmd.follow(MessageType::PaymentRefunded, data::Amount { amount: refunded });
+        let fact = cmd.follow(
+            MessageType::PaymentRefunded,
+            data::Amount { amount: refunded },
+        );
         app.publisher.publish(&fact).await?;
         return Ok(());
     }
-    Err(MessageError::Transient("payment kept changing; retrying".into()))
+    Err(MessageError::Transient(
+        "payment kept changing; retrying".into(),
+    ))
 }
 
 /// Reads the record a duplicate (or a concurrent one) wrote and re-publishes its outcome.
 async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     match app.payments.get(&cmd.order_id).await? {
         Some(p) => republish(app, cmd, &p).await,
-        None => Err(MessageError::Transient("payment record vanished; retrying".into())),
+        None => Err(MessageError::Transient(
+            "payment record vanished; retrying".into(),
+        )),
     }
 }
 
@@ -121,11 +138,17 @@ async fn republish(app: &App, cmd: &Envelope, p: &Payment) -> Result<(), Message
     let fact = match p.status {
         PaymentStatus::Declined => cmd.follow(
             MessageType::PaymentDeclined,
-            data::Rejected { reason: p.reason.clone().unwrap_or_else(|| INSUFFICIENT_FUNDS.into()) },
+            data::Rejected {
+                reason: p
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| INSUFFICIENT_FUNDS.into()),
+            },
         ),
-        PaymentStatus::Captured | PaymentStatus::Refunded => {
-            cmd.follow(MessageType::PaymentCaptured, data::Amount { amount: p.money() })
-        }
+        PaymentStatus::Captured | PaymentStatus::Refunded => cmd.follow(
+            MessageType::PaymentCaptured,
+            data::Amount { amount: p.money() },
+        ),
     };
     app.publisher.publish(&fact).await?;
     Ok(())

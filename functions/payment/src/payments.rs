@@ -101,7 +101,10 @@ pub fn payment_pk(order_id: &str) -> String {
 }
 
 fn payment_key(order_id: &str) -> Item {
-    Item::from([("pk".to_owned(), s(payment_pk(order_id))), ("sk".to_owned(), s(PAYMENT_SK))])
+    Item::from([
+        ("pk".to_owned(), s(payment_pk(order_id))),
+        ("sk".to_owned(), s(PAYMENT_SK)),
+    ])
 }
 
 fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
@@ -116,7 +119,10 @@ pub struct DynamoPaymentStore {
 
 impl DynamoPaymentStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoPaymentStore { client, table: table.into() }
+        DynamoPaymentStore {
+            client,
+            table: table.into(),
+        }
     }
 
     fn put_new(&self, payment: &Payment) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
@@ -147,7 +153,9 @@ impl PaymentStore for DynamoPaymentStore {
             .send()
             .await
             .map_err(classify)?;
-        out.item.map(|i| from_item::<PaymentItem>(i).map(|r| r.payment)).transpose()
+        out.item
+            .map(|i| from_item::<PaymentItem>(i).map(|r| r.payment))
+            .transpose()
     }
 
     async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError> {
@@ -166,7 +174,11 @@ impl PaymentStore for DynamoPaymentStore {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(self.put_new(payment)?).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(self.put_new(payment)?)
+                    .build(),
+            )
             .transact_items(TransactWriteItem::builder().update(debit).build())
             .send()
             .await;

@@ -47,25 +47,38 @@ async fn get_wallet(app: &App, req: &Request) -> Result<Response<Body>, Problem>
 }
 
 /// Parses and validates `{amount: {amount, currency}}`; each error names the field.
+// `Problem` is the API's error type everywhere (shared/ returns it the same way).
+#[allow(clippy::result_large_err)]
 pub fn parse_top_up(body: &[u8]) -> Result<Money, Problem> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
     if !v.is_object() {
-        return Err(Problem::bad_request("body", "the body must be a JSON object"));
+        return Err(Problem::bad_request(
+            "body",
+            "the body must be a JSON object",
+        ));
     }
     if !v.get("amount").is_some_and(Value::is_object) {
-        return Err(Problem::bad_request("amount", "amount {amount, currency} is required"));
+        return Err(Problem::bad_request(
+            "amount",
+            "amount {amount, currency} is required",
+        ));
     }
     let amount = v["amount"]["amount"]
         .as_i64()
         .filter(|a| (1..=MAX_TOP_UP).contains(a))
         .ok_or_else(|| {
-            Problem::bad_request("amount.amount", format!("must be an integer 1..={MAX_TOP_UP} (minor units)"))
+            Problem::bad_request(
+                "amount.amount",
+                format!("must be an integer 1..={MAX_TOP_UP} (minor units)"),
+            )
         })?;
     let currency = v["amount"]["currency"]
         .as_str()
         .filter(|c| is_currency_code(c))
-        .ok_or_else(|| Problem::bad_request("amount.currency", "must be an ISO 4217 code such as EUR"))?;
+        .ok_or_else(|| {
+            Problem::bad_request("amount.currency", "must be an ISO 4217 code such as EUR")
+        })?;
     Ok(Money::new(amount, currency))
 }
 

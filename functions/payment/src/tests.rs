@@ -33,13 +33,22 @@ impl FakePayments {
         let f = FakePayments::default();
         f.state.lock().unwrap().wallets.insert(
             customer_id.into(),
-            Wallet { customer_id: customer_id.into(), balance, currency: currency.into() },
+            Wallet {
+                customer_id: customer_id.into(),
+                balance,
+                currency: currency.into(),
+            },
         );
         f
     }
 
     fn balance(&self, customer_id: &str) -> Option<i64> {
-        self.state.lock().unwrap().wallets.get(customer_id).map(|w| w.balance)
+        self.state
+            .lock()
+            .unwrap()
+            .wallets
+            .get(customer_id)
+            .map(|w| w.balance)
     }
 
     fn payment(&self, order_id: &str) -> Option<Payment> {
@@ -98,11 +107,14 @@ impl WalletStore for FakePayments {
 
     async fn top_up(&self, customer_id: &str, amount: &Money) -> Result<TopUp, StoreError> {
         let mut s = self.state.lock().unwrap();
-        let w = s.wallets.entry(customer_id.into()).or_insert_with(|| Wallet {
-            customer_id: customer_id.into(),
-            balance: 0,
-            currency: amount.currency.clone(),
-        });
+        let w = s
+            .wallets
+            .entry(customer_id.into())
+            .or_insert_with(|| Wallet {
+                customer_id: customer_id.into(),
+                balance: 0,
+                currency: amount.currency.clone(),
+            });
         if w.currency != amount.currency {
             return Ok(TopUp::CurrencyMismatch);
         }
@@ -119,7 +131,12 @@ struct FakePublisher {
 
 impl FakePublisher {
     fn sent(&self) -> Vec<(String, Value)> {
-        self.sent.lock().unwrap().iter().map(|e| (e.kind.clone(), e.data.clone())).collect()
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.kind.clone(), e.data.clone()))
+            .collect()
     }
 }
 
@@ -144,7 +161,11 @@ fn fixture(store: FakePayments) -> Fixture {
     let store = Arc::new(store);
     let publisher = Arc::new(FakePublisher::default());
     Fixture {
-        app: App { payments: store.clone(), wallets: store.clone(), publisher: publisher.clone() },
+        app: App {
+            payments: store.clone(),
+            wallets: store.clone(),
+            publisher: publisher.clone(),
+        },
         store,
         publisher,
     }
@@ -168,7 +189,10 @@ async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
 }
 
 fn captured(amount: i64) -> (String, Value) {
-    ("PaymentCaptured".into(), json!({"amount": {"amount": amount, "currency": "EUR"}}))
+    (
+        "PaymentCaptured".into(),
+        json!({"amount": {"amount": amount, "currency": "EUR"}}),
+    )
 }
 
 fn declined(reason: &str) -> (String, Value) {
@@ -176,7 +200,10 @@ fn declined(reason: &str) -> (String, Value) {
 }
 
 fn refunded(amount: i64) -> (String, Value) {
-    ("PaymentRefunded".into(), json!({"amount": {"amount": amount, "currency": "EUR"}}))
+    (
+        "PaymentRefunded".into(),
+        json!({"amount": {"amount": amount, "currency": "EUR"}}),
+    )
 }
 
 // ---- CapturePayment
@@ -189,7 +216,10 @@ async fn capture_debits_the_wallet_and_follows_the_command() {
     assert_eq!(f.publisher.sent(), vec![captured(1200)]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
     let p = f.store.payment("o-1").unwrap();
-    assert_eq!((p.status, p.method, p.amount), (PaymentStatus::Captured, PaymentMethod::Wallet, 1200));
+    assert_eq!(
+        (p.status, p.method, p.amount),
+        (PaymentStatus::Captured, PaymentMethod::Wallet, 1200)
+    );
     let fact = &f.publisher.sent.lock().unwrap()[0];
     assert_eq!(fact.causation_id.as_deref(), Some(c.id.as_str()));
 }
@@ -213,7 +243,14 @@ async fn a_short_wallet_is_declined_on_record() {
     assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS")]);
     assert_eq!(f.store.balance("c-1"), Some(1000));
     // Money arriving later does not turn a recorded refusal into a charge.
-    f.store.state.lock().unwrap().wallets.get_mut("c-1").unwrap().balance = 10_000;
+    f.store
+        .state
+        .lock()
+        .unwrap()
+        .wallets
+        .get_mut("c-1")
+        .unwrap()
+        .balance = 10_000;
     handle(&f, &c).await.unwrap();
     assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
     assert_eq!(f.store.balance("c-1"), Some(10_000));
@@ -222,8 +259,12 @@ async fn a_short_wallet_is_declined_on_record() {
 #[tokio::test]
 async fn no_wallet_or_another_currency_is_insufficient_funds() {
     let f = fixture(FakePayments::with_wallet("c-usd", 100_000, "USD"));
-    handle(&f, &capture_cmd("o-1", "c-none", 100, "WALLET")).await.unwrap();
-    handle(&f, &capture_cmd("o-2", "c-usd", 100, "WALLET")).await.unwrap();
+    handle(&f, &capture_cmd("o-1", "c-none", 100, "WALLET"))
+        .await
+        .unwrap();
+    handle(&f, &capture_cmd("o-2", "c-usd", 100, "WALLET"))
+        .await
+        .unwrap();
     assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
     assert_eq!(f.store.balance("c-usd"), Some(100_000));
     assert_eq!(f.store.balance("c-none"), None);
@@ -237,7 +278,10 @@ async fn cards_are_declined_until_the_provider_exists() {
     handle(&f, &c).await.unwrap();
     assert_eq!(f.publisher.sent(), vec![declined("CARD_NOT_SUPPORTED"); 2]);
     assert_eq!(f.store.balance("c-1"), Some(5000));
-    assert_eq!(f.store.payment("o-1").unwrap().status, PaymentStatus::Declined);
+    assert_eq!(
+        f.store.payment("o-1").unwrap().status,
+        PaymentStatus::Declined
+    );
 }
 
 #[tokio::test]
@@ -255,7 +299,9 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
         updated_at: "2026-01-01T00:00:00.000Z".into(),
     });
     let f = fixture(store);
-    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET")).await.unwrap();
+    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+        .await
+        .unwrap();
     assert_eq!(f.publisher.sent(), vec![captured(1200)]);
     // The duplicate's debit is the fake's to model; this capture took nothing more.
     assert_eq!(f.store.balance("c-1"), Some(5000));
@@ -266,7 +312,10 @@ async fn a_lost_publish_heals_on_retry() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
     f.publisher.fail.store(true, Ordering::SeqCst);
-    assert!(matches!(handle(&f, &c).await, Err(MessageError::Transient(_))));
+    assert!(matches!(
+        handle(&f, &c).await,
+        Err(MessageError::Transient(_))
+    ));
     f.publisher.fail.store(false, Ordering::SeqCst);
     handle(&f, &c).await.unwrap();
     assert_eq!(f.publisher.sent(), vec![captured(1200)]);
@@ -276,15 +325,25 @@ async fn a_lost_publish_heals_on_retry() {
 #[tokio::test]
 async fn bad_payloads_and_foreign_messages_are_refused() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
-    let bad = Envelope::new(MessageType::CapturePayment, "o-1", json!({"customerId": "c-1", "method": "WALLET"}));
-    assert!(matches!(handle(&f, &bad).await, Err(MessageError::Decode(_))));
+    let bad = Envelope::new(
+        MessageType::CapturePayment,
+        "o-1",
+        json!({"customerId": "c-1", "method": "WALLET"}),
+    );
+    assert!(matches!(
+        handle(&f, &bad).await,
+        Err(MessageError::Decode(_))
+    ));
     // A negative amount would credit the wallet.
     assert!(matches!(
         handle(&f, &capture_cmd("o-1", "c-1", -500, "WALLET")).await,
         Err(MessageError::Decode(_))
     ));
     let other = Envelope::new(MessageType::ReserveInventory, "o-1", json!({}));
-    assert!(matches!(handle(&f, &other).await, Err(MessageError::Unsupported)));
+    assert!(matches!(
+        handle(&f, &other).await,
+        Err(MessageError::Unsupported)
+    ));
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert!(f.publisher.sent().is_empty());
 }
@@ -294,15 +353,30 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
 #[tokio::test]
 async fn refund_credits_back_once() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
-    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET")).await.unwrap();
+    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+        .await
+        .unwrap();
     for _ in 0..3 {
         handle(&f, &refund_cmd("o-1")).await.unwrap();
     }
     assert_eq!(f.store.balance("c-1"), Some(5000));
-    assert_eq!(f.store.payment("o-1").unwrap().status, PaymentStatus::Refunded);
-    assert_eq!(f.publisher.sent(), vec![captured(1200), refunded(1200), refunded(1200), refunded(1200)]);
+    assert_eq!(
+        f.store.payment("o-1").unwrap().status,
+        PaymentStatus::Refunded
+    );
+    assert_eq!(
+        f.publisher.sent(),
+        vec![
+            captured(1200),
+            refunded(1200),
+            refunded(1200),
+            refunded(1200)
+        ]
+    );
     // A late duplicate capture does not charge again; it repeats the step's success.
-    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET")).await.unwrap();
+    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+        .await
+        .unwrap();
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(f.publisher.sent().last().unwrap(), &captured(1200));
 }
@@ -311,17 +385,31 @@ async fn refund_credits_back_once() {
 async fn refund_with_nothing_taken_answers_zero() {
     let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
     handle(&f, &refund_cmd("o-missing")).await.unwrap();
-    handle(&f, &capture_cmd("o-2", "c-1", 1200, "WALLET")).await.unwrap();
+    handle(&f, &capture_cmd("o-2", "c-1", 1200, "WALLET"))
+        .await
+        .unwrap();
     handle(&f, &refund_cmd("o-2")).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![refunded(0), declined("INSUFFICIENT_FUNDS"), refunded(0)]);
+    assert_eq!(
+        f.publisher.sent(),
+        vec![refunded(0), declined("INSUFFICIENT_FUNDS"), refunded(0)]
+    );
     assert_eq!(f.store.balance("c-1"), Some(100));
-    assert_eq!(f.store.payment("o-2").unwrap().status, PaymentStatus::Declined);
+    assert_eq!(
+        f.store.payment("o-2").unwrap().status,
+        PaymentStatus::Declined
+    );
     assert!(f.store.payment("o-missing").is_none());
 }
 
 // ---- HTTP
 
-fn request(method: &str, route: &str, path: &str, claims: Option<(&str, &str)>, body: Option<Value>) -> Value {
+fn request(
+    method: &str,
+    route: &str,
+    path: &str,
+    claims: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> Value {
     let mut ctx = json!({
         "accountId": "123456789012",
         "apiId": "api",
@@ -335,7 +423,8 @@ fn request(method: &str, route: &str, path: &str, claims: Option<(&str, &str)>, 
         "timeEpoch": 1795341600000u64
     });
     if let Some((sub, roles)) = claims {
-        ctx["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
+        ctx["authorizer"] =
+            json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
     }
     json!({
         "version": "2.0",
@@ -350,17 +439,39 @@ fn request(method: &str, route: &str, path: &str, claims: Option<(&str, &str)>, 
 }
 
 async fn call(f: &Fixture, event: Value) -> (u16, Value) {
-    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default()).await.unwrap();
+    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default())
+        .await
+        .unwrap();
     let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
     (resp["statusCode"].as_u64().unwrap() as u16, body)
 }
 
 async fn get_wallet(f: &Fixture, sub: &str, roles: &str) -> (u16, Value) {
-    call(f, request("GET", "GET /v1/wallet", "/v1/wallet", Some((sub, roles)), None)).await
+    call(
+        f,
+        request(
+            "GET",
+            "GET /v1/wallet",
+            "/v1/wallet",
+            Some((sub, roles)),
+            None,
+        ),
+    )
+    .await
 }
 
 async fn top_up(f: &Fixture, sub: &str, roles: &str, body: Value) -> (u16, Value) {
-    call(f, request("POST", "POST /v1/wallet/top-ups", "/v1/wallet/top-ups", Some((sub, roles)), Some(body))).await
+    call(
+        f,
+        request(
+            "POST",
+            "POST /v1/wallet/top-ups",
+            "/v1/wallet/top-ups",
+            Some((sub, roles)),
+            Some(body),
+        ),
+    )
+    .await
 }
 
 fn eur(amount: i64) -> Value {
@@ -372,10 +483,16 @@ async fn a_customer_sees_an_empty_wallet_then_tops_it_up() {
     let f = fixture(FakePayments::default());
     let (status, body) = get_wallet(&f, "c-1", "[CUSTOMER]").await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"customerId": "c-1", "balance": {"amount": 0, "currency": "EUR"}}));
+    assert_eq!(
+        body,
+        json!({"customerId": "c-1", "balance": {"amount": 0, "currency": "EUR"}})
+    );
     let (status, body) = top_up(&f, "c-1", "[CUSTOMER]", eur(2500)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({"customerId": "c-1", "balance": {"amount": 2500, "currency": "EUR"}}));
+    assert_eq!(
+        body,
+        json!({"customerId": "c-1", "balance": {"amount": 2500, "currency": "EUR"}})
+    );
     top_up(&f, "c-1", "[CUSTOMER]", eur(500)).await;
     let (_, body) = get_wallet(&f, "c-1", "[CUSTOMER]").await;
     assert_eq!(body["balance"]["amount"], 3000);
@@ -387,8 +504,17 @@ async fn a_customer_sees_an_empty_wallet_then_tops_it_up() {
 #[tokio::test]
 async fn a_top_up_in_another_currency_is_refused() {
     let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
-    let (status, body) = top_up(&f, "c-1", "[CUSTOMER]", json!({"amount": {"amount": 100, "currency": "USD"}})).await;
-    assert_eq!((status, body["code"].clone()), (422, json!("CURRENCY_MISMATCH")));
+    let (status, body) = top_up(
+        &f,
+        "c-1",
+        "[CUSTOMER]",
+        json!({"amount": {"amount": 100, "currency": "USD"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (422, json!("CURRENCY_MISMATCH"))
+    );
     assert_eq!(f.store.balance("c-1"), Some(100));
 }
 
@@ -399,7 +525,11 @@ async fn wallets_are_for_customers() {
     assert_eq!((status, body["code"].clone()), (403, json!("FORBIDDEN")));
     let (status, _) = top_up(&f, "k-1", "[COURIER]", eur(100)).await;
     assert_eq!(status, 403);
-    let (status, _) = call(&f, request("GET", "GET /v1/wallet", "/v1/wallet", None, None)).await;
+    let (status, _) = call(
+        &f,
+        request("GET", "GET /v1/wallet", "/v1/wallet", None, None),
+    )
+    .await;
     assert_eq!(status, 401);
     assert!(f.store.state.lock().unwrap().wallets.is_empty());
 }
@@ -412,8 +542,14 @@ async fn invalid_top_ups_name_the_field() {
         (json!({"amount": 100}), "amount"),
         (eur(0), "amount.amount"),
         (eur(1_000_001), "amount.amount"),
-        (json!({"amount": {"amount": 1.5, "currency": "EUR"}}), "amount.amount"),
-        (json!({"amount": {"amount": 100, "currency": "euro"}}), "amount.currency"),
+        (
+            json!({"amount": {"amount": 1.5, "currency": "EUR"}}),
+            "amount.amount",
+        ),
+        (
+            json!({"amount": {"amount": 100, "currency": "euro"}}),
+            "amount.currency",
+        ),
         (json!({"amount": {"amount": 100}}), "amount.currency"),
         (json!("100 EUR"), "body"),
     ];

@@ -52,7 +52,10 @@ pub struct DynamoWalletStore {
 
 impl DynamoWalletStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoWalletStore { client, table: table.into() }
+        DynamoWalletStore {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -78,7 +81,9 @@ impl WalletStore for DynamoWalletStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(wallet_key(customer_id)))
-            .update_expression("ADD balance :a SET currency = if_not_exists(currency, :c), customerId = :id")
+            .update_expression(
+                "ADD balance :a SET currency = if_not_exists(currency, :c), customerId = :id",
+            )
             .condition_expression("attribute_not_exists(currency) OR currency = :c")
             .expression_attribute_values(":a", n(amount.amount))
             .expression_attribute_values(":c", s(&amount.currency))
@@ -89,7 +94,9 @@ impl WalletStore for DynamoWalletStore {
             .map_err(classify);
         match result {
             Ok(out) => {
-                let item = out.attributes.ok_or_else(|| StoreError::Corrupt("top-up returned no wallet".into()))?;
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Corrupt("top-up returned no wallet".into()))?;
                 Ok(TopUp::Credited(from_item(item)?))
             }
             Err(StoreError::Conflict(_)) => Ok(TopUp::CurrencyMismatch),

@@ -1,6 +1,12 @@
-//! The AWS emulator for this test binary: `AWS_ENDPOINT_URL` if set, else a moto server
-//! started once on a free port. The server exits with the test binary (its shell
-//! wrapper waits on our stdin pipe, which closes when we exit).
+//! The AWS emulator for this test binary: `AWS_ENDPOINT_URL` if set, else moto started
+//! once on a free port. The server exits with the test binary (its shell wrapper waits on
+//! our stdin pipe, which closes when we exit).
+//!
+//! The moto we start serves one request at a time. moto's own server is threaded, and its
+//! TransactWriteItems checks conditions and applies writes item by item (rolling back by
+//! restoring a snapshot of whole tables), so two concurrent transactions can both pass a
+//! condition, or one's rollback can erase the other's commit. DynamoDB applies each
+//! transaction atomically; serving requests one at a time gives the emulator that property.
 
 #![allow(dead_code)]
 
@@ -15,36 +21,57 @@ struct Emulator {
     _server: Option<Mutex<Child>>,
 }
 
+/// moto's app under werkzeug, single-threaded (see the module comment).
+const SERIAL_MOTO: &str = r#"
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
+           threaded=False, request_handler=MotoRequestHandler)
+"#;
+
+fn configured() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
-    EMULATOR.get_or_init(|| {
-        match std::env::var("AWS_ENDPOINT_URL")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            Some(endpoint) => Emulator {
-                endpoint,
-                _server: None,
-            },
-            None => start_moto(),
-        }
+    EMULATOR.get_or_init(|| match configured() {
+        Some(endpoint) => Emulator {
+            endpoint,
+            _server: None,
+        },
+        None => serial_emulator_start(),
     })
 }
 
-fn start_moto() -> Emulator {
-    let moto = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/moto_server");
+/// An emulator that applies each request atomically, whatever `AWS_ENDPOINT_URL` says:
+/// for tests that prove what concurrent conditional transactions do.
+fn serial_emulator() -> &'static Emulator {
+    static SERIAL: OnceLock<Emulator> = OnceLock::new();
+    match configured() {
+        Some(_) => SERIAL.get_or_init(serial_emulator_start),
+        None => emulator(),
+    }
+}
+
+fn serial_emulator_start() -> Emulator {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let mut server = Command::new("sh")
         .arg("-c")
-        .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
-        .arg(moto)
+        .arg(r#""$0" -c "$1" "$2" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
+        .arg(python)
+        .arg(SERIAL_MOTO)
         .arg(port.to_string())
         .stdin(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {moto}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start moto with {python}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -62,13 +89,23 @@ fn start_moto() -> Emulator {
     }
 }
 
-pub async fn sdk() -> aws_config::SdkConfig {
+async fn sdk_for(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&emulator().endpoint)
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .load()
         .await
+}
+
+/// The emulator every test uses.
+pub async fn sdk() -> aws_config::SdkConfig {
+    sdk_for(&emulator().endpoint).await
+}
+
+/// An emulator that applies each transaction atomically, as DynamoDB does.
+pub async fn serial_sdk() -> aws_config::SdkConfig {
+    sdk_for(&serial_emulator().endpoint).await
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -196,11 +233,15 @@ pub async fn receive(
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
-            .wait_time_seconds(1)
             .send()
             .await
             .unwrap();
-        for m in out.messages.unwrap_or_default() {
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            // Short polls: a long poll would hold the single-threaded emulator.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for m in messages {
             bodies.extend(m.body);
             if let Some(handle) = m.receipt_handle {
                 sqs.delete_message()
@@ -215,7 +256,8 @@ pub async fn receive(
     bodies
 }
 
-/// Drains whatever arrives within a short window (to prove nothing more came).
+/// Drains whatever arrives within a short window (to prove nothing more came). SNS to
+/// SQS delivery is synchronous in the emulator, so a short window is plenty.
 pub async fn drain(sdk: &aws_config::SdkConfig, queue_url: &str) -> Vec<String> {
-    receive(sdk, queue_url, usize::MAX, Duration::from_secs(2)).await
+    receive(sdk, queue_url, usize::MAX, Duration::from_millis(500)).await
 }

@@ -1,0 +1,343 @@
+//! The DynamoDB adapters (and the wired function) against the AWS emulator: the
+//! conditional semantics that charge a customer at most once and refund at most once.
+
+mod support;
+
+use dishpatch::aws::dynamo::{n, s};
+use dishpatch::config::Env;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::money::Money;
+use dishpatch::order::PaymentMethod;
+use payment::{
+    Capture, DynamoPaymentStore, DynamoWalletStore, Payment, PaymentStatus, PaymentStore, TopUp,
+    WalletStore,
+};
+use serde_json::json;
+use std::collections::HashMap;
+
+struct Table {
+    ddb: aws_sdk_dynamodb::Client,
+    name: String,
+    payments: DynamoPaymentStore,
+    wallets: DynamoWalletStore,
+}
+
+async fn table() -> Table {
+    table_on(support::sdk().await).await
+}
+
+/// For tests that race writes: see `support` for why they get a serial emulator.
+async fn serial_table() -> Table {
+    table_on(support::serial_sdk().await).await
+}
+
+async fn table_on(sdk: aws_config::SdkConfig) -> Table {
+    let name = support::create_table(&sdk, "payments").await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    Table {
+        payments: DynamoPaymentStore::new(ddb.clone(), &name),
+        wallets: DynamoWalletStore::new(ddb.clone(), &name),
+        ddb,
+        name,
+    }
+}
+
+/// Writes a wallet the way the local seed does (flat: customerId, balance, currency).
+async fn seed_wallet(t: &Table, customer_id: &str, balance: i64, currency: &str) {
+    t.ddb
+        .put_item()
+        .table_name(&t.name)
+        .item("pk", s(format!("WALLET#{customer_id}")))
+        .item("sk", s("WALLET"))
+        .item("customerId", s(customer_id))
+        .item("balance", n(balance))
+        .item("currency", s(currency))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn balance(t: &Table, customer_id: &str) -> i64 {
+    t.wallets.get(customer_id).await.unwrap().unwrap().balance
+}
+
+fn payment(order_id: &str, customer_id: &str, amount: i64) -> Payment {
+    Payment {
+        order_id: order_id.into(),
+        customer_id: customer_id.into(),
+        amount,
+        currency: "EUR".into(),
+        method: PaymentMethod::Wallet,
+        status: PaymentStatus::Captured,
+        reason: None,
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_captures_from_a_wallet_that_covers_one_take_one() {
+    let t = serial_table().await;
+    for round in 0..5 {
+        let customer = format!("c-{round}");
+        seed_wallet(&t, &customer, 1000, "EUR").await;
+        let (a, b) = (
+            payment(&format!("o-a{round}"), &customer, 800),
+            payment(&format!("o-b{round}"), &customer, 800),
+        );
+        let (ra, rb) = tokio::join!(
+            t.payments.capture_from_wallet(&a),
+            t.payments.capture_from_wallet(&b)
+        );
+        let results = [ra.unwrap(), rb.unwrap()];
+        let captured = results.iter().filter(|r| **r == Capture::Captured).count();
+        let refused = results.iter().filter(|r| **r == Capture::Refused).count();
+        assert_eq!((captured, refused), (1, 1), "round {round}: {results:?}");
+        assert_eq!(balance(&t, &customer).await, 200);
+        let stored = [
+            t.payments.get(&a.order_id).await.unwrap(),
+            t.payments.get(&b.order_id).await.unwrap(),
+        ];
+        // The loser wrote nothing; its handler records the refusal separately.
+        assert_eq!(stored.iter().flatten().count(), 1);
+        assert_eq!(
+            stored.iter().flatten().next().unwrap().status,
+            PaymentStatus::Captured
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_of_one_capture_charge_once() {
+    let t = serial_table().await;
+    seed_wallet(&t, "c-1", 5000, "EUR").await;
+    let p = payment("o-1", "c-1", 1200);
+    let (ra, rb) = tokio::join!(
+        t.payments.capture_from_wallet(&p),
+        t.payments.capture_from_wallet(&p)
+    );
+    let mut results = vec![ra.unwrap(), rb.unwrap()];
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(results, vec![Capture::Captured, Capture::Exists]);
+    assert_eq!(balance(&t, "c-1").await, 3800);
+    assert_eq!(
+        t.payments.capture_from_wallet(&p).await.unwrap(),
+        Capture::Exists
+    );
+    assert_eq!(balance(&t, "c-1").await, 3800);
+    assert_eq!(t.payments.get("o-1").await.unwrap().unwrap(), p);
+}
+
+#[tokio::test]
+async fn refunding_twice_refunds_once() {
+    let t = serial_table().await;
+    seed_wallet(&t, "c-1", 5000, "EUR").await;
+    let p = payment("o-1", "c-1", 1200);
+    assert_eq!(
+        t.payments.capture_from_wallet(&p).await.unwrap(),
+        Capture::Captured
+    );
+    assert_eq!(balance(&t, "c-1").await, 3800);
+    let (ra, rb) = tokio::join!(
+        t.payments.refund_to_wallet(&p),
+        t.payments.refund_to_wallet(&p)
+    );
+    assert_eq!([ra.unwrap(), rb.unwrap()].iter().filter(|x| **x).count(), 1);
+    assert!(!t.payments.refund_to_wallet(&p).await.unwrap());
+    assert_eq!(balance(&t, "c-1").await, 5000);
+    assert_eq!(
+        t.payments.get("o-1").await.unwrap().unwrap().status,
+        PaymentStatus::Refunded
+    );
+    // A late duplicate capture of the refunded order charges nothing.
+    assert_eq!(
+        t.payments.capture_from_wallet(&p).await.unwrap(),
+        Capture::Exists
+    );
+    assert_eq!(balance(&t, "c-1").await, 5000);
+}
+
+#[tokio::test]
+async fn no_wallet_another_currency_or_too_little_is_refused_and_nothing_is_written() {
+    let t = table().await;
+    seed_wallet(&t, "c-usd", 100_000, "USD").await;
+    seed_wallet(&t, "c-poor", 100, "EUR").await;
+    for (order, customer) in [("o-1", "c-none"), ("o-2", "c-usd"), ("o-3", "c-poor")] {
+        let p = payment(order, customer, 500);
+        assert_eq!(
+            t.payments.capture_from_wallet(&p).await.unwrap(),
+            Capture::Refused,
+            "{customer}"
+        );
+        assert!(t.payments.get(order).await.unwrap().is_none());
+    }
+    assert!(
+        t.wallets.get("c-none").await.unwrap().is_none(),
+        "the debit must not create a wallet"
+    );
+    assert_eq!(balance(&t, "c-usd").await, 100_000);
+    assert_eq!(balance(&t, "c-poor").await, 100);
+    // The refusal is recorded once; a declined payment is never refunded.
+    let declined = Payment {
+        status: PaymentStatus::Declined,
+        reason: Some("INSUFFICIENT_FUNDS".into()),
+        ..payment("o-3", "c-poor", 500)
+    };
+    assert!(t.payments.record(&declined).await.unwrap());
+    assert!(!t.payments.record(&declined).await.unwrap());
+    assert_eq!(t.payments.get("o-3").await.unwrap().unwrap(), declined);
+    assert!(!t.payments.refund_to_wallet(&declined).await.unwrap());
+    assert_eq!(balance(&t, "c-poor").await, 100);
+}
+
+#[tokio::test]
+async fn top_ups_create_add_and_refuse_another_currency() {
+    let t = table().await;
+    assert!(t.wallets.get("c-1").await.unwrap().is_none());
+    let w = match t
+        .wallets
+        .top_up("c-1", &Money::new(2500, "EUR"))
+        .await
+        .unwrap()
+    {
+        TopUp::Credited(w) => w,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (w.customer_id.as_str(), w.balance, w.currency.as_str()),
+        ("c-1", 2500, "EUR")
+    );
+    let w = match t
+        .wallets
+        .top_up("c-1", &Money::new(500, "EUR"))
+        .await
+        .unwrap()
+    {
+        TopUp::Credited(w) => w,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(w.balance, 3000);
+    assert_eq!(
+        t.wallets
+            .top_up("c-1", &Money::new(700, "USD"))
+            .await
+            .unwrap(),
+        TopUp::CurrencyMismatch
+    );
+    let w = t.wallets.get("c-1").await.unwrap().unwrap();
+    assert_eq!((w.balance, w.currency.as_str()), (3000, "EUR"));
+    // A topped-up wallet pays for orders (the same flat item the captures condition on).
+    assert_eq!(
+        t.payments
+            .capture_from_wallet(&payment("o-1", "c-1", 3000))
+            .await
+            .unwrap(),
+        Capture::Captured
+    );
+    assert_eq!(balance(&t, "c-1").await, 0);
+}
+
+#[tokio::test]
+async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
+    let sdk = support::sdk().await;
+    let name = support::create_table(&sdk, "payments").await;
+    let events = support::Events::new(&sdk).await;
+    let env = Env::from_map(HashMap::from([
+        ("WALLETS_TABLE".to_owned(), name.clone()),
+        (
+            "ORDER_EVENTS_TOPIC_ARN".to_owned(),
+            events.topic_arn.clone(),
+        ),
+    ]));
+    let app = payment::build(&sdk, &env).await.unwrap();
+    let invoke = |event| dishpatch::runtime::invoke(&app, event, Default::default());
+    let customer = support::unique("cust");
+
+    // The customer tops up over HTTP, then a USD top-up is refused.
+    let top_up = |amount: i64, currency: &str| {
+        support::http_event(
+            "POST",
+            "POST /v1/wallet/top-ups",
+            "/v1/wallet/top-ups",
+            json!(null),
+            Some((&customer, "[CUSTOMER]")),
+            Some(json!({"amount": {"amount": amount, "currency": currency}})),
+        )
+    };
+    let (status, body) = support::http_result(&invoke(top_up(2000, "EUR")).await.unwrap());
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"customerId": customer, "balance": {"amount": 2000, "currency": "EUR"}})
+        )
+    );
+    let (status, body) = support::http_result(&invoke(top_up(100, "USD")).await.unwrap());
+    assert_eq!(
+        (status, body["code"].clone()),
+        (422, json!("CURRENCY_MISMATCH"))
+    );
+
+    // Capture (and a duplicate), one that does not fit, a card, then refund twice.
+    let capture = |order: &str, amount: i64, method: &str| {
+        Envelope::new(
+            MessageType::CapturePayment,
+            order,
+            json!({"customerId": customer, "amount": {"amount": amount, "currency": "EUR"}, "method": method}),
+        )
+    };
+    let ok = capture("o-1", 1500, "WALLET");
+    let too_much = capture("o-2", 1500, "WALLET");
+    let card = capture("o-3", 100, "CARD");
+    let refund = Envelope::new(MessageType::RefundPayment, "o-1", json!({}));
+    for cmd in [&ok, &ok, &too_much, &card, &refund, &refund] {
+        let resp = invoke(support::sqs_event(&cmd.to_json())).await.unwrap();
+        assert_eq!(resp, json!({"batchItemFailures": []}));
+    }
+    let got = events.take(6).await;
+    let mut facts: Vec<(String, String, serde_json::Value)> = got
+        .iter()
+        .map(|(k, e)| {
+            (
+                k.clone(),
+                e["orderId"].as_str().unwrap().to_owned(),
+                e["data"].clone(),
+            )
+        })
+        .collect();
+    facts.sort_by_key(|f| format!("{f:?}"));
+    let eur = |a: i64| json!({"amount": {"amount": a, "currency": "EUR"}});
+    let mut expected = vec![
+        ("PaymentCaptured".to_owned(), "o-1".to_owned(), eur(1500)),
+        ("PaymentCaptured".to_owned(), "o-1".to_owned(), eur(1500)),
+        (
+            "PaymentDeclined".to_owned(),
+            "o-2".to_owned(),
+            json!({"reason": "INSUFFICIENT_FUNDS"}),
+        ),
+        (
+            "PaymentDeclined".to_owned(),
+            "o-3".to_owned(),
+            json!({"reason": "CARD_NOT_SUPPORTED"}),
+        ),
+        ("PaymentRefunded".to_owned(), "o-1".to_owned(), eur(1500)),
+        ("PaymentRefunded".to_owned(), "o-1".to_owned(), eur(1500)),
+    ];
+    expected.sort_by_key(|f| format!("{f:?}"));
+    assert_eq!(facts, expected);
+
+    // Charged once, refunded once: the wallet is whole again.
+    let get = support::http_event(
+        "GET",
+        "GET /v1/wallet",
+        "/v1/wallet",
+        json!(null),
+        Some((&customer, "[CUSTOMER]")),
+        None,
+    );
+    let (status, body) = support::http_result(&invoke(get).await.unwrap());
+    assert_eq!(
+        (status, body["balance"].clone()),
+        (200, json!({"amount": 2000, "currency": "EUR"}))
+    );
+}
