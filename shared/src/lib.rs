@@ -19,5 +19,7 @@ pub mod orders;
 pub mod pricing;
 pub mod runtime;
 pub mod saga;
+/// Fakes and emulator helpers for tests; not part of any deployed binary.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod validation;

@@ -200,3 +200,7 @@ fn decode_cursor(token: &str) -> Option<Cursor> {
 pub fn is_page_token(token: &str) -> bool {
     decode_cursor(token).is_some()
 }
+
+#[cfg(test)]
+#[path = "orders_emulator_tests.rs"]
+mod emulator_tests;

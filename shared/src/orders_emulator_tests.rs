@@ -1,14 +1,14 @@
 //! The DynamoDB order store against the emulator: conditional writes and pagination.
 
+use crate::error::StoreError;
+use crate::money::Money;
+use crate::order::{Address, Order, PaymentMethod};
+use crate::orders::{DynamoOrderStore, OrderStore};
+use crate::testing::{emulator, unique};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use dishpatch::error::StoreError;
-use dishpatch::money::Money;
-use dishpatch::order::{Address, Order, PaymentMethod};
-use dishpatch::orders::{DynamoOrderStore, OrderStore};
-use dishpatch::testing::{emulator, unique};
 
 async fn table() -> DynamoOrderStore {
     let client = aws_sdk_dynamodb::Client::new(&emulator().await);
@@ -59,7 +59,7 @@ async fn table() -> DynamoOrderStore {
 }
 
 fn order(id: &str, customer: &str, created: &str) -> Order {
-    let start = dishpatch::saga::start();
+    let start = crate::saga::start();
     Order {
         order_id: id.into(),
         customer_id: customer.into(),
@@ -86,8 +86,8 @@ fn order(id: &str, customer: &str, created: &str) -> Order {
 async fn writes_are_conditional_on_the_version() {
     let store = table().await;
     let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
-    let outbox = vec![dishpatch::envelope::Envelope::new(
-        dishpatch::envelope::MessageType::OrderPlaced,
+    let outbox = vec![crate::envelope::Envelope::new(
+        crate::envelope::MessageType::OrderPlaced,
         "o-1",
         serde_json::json!({"n": 1}),
     )];
