@@ -17,6 +17,9 @@ pub enum Route {
     InventoryQueue,
     PaymentQueue,
     DeliveryQueue,
+    /// The saga's own queue, for its delayed step deadlines.
+    SagaQueue,
+    OpsAlertsTopic,
 }
 
 macro_rules! message_types {
@@ -73,6 +76,8 @@ message_types! {
     RefundPayment => PaymentQueue,
     DispatchDelivery => DeliveryQueue,
     CancelDelivery => DeliveryQueue,
+    StepTimeout => SagaQueue,
+    OpsAlert => OpsAlertsTopic,
 }
 
 impl fmt::Display for MessageType {
@@ -244,6 +249,33 @@ pub mod data {
         pub total: Money,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub courier_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+        /// The step whose undo failed (CompensationFailed only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub failed_step: Option<crate::saga::Step>,
+    }
+
+    /// A step deadline, delivered to the saga after `delay_seconds`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StepTimeout {
+        pub step: crate::saga::Step,
+        pub attempt: u8,
+        pub delay_seconds: u32,
+    }
+
+    /// A page for operators, on the ops-alerts topic.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OpsAlert {
+        /// The alert's name, also the `eventType` attribute (e.g. `CompensationFailed`).
+        pub alert: String,
+        pub severity: String,
+        pub order_id: String,
+        pub customer_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub step: Option<crate::saga::Step>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub reason: Option<String>,
     }

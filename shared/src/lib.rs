@@ -10,6 +10,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod logging;
 pub mod menu;
 pub mod money;
@@ -17,6 +18,7 @@ pub mod orchestration;
 pub mod order;
 pub mod orders;
 pub mod pricing;
+pub mod resilience;
 pub mod runtime;
 pub mod saga;
 /// Fakes and emulator helpers for tests; not part of any deployed binary.

@@ -1,9 +1,67 @@
 //! Turns a saga [`Transition`] into the next order version and the messages it sends.
 //! Pure: the caller writes both in one conditional write (the outbox).
 
+use crate::config::Env;
 use crate::envelope::{data, Envelope, MessageType};
 use crate::order::{Order, TimelineEntry};
-use crate::saga::{SagaCommand, SagaFact, Transition};
+use crate::saga::{SagaCommand, SagaFact, Timeout, Transition};
+
+/// How long the saga waits for each step (SQS delays a message 900 s at most).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timings {
+    /// Deadline of a forward step (reserve, capture, dispatch).
+    pub step_timeout: u32,
+    /// How long one try of an undo may take before it counts as failed.
+    pub compensation_timeout: u32,
+    /// Pause before the 2nd and 3rd try of an undo, and after the 3rd (1 s / 2 s / 4 s).
+    pub backoff: [u32; 3],
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            step_timeout: 300,
+            compensation_timeout: 30,
+            backoff: [1, 2, 4],
+        }
+    }
+}
+
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+impl Timings {
+    /// `STEP_TIMEOUT_SECONDS`, `COMPENSATION_TIMEOUT_SECONDS`, `COMPENSATION_RETRY_DELAYS`
+    /// ("1,2,4"); unset or unreadable values keep their defaults.
+    pub fn from_env(env: &Env) -> Self {
+        let d = Timings::default();
+        let num = |name: &str, default: u32| {
+            env.get(name)
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .unwrap_or(default)
+        };
+        let backoff = env
+            .get("COMPENSATION_RETRY_DELAYS")
+            .and_then(|v| {
+                let parts: Vec<u32> = v.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+                <[u32; 3]>::try_from(parts).ok()
+            })
+            .unwrap_or(d.backoff);
+        Timings {
+            step_timeout: num("STEP_TIMEOUT_SECONDS", d.step_timeout),
+            compensation_timeout: num("COMPENSATION_TIMEOUT_SECONDS", d.compensation_timeout),
+            backoff,
+        }
+    }
+
+    /// Seconds until a timeout fires, within what SQS can delay.
+    pub fn delay(&self, t: &Timeout) -> u32 {
+        let secs = match t.attempt {
+            0 => self.step_timeout,
+            n => self.compensation_timeout + self.backoff[(n as usize - 1).min(2)],
+        };
+        secs.min(MAX_DELAY_SECONDS)
+    }
+}
 
 /// The order after the transition (version bumped, timeline appended) and its outbox.
 pub fn advance(
@@ -12,6 +70,7 @@ pub fn advance(
     cause: &str,
     caused_by: Option<&Envelope>,
     at: &str,
+    timings: &Timings,
 ) -> (Order, Vec<Envelope>) {
     let mut next = order.clone();
     next.saga = t.state.clone();
@@ -23,7 +82,7 @@ pub fn advance(
         cause: cause.to_owned(),
         detail: detail(&next, t),
     });
-    let outbox = messages(&next, t, caused_by);
+    let outbox = messages(&next, t, caused_by, timings);
     (next, outbox)
 }
 
@@ -38,7 +97,12 @@ fn detail(order: &Order, t: &Transition) -> Option<String> {
 }
 
 /// The commands and facts a transition sends, each linked to what caused it.
-pub fn messages(order: &Order, t: &Transition, caused_by: Option<&Envelope>) -> Vec<Envelope> {
+pub fn messages(
+    order: &Order,
+    t: &Transition,
+    caused_by: Option<&Envelope>,
+    timings: &Timings,
+) -> Vec<Envelope> {
     let make = |kind: MessageType, payload: serde_json::Value| match caused_by {
         Some(cause) => cause.follow(kind, payload),
         None => Envelope::new(kind, &order.order_id, payload),
@@ -49,6 +113,7 @@ pub fn messages(order: &Order, t: &Transition, caused_by: Option<&Envelope>) -> 
             total: order.total.clone(),
             courier_id: order.saga.courier_id.clone(),
             reason: order.saga.cancel_reason.clone(),
+            failed_step: order.saga.failed_step,
         })
         .expect("facts serialize")
     };
@@ -95,8 +160,32 @@ pub fn messages(order: &Order, t: &Transition, caused_by: Option<&Envelope>) -> 
             SagaFact::OrderDispatched => MessageType::OrderDispatched,
             SagaFact::OrderDelivered => MessageType::OrderDelivered,
             SagaFact::OrderCancelled => MessageType::OrderCancelled,
+            SagaFact::CompensationFailed => {
+                let alert = data::OpsAlert {
+                    alert: MessageType::CompensationFailed.as_str().to_owned(),
+                    severity: "CRITICAL".to_owned(),
+                    order_id: order.order_id.clone(),
+                    customer_id: order.customer_id.clone(),
+                    step: order.saga.failed_step,
+                    reason: order.saga.cancel_reason.clone(),
+                };
+                let alert = serde_json::to_value(alert).expect("alerts serialize");
+                out.push(make(MessageType::OpsAlert, alert));
+                MessageType::CompensationFailed
+            }
         };
         out.push(make(kind, fact()));
+    }
+    for timeout in &t.timeouts {
+        let payload = data::StepTimeout {
+            step: timeout.step,
+            attempt: timeout.attempt,
+            delay_seconds: timings.delay(timeout),
+        };
+        out.push(make(
+            MessageType::StepTimeout,
+            serde_json::to_value(payload).expect("timeouts serialize"),
+        ));
     }
     out
 }

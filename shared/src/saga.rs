@@ -3,6 +3,12 @@
 //! Forward steps run in a fixed order (reserve stock, take payment, dispatch a courier).
 //! Compensation undoes completed steps one at a time, in reverse order; a forward
 //! result that arrives after the order was cancelled is undone at once.
+//!
+//! Every step has a deadline: the machine asks for a [`Timeout`] with each command it
+//! sends. A forward step that times out is assumed to have possibly happened and is
+//! undone with the rest (the workers' undo leaves a tombstone, so a late forward
+//! command does nothing). An undo that is not confirmed is tried again, up to
+//! [`MAX_UNDO_ATTEMPTS`] times, and then the order ends COMPENSATION_FAILED.
 
 use crate::order::OrderStatus;
 use serde::{Deserialize, Serialize};
@@ -24,6 +30,43 @@ pub struct SagaState {
     pub courier_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// Tries of the undo now outstanding (compensation is sequential: one at a time).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub undo_attempt: u8,
+    /// The step whose undo could not be confirmed (COMPENSATION_FAILED only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<Step>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+pub const MAX_UNDO_ATTEMPTS: u8 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Step {
+    Inventory,
+    Payment,
+    Delivery,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Inventory => "INVENTORY",
+            Step::Payment => "PAYMENT",
+            Step::Delivery => "DELIVERY",
+        }
+    }
+}
+
+/// Deliver a `StepTimeout` for `step` later. `attempt` 0 is the forward step's deadline;
+/// `n >= 1` is the deadline of the n-th try of its undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timeout {
+    pub step: Step,
+    pub attempt: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +82,7 @@ pub enum SagaEvent {
     DeliveryCancelled,
     DeliveryCompleted { courier_id: String },
     CancelRequested { reason: String },
+    StepTimeout { step: Step, attempt: u8 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +104,8 @@ pub enum SagaFact {
     OrderDispatched,
     OrderDelivered,
     OrderCancelled,
+    /// An undo could not be confirmed: the customer is told and operators alerted.
+    CompensationFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +113,7 @@ pub struct Transition {
     pub state: SagaState,
     pub commands: Vec<SagaCommand>,
     pub facts: Vec<SagaFact>,
+    pub timeouts: Vec<Timeout>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +140,15 @@ pub fn start() -> Transition {
             dispatched: false,
             courier_id: None,
             cancel_reason: None,
+            undo_attempt: 0,
+            failed_step: None,
         },
         commands: vec![SagaCommand::ReserveInventory],
         facts: vec![SagaFact::OrderPlaced],
+        timeouts: vec![Timeout {
+            step: Step::Inventory,
+            attempt: 0,
+        }],
     }
 }
 
@@ -112,14 +165,14 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
         (S::Pending, E::InventoryReserved) => {
             next.status = S::Reserved;
             next.reserved = true;
-            apply(next, vec![SagaCommand::CapturePayment], vec![])
+            forward(next, SagaCommand::CapturePayment, vec![])
         }
         (S::Reserved, E::PaymentCaptured) => {
             next.status = S::Paid;
             next.paid = true;
-            apply(
+            forward(
                 next,
-                vec![SagaCommand::DispatchDelivery],
+                SagaCommand::DispatchDelivery,
                 vec![SagaFact::OrderConfirmed],
             )
         }
@@ -165,6 +218,62 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             return Err(SagaError::NotCancellable(status.as_str()));
         }
 
+        // A forward step did not answer in time: it may have happened, so undo it too.
+        (
+            S::Pending,
+            E::StepTimeout {
+                step: Step::Inventory,
+                attempt: 0,
+            },
+        ) => {
+            next.reserved = true;
+            begin_compensation(next, "INVENTORY_TIMEOUT")
+        }
+        (
+            S::Reserved,
+            E::StepTimeout {
+                step: Step::Payment,
+                attempt: 0,
+            },
+        ) => {
+            next.paid = true;
+            begin_compensation(next, "PAYMENT_TIMEOUT")
+        }
+        (
+            S::Paid,
+            E::StepTimeout {
+                step: Step::Delivery,
+                attempt: 0,
+            },
+        ) => {
+            next.dispatched = true;
+            begin_compensation(next, "DELIVERY_TIMEOUT")
+        }
+        // The undo in flight was not confirmed in time: try again, then give up loudly.
+        (S::Cancelling, E::StepTimeout { step, attempt })
+            if *attempt >= 1
+                && *attempt == state.undo_attempt
+                && current_undo(state).map(|(s, _)| s) == Some(*step) =>
+        {
+            if *attempt < MAX_UNDO_ATTEMPTS {
+                let (_, cmd) = current_undo(state).expect("checked above");
+                next.undo_attempt = attempt + 1;
+                Outcome::Apply(Transition {
+                    state: next,
+                    commands: vec![cmd],
+                    facts: vec![],
+                    timeouts: vec![Timeout {
+                        step: *step,
+                        attempt: attempt + 1,
+                    }],
+                })
+            } else {
+                next.status = S::CompensationFailed;
+                next.failed_step = Some(*step);
+                apply(next, vec![], vec![SagaFact::CompensationFailed])
+            }
+        }
+
         // A forward step completed after the order was cancelled: undo it at once.
         (_, E::InventoryReserved) if cancelled && !state.reserved => {
             next.reserved = true;
@@ -204,7 +313,36 @@ fn apply(state: SagaState, commands: Vec<SagaCommand>, facts: Vec<SagaFact>) -> 
         state,
         commands,
         facts,
+        timeouts: vec![],
     })
+}
+
+/// A forward command, with its deadline.
+fn forward(state: SagaState, cmd: SagaCommand, facts: Vec<SagaFact>) -> Outcome {
+    let step = match cmd {
+        SagaCommand::CapturePayment => Step::Payment,
+        SagaCommand::DispatchDelivery => Step::Delivery,
+        _ => Step::Inventory,
+    };
+    Outcome::Apply(Transition {
+        state,
+        commands: vec![cmd],
+        facts,
+        timeouts: vec![Timeout { step, attempt: 0 }],
+    })
+}
+
+/// The undo compensation runs next: the latest step still held.
+fn current_undo(state: &SagaState) -> Option<(Step, SagaCommand)> {
+    if state.dispatched {
+        Some((Step::Delivery, SagaCommand::CancelDelivery))
+    } else if state.paid {
+        Some((Step::Payment, SagaCommand::RefundPayment))
+    } else if state.reserved {
+        Some((Step::Inventory, SagaCommand::ReleaseInventory))
+    } else {
+        None
+    }
 }
 
 fn begin_compensation(mut state: SagaState, reason: &str) -> Outcome {
@@ -215,20 +353,20 @@ fn begin_compensation(mut state: SagaState, reason: &str) -> Outcome {
 
 /// Issues the undo of the latest step still completed, or finishes the cancellation.
 fn continue_compensation(mut state: SagaState) -> Outcome {
-    let next_undo = if state.dispatched {
-        Some(SagaCommand::CancelDelivery)
-    } else if state.paid {
-        Some(SagaCommand::RefundPayment)
-    } else if state.reserved {
-        Some(SagaCommand::ReleaseInventory)
-    } else {
-        None
-    };
-    match (state.status, next_undo) {
-        // Still cancelling: one undo at a time, in reverse order.
-        (OrderStatus::Cancelling, Some(cmd)) => apply(state, vec![cmd], vec![]),
+    match (state.status, current_undo(&state)) {
+        // Still cancelling: one undo at a time, in reverse order, each with a deadline.
+        (OrderStatus::Cancelling, Some((step, cmd))) => {
+            state.undo_attempt = 1;
+            Outcome::Apply(Transition {
+                state,
+                commands: vec![cmd],
+                facts: vec![],
+                timeouts: vec![Timeout { step, attempt: 1 }],
+            })
+        }
         (OrderStatus::Cancelling, None) => {
             state.status = OrderStatus::Cancelled;
+            state.undo_attempt = 0;
             apply(state, vec![], vec![SagaFact::OrderCancelled])
         }
         // Already terminal: a late step was undone; just record it.

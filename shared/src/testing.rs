@@ -1,12 +1,21 @@
-//! In-memory adapters and request builders for fast handler tests (no I/O).
-//! AWS semantics are proven against the emulator, not here.
+//! Test support for every crate's tests (the `testing` feature; no deployed binary
+//! carries it).
+//!
+//! * Handler tests (no I/O): an in-memory order store, a recording publisher, and
+//!   Lambda events (HTTP API v2, SQS) handed to a [`Function`] as the runtime would.
+//! * Emulator tests: [`emulator`] (one moto per test binary, serving one request at a
+//!   time), tables with the template's key schema, and topics read back through a
+//!   subscribed queue ([`Subscription`]).
 
 use crate::aws::publisher::Publisher;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, MessageType};
 use crate::error::StoreError;
 use crate::order::Order;
 use crate::orders::{OrderStore, Page};
+use crate::runtime::{Function, MessageError};
+use serde_json::Value;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct InMemoryOrderStore {
@@ -80,6 +89,18 @@ pub struct RecordingPublisher {
     pub fail: std::sync::atomic::AtomicBool,
 }
 
+impl RecordingPublisher {
+    /// `(type, data)` of everything published, in order.
+    pub fn facts(&self) -> Vec<(String, Value)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.kind.clone(), e.data.clone()))
+            .collect()
+    }
+}
+
 #[async_trait::async_trait]
 impl Publisher for RecordingPublisher {
     async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
@@ -102,6 +123,21 @@ pub fn http_request(
     body: Option<&str>,
     claims: Option<(&str, &str)>,
 ) -> lambda_http::Request {
+    let event = http_event(method, route, path, path_params, query, body, claims);
+    lambda_http::request::from_str(&event.to_string()).expect("test request is a valid v2 event")
+}
+
+/// The raw Lambda event of [`http_request`], for [`call`] (the runtime's whole path).
+/// `route` is the path template, e.g. `/v1/orders/{orderId}`.
+pub fn http_event(
+    method: &str,
+    route: &str,
+    path: &str,
+    path_params: &[(&str, &str)],
+    query: &str,
+    body: Option<&str>,
+    claims: Option<(&str, &str)>,
+) -> Value {
     let mut event = serde_json::json!({
         "version": "2.0",
         "routeKey": format!("{method} {route}"),
@@ -136,7 +172,68 @@ pub fn http_request(
         event["requestContext"]["authorizer"] =
             serde_json::json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
     }
-    lambda_http::request::from_str(&event.to_string()).expect("test request is a valid v2 event")
+    event
+}
+
+/// Invokes `f` with an HTTP event through the runtime; the status and JSON body.
+pub async fn call(f: &dyn Function, event: Value) -> (u16, Value) {
+    let resp = crate::runtime::invoke(f, event, Default::default())
+        .await
+        .expect("an HTTP invocation always answers");
+    let body = resp["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (resp["statusCode"].as_u64().unwrap_or(0) as u16, body)
+}
+
+/// An SQS batch of one message, as Lambda delivers a command from its queue.
+pub fn sqs_event(envelope: &Envelope) -> Value {
+    serde_json::json!({"Records": [{
+        "messageId": unique("msg"),
+        "body": envelope.to_json(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "eventSource": "aws:sqs",
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+/// Hands one message to `f` as the runtime does for a queue record, typed by its `type`.
+pub async fn handle(f: &dyn Function, envelope: &Envelope) -> Result<(), MessageError> {
+    let kind: MessageType = envelope.kind.parse().expect("a known message type");
+    f.message(envelope.clone(), kind).await
+}
+
+/// Hands `envelope` to `f` until it is handled, as SQS redelivers a message whose handler
+/// failed transiently (contention); panics on any other error, or after 5 tries.
+pub async fn deliver(f: &dyn Function, envelope: &Envelope) {
+    for _ in 0..5 {
+        match handle(f, envelope).await {
+            Ok(()) => return,
+            Err(MessageError::Transient(e)) => eprintln!("redelivering {}: {e}", envelope.kind),
+            Err(e) => panic!("{} for {}: {e}", envelope.kind, envelope.order_id),
+        }
+    }
+    panic!(
+        "{} for {} was never handled",
+        envelope.kind, envelope.order_id
+    );
+}
+
+/// [`deliver`]s a forward command and its undo concurrently, as SQS may. Round `n` sends
+/// the forward first when `n` is even, the undo first when odd, and the other `n / 2 * 2`
+/// ms later: over the rounds their requests interleave every way, so either may find the
+/// other's record.
+pub async fn deliver_racing(f: &dyn Function, forward: &Envelope, undo: &Envelope, round: u64) {
+    let (first, second) = if round.is_multiple_of(2) {
+        (forward, undo)
+    } else {
+        (undo, forward)
+    };
+    tokio::join!(deliver(f, first), async {
+        tokio::time::sleep(Duration::from_millis(round / 2 * 2)).await;
+        deliver(f, second).await
+    });
 }
 
 /// The status and JSON body of a response.
@@ -150,7 +247,14 @@ pub fn parts(resp: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json
 }
 
 /// The AWS emulator for tests: `AWS_ENDPOINT_URL` if the test command started one,
-/// otherwise a moto server from the project venv, started once per test binary.
+/// otherwise a moto server from the project venv, started once per test binary and
+/// stopped when it exits.
+///
+/// Both serve one request at a time (`local/moto_serial.py`, as `scripts/test` starts it).
+/// moto's own threaded server applies a TransactWriteItems item by item while other
+/// requests run (and rolls a failed one back by restoring a snapshot over their writes),
+/// so two racing conditional transactions could both "win" there, which DynamoDB never
+/// allows. Tests that race writes rely on this; the clients still interleave freely.
 pub async fn emulator() -> aws_config::SdkConfig {
     static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let endpoint = ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
@@ -212,4 +316,203 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// A new table with the template's key schema: string `pk` (hash) and `sk` (range), plus
+/// one global index per name in `indexes` keyed like the template's (`gsi1` on
+/// `gsi1pk`/`gsi1sk`), projecting ALL. On demand; its unique name.
+pub async fn create_table(sdk: &aws_config::SdkConfig, prefix: &str, indexes: &[&str]) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key schema element")
+    };
+    let name = unique(prefix);
+    let mut req = aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range));
+    for index in indexes {
+        let (pk, sk) = (format!("{index}pk"), format!("{index}sk"));
+        req = req
+            .attribute_definitions(attr(&pk))
+            .attribute_definitions(attr(&sk))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(key(&pk, KeyType::Hash))
+                    .key_schema(key(&sk, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index"),
+            );
+    }
+    req.send().await.expect("create table");
+    name
+}
+
+/// A new SNS topic; its ARN.
+pub async fn create_topic(sdk: &aws_config::SdkConfig, prefix: &str) -> String {
+    aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(unique(prefix))
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("topic ARN")
+}
+
+/// A queue subscribed to a topic as the template subscribes them (SNS envelope, not raw
+/// delivery, optionally with a filter policy): reads back what a function publishes.
+pub struct Subscription {
+    sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+/// A new topic with a new queue subscribed to it: `(topic ARN, subscription)`.
+pub async fn topic_with_subscription(
+    sdk: &aws_config::SdkConfig,
+    filter_policy: Option<&str>,
+) -> (String, Subscription) {
+    let topic = create_topic(sdk, "topic").await;
+    let sub = subscribe(sdk, &topic, filter_policy).await;
+    (topic, sub)
+}
+
+/// A new queue subscribed to `topic_arn`, with `filter_policy` (JSON) if given.
+pub async fn subscribe(
+    sdk: &aws_config::SdkConfig,
+    topic_arn: &str,
+    filter_policy: Option<&str>,
+) -> Subscription {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("queue"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue URL");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("queue ARN");
+    let mut req = aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn);
+    if let Some(policy) = filter_policy {
+        req = req.attributes("FilterPolicy", policy);
+    }
+    req.send().await.expect("subscribe");
+    Subscription { sqs, queue_url }
+}
+
+/// A fact read back from a subscription: the envelope and the `eventType` attribute the
+/// topic's filter policies see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedFact {
+    pub event_type: String,
+    pub envelope: Envelope,
+}
+
+impl Subscription {
+    /// The raw bodies (SNS notifications) of up to `want` messages, waiting at most
+    /// `within`; each is deleted once read.
+    pub async fn receive(&self, want: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut bodies = Vec::new();
+        while bodies.len() < want && Instant::now() < deadline {
+            // Short polls: a long poll would hold the one-request-at-a-time emulator.
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for m in messages {
+                bodies.extend(m.body);
+                if let Some(handle) = m.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete message");
+                }
+            }
+        }
+        bodies
+    }
+
+    /// The next `want` facts (envelopes published to the topic), waiting up to 10 s;
+    /// panics if fewer arrive or one's `eventType` attribute is not its type.
+    pub async fn received_facts(&self, want: usize) -> Vec<ReceivedFact> {
+        let bodies = self.receive(want, Duration::from_secs(10)).await;
+        assert!(
+            bodies.len() >= want,
+            "only {} of {want} facts arrived: {bodies:?}",
+            bodies.len()
+        );
+        bodies
+            .iter()
+            .map(|body| {
+                let sns: Value = serde_json::from_str(body).expect("an SNS notification");
+                let event_type = sns["MessageAttributes"]["eventType"]["Value"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no eventType attribute: {body}"))
+                    .to_owned();
+                let (envelope, _) = Envelope::decode(body).expect("an envelope");
+                assert_eq!(event_type, envelope.kind, "eventType attribute");
+                ReceivedFact {
+                    event_type,
+                    envelope,
+                }
+            })
+            .collect()
+    }
+
+    /// Whatever arrives within half a second (to prove nothing more came). SNS to SQS
+    /// delivery is synchronous in the emulator, so that is plenty.
+    pub async fn drain(&self) -> Vec<String> {
+        self.receive(usize::MAX, Duration::from_millis(500)).await
+    }
 }

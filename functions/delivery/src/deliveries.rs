@@ -43,16 +43,42 @@ impl DeliveryStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub order_id: String,
-    /// Absent only for an UNAVAILABLE record.
+    /// Absent only for a record without a courier: UNAVAILABLE, or a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub courier_id: Option<String>,
     pub status: DeliveryStatus,
+    /// Empty (and not stored) only for a tombstone: a cancel names no restaurant.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub restaurant_id: String,
-    pub delivery_address: Address,
+    /// Absent only for a tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_address: Option<Address>,
+    /// Why a record has no courier (`NO_COURIER`, or `CANCELLED` for a tombstone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The reason a tombstone records, and a dispatch that finds it repeats.
+pub const CANCELLED_BEFORE_DISPATCH: &str = "CANCELLED";
+
+impl Delivery {
+    /// What a cancel leaves when it finds no delivery ("cancel wins"): CANCELLED, with no
+    /// courier. The saga cancels a dispatch that missed its deadline, whose command may
+    /// still be in flight; when it lands it finds this record and claims no courier.
+    pub fn tombstone(order_id: &str, at: String) -> Self {
+        Delivery {
+            order_id: order_id.to_owned(),
+            courier_id: None,
+            status: DeliveryStatus::Cancelled,
+            restaurant_id: String::new(),
+            delivery_address: None,
+            reason: Some(CANCELLED_BEFORE_DISPATCH.to_owned()),
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
 }
 
 /// What one attempt to claim a courier for a delivery did.
@@ -76,7 +102,8 @@ pub trait DeliveryStore: Send + Sync {
     async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Claims `courier_id` (AVAILABLE -> BUSY) and records `delivery` (new) in one transaction.
     async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError>;
-    /// Records a delivery without a courier if none exists yet; false if one already existed.
+    /// Records a delivery without a courier (UNAVAILABLE, or a CANCELLED tombstone) if none
+    /// exists yet; false if one already existed.
     async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError>;
     /// DISPATCHED (by `courier_id`) -> `to`, and the courier back to AVAILABLE, in one
     /// transaction. False if the delivery is not DISPATCHED by that courier.

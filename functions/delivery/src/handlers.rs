@@ -43,7 +43,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             courier_id: Some(courier_id.clone()),
             status: DeliveryStatus::Dispatched,
             restaurant_id: req.restaurant_id.clone(),
-            delivery_address: req.delivery_address.clone(),
+            delivery_address: Some(req.delivery_address.clone()),
             reason: None,
             created_at: at.clone(),
             updated_at: at.clone(),
@@ -70,7 +70,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         courier_id: None,
         status: DeliveryStatus::Unavailable,
         restaurant_id: req.restaurant_id,
-        delivery_address: req.delivery_address,
+        delivery_address: Some(req.delivery_address),
         reason: Some(NO_COURIER.into()),
         created_at: at.clone(),
         updated_at: at,
@@ -121,8 +121,22 @@ async fn release(app: &App, order_id: &str) -> Result<(), MessageError> {
                 tracing::warn!(order_id, "cancel for a delivered order; nothing to undo");
                 return Ok(());
             }
-            // Already cancelled, no courier was found, or never dispatched: nothing to undo.
-            _ => return Ok(()),
+            // Already cancelled, or no courier was found: nothing to undo.
+            Some(_) => return Ok(()),
+            // No dispatch yet, or ever: it may still be in flight (the saga cancels a
+            // dispatch that missed its deadline). Cancel wins: leave a tombstone so that
+            // dispatch, when it lands, finds a record and claims no courier.
+            None => {
+                if app
+                    .deliveries
+                    .record(&Delivery::tombstone(order_id, now()))
+                    .await?
+                {
+                    tracing::info!(order_id, "cancel before any dispatch; tombstone left");
+                    return Ok(());
+                }
+                // The dispatch landed meanwhile: cancel it on the fresh record.
+            }
         }
     }
     Err(MessageError::Transient(
@@ -140,7 +154,9 @@ async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError>
     }
 }
 
-/// Publishes the dispatch outcome a record stands for.
+/// Publishes the dispatch outcome a record stands for. A record without a courier answers
+/// DeliveryUnavailable: for a tombstone that is the truth (no courier was claimed, and
+/// there is none to name), and the saga, cancelling by then, ignores a failed step.
 async fn publish_outcome(app: &App, cmd: &Envelope, d: &Delivery) -> Result<(), MessageError> {
     let fact = match (&d.status, &d.courier_id) {
         (DeliveryStatus::Unavailable, _) | (_, None) => cmd.follow(

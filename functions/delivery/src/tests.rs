@@ -2,10 +2,10 @@
 
 use crate::deliveries::{Claim, Delivery, DeliveryStatus, DeliveryStore};
 use crate::App;
-use dishpatch::aws::Publisher;
 use dishpatch::envelope::{data, Envelope, MessageType};
 use dishpatch::error::StoreError;
-use dishpatch::runtime::{Function, MessageError};
+use dishpatch::runtime::MessageError;
+use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,9 @@ struct FakeStore {
     racing_duplicate: Mutex<Option<(String, Delivery)>>,
     /// The next claim meets a concurrent transaction on the courier.
     contend: AtomicBool,
+    /// A dispatch that claims its courier just before the next `record` (racing a cancel's
+    /// tombstone).
+    claim_before_record: Mutex<Option<(String, Delivery)>>,
 }
 
 impl FakeStore {
@@ -119,6 +122,10 @@ impl DeliveryStore for FakeStore {
     }
 
     async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        let racing = self.claim_before_record.lock().unwrap().take();
+        if let Some((courier_id, racing)) = racing {
+            self.claim(&courier_id, &racing).await?;
+        }
         let mut s = self.state.lock().unwrap();
         if s.deliveries.contains_key(&delivery.order_id) {
             return Ok(false);
@@ -154,43 +161,15 @@ impl DeliveryStore for FakeStore {
     }
 }
 
-#[derive(Default)]
-struct FakePublisher {
-    sent: Mutex<Vec<Envelope>>,
-    fail: AtomicBool,
-}
-
-impl FakePublisher {
-    fn sent(&self) -> Vec<(String, Value)> {
-        self.sent
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| (e.kind.clone(), e.data.clone()))
-            .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl Publisher for FakePublisher {
-    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::Aws("SNS down".into()));
-        }
-        self.sent.lock().unwrap().push(envelope.clone());
-        Ok(())
-    }
-}
-
 struct Fixture {
     app: App,
     store: Arc<FakeStore>,
-    publisher: Arc<FakePublisher>,
+    publisher: Arc<RecordingPublisher>,
 }
 
 fn fixture(store: FakeStore) -> Fixture {
     let store = Arc::new(store);
-    let publisher = Arc::new(FakePublisher::default());
+    let publisher = Arc::new(RecordingPublisher::default());
     Fixture {
         app: App {
             deliveries: store.clone(),
@@ -213,11 +192,6 @@ fn cancel_cmd(order_id: &str) -> Envelope {
     Envelope::new(MessageType::CancelDelivery, order_id, json!({}))
 }
 
-async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
-    let kind = env.kind.parse().unwrap();
-    f.app.message(env.clone(), kind).await
-}
-
 fn dispatched(courier: &str) -> (String, Value) {
     ("DeliveryDispatched".into(), json!({"courierId": courier}))
 }
@@ -237,8 +211,8 @@ fn cancelled() -> (String, Value) {
 async fn dispatch_claims_one_courier_and_follows_the_command() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
     let cmd = dispatch_cmd("o-1");
-    handle(&f, &cmd).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![dispatched("c-1")]);
+    handle(&f.app, &cmd).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![dispatched("c-1")]);
     let fact = f.publisher.sent.lock().unwrap()[0].clone();
     assert_eq!(fact.causation_id.as_deref(), Some(cmd.id.as_str()));
     assert_eq!(fact.order_id, "o-1");
@@ -260,11 +234,11 @@ async fn dispatch_claims_one_courier_and_follows_the_command() {
 async fn duplicate_dispatch_assigns_one_courier_and_republishes_the_same_outcome() {
     let f = fixture(FakeStore::with_couriers(&["c-1", "c-2", "c-3"]));
     let cmd = dispatch_cmd("o-1");
-    handle(&f, &cmd).await.unwrap();
-    handle(&f, &cmd).await.unwrap();
+    handle(&f.app, &cmd).await.unwrap();
+    handle(&f.app, &cmd).await.unwrap();
     // A redelivered copy with a new message id is a duplicate too: the order is the key.
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    let sent = f.publisher.sent();
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    let sent = f.publisher.facts();
     assert_eq!(sent.len(), 3);
     assert!(sent.iter().all(|s| *s == sent[0]), "{sent:?}");
     assert_eq!(f.store.busy_couriers().len(), 1);
@@ -274,16 +248,16 @@ async fn duplicate_dispatch_assigns_one_courier_and_republishes_the_same_outcome
 async fn no_courier_records_unavailable_and_keeps_that_outcome() {
     let f = fixture(FakeStore::with_couriers(&[]));
     let cmd = dispatch_cmd("o-1");
-    handle(&f, &cmd).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![unavailable()]);
+    handle(&f.app, &cmd).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![unavailable()]);
     assert_eq!(
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Unavailable
     );
     // A courier freeing up later does not change the recorded outcome of this order.
     f.store.add_courier("c-1");
-    handle(&f, &cmd).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![unavailable(), unavailable()]);
+    handle(&f.app, &cmd).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![unavailable(), unavailable()]);
     assert!(f.store.courier("c-1").available);
 }
 
@@ -300,8 +274,8 @@ async fn a_courier_taken_meanwhile_is_skipped() {
         .available = false;
     *store.stale_index.lock().unwrap() = vec!["c-1".into()];
     let f = fixture(store);
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![dispatched("c-2")]);
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![dispatched("c-2")]);
 }
 
 #[tokio::test]
@@ -317,30 +291,37 @@ async fn only_taken_couriers_means_unavailable() {
         .available = false;
     *store.stale_index.lock().unwrap() = vec!["c-1".into()];
     let f = fixture(store);
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![unavailable()]);
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![unavailable()]);
+}
+
+/// The record a dispatch writes when it claims `courier_id`.
+fn dispatched_delivery(order_id: &str, courier_id: &str) -> Delivery {
+    Delivery {
+        order_id: order_id.into(),
+        courier_id: Some(courier_id.into()),
+        status: DeliveryStatus::Dispatched,
+        restaurant_id: "r-1".into(),
+        delivery_address: Some(
+            dispatch_cmd(order_id)
+                .data_as::<data::DispatchDelivery>()
+                .unwrap()
+                .delivery_address,
+        ),
+        reason: None,
+        created_at: "t".into(),
+        updated_at: "t".into(),
+    }
 }
 
 #[tokio::test]
 async fn a_concurrent_duplicate_that_won_is_republished() {
     let store = FakeStore::with_couriers(&["c-1", "c-2"]);
     let f = fixture(store);
-    let winner = Delivery {
-        order_id: "o-1".into(),
-        courier_id: Some("c-2".into()),
-        status: DeliveryStatus::Dispatched,
-        restaurant_id: "r-1".into(),
-        delivery_address: dispatch_cmd("o-1")
-            .data_as::<data::DispatchDelivery>()
-            .unwrap()
-            .delivery_address,
-        reason: None,
-        created_at: "t".into(),
-        updated_at: "t".into(),
-    };
+    let winner = dispatched_delivery("o-1", "c-2");
     *f.store.racing_duplicate.lock().unwrap() = Some(("c-2".into(), winner));
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![dispatched("c-2")]);
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![dispatched("c-2")]);
     assert_eq!(f.store.busy_couriers(), vec!["c-2".to_owned()]);
 }
 
@@ -348,13 +329,13 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
 async fn contention_is_retried_not_declared_unavailable() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
     f.store.contend.store(true, Ordering::SeqCst);
-    let err = handle(&f, &dispatch_cmd("o-1")).await.unwrap_err();
+    let err = handle(&f.app, &dispatch_cmd("o-1")).await.unwrap_err();
     assert!(matches!(err, MessageError::Transient(_)), "{err:?}");
     assert!(f.store.delivery("o-1").is_none());
-    assert!(f.publisher.sent().is_empty());
+    assert!(f.publisher.facts().is_empty());
     // The retry finds the courier free.
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![dispatched("c-1")]);
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![dispatched("c-1")]);
 }
 
 #[tokio::test]
@@ -363,20 +344,20 @@ async fn a_lost_publish_heals_on_retry() {
     let cmd = dispatch_cmd("o-1");
     f.publisher.fail.store(true, Ordering::SeqCst);
     assert!(matches!(
-        handle(&f, &cmd).await,
+        handle(&f.app, &cmd).await,
         Err(MessageError::Transient(_))
     ));
     f.publisher.fail.store(false, Ordering::SeqCst);
-    handle(&f, &cmd).await.unwrap();
-    assert_eq!(f.publisher.sent().len(), 1);
+    handle(&f.app, &cmd).await.unwrap();
+    assert_eq!(f.publisher.facts().len(), 1);
     assert_eq!(f.store.busy_couriers().len(), 1);
 }
 
 #[tokio::test]
 async fn cancel_frees_the_courier_for_the_next_order() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
     assert_eq!(
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Cancelled
@@ -389,10 +370,10 @@ async fn cancel_frees_the_courier_for_the_next_order() {
         }
     );
     // A duplicate cancel answers again and changes nothing.
-    handle(&f, &cancel_cmd("o-1")).await.unwrap();
-    handle(&f, &dispatch_cmd("o-2")).await.unwrap();
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    handle(&f.app, &dispatch_cmd("o-2")).await.unwrap();
     assert_eq!(
-        f.publisher.sent(),
+        f.publisher.facts(),
         vec![
             dispatched("c-1"),
             cancelled(),
@@ -401,26 +382,80 @@ async fn cancel_frees_the_courier_for_the_next_order() {
         ]
     );
     // A duplicate dispatch of the cancelled order re-publishes its courier but claims nobody.
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    assert_eq!(f.publisher.sent().last().unwrap(), &dispatched("c-1"));
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.facts().last().unwrap(), &dispatched("c-1"));
     assert_eq!(f.store.courier("c-1").active_order.as_deref(), Some("o-2"));
 }
 
 #[tokio::test]
 async fn cancel_without_a_dispatched_delivery_just_answers() {
     let f = fixture(FakeStore::with_couriers(&[]));
-    handle(&f, &cancel_cmd("o-missing")).await.unwrap();
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
-    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    handle(&f.app, &cancel_cmd("o-missing")).await.unwrap();
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
     assert_eq!(
-        f.publisher.sent(),
+        f.publisher.facts(),
         vec![cancelled(), unavailable(), cancelled()]
     );
     assert_eq!(
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Unavailable
     );
-    assert!(f.store.delivery("o-missing").is_none());
+    // The cancel with no delivery left a tombstone (see the cancel-wins tests).
+    assert_eq!(
+        f.store.delivery("o-missing").unwrap().status,
+        DeliveryStatus::Cancelled
+    );
+}
+
+// ---- Cancel wins: a cancel that overtakes its dispatch
+
+#[tokio::test]
+async fn a_cancel_before_the_dispatch_leaves_a_tombstone_the_dispatch_respects() {
+    let f = fixture(FakeStore::with_couriers(&["c-1"]));
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    let tombstone = f.store.delivery("o-1").unwrap();
+    assert_eq!(
+        (tombstone.status, tombstone.courier_id.as_deref()),
+        (DeliveryStatus::Cancelled, None)
+    );
+    // The late dispatch claims nobody and says so (no courier to name).
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert!(f.store.courier("c-1").available);
+    assert_eq!(f.store.delivery("o-1").unwrap(), tombstone);
+    // A second cancel only confirms; the courier is there for the next order.
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    let late = (
+        "DeliveryUnavailable".to_owned(),
+        json!({"reason": "CANCELLED"}),
+    );
+    assert_eq!(f.publisher.facts(), vec![cancelled(), late, cancelled()]);
+    assert!(f.store.courier("c-1").available);
+    handle(&f.app, &dispatch_cmd("o-2")).await.unwrap();
+    assert_eq!(f.publisher.facts().last().unwrap(), &dispatched("c-1"));
+}
+
+#[tokio::test]
+async fn a_dispatch_landing_as_the_tombstone_is_written_is_cancelled() {
+    let store = FakeStore::with_couriers(&["c-1"]);
+    *store.claim_before_record.lock().unwrap() =
+        Some(("c-1".into(), dispatched_delivery("o-1", "c-1")));
+    let f = fixture(store);
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    // The tombstone lost; the cancel freed the courier the dispatch claimed instead.
+    let d = f.store.delivery("o-1").unwrap();
+    assert_eq!(
+        (d.status, d.courier_id.as_deref()),
+        (DeliveryStatus::Cancelled, Some("c-1"))
+    );
+    assert_eq!(
+        f.store.courier("c-1"),
+        Courier {
+            available: true,
+            active_order: None
+        }
+    );
+    assert_eq!(f.publisher.facts(), vec![cancelled()]);
 }
 
 #[tokio::test]
@@ -428,7 +463,7 @@ async fn other_messages_and_bad_payloads_are_refused() {
     let f = fixture(FakeStore::default());
     let other = Envelope::new(MessageType::ReserveInventory, "o-1", json!({}));
     assert!(matches!(
-        handle(&f, &other).await,
+        handle(&f.app, &other).await,
         Err(MessageError::Unsupported)
     ));
     let bad = Envelope::new(
@@ -437,55 +472,30 @@ async fn other_messages_and_bad_payloads_are_refused() {
         json!({"restaurantId": 7}),
     );
     assert!(matches!(
-        handle(&f, &bad).await,
+        handle(&f.app, &bad).await,
         Err(MessageError::Decode(_))
     ));
 }
 
 // ---- HTTP: POST /v1/deliveries/{orderId}/complete
 
-fn complete_request(order_id: &str, sub: &str, roles: &str) -> Value {
-    let route = "POST /v1/deliveries/{orderId}/complete";
-    let path = format!("/v1/deliveries/{order_id}/complete");
-    json!({
-        "version": "2.0",
-        "routeKey": route,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "authorizer": {"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}},
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-            "requestId": "req-1",
-            "routeKey": route,
-            "stage": "$default",
-            "time": "22/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795341600000u64
-        },
-        "pathParameters": {"orderId": order_id},
-        "isBase64Encoded": false
-    })
-}
-
 async fn complete(f: &Fixture, order_id: &str, sub: &str, roles: &str) -> (u16, Value) {
-    let resp = dishpatch::runtime::invoke(
-        &f.app,
-        complete_request(order_id, sub, roles),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
-    (resp["statusCode"].as_u64().unwrap() as u16, body)
+    let path = format!("/v1/deliveries/{order_id}/complete");
+    let event = http_event(
+        "POST",
+        "/v1/deliveries/{orderId}/complete",
+        &path,
+        &[("orderId", order_id)],
+        "",
+        None,
+        Some((sub, roles)),
+    );
+    call(&f.app, event).await
 }
 
 async fn dispatched_fixture() -> Fixture {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
-    handle(&f, &dispatch_cmd("o-1")).await.unwrap();
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
     f.publisher.sent.lock().unwrap().clear();
     f
 }
@@ -522,7 +532,10 @@ async fn the_courier_completes_and_a_retry_answers_the_same() {
     // A retry (say the answer was lost) re-publishes and answers 200 again.
     let (status, body2) = complete(&f, "o-1", "c-1", "[COURIER]").await;
     assert_eq!((status, body2), (200, body));
-    assert_eq!(f.publisher.sent(), vec![completed("c-1"), completed("c-1")]);
+    assert_eq!(
+        f.publisher.facts(),
+        vec![completed("c-1"), completed("c-1")]
+    );
 }
 
 #[tokio::test]
@@ -538,7 +551,7 @@ async fn another_courier_sees_404_and_other_roles_403() {
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Dispatched
     );
-    assert!(f.publisher.sent().is_empty());
+    assert!(f.publisher.facts().is_empty());
 }
 
 #[tokio::test]
@@ -547,19 +560,19 @@ async fn an_admin_completes_for_the_assigned_courier() {
     let (status, body) = complete(&f, "o-1", "admin-1", "[ADMIN]").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["courierId"], "c-1");
-    assert_eq!(f.publisher.sent(), vec![completed("c-1")]);
+    assert_eq!(f.publisher.facts(), vec![completed("c-1")]);
 }
 
 #[tokio::test]
 async fn a_cancelled_delivery_cannot_be_completed() {
     let f = dispatched_fixture().await;
-    handle(&f, &cancel_cmd("o-1")).await.unwrap();
+    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
     let (status, body) = complete(&f, "o-1", "c-1", "[COURIER]").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("DELIVERY_CANCELLED"))
     );
-    assert_eq!(f.publisher.sent(), vec![cancelled()]);
+    assert_eq!(f.publisher.facts(), vec![cancelled()]);
 }
 
 #[tokio::test]
@@ -575,5 +588,5 @@ async fn a_failed_publish_is_503_and_the_retry_heals_it() {
     f.publisher.fail.store(false, Ordering::SeqCst);
     let (status, _) = complete(&f, "o-1", "c-1", "[COURIER]").await;
     assert_eq!(status, 200);
-    assert_eq!(f.publisher.sent(), vec![completed("c-1")]);
+    assert_eq!(f.publisher.facts(), vec![completed("c-1")]);
 }

@@ -1,17 +1,17 @@
 //! The DynamoDB adapter and the whole function against the AWS emulator (moto): the
 //! conditional semantics that keep a courier on at most one delivery.
 
-mod common;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use delivery::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliveryStore};
 use dishpatch::aws::dynamo::s;
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::runtime::Function;
+use dishpatch::testing::{
+    create_table, deliver, deliver_racing, emulator, topic_with_subscription, Subscription,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -69,9 +69,9 @@ fn address() -> Value {
 
 #[tokio::test]
 async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() {
-    let sdk = common::sdk().await;
+    let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = common::create_table(&ddb, true).await;
+    let table = create_table(&sdk, "delivery", &["gsi1"]).await;
     seed_courier(&ddb, &table, "c-1").await;
     seed_courier(&ddb, &table, "c-2").await;
     let store = DynamoDeliveryStore::new(ddb.clone(), &table);
@@ -164,9 +164,9 @@ async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() 
 
 #[tokio::test]
 async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
-    let sdk = common::sdk().await;
+    let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = common::create_table(&ddb, true).await;
+    let table = create_table(&sdk, "delivery", &["gsi1"]).await;
     seed_courier(&ddb, &table, "c-1").await;
     let store = DynamoDeliveryStore::new(ddb.clone(), &table);
     assert_eq!(
@@ -205,42 +205,44 @@ async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
 }
 
 struct Stack {
-    sdk: aws_config::SdkConfig,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
-    queue: String,
+    events: Subscription,
     app: delivery::App,
 }
 
 /// The function built as it deploys, on a fresh table and a topic read back through a queue.
-async fn stack(sdk: aws_config::SdkConfig) -> Stack {
+async fn stack() -> Stack {
+    let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = common::create_table(&ddb, true).await;
-    let (topic, queue) = common::topic_with_queue(&sdk, None).await;
+    let table = create_table(&sdk, "delivery", &["gsi1"]).await;
+    let (topic, events) = topic_with_subscription(&sdk, None).await;
     let env = Env::from_map(HashMap::from([
         ("DELIVERY_TABLE".to_owned(), table.clone()),
         ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
     ]));
     let app = delivery::build(&sdk, &env).await.unwrap();
     Stack {
-        sdk,
         ddb,
         table,
-        queue,
+        events,
         app,
     }
 }
 
 impl Stack {
+    /// `(orderId, type, data)` of the next `want` facts published.
     async fn facts(&self, want: usize) -> Vec<(String, String, Value)> {
-        let bodies = common::receive(&self.sdk, &self.queue, want, Duration::from_secs(10)).await;
-        bodies
-            .iter()
-            .map(|b| {
-                let (env, _) = Envelope::decode(b).unwrap();
-                (env.order_id, env.kind, env.data)
-            })
+        self.events
+            .received_facts(want)
+            .await
+            .into_iter()
+            .map(|f| (f.envelope.order_id, f.envelope.kind, f.envelope.data))
             .collect()
+    }
+
+    async fn courier(&self, id: &str) -> Item {
+        raw(&self.ddb, &self.table, format!("COURIER#{id}"), "COURIER").await
     }
 }
 
@@ -255,8 +257,8 @@ fn dispatch(order_id: &str) -> Envelope {
 #[tokio::test]
 async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
     // Both commands are in flight at once; the emulator applies each transaction
-    // atomically, as DynamoDB does (see tests/common).
-    let st = stack(common::serial_sdk().await).await;
+    // atomically, as DynamoDB does (see `dishpatch::testing::emulator`).
+    let st = stack().await;
     seed_courier(&st.ddb, &st.table, "c-1").await;
     let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
     // Several rounds: each races two new orders for the one courier, then frees it.
@@ -320,7 +322,7 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
         );
         assert_eq!(store.available_couriers(5).await.unwrap(), vec!["c-1"]);
     }
-    assert!(common::drain(&st.sdk, &st.queue).await.is_empty());
+    assert!(st.events.drain().await.is_empty());
 }
 
 fn complete_request(order_id: &str, sub: &str) -> Value {
@@ -340,7 +342,7 @@ fn complete_request(order_id: &str, sub: &str) -> Value {
 
 #[tokio::test]
 async fn the_courier_completes_over_http_and_is_free_again() {
-    let st = stack(common::sdk().await).await;
+    let st = stack().await;
     seed_courier(&st.ddb, &st.table, "c-1").await;
     st.app
         .message(dispatch("o-1"), MessageType::DispatchDelivery)
@@ -388,4 +390,82 @@ async fn the_courier_completes_over_http_and_is_free_again() {
         store.get("o-1").await.unwrap().unwrap().status,
         DeliveryStatus::Delivered
     );
+}
+
+// ---- Cancel wins: a cancel that overtakes its dispatch (the saga's step deadline)
+
+fn cancel(order_id: &str) -> Envelope {
+    Envelope::new(MessageType::CancelDelivery, order_id, json!({}))
+}
+
+#[tokio::test]
+async fn a_dispatch_after_its_cancel_claims_no_courier() {
+    let st = stack().await;
+    seed_courier(&st.ddb, &st.table, "c-1").await;
+    let free = st.courier("c-1").await;
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    deliver(&st.app, &cancel("o-1")).await;
+    let tombstone = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(
+        (tombstone.status, tombstone.courier_id.as_deref()),
+        (DeliveryStatus::Cancelled, None)
+    );
+    // The late dispatch (and a duplicate of it) finds the tombstone: the courier stays free.
+    for _ in 0..2 {
+        deliver(&st.app, &dispatch("o-1")).await;
+    }
+    assert_eq!(st.courier("c-1").await, free);
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), tombstone);
+    // The saga's second cancel only confirms.
+    deliver(&st.app, &cancel("o-1")).await;
+    assert_eq!(st.courier("c-1").await, free);
+    let mut facts = st.facts(4).await;
+    facts.sort_by_key(|f| format!("{f:?}"));
+    let o1 = || "o-1".to_owned();
+    assert_eq!(
+        facts,
+        vec![
+            (o1(), "DeliveryCancelled".into(), json!({})),
+            (o1(), "DeliveryCancelled".into(), json!({})),
+            (
+                o1(),
+                "DeliveryUnavailable".into(),
+                json!({"reason": "CANCELLED"})
+            ),
+            (
+                o1(),
+                "DeliveryUnavailable".into(),
+                json!({"reason": "CANCELLED"})
+            ),
+        ]
+    );
+    assert!(st.events.drain().await.is_empty());
+    assert_eq!(store.available_couriers(5).await.unwrap(), vec!["c-1"]);
+}
+
+#[tokio::test]
+async fn a_dispatch_racing_its_cancel_ends_with_the_courier_free() {
+    let st = stack().await;
+    seed_courier(&st.ddb, &st.table, "c-1").await;
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    for round in 0..12 {
+        let order = format!("o-race-{round}");
+        let (go, stop) = (dispatch(&order), cancel(&order));
+        deliver_racing(&st.app, &go, &stop, round).await;
+        let c1 = st.courier("c-1").await;
+        assert_eq!(
+            (text(&c1, "status"), text(&c1, "gsi1pk")),
+            (Some("AVAILABLE"), Some("COURIER#AVAILABLE")),
+            "round {round}"
+        );
+        assert!(!c1.contains_key("activeOrderId"), "round {round}");
+        assert_eq!(
+            store.get(&order).await.unwrap().unwrap().status,
+            DeliveryStatus::Cancelled,
+            "round {round}"
+        );
+        // Whatever arrives later changes nothing either.
+        deliver(&st.app, &go).await;
+        assert_eq!(st.courier("c-1").await, c1, "round {round}");
+    }
 }

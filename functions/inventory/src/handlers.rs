@@ -91,8 +91,22 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 tracing::warn!(order_id, "release for sold stock; nothing to release");
                 return released(app, cmd).await;
             }
-            // Already released, rejected, or never reserved: nothing is held.
-            _ => return released(app, cmd).await,
+            // Already released, or rejected: nothing is held.
+            Some(_) => return released(app, cmd).await,
+            // Never reserved, or not yet: the reserve may still be in flight (the saga
+            // releases a reserve that missed its deadline). Cancel wins: leave a tombstone
+            // so that reserve, when it lands, finds a record and takes nothing.
+            None => {
+                if app
+                    .reservations
+                    .record(&Reservation::tombstone(order_id, now()))
+                    .await?
+                {
+                    tracing::info!(order_id, "release before any reserve; tombstone left");
+                    return released(app, cmd).await;
+                }
+                // The reserve landed meanwhile: release it on the fresh record.
+            }
         }
     }
     Err(MessageError::Transient(
@@ -162,7 +176,8 @@ async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError>
 
 /// Publishes the reserve outcome a record stands for. A reservation that was later
 /// released or sold was, as a reserve step, a success: repeating that is what the saga
-/// expects (it undoes a late success on a cancelled order itself).
+/// expects (it undoes a late success on a cancelled order itself). A tombstone answers the
+/// same; the saga's second release then finds it and only confirms, holding nothing.
 async fn republish(app: &App, cmd: &Envelope, r: &Reservation) -> Result<(), MessageError> {
     let fact = match r.status {
         ReservationStatus::Rejected => cmd.follow(

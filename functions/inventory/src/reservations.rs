@@ -44,6 +44,8 @@ impl ReservationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Reservation {
     pub order_id: String,
+    /// Empty (and not stored) only for a tombstone: a release never names the restaurant.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub restaurant_id: String,
     pub items: Vec<ItemQuantity>,
     pub status: ReservationStatus,
@@ -55,6 +57,24 @@ pub struct Reservation {
     pub detail: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl Reservation {
+    /// What a release leaves when it finds no reservation ("cancel wins"): RELEASED and
+    /// holding nothing. The saga releases a reserve that missed its deadline, whose command
+    /// may still be in flight; when it lands it finds this record and takes no stock.
+    pub fn tombstone(order_id: &str, at: String) -> Self {
+        Reservation {
+            order_id: order_id.to_owned(),
+            restaurant_id: String::new(),
+            items: Vec::new(),
+            status: ReservationStatus::Released,
+            reason: None,
+            detail: None,
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
 }
 
 /// What an attempt to reserve stock did.
@@ -74,7 +94,8 @@ pub trait ReservationStore: Send + Sync {
     async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError>;
     /// Records `reservation` (new, RESERVED) and holds every line's stock, all or nothing.
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError>;
-    /// Records a reservation that holds nothing (REJECTED) if none exists; false if one did.
+    /// Records a reservation that holds nothing (REJECTED, or a RELEASED tombstone) if none
+    /// exists; false if one did.
     async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError>;
     /// RESERVED -> `to` (RELEASED or SOLD), moving the held units back to `available` or on
     /// to `sold`, in one transaction. False if the reservation is no longer RESERVED.

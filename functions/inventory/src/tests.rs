@@ -4,15 +4,16 @@
 use crate::menu::MenuStore;
 use crate::reservations::{Reservation, ReservationStatus, ReservationStore, Reserve};
 use crate::App;
-use dishpatch::aws::Publisher;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
-use dishpatch::runtime::{Function, MessageError};
+use dishpatch::order::ItemQuantity;
+use dishpatch::runtime::MessageError;
+use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const R: &str = "r-1";
@@ -30,6 +31,8 @@ struct FakeInventory {
     racing_duplicate: Mutex<Option<Reservation>>,
     /// Stock that moves (a reservation elsewhere) just before the next `save`s: how many.
     moves_before_save: AtomicUsize,
+    /// A reserve that lands just before the next `record` (racing a release's tombstone).
+    reserve_before_record: Mutex<Option<Reservation>>,
 }
 
 impl FakeInventory {
@@ -124,6 +127,10 @@ impl ReservationStore for FakeInventory {
     }
 
     async fn record(&self, r: &Reservation) -> Result<bool, StoreError> {
+        let racing = self.reserve_before_record.lock().unwrap().take();
+        if let Some(racing) = racing {
+            self.reserve(&racing).await?;
+        }
         let mut s = self.state.lock().unwrap();
         if s.reservations.contains_key(&r.order_id) {
             return Ok(false);
@@ -188,43 +195,15 @@ impl MenuStore for FakeInventory {
     }
 }
 
-#[derive(Default)]
-struct FakePublisher {
-    sent: Mutex<Vec<Envelope>>,
-    fail: AtomicBool,
-}
-
-impl FakePublisher {
-    fn sent(&self) -> Vec<(String, Value)> {
-        self.sent
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| (e.kind.clone(), e.data.clone()))
-            .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl Publisher for FakePublisher {
-    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::Aws("SNS is down".into()));
-        }
-        self.sent.lock().unwrap().push(envelope.clone());
-        Ok(())
-    }
-}
-
 struct Fixture {
     app: App,
     store: Arc<FakeInventory>,
-    publisher: Arc<FakePublisher>,
+    publisher: Arc<RecordingPublisher>,
 }
 
 fn fixture(store: FakeInventory) -> Fixture {
     let store = Arc::new(store);
-    let publisher = Arc::new(FakePublisher::default());
+    let publisher = Arc::new(RecordingPublisher::default());
     Fixture {
         app: App {
             reservations: store.clone(),
@@ -252,11 +231,6 @@ fn cmd(kind: MessageType, order_id: &str) -> Envelope {
     Envelope::new(kind, order_id, json!({}))
 }
 
-async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
-    let kind = env.kind.parse().unwrap();
-    f.app.message(env.clone(), kind).await
-}
-
 fn reserved() -> (String, Value) {
     ("InventoryReserved".into(), json!({}))
 }
@@ -282,8 +256,8 @@ fn counters(i: &MenuItem) -> (i64, i64, i64, i64) {
 async fn reserve_holds_every_line_and_follows_the_command() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 3)]));
     let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 3)]);
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![reserved()]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
     assert_eq!(counters(&f.store.item("m-2")), (0, 3, 0, 3));
     assert_eq!(
@@ -300,9 +274,12 @@ async fn duplicate_reserve_republishes_and_holds_stock_once() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
     let c = reserve_cmd("o-1", &[("m-1", 2)]);
     for _ in 0..3 {
-        handle(&f, &c).await.unwrap();
+        handle(&f.app, &c).await.unwrap();
     }
-    assert_eq!(f.publisher.sent(), vec![reserved(), reserved(), reserved()]);
+    assert_eq!(
+        f.publisher.facts(),
+        vec![reserved(), reserved(), reserved()]
+    );
     assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
 }
 
@@ -310,8 +287,8 @@ async fn duplicate_reserve_republishes_and_holds_stock_once() {
 async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 1)]));
     let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 2)]);
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![rejected()]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![rejected()]);
     // Nothing held: all or nothing.
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
     let r = f.store.reservation("o-1").unwrap();
@@ -324,27 +301,27 @@ async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
         .unwrap()
         .items
         .insert("m-2".into(), item("m-2", 10));
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![rejected(), rejected()]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![rejected(), rejected()]);
     assert_eq!(counters(&f.store.item("m-2")), (10, 0, 0, 10));
 }
 
 #[tokio::test]
 async fn an_unknown_item_is_out_of_stock() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-9", 1)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-9", 1)]))
         .await
         .unwrap();
-    assert_eq!(f.publisher.sent(), vec![rejected()]);
+    assert_eq!(f.publisher.facts(), vec![rejected()]);
 }
 
 #[tokio::test]
 async fn repeated_lines_are_merged_into_one_hold() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)]))
         .await
         .unwrap();
-    assert_eq!(f.publisher.sent(), vec![reserved()]);
+    assert_eq!(f.publisher.facts(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (0, 5, 0, 5));
     assert_eq!(f.store.reservation("o-1").unwrap().items.len(), 1);
 }
@@ -356,10 +333,10 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
     winner.reason = Some("OUT_OF_STOCK".into());
     *store.racing_duplicate.lock().unwrap() = Some(winner);
     let f = fixture(store);
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 1)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 1)]))
         .await
         .unwrap();
-    assert_eq!(f.publisher.sent(), vec![rejected()]);
+    assert_eq!(f.publisher.facts(), vec![rejected()]);
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
 }
 
@@ -382,12 +359,12 @@ async fn a_lost_publish_heals_on_retry() {
     let c = reserve_cmd("o-1", &[("m-1", 2)]);
     f.publisher.fail.store(true, Ordering::SeqCst);
     assert!(matches!(
-        handle(&f, &c).await,
+        handle(&f.app, &c).await,
         Err(MessageError::Transient(_))
     ));
     f.publisher.fail.store(false, Ordering::SeqCst);
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![reserved()]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
 }
 
@@ -400,20 +377,20 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
         json!({"restaurantId": 7}),
     );
     assert!(matches!(
-        handle(&f, &bad).await,
+        handle(&f.app, &bad).await,
         Err(MessageError::Decode(_))
     ));
     let too_many: Vec<(String, u32)> = (0..100).map(|i| (format!("m-{i}"), 1)).collect();
     let lines: Vec<(&str, u32)> = too_many.iter().map(|(id, q)| (id.as_str(), *q)).collect();
     assert!(matches!(
-        handle(&f, &reserve_cmd("o-2", &lines)).await,
+        handle(&f.app, &reserve_cmd("o-2", &lines)).await,
         Err(MessageError::Decode(_))
     ));
     assert!(matches!(
-        handle(&f, &cmd(MessageType::CapturePayment, "o-1")).await,
+        handle(&f.app, &cmd(MessageType::CapturePayment, "o-1")).await,
         Err(MessageError::Unsupported)
     ));
-    assert!(f.publisher.sent().is_empty());
+    assert!(f.publisher.facts().is_empty());
 }
 
 // ---- ReleaseInventory and CommitInventory
@@ -421,11 +398,11 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
 #[tokio::test]
 async fn release_gives_the_units_back_once() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
         .await
         .unwrap();
     for _ in 0..3 {
-        handle(&f, &cmd(MessageType::ReleaseInventory, "o-1"))
+        handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
             .await
             .unwrap();
     }
@@ -435,30 +412,33 @@ async fn release_gives_the_units_back_once() {
         ReservationStatus::Released
     );
     assert_eq!(
-        f.publisher.sent(),
+        f.publisher.facts(),
         vec![reserved(), released(), released(), released()]
     );
     // A late duplicate reserve does not hold stock again; it repeats the step's success.
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
         .await
         .unwrap();
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
-    assert_eq!(f.publisher.sent().last().unwrap(), &reserved());
+    assert_eq!(f.publisher.facts().last().unwrap(), &reserved());
 }
 
 #[tokio::test]
 async fn release_with_nothing_held_just_answers() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 1)]));
-    handle(&f, &cmd(MessageType::ReleaseInventory, "o-missing"))
+    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-missing"))
         .await
         .unwrap();
-    handle(&f, &reserve_cmd("o-2", &[("m-1", 2)]))
+    handle(&f.app, &reserve_cmd("o-2", &[("m-1", 2)]))
         .await
         .unwrap(); // rejected
-    handle(&f, &cmd(MessageType::ReleaseInventory, "o-2"))
+    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-2"))
         .await
         .unwrap();
-    assert_eq!(f.publisher.sent(), vec![released(), rejected(), released()]);
+    assert_eq!(
+        f.publisher.facts(),
+        vec![released(), rejected(), released()]
+    );
     assert_eq!(counters(&f.store.item("m-1")), (1, 0, 0, 1));
     assert_eq!(
         f.store.reservation("o-2").unwrap().status,
@@ -469,11 +449,11 @@ async fn release_with_nothing_held_just_answers() {
 #[tokio::test]
 async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
         .await
         .unwrap();
     for _ in 0..2 {
-        handle(&f, &cmd(MessageType::CommitInventory, "o-1"))
+        handle(&f.app, &cmd(MessageType::CommitInventory, "o-1"))
             .await
             .unwrap();
     }
@@ -483,98 +463,94 @@ async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
         ReservationStatus::Sold
     );
     // A stray release after the sale gives nothing back.
-    handle(&f, &cmd(MessageType::ReleaseInventory, "o-1"))
+    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
         .await
         .unwrap();
     assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
-    assert_eq!(f.publisher.sent(), vec![reserved(), released()]);
+    assert_eq!(f.publisher.facts(), vec![reserved(), released()]);
     // Commit of something never reserved is a logged no-op.
-    handle(&f, &cmd(MessageType::CommitInventory, "o-none"))
+    handle(&f.app, &cmd(MessageType::CommitInventory, "o-none"))
         .await
         .unwrap();
     assert!(f.store.all_conserve());
 }
 
-// ---- HTTP
+// ---- Cancel wins: a release that overtakes its reserve
 
-fn request(
-    method: &str,
-    route: &str,
-    path: &str,
-    params: Value,
-    claims: Option<(&str, &str)>,
-    body: Option<Value>,
-) -> Value {
-    let mut ctx = json!({
-        "accountId": "123456789012",
-        "apiId": "api",
-        "domainName": "localhost",
-        "domainPrefix": "localhost",
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-        "requestId": "req-1",
-        "routeKey": route,
-        "stage": "$default",
-        "time": "22/Nov/2026:10:00:00 +0000",
-        "timeEpoch": 1795341600000u64
-    });
-    if let Some((sub, roles)) = claims {
-        ctx["authorizer"] =
-            json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": route,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": ctx,
-        "pathParameters": params,
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
-}
-
-async fn call(f: &Fixture, event: Value) -> (u16, Value) {
-    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default())
+#[tokio::test]
+async fn a_release_before_the_reserve_leaves_a_tombstone_the_reserve_respects() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
         .await
         .unwrap();
-    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
-    (resp["statusCode"].as_u64().unwrap() as u16, body)
+    let tombstone = f.store.reservation("o-1").unwrap();
+    assert_eq!(
+        (tombstone.status, tombstone.items.len()),
+        (ReservationStatus::Released, 0)
+    );
+    // The late reserve takes nothing and repeats the recorded outcome.
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
+        .await
+        .unwrap();
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+    assert_eq!(f.store.reservation("o-1").unwrap(), tombstone);
+    // The saga answers that late success with another release: a confirmation, no more.
+    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
+        .await
+        .unwrap();
+    handle(&f.app, &cmd(MessageType::CommitInventory, "o-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.publisher.facts(),
+        vec![released(), reserved(), released()]
+    );
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+    assert_eq!(f.store.reservation("o-1").unwrap(), tombstone);
 }
+
+#[tokio::test]
+async fn a_reserve_landing_as_the_tombstone_is_written_is_released() {
+    let store = FakeInventory::with_items(&[("m-1", 5)]);
+    let mut racing = f_reservation("o-1", ReservationStatus::Reserved);
+    racing.items = vec![ItemQuantity {
+        menu_item_id: "m-1".into(),
+        quantity: 2,
+    }];
+    *store.reserve_before_record.lock().unwrap() = Some(racing);
+    let f = fixture(store);
+    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
+        .await
+        .unwrap();
+    // The tombstone lost; the release undid the reservation it found instead.
+    let r = f.store.reservation("o-1").unwrap();
+    assert_eq!((r.status, r.items.len()), (ReservationStatus::Released, 1));
+    assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
+    assert_eq!(f.publisher.facts(), vec![released()]);
+}
+
+// ---- HTTP
 
 async fn get_menu(f: &Fixture, restaurant_id: &str) -> (u16, Value) {
     let path = format!("/v1/restaurants/{restaurant_id}/menu");
-    let params = json!({"restaurantId": restaurant_id});
+    let params = [("restaurantId", restaurant_id)];
+    let route = "/v1/restaurants/{restaurantId}/menu";
     call(
-        f,
-        request(
-            "GET",
-            "GET /v1/restaurants/{restaurantId}/menu",
-            &path,
-            params,
-            None,
-            None,
-        ),
+        &f.app,
+        http_event("GET", route, &path, &params, "", None, None),
     )
     .await
 }
 
+const ITEM_ROUTE: &str = "/v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
+
 async fn put_item(f: &Fixture, item_id: &str, roles: &str, body: Value) -> (u16, Value) {
     let path = format!("/v1/restaurants/{R}/menu/items/{item_id}");
-    let params = json!({"restaurantId": R, "menuItemId": item_id});
-    let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
-    call(
-        f,
-        request(
-            "PUT",
-            route,
-            &path,
-            params,
-            Some(("u-1", roles)),
-            Some(body),
-        ),
-    )
-    .await
+    let params = [("restaurantId", R), ("menuItemId", item_id)];
+    let body = body.to_string();
+    let claims = Some(("u-1", roles));
+    let event = http_event("PUT", ITEM_ROUTE, &path, &params, "", Some(&body), claims);
+    call(&f.app, event).await
 }
 
 fn item_body(stock: i64) -> Value {
@@ -588,7 +564,7 @@ async fn the_public_menu_is_sorted_and_hides_bookkeeping() {
         ("m-1", 5),
         ("m-10", 0),
     ]));
-    handle(&f, &reserve_cmd("o-1", &[("m-1", 2)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
         .await
         .unwrap();
     let (status, body) = get_menu(&f, R).await;
@@ -619,13 +595,13 @@ async fn a_manager_creates_then_restocks_an_item() {
         json!({"menuItemId": "m-7", "name": "Bacalhau", "price": {"amount": 1450, "currency": "EUR"}, "available": 10})
     );
     assert_eq!(counters(&f.store.item("m-7")), (10, 0, 0, 10));
-    handle(&f, &reserve_cmd("o-1", &[("m-7", 4)]))
+    handle(&f.app, &reserve_cmd("o-1", &[("m-7", 4)]))
         .await
         .unwrap();
-    handle(&f, &cmd(MessageType::CommitInventory, "o-1"))
+    handle(&f.app, &cmd(MessageType::CommitInventory, "o-1"))
         .await
         .unwrap();
-    handle(&f, &reserve_cmd("o-2", &[("m-7", 1)]))
+    handle(&f.app, &reserve_cmd("o-2", &[("m-7", 1)]))
         .await
         .unwrap();
     // available 5, reserved 1, sold 4: setting stock 20 adds 15 units.
@@ -661,13 +637,10 @@ async fn only_managers_and_admins_edit_the_menu() {
     let (status, body) = put_item(&f, "m-1", "[CUSTOMER COURIER]", item_body(1)).await;
     assert_eq!((status, body["code"].clone()), (403, json!("FORBIDDEN")));
     let path = format!("/v1/restaurants/{R}/menu/items/m-1");
-    let params = json!({"restaurantId": R, "menuItemId": "m-1"});
-    let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
-    let (status, _) = call(
-        &f,
-        request("PUT", route, &path, params, None, Some(item_body(1))),
-    )
-    .await;
+    let params = [("restaurantId", R), ("menuItemId", "m-1")];
+    let body = item_body(1).to_string();
+    let event = http_event("PUT", ITEM_ROUTE, &path, &params, "", Some(&body), None);
+    let (status, _) = call(&f.app, event).await;
     assert_eq!(status, 401);
     assert!(f.store.state.lock().unwrap().items.is_empty());
 }

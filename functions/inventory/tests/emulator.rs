@@ -1,8 +1,6 @@
 //! The DynamoDB adapters (and the wired function) against the AWS emulator: the
 //! conditional semantics that keep stock conserved and reservations idempotent.
 
-mod support;
-
 use dishpatch::aws::dynamo::{from_item, n, s, to_attr, Item};
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
@@ -10,6 +8,10 @@ use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::order::ItemQuantity;
+use dishpatch::testing::{
+    call, create_table, deliver, deliver_racing, emulator, http_event, sqs_event,
+    topic_with_subscription, Subscription,
+};
 use inventory::{
     DynamoMenuStore, DynamoReservationStore, MenuStore, Reservation, ReservationStatus,
     ReservationStore, Reserve,
@@ -26,17 +28,11 @@ struct Table {
     menu: DynamoMenuStore,
 }
 
+/// A fresh table on the emulator, which applies each transaction atomically as DynamoDB
+/// does (see `dishpatch::testing::emulator`): the races below are faithful.
 async fn table() -> Table {
-    table_on(support::sdk().await).await
-}
-
-/// For tests that race writes: see `support` for why they get a serial emulator.
-async fn serial_table() -> Table {
-    table_on(support::serial_sdk().await).await
-}
-
-async fn table_on(sdk: aws_config::SdkConfig) -> Table {
-    let name = support::create_table(&sdk, "inventory").await;
+    let sdk = emulator().await;
+    let name = create_table(&sdk, "inventory", &[]).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     Table {
         reservations: DynamoReservationStore::new(ddb.clone(), &name),
@@ -97,7 +93,7 @@ fn reservation(order_id: &str, lines: &[(&str, u32)]) -> Reservation {
 
 #[tokio::test]
 async fn two_concurrent_reserves_for_the_last_unit_one_wins() {
-    let t = serial_table().await;
+    let t = table().await;
     for round in 0..5 {
         let id = format!("m-last-{round}");
         seed(&t, &id, 1).await;
@@ -186,7 +182,7 @@ async fn a_short_or_unknown_line_reserves_nothing() {
 
 #[tokio::test]
 async fn stock_is_conserved_through_reserve_release_and_commit() {
-    let t = serial_table().await;
+    let t = table().await;
     seed(&t, "m-1", 10).await;
     seed(&t, "m-2", 4).await;
     let (r1, r2, r3) = (
@@ -324,36 +320,25 @@ async fn menu_edits_are_conditional_on_what_was_read() {
 
 #[tokio::test]
 async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
-    let sdk = support::sdk().await;
-    let name = support::create_table(&sdk, "inventory").await;
-    let events = support::Events::new(&sdk).await;
+    let sdk = emulator().await;
+    let name = create_table(&sdk, "inventory", &[]).await;
+    let (topic, events) = topic_with_subscription(&sdk, None).await;
     let env = Env::from_map(HashMap::from([
         ("INVENTORY_TABLE".to_owned(), name.clone()),
-        (
-            "ORDER_EVENTS_TOPIC_ARN".to_owned(),
-            events.topic_arn.clone(),
-        ),
+        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
     ]));
     let app = inventory::build(&sdk, &env).await.unwrap();
     let invoke = |event| dishpatch::runtime::invoke(&app, event, Default::default());
 
     // A manager stocks two items over HTTP.
-    let route = "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
+    let route = "/v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
     for (id, stock) in [("m-2", 1), ("m-1", 3)] {
         let path = format!("/v1/restaurants/{R}/menu/items/{id}");
-        let body = json!({"name": format!("dish {id}"), "price": {"amount": 800, "currency": "EUR"}, "stock": stock});
-        let params = json!({"restaurantId": R, "menuItemId": id});
-        let resp = invoke(support::http_event(
-            "PUT",
-            route,
-            &path,
-            params,
-            Some(("u-m", "[MANAGER]")),
-            Some(body),
-        ))
-        .await
-        .unwrap();
-        assert_eq!(support::http_result(&resp).0, 201);
+        let body = json!({"name": format!("dish {id}"), "price": {"amount": 800, "currency": "EUR"}, "stock": stock}).to_string();
+        let params = [("restaurantId", R), ("menuItemId", id)];
+        let claims = Some(("u-m", "[MANAGER]"));
+        let event = http_event("PUT", route, &path, &params, "", Some(&body), claims);
+        assert_eq!(call(&app, event).await.0, 201);
     }
 
     // Reserve (twice: a duplicate), then one that cannot be served.
@@ -370,19 +355,17 @@ async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
     );
     let short = reserve("o-2", json!([{"menuItemId": "m-2", "quantity": 1}]));
     for cmd in [&ok, &ok, &short] {
-        let resp = invoke(support::sqs_event(&cmd.to_json())).await.unwrap();
+        let resp = invoke(sqs_event(cmd)).await.unwrap();
         assert_eq!(resp, json!({"batchItemFailures": []}));
     }
     let release = Envelope::new(MessageType::ReleaseInventory, "o-1", json!({}));
-    invoke(support::sqs_event(&release.to_json()))
-        .await
-        .unwrap();
+    invoke(sqs_event(&release)).await.unwrap();
 
-    let mut got = events.take(4).await;
-    got.sort_by_key(|(_, e)| e["causationId"].as_str().map(str::to_owned));
+    let mut got = events.received_facts(4).await;
+    got.sort_by_key(|f| f.envelope.causation_id.clone());
     let kinds: Vec<(&str, &str)> = got
         .iter()
-        .map(|(k, e)| (k.as_str(), e["orderId"].as_str().unwrap()))
+        .map(|f| (f.event_type.as_str(), f.envelope.order_id.as_str()))
         .collect();
     let mut expected = vec![
         ("InventoryReserved", "o-1"),
@@ -394,23 +377,18 @@ async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
     sorted.sort();
     expected.sort();
     assert_eq!(sorted, expected);
-    let rejected = got.iter().find(|(k, _)| k == "InventoryRejected").unwrap();
-    assert_eq!(rejected.1["data"], json!({"reason": "OUT_OF_STOCK"}));
-    assert_eq!(rejected.1["causationId"], json!(short.id));
+    let rejected = got
+        .iter()
+        .find(|f| f.event_type == "InventoryRejected")
+        .unwrap();
+    assert_eq!(rejected.envelope.data, json!({"reason": "OUT_OF_STOCK"}));
+    assert_eq!(rejected.envelope.causation_id, Some(short.id.clone()));
 
     // The public menu shows everything back in stock, sorted.
     let path = format!("/v1/restaurants/{R}/menu");
-    let resp = invoke(support::http_event(
-        "GET",
-        "GET /v1/restaurants/{restaurantId}/menu",
-        &path,
-        json!({"restaurantId": R}),
-        None,
-        None,
-    ))
-    .await
-    .unwrap();
-    let (status, body) = support::http_result(&resp);
+    let route = "/v1/restaurants/{restaurantId}/menu";
+    let event = http_event("GET", route, &path, &[("restaurantId", R)], "", None, None);
+    let (status, body) = call(&app, event).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
@@ -419,4 +397,89 @@ async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
             {"menuItemId": "m-2", "name": "dish m-2", "price": {"amount": 800, "currency": "EUR"}, "available": 1}
         ]})
     );
+}
+
+// ---- Cancel wins: a release that overtakes its reserve (the saga's step deadline)
+
+/// The function as it deploys, on `t`'s table, publishing to a topic read back here.
+async fn wired(t: &Table) -> (inventory::App, Subscription) {
+    let sdk = emulator().await;
+    let (topic, events) = topic_with_subscription(&sdk, None).await;
+    let env = Env::from_map(HashMap::from([
+        ("INVENTORY_TABLE".to_owned(), t.name.clone()),
+        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
+    ]));
+    (inventory::build(&sdk, &env).await.unwrap(), events)
+}
+
+fn command(kind: MessageType, order_id: &str, item: &str) -> Envelope {
+    let data = match kind {
+        MessageType::ReserveInventory => {
+            json!({"restaurantId": R, "items": [{"menuItemId": item, "quantity": 2}]})
+        }
+        _ => json!({}),
+    };
+    Envelope::new(kind, order_id, data)
+}
+
+#[tokio::test]
+async fn a_reserve_after_its_release_takes_no_stock() {
+    let t = table().await;
+    let (app, events) = wired(&t).await;
+    seed(&t, "m-1", 5).await;
+    deliver(&app, &command(MessageType::ReleaseInventory, "o-1", "m-1")).await;
+    let tombstone = t.reservations.get("o-1").await.unwrap().unwrap();
+    assert_eq!(
+        (tombstone.status, tombstone.items.len()),
+        (ReservationStatus::Released, 0)
+    );
+    // The late reserve (and a duplicate of it) finds the tombstone: no stock moves.
+    for _ in 0..2 {
+        deliver(&app, &command(MessageType::ReserveInventory, "o-1", "m-1")).await;
+    }
+    assert_eq!(counters(&t, "m-1").await, (5, 0, 0, 5));
+    assert_eq!(t.reservations.get("o-1").await.unwrap().unwrap(), tombstone);
+    // The saga's second release only confirms.
+    deliver(&app, &command(MessageType::ReleaseInventory, "o-1", "m-1")).await;
+    assert_eq!(counters(&t, "m-1").await, (5, 0, 0, 5));
+    let kinds: Vec<String> = events
+        .received_facts(4)
+        .await
+        .into_iter()
+        .map(|f| f.event_type)
+        .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "InventoryReleased",
+            "InventoryReleased",
+            "InventoryReserved",
+            "InventoryReserved"
+        ]
+    );
+    assert!(events.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_reserve_racing_its_release_ends_holding_nothing() {
+    let t = table().await;
+    let (app, _events) = wired(&t).await;
+    seed(&t, "m-1", 5).await;
+    for round in 0..12 {
+        let order = format!("o-race-{round}");
+        let reserve = command(MessageType::ReserveInventory, &order, "m-1");
+        let release = command(MessageType::ReleaseInventory, &order, "m-1");
+        deliver_racing(&app, &reserve, &release, round).await;
+        assert_eq!(counters(&t, "m-1").await, (5, 0, 0, 5), "round {round}");
+        assert_eq!(
+            t.reservations.get(&order).await.unwrap().unwrap().status,
+            ReservationStatus::Released,
+            "round {round}"
+        );
+        // Whatever arrives later changes nothing either.
+        deliver(&app, &reserve).await;
+        assert_eq!(counters(&t, "m-1").await, (5, 0, 0, 5), "round {round}");
+    }
 }

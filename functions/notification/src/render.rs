@@ -86,6 +86,7 @@ mod tests {
             total: Money::new(amount, currency),
             courier_id: None,
             reason: None,
+            failed_step: None,
         }
     }
 

@@ -7,7 +7,7 @@ use crate::App;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
-use dishpatch::runtime::{Function, MessageError};
+use dishpatch::runtime::MessageError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,8 +110,7 @@ impl Fixture {
     }
 
     async fn handle(&self, env: &Envelope) -> Result<(), MessageError> {
-        let kind = env.kind.parse().unwrap();
-        self.app.message(env.clone(), kind).await
+        dishpatch::testing::handle(&self.app, env).await
     }
 
     fn sent(&self) -> Vec<CustomerNotification> {

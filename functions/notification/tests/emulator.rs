@@ -1,12 +1,13 @@
 //! The record store and the SNS notifier against the AWS emulator (moto): record, then
 //! publish to a real topic whose queue subscription filters on `channel`.
 
-mod common;
-
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::runtime::Function;
+use dishpatch::testing::{
+    create_table, emulator, subscribe, topic_with_subscription, Subscription,
+};
 use notification::{DynamoNotificationStore, NotificationRecord, NotificationStore, Recorded};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -27,9 +28,9 @@ fn record(order_id: &str, event_id: &str) -> NotificationRecord {
 
 #[tokio::test]
 async fn a_record_is_written_once_and_then_marked_sent() {
-    let sdk = common::sdk().await;
+    let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = common::create_table(&ddb, false).await;
+    let table = create_table(&sdk, "notifications", &[]).await;
     let store = DynamoNotificationStore::new(ddb, &table);
     let first = record("o-1", "e-1");
     assert_eq!(store.record(&first).await.unwrap(), Recorded::New);
@@ -63,21 +64,19 @@ async fn a_record_is_written_once_and_then_marked_sent() {
 }
 
 struct Stack {
-    sdk: aws_config::SdkConfig,
     store: DynamoNotificationStore,
-    push_queue: String,
-    sms_queue: String,
+    push_queue: Subscription,
+    sms_queue: Subscription,
     app: notification::App,
 }
 
 async fn stack() -> Stack {
-    let sdk = common::sdk().await;
+    let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = common::create_table(&ddb, false).await;
-    let (topic, push_queue) =
-        common::topic_with_queue(&sdk, Some(r#"{"channel": ["PUSH"]}"#)).await;
+    let table = create_table(&sdk, "notifications", &[]).await;
+    let (topic, push_queue) = topic_with_subscription(&sdk, Some(r#"{"channel": ["PUSH"]}"#)).await;
     // A second subscriber for another channel must not see push messages.
-    let sms_queue = common::subscribe_queue(&sdk, &topic, Some(r#"{"channel": ["SMS"]}"#)).await;
+    let sms_queue = subscribe(&sdk, &topic, Some(r#"{"channel": ["SMS"]}"#)).await;
     let env = Env::from_map(HashMap::from([
         ("NOTIFICATIONS_TABLE".to_owned(), table.clone()),
         ("CUSTOMER_NOTIFICATIONS_TOPIC_ARN".to_owned(), topic),
@@ -85,7 +84,6 @@ async fn stack() -> Stack {
     let app = notification::build(&sdk, &env).await.unwrap();
     Stack {
         store: DynamoNotificationStore::new(ddb, table),
-        sdk,
         push_queue,
         sms_queue,
         app,
@@ -109,7 +107,7 @@ async fn records_then_publishes_to_the_customer_topic_once() {
         .await
         .unwrap();
 
-    let bodies = common::receive(&st.sdk, &st.push_queue, 1, Duration::from_secs(10)).await;
+    let bodies = st.push_queue.receive(1, Duration::from_secs(10)).await;
     assert_eq!(bodies.len(), 1);
     let wrapper: Value = serde_json::from_str(&bodies[0]).unwrap();
     let sent: Value = serde_json::from_str(wrapper["Message"].as_str().unwrap()).unwrap();
@@ -140,8 +138,8 @@ async fn records_then_publishes_to_the_customer_topic_once() {
         .message(placed, MessageType::OrderPlaced)
         .await
         .unwrap();
-    assert!(common::drain(&st.sdk, &st.push_queue).await.is_empty());
-    assert!(common::drain(&st.sdk, &st.sms_queue).await.is_empty());
+    assert!(st.push_queue.drain().await.is_empty());
+    assert!(st.sms_queue.drain().await.is_empty());
 }
 
 #[tokio::test]
@@ -165,7 +163,7 @@ async fn a_record_left_unsent_is_sent_on_retry_and_a_stale_fact_is_not() {
         .message(cancelled.clone(), MessageType::OrderCancelled)
         .await
         .unwrap();
-    let bodies = common::receive(&st.sdk, &st.push_queue, 1, Duration::from_secs(10)).await;
+    let bodies = st.push_queue.receive(1, Duration::from_secs(10)).await;
     let wrapper: Value = serde_json::from_str(&bodies[0]).unwrap();
     let sent: Value = serde_json::from_str(wrapper["Message"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -190,5 +188,5 @@ async fn a_record_left_unsent_is_sent_on_retry_and_a_stale_fact_is_not() {
         .await
         .unwrap();
     assert_eq!(st.store.get("o-3", &old.id).await.unwrap(), None);
-    assert!(common::drain(&st.sdk, &st.push_queue).await.is_empty());
+    assert!(st.push_queue.drain().await.is_empty());
 }

@@ -5,6 +5,7 @@ pub mod routes;
 pub mod timeline;
 
 use dishpatch::config::{ConfigError, Env};
+use dishpatch::idempotency::{DynamoIdempotencyStore, Idempotency, IdempotencyConfig};
 use dishpatch::orders::{DynamoOrderStore, OrderStore};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -14,14 +15,23 @@ pub use timeline::{DynamoNotificationReader, NotificationReader};
 
 /// The ports order-api needs; adapters are chosen in [`build`], fakes in tests.
 pub struct App {
+    /// Step deadlines for the commands this function's writes send.
+    pub timings: dishpatch::orchestration::Timings,
     pub orders: Arc<dyn OrderStore>,
     pub menu: Arc<dyn MenuReader>,
     pub notifications: Arc<dyn NotificationReader>,
+    /// `Idempotency-Key` on `POST /v1/orders`: its store (an `Arc<dyn IdempotencyStore>`
+    /// port inside) under the key prefix [`IDEMPOTENCY_KEY_PREFIX`].
+    pub idempotency: Idempotency,
 }
+
+/// Idempotency record ids of this function start `order-api.{operation}#`.
+pub const IDEMPOTENCY_KEY_PREFIX: &str = "order-api";
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     Ok(App {
+        timings: dishpatch::orchestration::Timings::from_env(env),
         orders: Arc::new(DynamoOrderStore::new(
             ddb.clone(),
             env.require("ORDERS_TABLE")?,
@@ -31,9 +41,16 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
             env.require("INVENTORY_TABLE")?,
         )),
         notifications: Arc::new(DynamoNotificationReader::new(
-            ddb,
+            ddb.clone(),
             env.require("NOTIFICATIONS_TABLE")?,
         )),
+        idempotency: Idempotency::new(
+            Arc::new(DynamoIdempotencyStore::new(
+                ddb,
+                env.require("IDEMPOTENCY_TABLE")?,
+            )),
+            IdempotencyConfig::new(IDEMPOTENCY_KEY_PREFIX),
+        ),
     })
 }
 

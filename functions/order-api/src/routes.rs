@@ -3,14 +3,17 @@
 use crate::App;
 use dishpatch::envelope::now;
 use dishpatch::error::{Problem, StoreError};
-use dishpatch::http::{caller, json, path_param, query, route_key, Caller, Role};
+use dishpatch::http::{body_bytes, caller, json, path_param, query, route_key, Caller, Role};
+use dishpatch::idempotency::http::idempotency_key;
 use dishpatch::orchestration::advance;
 use dishpatch::order::{Order, OrderView};
 use dishpatch::saga::{self, Outcome, SagaEvent};
-use dishpatch::validation::parse_place_order;
+use dishpatch::validation::{parse_place_order, ValidOrderRequest};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+/// `POST /v1/orders` idempotency records are `order-api.place_order#{hash}`.
+pub const PLACE_ORDER_OPERATION: &str = "place_order";
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Conditional-write conflicts worth re-reading and retrying before answering 409.
@@ -28,10 +31,39 @@ pub async fn route(app: &App, req: &Request) -> Result<Response<Body>, Problem> 
     }
 }
 
+/// `POST /v1/orders`. With an `Idempotency-Key` header the same key and body (from the
+/// same caller) answer with the first response, status and `Location` included, without
+/// placing another order; the key with another body is `422 IDEMPOTENCY_KEY_REUSED`; a
+/// duplicate while the first is running is `409 REQUEST_IN_PROGRESS` + `Retry-After`.
+/// Only a placed order (`201`) is kept; a refused request releases the key. The body is
+/// validated before the key is claimed, so an invalid request costs no write.
 async fn place_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let who = caller(req)?;
     who.require(&[Role::Customer])?;
-    let valid = parse_place_order(dishpatch::http::body_bytes(req))?;
+    let key = idempotency_key(req)?;
+    let valid = parse_place_order(body_bytes(req))?;
+    let Some(key) = key else {
+        return create_order(app, who.sub, valid).await;
+    };
+    // Hashed as canonical JSON: key order and whitespace do not make another body.
+    let payload: serde_json::Value = serde_json::from_slice(body_bytes(req))
+        .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
+    let customer = who.sub;
+    dishpatch::idempotency::http::respond(
+        &app.idempotency.for_operation(PLACE_ORDER_OPERATION),
+        req,
+        &[&customer, &key],
+        &payload,
+        || create_order(app, customer.clone(), valid),
+    )
+    .await
+}
+
+async fn create_order(
+    app: &App,
+    customer_id: String,
+    valid: ValidOrderRequest,
+) -> Result<Response<Body>, Problem> {
     let ids: Vec<String> = valid.items.iter().map(|i| i.menu_item_id.clone()).collect();
     let menu = app.menu.items(&valid.restaurant_id, &ids).await?;
     let priced = dishpatch::pricing::price(&valid.items, &menu)?;
@@ -39,7 +71,7 @@ async fn place_order(app: &App, req: &Request) -> Result<Response<Body>, Problem
     let start = saga::start();
     let draft = Order {
         order_id: uuid::Uuid::new_v4().to_string(),
-        customer_id: who.sub,
+        customer_id,
         restaurant_id: valid.restaurant_id,
         items: priced.lines,
         total: priced.total,
@@ -51,7 +83,7 @@ async fn place_order(app: &App, req: &Request) -> Result<Response<Body>, Problem
         saga: start.state.clone(),
         timeline: vec![],
     };
-    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at);
+    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
     app.orders.save(&order, None, &outbox).await?;
     tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
     let mut resp = json(201, &OrderView::from(&order));
@@ -134,7 +166,14 @@ async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Proble
             Ok(Outcome::Ignore(_)) => return Ok(json(202, &OrderView::from(&order))),
             Ok(Outcome::Apply(t)) => t,
         };
-        let (next, outbox) = advance(&order, &transition, "CancelRequested", None, &now());
+        let (next, outbox) = advance(
+            &order,
+            &transition,
+            "CancelRequested",
+            None,
+            &now(),
+            &app.timings,
+        );
         match app.orders.save(&next, Some(order.version), &outbox).await {
             Ok(()) => {
                 tracing::info!(order_id = %order_id, status = next.status().as_str(), "cancel requested");

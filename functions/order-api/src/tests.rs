@@ -57,9 +57,14 @@ fn app() -> (App, Arc<InMemoryOrderStore>) {
         stocked: 5,
     };
     let app = App {
+        timings: Default::default(),
         orders: store.clone(),
         menu: Arc::new(Menu(vec![item("m-1", 950), item("m-2", 650)])),
         notifications: Arc::new(NoNotifications),
+        idempotency: dishpatch::idempotency::Idempotency::new(
+            Arc::new(dishpatch::idempotency::InMemoryIdempotencyStore::default()),
+            dishpatch::idempotency::IdempotencyConfig::new(crate::IDEMPOTENCY_KEY_PREFIX),
+        ),
     };
     (app, store)
 }
@@ -72,6 +77,9 @@ fn order_body() -> Value {
         "paymentMethod": "WALLET"
     })
 }
+
+/// `Idempotency-Key` on `POST /v1/orders`.
+mod idempotency;
 
 const ALICE: Option<(&str, &str)> = Some(("alice", "[CUSTOMER]"));
 const BOB: Option<(&str, &str)> = Some(("bob", "[CUSTOMER]"));
@@ -128,7 +136,8 @@ async fn place_prices_from_the_menu_and_writes_the_outbox() {
         kinds,
         vec![
             MessageType::ReserveInventory.as_str(),
-            MessageType::OrderPlaced.as_str()
+            MessageType::OrderPlaced.as_str(),
+            MessageType::StepTimeout.as_str()
         ]
     );
 }

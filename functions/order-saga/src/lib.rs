@@ -8,11 +8,13 @@ pub mod steps;
 use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::orchestration::Timings;
 use dishpatch::orders::{DynamoOrderStore, OrderStore};
 use dishpatch::runtime::MessageError;
 use std::sync::Arc;
 
 pub struct App {
+    pub timings: Timings,
     pub orders: Arc<dyn OrderStore>,
     pub publisher: Arc<dyn Publisher>,
 }
@@ -24,8 +26,11 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
         inventory_queue: Some(env.require("INVENTORY_QUEUE_URL")?),
         payment_queue: Some(env.require("PAYMENT_QUEUE_URL")?),
         delivery_queue: Some(env.require("DELIVERY_QUEUE_URL")?),
+        saga_queue: Some(env.require("SAGA_QUEUE_URL")?),
+        ops_alerts_topic: Some(env.require("OPS_ALERTS_TOPIC_ARN")?),
     };
     Ok(App {
+        timings: Timings::from_env(env),
         orders: Arc::new(DynamoOrderStore::new(ddb, env.require("ORDERS_TABLE")?)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
     })
@@ -34,7 +39,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
 #[async_trait::async_trait]
 impl dishpatch::runtime::Function for App {
     async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
-        steps::on_step_result(&*self.orders, &envelope, kind).await
+        steps::on_step_result(&*self.orders, &self.timings, &envelope, kind).await
     }
 
     async fn stream_record(

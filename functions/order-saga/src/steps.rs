@@ -2,7 +2,7 @@
 
 use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::error::StoreError;
-use dishpatch::orchestration::advance;
+use dishpatch::orchestration::{advance, Timings};
 use dishpatch::orders::OrderStore;
 use dishpatch::runtime::MessageError;
 use dishpatch::saga::{self, Outcome, SagaEvent};
@@ -27,6 +27,13 @@ pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, M
         },
         M::DeliveryUnavailable => SagaEvent::DeliveryUnavailable { reason: reason()? },
         M::DeliveryCancelled => SagaEvent::DeliveryCancelled,
+        M::StepTimeout => {
+            let t = envelope.data_as::<data::StepTimeout>()?;
+            SagaEvent::StepTimeout {
+                step: t.step,
+                attempt: t.attempt,
+            }
+        }
         M::DeliveryCompleted => SagaEvent::DeliveryCompleted {
             courier_id: courier()?,
         },
@@ -36,6 +43,7 @@ pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, M
 
 pub async fn on_step_result(
     orders: &dyn OrderStore,
+    timings: &Timings,
     envelope: &Envelope,
     kind: MessageType,
 ) -> Result<(), MessageError> {
@@ -61,7 +69,14 @@ pub async fn on_step_result(
                 return Ok(());
             }
         };
-        let (next, outbox) = advance(&order, &transition, kind.as_str(), Some(envelope), &now());
+        let (next, outbox) = advance(
+            &order,
+            &transition,
+            kind.as_str(),
+            Some(envelope),
+            &now(),
+            timings,
+        );
         match orders.save(&next, Some(order.version), &outbox).await {
             Ok(()) => {
                 tracing::info!(

@@ -39,6 +39,7 @@ async fn placed(store: &InMemoryOrderStore) -> Order {
         "PlaceOrder",
         None,
         "2026-11-22T10:00:00.000Z",
+        &Default::default(),
     );
     store.save(&order, None, &outbox).await.unwrap();
     order
@@ -79,7 +80,7 @@ async fn happy_path_drives_the_order_to_delivered() {
         ),
     ];
     for (kind, data, expected) in steps {
-        on_step_result(&store, &fact(kind, data), kind)
+        on_step_result(&store, &Default::default(), &fact(kind, data), kind)
             .await
             .unwrap();
         assert_eq!(status(&store).await, expected);
@@ -99,9 +100,12 @@ async fn happy_path_drives_the_order_to_delivered() {
         [
             "ReserveInventory",
             "OrderPlaced",
+            "StepTimeout",
             "CapturePayment",
+            "StepTimeout",
             "DispatchDelivery",
             "OrderConfirmed",
+            "StepTimeout",
             "OrderDispatched",
             "CommitInventory",
             "OrderDelivered"
@@ -114,14 +118,24 @@ async fn a_duplicate_result_changes_nothing_twice() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
     let f = fact(MessageType::InventoryReserved, json!({}));
-    on_step_result(&store, &f, MessageType::InventoryReserved)
-        .await
-        .unwrap();
+    on_step_result(
+        &store,
+        &Default::default(),
+        &f,
+        MessageType::InventoryReserved,
+    )
+    .await
+    .unwrap();
     let before = store.get("o-1").await.unwrap().unwrap();
     let sent_before = store.outbox.lock().unwrap().len();
-    on_step_result(&store, &f, MessageType::InventoryReserved)
-        .await
-        .unwrap();
+    on_step_result(
+        &store,
+        &Default::default(),
+        &f,
+        MessageType::InventoryReserved,
+    )
+    .await
+    .unwrap();
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
     assert_eq!(store.outbox.lock().unwrap().len(), sent_before);
 }
@@ -131,9 +145,14 @@ async fn commands_carry_causation_and_correlation() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
     let f = fact(MessageType::InventoryReserved, json!({}));
-    on_step_result(&store, &f, MessageType::InventoryReserved)
-        .await
-        .unwrap();
+    on_step_result(
+        &store,
+        &Default::default(),
+        &f,
+        MessageType::InventoryReserved,
+    )
+    .await
+    .unwrap();
     let outbox = store.outbox.lock().unwrap();
     let capture = outbox.iter().find(|e| e.kind == "CapturePayment").unwrap();
     assert_eq!(capture.causation_id.as_deref(), Some(f.id.as_str()));
@@ -151,18 +170,36 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
     placed(&store).await;
     let bad = fact(MessageType::InventoryRejected, json!({"noReason": true}));
     assert!(matches!(
-        on_step_result(&store, &bad, MessageType::InventoryRejected).await,
+        on_step_result(
+            &store,
+            &Default::default(),
+            &bad,
+            MessageType::InventoryRejected
+        )
+        .await,
         Err(MessageError::Decode(_))
     ));
     let mut stray = fact(MessageType::InventoryReserved, json!({}));
     stray.order_id = "o-404".into();
     assert!(matches!(
-        on_step_result(&store, &stray, MessageType::InventoryReserved).await,
+        on_step_result(
+            &store,
+            &Default::default(),
+            &stray,
+            MessageType::InventoryReserved
+        )
+        .await,
         Err(MessageError::Decode(_))
     ));
     let cmd = fact(MessageType::ReserveInventory, json!({}));
     assert!(matches!(
-        on_step_result(&store, &cmd, MessageType::ReserveInventory).await,
+        on_step_result(
+            &store,
+            &Default::default(),
+            &cmd,
+            MessageType::ReserveInventory
+        )
+        .await,
         Err(MessageError::Unsupported)
     ));
     assert_eq!(status(&store).await, OrderStatus::Pending);
@@ -194,4 +231,91 @@ async fn relay_publishes_the_outbox_of_the_stream_image() {
     assert!(crate::relay::publish_outbox(&publisher, &record)
         .await
         .is_err());
+}
+
+fn timeout(step: &str, attempt: u8) -> Envelope {
+    fact(
+        MessageType::StepTimeout,
+        json!({"step": step, "attempt": attempt, "delaySeconds": 1}),
+    )
+}
+
+#[tokio::test]
+async fn a_step_that_times_out_is_undone_and_an_unconfirmed_undo_ends_in_an_alert() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let t = Default::default();
+    on_step_result(
+        &store,
+        &t,
+        &fact(MessageType::InventoryReserved, json!({})),
+        MessageType::InventoryReserved,
+    )
+    .await
+    .unwrap();
+    // The payment never answers: its deadline fires, and the refund is tried three times.
+    on_step_result(&store, &t, &timeout("Payment", 0), MessageType::StepTimeout)
+        .await
+        .unwrap();
+    assert_eq!(status(&store).await, OrderStatus::Cancelling);
+    for attempt in 1..=3 {
+        on_step_result(
+            &store,
+            &t,
+            &timeout("Payment", attempt),
+            MessageType::StepTimeout,
+        )
+        .await
+        .unwrap();
+    }
+    let order = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(order.status(), OrderStatus::CompensationFailed);
+    assert_eq!(order.saga.cancel_reason.as_deref(), Some("PAYMENT_TIMEOUT"));
+    let outbox = store.outbox.lock().unwrap();
+    let refunds = outbox.iter().filter(|e| e.kind == "RefundPayment").count();
+    assert_eq!(refunds, 3, "one refund per try");
+    let alert = outbox
+        .iter()
+        .find(|e| e.kind == "OpsAlert")
+        .expect("operators are alerted");
+    assert_eq!(alert.data["severity"], "CRITICAL");
+    assert_eq!(alert.data["alert"], "CompensationFailed");
+    assert_eq!(alert.data["step"], "Payment");
+    let told = outbox
+        .iter()
+        .find(|e| e.kind == "CompensationFailed")
+        .expect("the customer is told");
+    assert_eq!(told.data["customerId"], "alice");
+    // Retry delays grow 1 s / 2 s / 4 s on top of the per-try deadline.
+    let delays: Vec<u64> = outbox
+        .iter()
+        .filter(|e| e.kind == "StepTimeout" && e.data["attempt"].as_u64() > Some(0))
+        .map(|e| e.data["delaySeconds"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delays, [31, 32, 34]);
+}
+
+#[tokio::test]
+async fn a_stale_timeout_is_a_no_op() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let t = Default::default();
+    on_step_result(
+        &store,
+        &t,
+        &fact(MessageType::InventoryReserved, json!({})),
+        MessageType::InventoryReserved,
+    )
+    .await
+    .unwrap();
+    let before = store.get("o-1").await.unwrap().unwrap();
+    on_step_result(
+        &store,
+        &t,
+        &timeout("Inventory", 0),
+        MessageType::StepTimeout,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
 }

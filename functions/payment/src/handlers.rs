@@ -23,19 +23,8 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         // A negative debit would credit the wallet: never act on such a command.
         return Err(DecodeError::Malformed(format!("invalid amount {:?}", req.amount)).into());
     }
-    let at = now();
-    let payment = Payment {
-        order_id: order_id.to_owned(),
-        customer_id: req.customer_id,
-        amount: req.amount.amount,
-        currency: req.amount.currency,
-        method: req.method,
-        status: PaymentStatus::Captured,
-        reason: None,
-        created_at: at.clone(),
-        updated_at: at,
-    };
-    match payment.method {
+    let payment = Payment::captured(order_id, &req.customer_id, req.amount, req.method, now());
+    match req.method {
         PaymentMethod::Wallet => match app.payments.capture_from_wallet(&payment).await? {
             Capture::Captured => {
                 tracing::info!(order_id, amount = payment.amount, currency = %payment.currency, "payment captured");
@@ -84,7 +73,7 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     for _ in 0..ATTEMPTS {
         let refunded = match app.payments.get(order_id).await? {
             Some(p) if p.status == PaymentStatus::Captured => {
-                if p.method != PaymentMethod::Wallet {
+                if p.method != Some(PaymentMethod::Wallet) {
                     // Nothing captures by card yet; when the provider comes, so does this path.
                     tracing::error!(order_id, "card refund without a payment provider");
                     return Err(MessageError::Transient(
@@ -102,13 +91,21 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 tracing::info!(order_id, "duplicate refund; already refunded");
                 p.money()
             }
-            // Nothing was taken, so nothing goes back: the fact still confirms the step to
-            // the saga. Zero in the payment's currency when there is a record.
+            // Declined: nothing was taken, so nothing goes back; the fact still confirms the
+            // step to the saga, as zero in the payment's currency.
             Some(p) => Money::new(0, &*p.currency),
-            // No record at all (the capture never ran, or has not yet): zero, and EUR since
-            // the command carries no currency. The saga only needs the confirmation; a capture
-            // that lands later is undone by the saga as a late success.
-            None => Money::new(0, crate::wallets::DEFAULT_CURRENCY),
+            // No capture yet, or ever: it may still be in flight (the saga refunds a capture
+            // that missed its deadline). Cancel wins: leave a tombstone so that capture,
+            // when it lands, finds a record and takes nothing.
+            None => {
+                let tombstone = Payment::tombstone(order_id, now());
+                if !app.payments.record(&tombstone).await? {
+                    // The capture landed meanwhile: refund it on the fresh record.
+                    continue;
+                }
+                tracing::info!(order_id, "refund before any capture; tombstone left");
+                tombstone.money()
+            }
         };
         let fact = cmd.follow(
             MessageType::PaymentRefunded,
@@ -133,7 +130,8 @@ async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError>
 }
 
 /// Publishes the capture outcome a record stands for. A refunded payment was, as a
-/// capture step, a success: repeating that is what the saga expects.
+/// capture step, a success: repeating that is what the saga expects. A tombstone answers
+/// the same, of 0; the saga's second refund then finds it and only confirms.
 async fn republish(app: &App, cmd: &Envelope, p: &Payment) -> Result<(), MessageError> {
     let fact = match p.status {
         PaymentStatus::Declined => cmd.follow(

@@ -40,15 +40,21 @@ impl PaymentStatus {
 }
 
 /// Flat (amount and currency side by side) like the wallet, so conditions stay simple.
+///
+/// A tombstone (see [`Payment::tombstone`]) knows only its order: no customer, currency
+/// or method is stored for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub order_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub customer_id: String,
     /// Minor units.
     pub amount: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub currency: String,
-    pub method: PaymentMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<PaymentMethod>,
     pub status: PaymentStatus,
     /// Why a DECLINED payment was refused (a stable code such as `INSUFFICIENT_FUNDS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,8 +64,52 @@ pub struct Payment {
 }
 
 impl Payment {
+    /// The record of a capture of `amount` for the order (CAPTURED, as it is written).
+    pub fn captured(
+        order_id: &str,
+        customer_id: &str,
+        amount: Money,
+        method: PaymentMethod,
+        at: String,
+    ) -> Self {
+        Payment {
+            order_id: order_id.to_owned(),
+            customer_id: customer_id.to_owned(),
+            amount: amount.amount,
+            currency: amount.currency,
+            method: Some(method),
+            status: PaymentStatus::Captured,
+            reason: None,
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
+
+    /// What a refund leaves when it finds no payment ("cancel wins"): REFUNDED, of 0. The
+    /// saga refunds a capture that missed its deadline, whose command may still be in
+    /// flight; when it lands it finds this record and takes no money.
+    pub fn tombstone(order_id: &str, at: String) -> Self {
+        Payment {
+            order_id: order_id.to_owned(),
+            customer_id: String::new(),
+            amount: 0,
+            currency: String::new(),
+            method: None,
+            status: PaymentStatus::Refunded,
+            reason: None,
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
+
+    /// The amount; a tombstone's zero in the default currency, as a refund that found no
+    /// payment always answered.
     pub fn money(&self) -> Money {
-        Money::new(self.amount, &*self.currency)
+        let currency = match self.currency.as_str() {
+            "" => crate::wallets::DEFAULT_CURRENCY,
+            c => c,
+        };
+        Money::new(self.amount, currency)
     }
 }
 
@@ -80,7 +130,8 @@ pub trait PaymentStore: Send + Sync {
     async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError>;
     /// Records `payment` (new, CAPTURED) and debits the customer's wallet, all or nothing.
     async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError>;
-    /// Records a payment that took nothing (DECLINED) if none exists; false if one did.
+    /// Records a payment that took nothing (DECLINED, or a REFUNDED tombstone) if none
+    /// exists; false if one did.
     async fn record(&self, payment: &Payment) -> Result<bool, StoreError>;
     /// CAPTURED -> REFUNDED and the amount back into the wallet, in one transaction.
     /// False if the payment is no longer CAPTURED.

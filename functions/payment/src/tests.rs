@@ -4,15 +4,15 @@
 use crate::payments::{Capture, Payment, PaymentStatus, PaymentStore};
 use crate::wallets::{TopUp, Wallet, WalletStore};
 use crate::App;
-use dishpatch::aws::Publisher;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::money::Money;
 use dishpatch::order::PaymentMethod;
-use dishpatch::runtime::{Function, MessageError};
+use dishpatch::runtime::MessageError;
+use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -26,6 +26,8 @@ struct FakePayments {
     state: Mutex<State>,
     /// A concurrent duplicate that records its payment just before our capture runs.
     racing_duplicate: Mutex<Option<Payment>>,
+    /// A capture that lands just before the next `record` (racing a refund's tombstone).
+    capture_before_record: Mutex<Option<Payment>>,
 }
 
 impl FakePayments {
@@ -79,6 +81,10 @@ impl PaymentStore for FakePayments {
     }
 
     async fn record(&self, p: &Payment) -> Result<bool, StoreError> {
+        let racing = self.capture_before_record.lock().unwrap().take();
+        if let Some(racing) = racing {
+            self.capture_from_wallet(&racing).await?;
+        }
         let mut s = self.state.lock().unwrap();
         if s.payments.contains_key(&p.order_id) {
             return Ok(false);
@@ -123,43 +129,15 @@ impl WalletStore for FakePayments {
     }
 }
 
-#[derive(Default)]
-struct FakePublisher {
-    sent: Mutex<Vec<Envelope>>,
-    fail: AtomicBool,
-}
-
-impl FakePublisher {
-    fn sent(&self) -> Vec<(String, Value)> {
-        self.sent
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| (e.kind.clone(), e.data.clone()))
-            .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl Publisher for FakePublisher {
-    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::Aws("SNS is down".into()));
-        }
-        self.sent.lock().unwrap().push(envelope.clone());
-        Ok(())
-    }
-}
-
 struct Fixture {
     app: App,
     store: Arc<FakePayments>,
-    publisher: Arc<FakePublisher>,
+    publisher: Arc<RecordingPublisher>,
 }
 
 fn fixture(store: FakePayments) -> Fixture {
     let store = Arc::new(store);
-    let publisher = Arc::new(FakePublisher::default());
+    let publisher = Arc::new(RecordingPublisher::default());
     Fixture {
         app: App {
             payments: store.clone(),
@@ -181,11 +159,6 @@ fn capture_cmd(order_id: &str, customer_id: &str, amount: i64, method: &str) -> 
 
 fn refund_cmd(order_id: &str) -> Envelope {
     Envelope::new(MessageType::RefundPayment, order_id, json!({}))
-}
-
-async fn handle(f: &Fixture, env: &Envelope) -> Result<(), MessageError> {
-    let kind = env.kind.parse().unwrap();
-    f.app.message(env.clone(), kind).await
 }
 
 fn captured(amount: i64) -> (String, Value) {
@@ -212,13 +185,13 @@ fn refunded(amount: i64) -> (String, Value) {
 async fn capture_debits_the_wallet_and_follows_the_command() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![captured(1200)]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
     let p = f.store.payment("o-1").unwrap();
     assert_eq!(
         (p.status, p.method, p.amount),
-        (PaymentStatus::Captured, PaymentMethod::Wallet, 1200)
+        (PaymentStatus::Captured, Some(PaymentMethod::Wallet), 1200)
     );
     let fact = &f.publisher.sent.lock().unwrap()[0];
     assert_eq!(fact.causation_id.as_deref(), Some(c.id.as_str()));
@@ -229,9 +202,9 @@ async fn duplicate_capture_republishes_and_charges_once() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
     for _ in 0..3 {
-        handle(&f, &c).await.unwrap();
+        handle(&f.app, &c).await.unwrap();
     }
-    assert_eq!(f.publisher.sent(), vec![captured(1200); 3]);
+    assert_eq!(f.publisher.facts(), vec![captured(1200); 3]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
 }
 
@@ -239,8 +212,8 @@ async fn duplicate_capture_republishes_and_charges_once() {
 async fn a_short_wallet_is_declined_on_record() {
     let f = fixture(FakePayments::with_wallet("c-1", 1000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS")]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![declined("INSUFFICIENT_FUNDS")]);
     assert_eq!(f.store.balance("c-1"), Some(1000));
     // Money arriving later does not turn a recorded refusal into a charge.
     f.store
@@ -251,21 +224,21 @@ async fn a_short_wallet_is_declined_on_record() {
         .get_mut("c-1")
         .unwrap()
         .balance = 10_000;
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
     assert_eq!(f.store.balance("c-1"), Some(10_000));
 }
 
 #[tokio::test]
 async fn no_wallet_or_another_currency_is_insufficient_funds() {
     let f = fixture(FakePayments::with_wallet("c-usd", 100_000, "USD"));
-    handle(&f, &capture_cmd("o-1", "c-none", 100, "WALLET"))
+    handle(&f.app, &capture_cmd("o-1", "c-none", 100, "WALLET"))
         .await
         .unwrap();
-    handle(&f, &capture_cmd("o-2", "c-usd", 100, "WALLET"))
+    handle(&f.app, &capture_cmd("o-2", "c-usd", 100, "WALLET"))
         .await
         .unwrap();
-    assert_eq!(f.publisher.sent(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
+    assert_eq!(f.publisher.facts(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
     assert_eq!(f.store.balance("c-usd"), Some(100_000));
     assert_eq!(f.store.balance("c-none"), None);
 }
@@ -274,9 +247,9 @@ async fn no_wallet_or_another_currency_is_insufficient_funds() {
 async fn cards_are_declined_until_the_provider_exists() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "CARD");
-    handle(&f, &c).await.unwrap();
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![declined("CARD_NOT_SUPPORTED"); 2]);
+    handle(&f.app, &c).await.unwrap();
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![declined("CARD_NOT_SUPPORTED"); 2]);
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(
         f.store.payment("o-1").unwrap().status,
@@ -284,25 +257,21 @@ async fn cards_are_declined_until_the_provider_exists() {
     );
 }
 
+/// The record a wallet capture writes.
+fn captured_payment(order_id: &str, customer_id: &str, amount: i64) -> Payment {
+    let (eur, at) = (Money::new(amount, "EUR"), "2026-01-01T00:00:00.000Z");
+    Payment::captured(order_id, customer_id, eur, PaymentMethod::Wallet, at.into())
+}
+
 #[tokio::test]
 async fn a_concurrent_duplicate_that_won_is_republished() {
     let store = FakePayments::with_wallet("c-1", 5000, "EUR");
-    *store.racing_duplicate.lock().unwrap() = Some(Payment {
-        order_id: "o-1".into(),
-        customer_id: "c-1".into(),
-        amount: 1200,
-        currency: "EUR".into(),
-        method: PaymentMethod::Wallet,
-        status: PaymentStatus::Captured,
-        reason: None,
-        created_at: "2026-01-01T00:00:00.000Z".into(),
-        updated_at: "2026-01-01T00:00:00.000Z".into(),
-    });
+    *store.racing_duplicate.lock().unwrap() = Some(captured_payment("o-1", "c-1", 1200));
     let f = fixture(store);
-    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
         .await
         .unwrap();
-    assert_eq!(f.publisher.sent(), vec![captured(1200)]);
+    assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     // The duplicate's debit is the fake's to model; this capture took nothing more.
     assert_eq!(f.store.balance("c-1"), Some(5000));
 }
@@ -313,12 +282,12 @@ async fn a_lost_publish_heals_on_retry() {
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
     f.publisher.fail.store(true, Ordering::SeqCst);
     assert!(matches!(
-        handle(&f, &c).await,
+        handle(&f.app, &c).await,
         Err(MessageError::Transient(_))
     ));
     f.publisher.fail.store(false, Ordering::SeqCst);
-    handle(&f, &c).await.unwrap();
-    assert_eq!(f.publisher.sent(), vec![captured(1200)]);
+    handle(&f.app, &c).await.unwrap();
+    assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
 }
 
@@ -331,21 +300,21 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
         json!({"customerId": "c-1", "method": "WALLET"}),
     );
     assert!(matches!(
-        handle(&f, &bad).await,
+        handle(&f.app, &bad).await,
         Err(MessageError::Decode(_))
     ));
     // A negative amount would credit the wallet.
     assert!(matches!(
-        handle(&f, &capture_cmd("o-1", "c-1", -500, "WALLET")).await,
+        handle(&f.app, &capture_cmd("o-1", "c-1", -500, "WALLET")).await,
         Err(MessageError::Decode(_))
     ));
     let other = Envelope::new(MessageType::ReserveInventory, "o-1", json!({}));
     assert!(matches!(
-        handle(&f, &other).await,
+        handle(&f.app, &other).await,
         Err(MessageError::Unsupported)
     ));
     assert_eq!(f.store.balance("c-1"), Some(5000));
-    assert!(f.publisher.sent().is_empty());
+    assert!(f.publisher.facts().is_empty());
 }
 
 // ---- RefundPayment
@@ -353,11 +322,11 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
 #[tokio::test]
 async fn refund_credits_back_once() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
-    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
         .await
         .unwrap();
     for _ in 0..3 {
-        handle(&f, &refund_cmd("o-1")).await.unwrap();
+        handle(&f.app, &refund_cmd("o-1")).await.unwrap();
     }
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(
@@ -365,7 +334,7 @@ async fn refund_credits_back_once() {
         PaymentStatus::Refunded
     );
     assert_eq!(
-        f.publisher.sent(),
+        f.publisher.facts(),
         vec![
             captured(1200),
             refunded(1200),
@@ -374,23 +343,23 @@ async fn refund_credits_back_once() {
         ]
     );
     // A late duplicate capture does not charge again; it repeats the step's success.
-    handle(&f, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
         .await
         .unwrap();
     assert_eq!(f.store.balance("c-1"), Some(5000));
-    assert_eq!(f.publisher.sent().last().unwrap(), &captured(1200));
+    assert_eq!(f.publisher.facts().last().unwrap(), &captured(1200));
 }
 
 #[tokio::test]
 async fn refund_with_nothing_taken_answers_zero() {
     let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
-    handle(&f, &refund_cmd("o-missing")).await.unwrap();
-    handle(&f, &capture_cmd("o-2", "c-1", 1200, "WALLET"))
+    handle(&f.app, &refund_cmd("o-missing")).await.unwrap();
+    handle(&f.app, &capture_cmd("o-2", "c-1", 1200, "WALLET"))
         .await
         .unwrap();
-    handle(&f, &refund_cmd("o-2")).await.unwrap();
+    handle(&f.app, &refund_cmd("o-2")).await.unwrap();
     assert_eq!(
-        f.publisher.sent(),
+        f.publisher.facts(),
         vec![refunded(0), declined("INSUFFICIENT_FUNDS"), refunded(0)]
     );
     assert_eq!(f.store.balance("c-1"), Some(100));
@@ -398,80 +367,82 @@ async fn refund_with_nothing_taken_answers_zero() {
         f.store.payment("o-2").unwrap().status,
         PaymentStatus::Declined
     );
-    assert!(f.store.payment("o-missing").is_none());
+    // The refund with no payment left a tombstone (see the cancel-wins tests).
+    assert_eq!(
+        f.store.payment("o-missing").unwrap().status,
+        PaymentStatus::Refunded
+    );
+}
+
+// ---- Cancel wins: a refund that overtakes its capture
+
+#[tokio::test]
+async fn a_refund_before_the_capture_leaves_a_tombstone_the_capture_respects() {
+    let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
+    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    let tombstone = f.store.payment("o-1").unwrap();
+    assert_eq!(
+        (tombstone.status, tombstone.amount, tombstone.method),
+        (PaymentStatus::Refunded, 0, None)
+    );
+    // The late capture, by wallet or by card, takes nothing and repeats the recorded outcome.
+    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
+        .await
+        .unwrap();
+    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "CARD"))
+        .await
+        .unwrap();
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+    assert_eq!(f.store.payment("o-1").unwrap(), tombstone);
+    // The saga answers that late success with another refund: a confirmation, no more.
+    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    assert_eq!(
+        f.publisher.facts(),
+        vec![refunded(0), captured(0), captured(0), refunded(0)]
+    );
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+}
+
+#[tokio::test]
+async fn a_capture_landing_as_the_tombstone_is_written_is_refunded() {
+    let store = FakePayments::with_wallet("c-1", 5000, "EUR");
+    *store.capture_before_record.lock().unwrap() = Some(captured_payment("o-1", "c-1", 1200));
+    let f = fixture(store);
+    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    // The tombstone lost; the refund gave back the capture it found instead.
+    let p = f.store.payment("o-1").unwrap();
+    assert_eq!((p.status, p.amount), (PaymentStatus::Refunded, 1200));
+    assert_eq!(f.store.balance("c-1"), Some(5000));
+    assert_eq!(f.publisher.facts(), vec![refunded(1200)]);
 }
 
 // ---- HTTP
 
-fn request(
-    method: &str,
-    route: &str,
-    path: &str,
-    claims: Option<(&str, &str)>,
-    body: Option<Value>,
-) -> Value {
-    let mut ctx = json!({
-        "accountId": "123456789012",
-        "apiId": "api",
-        "domainName": "localhost",
-        "domainPrefix": "localhost",
-        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-        "requestId": "req-1",
-        "routeKey": route,
-        "stage": "$default",
-        "time": "22/Nov/2026:10:00:00 +0000",
-        "timeEpoch": 1795341600000u64
-    });
-    if let Some((sub, roles)) = claims {
-        ctx["authorizer"] =
-            json!({"jwt": {"claims": {"sub": sub, "roles": roles}, "scopes": null}});
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": route,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": ctx,
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
-}
-
-async fn call(f: &Fixture, event: Value) -> (u16, Value) {
-    let resp = dishpatch::runtime::invoke(&f.app, event, Default::default())
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap();
-    (resp["statusCode"].as_u64().unwrap() as u16, body)
-}
-
 async fn get_wallet(f: &Fixture, sub: &str, roles: &str) -> (u16, Value) {
-    call(
-        f,
-        request(
-            "GET",
-            "GET /v1/wallet",
-            "/v1/wallet",
-            Some((sub, roles)),
-            None,
-        ),
-    )
-    .await
+    let event = http_event(
+        "GET",
+        "/v1/wallet",
+        "/v1/wallet",
+        &[],
+        "",
+        None,
+        Some((sub, roles)),
+    );
+    call(&f.app, event).await
 }
 
 async fn top_up(f: &Fixture, sub: &str, roles: &str, body: Value) -> (u16, Value) {
-    call(
-        f,
-        request(
-            "POST",
-            "POST /v1/wallet/top-ups",
-            "/v1/wallet/top-ups",
-            Some((sub, roles)),
-            Some(body),
-        ),
-    )
-    .await
+    let body = body.to_string();
+    let event = http_event(
+        "POST",
+        "/v1/wallet/top-ups",
+        "/v1/wallet/top-ups",
+        &[],
+        "",
+        Some(&body),
+        Some((sub, roles)),
+    );
+    call(&f.app, event).await
 }
 
 fn eur(amount: i64) -> Value {
@@ -525,11 +496,8 @@ async fn wallets_are_for_customers() {
     assert_eq!((status, body["code"].clone()), (403, json!("FORBIDDEN")));
     let (status, _) = top_up(&f, "k-1", "[COURIER]", eur(100)).await;
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &f,
-        request("GET", "GET /v1/wallet", "/v1/wallet", None, None),
-    )
-    .await;
+    let event = http_event("GET", "/v1/wallet", "/v1/wallet", &[], "", None, None);
+    let (status, _) = call(&f.app, event).await;
     assert_eq!(status, 401);
     assert!(f.store.state.lock().unwrap().wallets.is_empty());
 }

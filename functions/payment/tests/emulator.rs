@@ -1,13 +1,15 @@
 //! The DynamoDB adapters (and the wired function) against the AWS emulator: the
 //! conditional semantics that charge a customer at most once and refund at most once.
 
-mod support;
-
 use dishpatch::aws::dynamo::{n, s};
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::money::Money;
 use dishpatch::order::PaymentMethod;
+use dishpatch::testing::{
+    call, create_table, deliver, deliver_racing, emulator, http_event, sqs_event,
+    topic_with_subscription, unique, Subscription,
+};
 use payment::{
     Capture, DynamoPaymentStore, DynamoWalletStore, Payment, PaymentStatus, PaymentStore, TopUp,
     WalletStore,
@@ -22,17 +24,11 @@ struct Table {
     wallets: DynamoWalletStore,
 }
 
+/// A fresh table on the emulator, which applies each transaction atomically as DynamoDB
+/// does (see `dishpatch::testing::emulator`): the races below are faithful.
 async fn table() -> Table {
-    table_on(support::sdk().await).await
-}
-
-/// For tests that race writes: see `support` for why they get a serial emulator.
-async fn serial_table() -> Table {
-    table_on(support::serial_sdk().await).await
-}
-
-async fn table_on(sdk: aws_config::SdkConfig) -> Table {
-    let name = support::create_table(&sdk, "payments").await;
+    let sdk = emulator().await;
+    let name = create_table(&sdk, "payments", &[]).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     Table {
         payments: DynamoPaymentStore::new(ddb.clone(), &name),
@@ -62,22 +58,13 @@ async fn balance(t: &Table, customer_id: &str) -> i64 {
 }
 
 fn payment(order_id: &str, customer_id: &str, amount: i64) -> Payment {
-    Payment {
-        order_id: order_id.into(),
-        customer_id: customer_id.into(),
-        amount,
-        currency: "EUR".into(),
-        method: PaymentMethod::Wallet,
-        status: PaymentStatus::Captured,
-        reason: None,
-        created_at: "2026-01-01T00:00:00.000Z".into(),
-        updated_at: "2026-01-01T00:00:00.000Z".into(),
-    }
+    let (eur, at) = (Money::new(amount, "EUR"), "2026-01-01T00:00:00.000Z");
+    Payment::captured(order_id, customer_id, eur, PaymentMethod::Wallet, at.into())
 }
 
 #[tokio::test]
 async fn concurrent_captures_from_a_wallet_that_covers_one_take_one() {
-    let t = serial_table().await;
+    let t = table().await;
     for round in 0..5 {
         let customer = format!("c-{round}");
         seed_wallet(&t, &customer, 1000, "EUR").await;
@@ -109,7 +96,7 @@ async fn concurrent_captures_from_a_wallet_that_covers_one_take_one() {
 
 #[tokio::test]
 async fn concurrent_duplicates_of_one_capture_charge_once() {
-    let t = serial_table().await;
+    let t = table().await;
     seed_wallet(&t, "c-1", 5000, "EUR").await;
     let p = payment("o-1", "c-1", 1200);
     let (ra, rb) = tokio::join!(
@@ -130,7 +117,7 @@ async fn concurrent_duplicates_of_one_capture_charge_once() {
 
 #[tokio::test]
 async fn refunding_twice_refunds_once() {
-    let t = serial_table().await;
+    let t = table().await;
     seed_wallet(&t, "c-1", 5000, "EUR").await;
     let p = payment("o-1", "c-1", 1200);
     assert_eq!(
@@ -239,32 +226,25 @@ async fn top_ups_create_add_and_refuse_another_currency() {
 
 #[tokio::test]
 async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
-    let sdk = support::sdk().await;
-    let name = support::create_table(&sdk, "payments").await;
-    let events = support::Events::new(&sdk).await;
+    let sdk = emulator().await;
+    let name = create_table(&sdk, "payments", &[]).await;
+    let (topic, events) = topic_with_subscription(&sdk, None).await;
     let env = Env::from_map(HashMap::from([
         ("WALLETS_TABLE".to_owned(), name.clone()),
-        (
-            "ORDER_EVENTS_TOPIC_ARN".to_owned(),
-            events.topic_arn.clone(),
-        ),
+        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
     ]));
     let app = payment::build(&sdk, &env).await.unwrap();
     let invoke = |event| dishpatch::runtime::invoke(&app, event, Default::default());
-    let customer = support::unique("cust");
+    let customer = unique("cust");
 
     // The customer tops up over HTTP, then a USD top-up is refused.
     let top_up = |amount: i64, currency: &str| {
-        support::http_event(
-            "POST",
-            "POST /v1/wallet/top-ups",
-            "/v1/wallet/top-ups",
-            json!(null),
-            Some((&customer, "[CUSTOMER]")),
-            Some(json!({"amount": {"amount": amount, "currency": currency}})),
-        )
+        let body = json!({"amount": {"amount": amount, "currency": currency}}).to_string();
+        let route = "/v1/wallet/top-ups";
+        let claims = Some((customer.as_str(), "[CUSTOMER]"));
+        http_event("POST", route, route, &[], "", Some(&body), claims)
     };
-    let (status, body) = support::http_result(&invoke(top_up(2000, "EUR")).await.unwrap());
+    let (status, body) = call(&app, top_up(2000, "EUR")).await;
     assert_eq!(
         (status, body),
         (
@@ -272,7 +252,7 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
             json!({"customerId": customer, "balance": {"amount": 2000, "currency": "EUR"}})
         )
     );
-    let (status, body) = support::http_result(&invoke(top_up(100, "USD")).await.unwrap());
+    let (status, body) = call(&app, top_up(100, "USD")).await;
     assert_eq!(
         (status, body["code"].clone()),
         (422, json!("CURRENCY_MISMATCH"))
@@ -291,17 +271,17 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
     let card = capture("o-3", 100, "CARD");
     let refund = Envelope::new(MessageType::RefundPayment, "o-1", json!({}));
     for cmd in [&ok, &ok, &too_much, &card, &refund, &refund] {
-        let resp = invoke(support::sqs_event(&cmd.to_json())).await.unwrap();
+        let resp = invoke(sqs_event(cmd)).await.unwrap();
         assert_eq!(resp, json!({"batchItemFailures": []}));
     }
-    let got = events.take(6).await;
+    let got = events.received_facts(6).await;
     let mut facts: Vec<(String, String, serde_json::Value)> = got
         .iter()
-        .map(|(k, e)| {
+        .map(|f| {
             (
-                k.clone(),
-                e["orderId"].as_str().unwrap().to_owned(),
-                e["data"].clone(),
+                f.event_type.clone(),
+                f.envelope.order_id.clone(),
+                f.envelope.data.clone(),
             )
         })
         .collect();
@@ -327,17 +307,98 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
     assert_eq!(facts, expected);
 
     // Charged once, refunded once: the wallet is whole again.
-    let get = support::http_event(
-        "GET",
-        "GET /v1/wallet",
-        "/v1/wallet",
-        json!(null),
-        Some((&customer, "[CUSTOMER]")),
-        None,
-    );
-    let (status, body) = support::http_result(&invoke(get).await.unwrap());
+    let claims = Some((customer.as_str(), "[CUSTOMER]"));
+    let get = http_event("GET", "/v1/wallet", "/v1/wallet", &[], "", None, claims);
+    let (status, body) = call(&app, get).await;
     assert_eq!(
         (status, body["balance"].clone()),
         (200, json!({"amount": 2000, "currency": "EUR"}))
     );
+}
+
+// ---- Cancel wins: a refund that overtakes its capture (the saga's step deadline)
+
+/// The function as it deploys, on `t`'s table, publishing to a topic read back here.
+async fn wired(t: &Table) -> (payment::App, Subscription) {
+    let sdk = emulator().await;
+    let (topic, events) = topic_with_subscription(&sdk, None).await;
+    let env = Env::from_map(HashMap::from([
+        ("WALLETS_TABLE".to_owned(), t.name.clone()),
+        ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
+    ]));
+    (payment::build(&sdk, &env).await.unwrap(), events)
+}
+
+fn capture_cmd(order_id: &str, customer_id: &str, amount: i64) -> Envelope {
+    Envelope::new(
+        MessageType::CapturePayment,
+        order_id,
+        json!({"customerId": customer_id, "amount": {"amount": amount, "currency": "EUR"}, "method": "WALLET"}),
+    )
+}
+
+fn refund_cmd(order_id: &str) -> Envelope {
+    Envelope::new(MessageType::RefundPayment, order_id, json!({}))
+}
+
+#[tokio::test]
+async fn a_capture_after_its_refund_takes_no_money() {
+    let t = table().await;
+    let (app, events) = wired(&t).await;
+    seed_wallet(&t, "c-1", 5000, "EUR").await;
+    deliver(&app, &refund_cmd("o-1")).await;
+    let tombstone = t.payments.get("o-1").await.unwrap().unwrap();
+    assert_eq!(
+        (tombstone.status, tombstone.amount, tombstone.method),
+        (PaymentStatus::Refunded, 0, None)
+    );
+    // The late capture (and a duplicate of it) finds the tombstone: the wallet is untouched.
+    for _ in 0..2 {
+        deliver(&app, &capture_cmd("o-1", "c-1", 1200)).await;
+    }
+    assert_eq!(balance(&t, "c-1").await, 5000);
+    assert_eq!(t.payments.get("o-1").await.unwrap().unwrap(), tombstone);
+    // The saga's second refund only confirms.
+    deliver(&app, &refund_cmd("o-1")).await;
+    assert_eq!(balance(&t, "c-1").await, 5000);
+    let mut facts: Vec<(String, serde_json::Value)> = events
+        .received_facts(4)
+        .await
+        .into_iter()
+        .map(|f| (f.event_type, f.envelope.data))
+        .collect();
+    facts.sort_by_key(|f| format!("{f:?}"));
+    let zero = json!({"amount": {"amount": 0, "currency": "EUR"}});
+    assert_eq!(
+        facts,
+        vec![
+            ("PaymentCaptured".to_owned(), zero.clone()),
+            ("PaymentCaptured".to_owned(), zero.clone()),
+            ("PaymentRefunded".to_owned(), zero.clone()),
+            ("PaymentRefunded".to_owned(), zero),
+        ]
+    );
+    assert!(events.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_capture_racing_its_refund_ends_charging_nothing() {
+    let t = table().await;
+    let (app, _events) = wired(&t).await;
+    seed_wallet(&t, "c-1", 5000, "EUR").await;
+    for round in 0..12 {
+        let order = format!("o-race-{round}");
+        let capture = capture_cmd(&order, "c-1", 1200);
+        let refund = refund_cmd(&order);
+        deliver_racing(&app, &capture, &refund, round).await;
+        assert_eq!(balance(&t, "c-1").await, 5000, "round {round}");
+        assert_eq!(
+            t.payments.get(&order).await.unwrap().unwrap().status,
+            PaymentStatus::Refunded,
+            "round {round}"
+        );
+        // Whatever arrives later changes nothing either.
+        deliver(&app, &capture).await;
+        assert_eq!(balance(&t, "c-1").await, 5000, "round {round}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Sends envelopes where they belong: facts to the order-events topic (with the
 //! `eventType` attribute subscribers filter on), commands to the owner's queue.
 
-use crate::envelope::{Envelope, MessageType, Route};
+use crate::envelope::{data, Envelope, MessageType, Route};
 use crate::error::StoreError;
 use aws_sdk_sns::types::MessageAttributeValue as SnsAttr;
 use aws_sdk_sqs::types::MessageAttributeValue as SqsAttr;
@@ -17,6 +17,8 @@ pub struct Destinations {
     pub inventory_queue: Option<String>,
     pub payment_queue: Option<String>,
     pub delivery_queue: Option<String>,
+    pub saga_queue: Option<String>,
+    pub ops_alerts_topic: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +46,7 @@ impl Publisher for SnsSqsPublisher {
             .parse()
             .map_err(|e: crate::envelope::DecodeError| StoreError::Corrupt(e.to_string()))?;
         let missing = |what: &str| StoreError::Aws(format!("no destination configured for {what}"));
+        let mut delay = None;
         let queue = match kind.route() {
             Route::Fact => {
                 let topic = self
@@ -51,20 +54,35 @@ impl Publisher for SnsSqsPublisher {
                     .order_events_topic
                     .as_ref()
                     .ok_or_else(|| missing("facts"))?;
-                let attr = SnsAttr::builder()
-                    .data_type("String")
-                    .string_value(kind.as_str())
-                    .build()
-                    .map_err(|e| StoreError::Aws(e.to_string()))?;
-                self.sns
-                    .publish()
-                    .topic_arn(topic)
-                    .message(envelope.to_json())
-                    .message_attributes("eventType", attr)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::Aws(format!("SNS publish {kind}: {e:?}")))?;
-                return Ok(());
+                return self
+                    .notify(topic, envelope, &[("eventType", kind.as_str())], None)
+                    .await;
+            }
+            Route::OpsAlertsTopic => {
+                let topic = self
+                    .to
+                    .ops_alerts_topic
+                    .as_ref()
+                    .ok_or_else(|| missing("alerts"))?;
+                let alert: data::OpsAlert = envelope
+                    .data_as()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let subject = format!(
+                    "{} {}: order {}",
+                    alert.severity, alert.alert, alert.order_id
+                );
+                let attrs = [
+                    ("eventType", alert.alert.as_str()),
+                    ("severity", alert.severity.as_str()),
+                ];
+                return self.notify(topic, envelope, &attrs, Some(subject)).await;
+            }
+            Route::SagaQueue => {
+                let t: data::StepTimeout = envelope
+                    .data_as()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                delay = Some(t.delay_seconds.min(crate::orchestration::MAX_DELAY_SECONDS) as i32);
+                &self.to.saga_queue
             }
             Route::InventoryQueue => &self.to.inventory_queue,
             Route::PaymentQueue => &self.to.payment_queue,
@@ -81,9 +99,39 @@ impl Publisher for SnsSqsPublisher {
             .queue_url(url)
             .message_body(envelope.to_json())
             .message_attributes("type", attr)
+            .set_delay_seconds(delay)
             .send()
             .await
             .map_err(|e| StoreError::Aws(format!("SQS send {kind}: {e:?}")))?;
+        Ok(())
+    }
+}
+
+impl SnsSqsPublisher {
+    async fn notify(
+        &self,
+        topic: &str,
+        envelope: &Envelope,
+        attrs: &[(&str, &str)],
+        subject: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .sns
+            .publish()
+            .topic_arn(topic)
+            .message(envelope.to_json())
+            .set_subject(subject);
+        for (name, value) in attrs {
+            let attr = SnsAttr::builder()
+                .data_type("String")
+                .string_value(*value)
+                .build()
+                .map_err(|e| StoreError::Aws(e.to_string()))?;
+            req = req.message_attributes(*name, attr);
+        }
+        req.send()
+            .await
+            .map_err(|e| StoreError::Aws(format!("SNS publish {}: {e:?}", envelope.kind)))?;
         Ok(())
     }
 }

@@ -212,6 +212,19 @@ enum Msg {
     CourierCompletes,
 }
 
+/// Timeouts are events too: in the model their deadline may pass at any moment.
+fn timeout_msgs(t: &Transition) -> Vec<Msg> {
+    t.timeouts
+        .iter()
+        .map(|t| {
+            Msg::Evt(SagaEvent::StepTimeout {
+                step: t.step,
+                attempt: t.attempt,
+            })
+        })
+        .collect()
+}
+
 impl World {
     fn work(&mut self, cmd: SagaCommand) -> Vec<Msg> {
         use SagaCommand as C;
@@ -227,11 +240,13 @@ impl World {
                 }
                 match self.inventory {
                     Rec::Refused => rejected("OUT_OF_STOCK"),
+                    // Done, or the recorded outcome replayed over a tombstone.
                     _ => E::InventoryReserved,
                 }
             }
             C::ReleaseInventory => {
-                if self.inventory == Rec::Done {
+                // An undo that finds nothing leaves a tombstone: a late reserve does nothing.
+                if matches!(self.inventory, Rec::Done | Rec::None) {
                     self.inventory = Rec::Undone;
                 }
                 E::InventoryReleased
@@ -263,8 +278,10 @@ impl World {
             }
             C::RefundPayment => {
                 if self.payment == Rec::Done {
-                    self.payment = Rec::Undone;
                     self.refunds += 1;
+                }
+                if matches!(self.payment, Rec::Done | Rec::None) {
+                    self.payment = Rec::Undone;
                 }
                 E::PaymentRefunded
             }
@@ -291,7 +308,7 @@ impl World {
                 }
             }
             C::CancelDelivery => {
-                if self.delivery == Rec::Done {
+                if matches!(self.delivery, Rec::Done | Rec::None) {
                     self.delivery = Rec::Undone;
                 }
                 E::DeliveryCancelled
@@ -302,7 +319,9 @@ impl World {
 }
 
 fn to_msgs(t: &Transition) -> Vec<Msg> {
-    t.commands.iter().map(|c| Msg::Cmd(*c)).collect()
+    let mut out: Vec<Msg> = t.commands.iter().map(|c| Msg::Cmd(*c)).collect();
+    out.extend(timeout_msgs(t));
+    out
 }
 
 proptest! {
@@ -367,7 +386,99 @@ proptest! {
                 prop_assert!(world.delivery != Rec::Done || world.courier_done, "courier kept");
                 prop_assert!(!world.committed);
             }
+            // Reachable when deadlines pass before the confirmations arrive: operators
+            // are alerted; money is still never taken twice.
+            S::CompensationFailed => prop_assert!(state.failed_step.is_some()),
             other => prop_assert!(false, "unexpected terminal state {:?}", other),
         }
     }
+}
+
+// ---- deadlines ----
+
+fn timeout(step: Step, attempt: u8) -> SagaEvent {
+    SagaEvent::StepTimeout { step, attempt }
+}
+
+#[test]
+fn every_forward_command_carries_its_deadline() {
+    assert_eq!(
+        start().timeouts,
+        vec![Timeout {
+            step: Step::Inventory,
+            attempt: 0
+        }]
+    );
+    let t = step(&start().state, SagaEvent::InventoryReserved);
+    assert_eq!(
+        t.timeouts,
+        vec![Timeout {
+            step: Step::Payment,
+            attempt: 0
+        }]
+    );
+    let t = step(&t.state, SagaEvent::PaymentCaptured);
+    assert_eq!(
+        t.timeouts,
+        vec![Timeout {
+            step: Step::Delivery,
+            attempt: 0
+        }]
+    );
+}
+
+#[test]
+fn a_timed_out_step_is_undone_first_then_the_rest_in_reverse() {
+    let t = step(&happy_to(S::Paid), timeout(Step::Delivery, 0));
+    assert_eq!(t.state.status, S::Cancelling);
+    assert_eq!(t.state.cancel_reason.as_deref(), Some("DELIVERY_TIMEOUT"));
+    assert_eq!(t.commands, vec![SagaCommand::CancelDelivery]);
+    assert_eq!(
+        t.timeouts,
+        vec![Timeout {
+            step: Step::Delivery,
+            attempt: 1
+        }]
+    );
+    let t = step(&t.state, SagaEvent::DeliveryCancelled);
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    let t = step(&t.state, SagaEvent::PaymentRefunded);
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert_eq!(t.state.status, S::Cancelled);
+}
+
+#[test]
+fn an_undo_is_tried_three_times_then_the_order_fails_loudly() {
+    let t = step(&happy_to(S::Reserved), timeout(Step::Payment, 0));
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    let t = step(&t.state, timeout(Step::Payment, 1));
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    assert_eq!(t.state.undo_attempt, 2);
+    // A timeout of an earlier try is stale.
+    assert!(ignored(&t.state, timeout(Step::Payment, 1)));
+    let t = step(&t.state, timeout(Step::Payment, 2));
+    assert_eq!(
+        t.timeouts,
+        vec![Timeout {
+            step: Step::Payment,
+            attempt: 3
+        }]
+    );
+    let t = step(&t.state, timeout(Step::Payment, 3));
+    assert_eq!(t.state.status, S::CompensationFailed);
+    assert_eq!(t.state.failed_step, Some(Step::Payment));
+    assert_eq!(t.facts, vec![SagaFact::CompensationFailed]);
+    assert!(t.state.status.is_terminal());
+    // A confirmation that finally arrives is recorded, and the order stays failed.
+    let t = step(&t.state, SagaEvent::PaymentRefunded);
+    assert_eq!(t.state.status, S::CompensationFailed);
+    assert!(!t.state.paid);
+}
+
+#[test]
+fn timeouts_for_steps_already_answered_are_ignored() {
+    assert!(ignored(&happy_to(S::Reserved), timeout(Step::Inventory, 0)));
+    assert!(ignored(&happy_to(S::Delivered), timeout(Step::Delivery, 0)));
+    assert!(ignored(&happy_to(S::Paid), timeout(Step::Payment, 1)));
 }
