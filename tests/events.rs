@@ -41,6 +41,7 @@ async fn place_sample_order(sys: &System) {
         ))
         .unwrap(),
         payment_method: dishpatch::order::PaymentMethod::Wallet,
+        card_token: None,
         created_at: dishpatch::envelope::now(),
         updated_at: dishpatch::envelope::now(),
         version: 0,
@@ -53,6 +54,7 @@ async fn place_sample_order(sys: &System) {
         "PlaceOrder",
         None,
         &dishpatch::envelope::now(),
+        &Default::default(),
     );
     store.save(&order, None, &[]).await.unwrap();
 }

@@ -15,6 +15,21 @@
 //! `RedrivePolicy` moves a poison message to the DLQ after `maxReceiveCount` receives,
 //! as in AWS, only sooner.
 //!
+//! **Chaos switches (tests).** [`EsmConfig::duplicate_deliveries`] delivers every
+//! message twice. [`EsmConfig::shuffle_deliveries`] delivers out of order: each received
+//! message is, with probability 1/3, held back in the poller for a random time up to
+//! [`EsmConfig::shuffle_max_hold`], so messages received later overtake it; every batch
+//! is handed over in a scrambled order; and with duplicates on, the second copy is held
+//! back too, so it arrives later, between other messages, rather than right after the
+//! first. Held messages stay in flight (received, invisible) in the queue, so they count
+//! in `ApproximateNumberOfMessagesNotVisible` and nothing is lost if the poller stops.
+//! They are held in memory rather than made visible again with a delay because every
+//! receive counts toward the DLQ's `maxReceiveCount`. A message is deleted (or retried)
+//! once all its copies were delivered. The decisions come from a small PRNG seeded by
+//! [`EsmConfig::shuffle_seed`] and the queue's logical id, so one seed replays the same
+//! decisions for the same arrival order (arrival timing itself is not deterministic).
+//! Stream records are never shuffled: a shard is ordered in AWS too.
+//!
 //! **DynamoDB streams.** One poller per stream event: `DescribeStream`,
 //! `GetShardIterator` (`TRIM_HORIZON` or `LATEST` per `StartingPosition`), `GetRecords`
 //! in a loop; records become Lambda's `aws:dynamodb` event. A reported failure retries
@@ -50,6 +65,13 @@ pub struct EsmConfig {
     /// Deliver every SQS batch twice (the second time as a redelivery with
     /// `ApproximateReceiveCount` + 1): proves handlers are idempotent. Off by default.
     pub duplicate_deliveries: bool,
+    /// Deliver SQS messages out of order (see the module docs). Off by default.
+    pub shuffle_deliveries: bool,
+    /// Seed of the shuffle decisions; `None`: 0 (the local stack picks and logs a random
+    /// one, or takes `DISHPATCH_SHUFFLE_SEED`).
+    pub shuffle_seed: Option<u64>,
+    /// The longest a message (or its duplicate) is held back when shuffling.
+    pub shuffle_max_hold: Duration,
     /// Idle backoff between empty polls: starts at `idle_backoff_min`, doubles up to
     /// `idle_backoff_max`.
     pub idle_backoff_min: Duration,
@@ -65,6 +87,9 @@ impl Default for EsmConfig {
             max_batching_window: Duration::from_millis(100),
             retry_delay: Duration::from_secs(1),
             duplicate_deliveries: false,
+            shuffle_deliveries: false,
+            shuffle_seed: None,
+            shuffle_max_hold: Duration::from_millis(600),
             idle_backoff_min: Duration::from_millis(25),
             idle_backoff_max: Duration::from_millis(200),
             default_stream_retries: 10,
@@ -100,6 +125,8 @@ impl Backoff {
 /// An SQS event source of a function.
 #[derive(Debug, Clone)]
 pub struct SqsSource {
+    /// The queue's logical id in the template (logs, shuffle seed).
+    pub name: String,
     pub queue_url: String,
     pub queue_arn: String,
     pub region: String,
@@ -140,6 +167,9 @@ struct SqsPoller {
 
 impl SqsPoller {
     async fn run(self) {
+        if self.cfg.shuffle_deliveries {
+            return self.run_shuffled().await;
+        }
         let batch_size = self.source.batch_size.max(1);
         let window = self
             .source
@@ -355,9 +385,17 @@ pub fn parse_item_failures(resp: &Value) -> Result<Vec<String>, String> {
 /// Lambda's `aws:sqs` event for a batch. `redelivery` adds to `ApproximateReceiveCount`
 /// (used by duplicate deliveries).
 pub fn sqs_event(batch: &[Message], queue_arn: &str, region: &str, redelivery: u32) -> Value {
+    sqs_event_of(batch.iter().map(|m| (m, redelivery)), queue_arn, region)
+}
+
+/// [`sqs_event`] with a redelivery count per message.
+fn sqs_event_of<'a>(
+    batch: impl Iterator<Item = (&'a Message, u32)>,
+    queue_arn: &str,
+    region: &str,
+) -> Value {
     let records: Vec<Value> = batch
-        .iter()
-        .map(|m| {
+        .map(|(m, redelivery)| {
             let mut attributes = Map::new();
             for (k, v) in m.attributes.iter().flatten() {
                 attributes.insert(k.as_str().to_owned(), Value::String(v.clone()));
@@ -419,6 +457,227 @@ pub fn sqs_event(batch: &[Message], queue_arn: &str, region: &str, redelivery: u
         })
         .collect();
     json!({ "Records": records })
+}
+
+// ------------------------------------------------------------- SQS, shuffled
+
+/// SplitMix64: a tiny, seedable PRNG for the shuffle decisions (no cryptography here).
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The seed of one poller: the stack's seed mixed with the queue's logical id.
+    pub fn for_queue(seed: u64, queue: &str) -> Self {
+        // FNV-1a of the name, so the same seed gives each queue its own sequence.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in queue.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        SplitMix64(seed ^ h)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `num / den`.
+    pub fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.below(den) < num
+    }
+
+    /// Uniform in `1 ms ..= max`.
+    pub fn duration_up_to(&mut self, max: Duration) -> Duration {
+        let ms = (max.as_millis() as u64).max(1);
+        Duration::from_millis(1 + self.below(ms))
+    }
+
+    /// Fisher–Yates.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// A received message the shuffling poller has not finished with.
+struct Held {
+    msg: Message,
+    /// Not delivered before this.
+    due: Instant,
+    /// Copies still to deliver (2 with duplicates, else 1).
+    left: u32,
+    /// Copies delivered so far (the redelivery count of the next one).
+    delivered: u32,
+    /// Some copy was reported failed: the message is retried once all are delivered.
+    failed: bool,
+}
+
+impl SqsPoller {
+    /// The poll loop with [`EsmConfig::shuffle_deliveries`]: like [`SqsPoller::run`],
+    /// but messages are held back and batches scrambled (see the module docs).
+    async fn run_shuffled(self) {
+        let batch_size = self.source.batch_size.max(1);
+        let window = self
+            .source
+            .batching_window
+            .min(self.cfg.max_batching_window);
+        let copies = if self.cfg.duplicate_deliveries { 2 } else { 1 };
+        let max_hold = self.cfg.shuffle_max_hold;
+        let seed = self.cfg.shuffle_seed.unwrap_or(0);
+        let mut rng = SplitMix64::for_queue(seed, &self.source.name);
+        let mut idle = Backoff::new(&self.cfg);
+        let mut held: Vec<Held> = Vec::new();
+        tracing::debug!(
+            queue = %self.source.name, function = %self.function.name, seed,
+            "sqs poller started (shuffled deliveries)"
+        );
+        loop {
+            // Receive, as the plain poller does, but wake up for held messages coming due.
+            let mut fresh: Vec<Message> = Vec::new();
+            let mut first_at: Option<Instant> = None;
+            loop {
+                let want = (batch_size - fresh.len()).min(10) as i32;
+                let received = match self.receive(want).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(queue = %self.source.queue_url, error = %e, "receive failed");
+                        tokio::time::sleep(self.cfg.idle_backoff_max).await;
+                        Vec::new()
+                    }
+                };
+                let got = !received.is_empty();
+                if got {
+                    first_at.get_or_insert_with(Instant::now);
+                    fresh.extend(received);
+                    idle.reset();
+                }
+                if fresh.len() >= batch_size {
+                    break;
+                }
+                let now = Instant::now();
+                match first_at {
+                    None => {
+                        let next_due = held.iter().map(|h| h.due).min();
+                        if next_due.is_some_and(|d| d <= now) {
+                            break;
+                        }
+                        let nap = match next_due {
+                            Some(d) => idle.current.min(d - now),
+                            None => idle.current,
+                        };
+                        tokio::time::sleep(nap).await;
+                        idle.current = (idle.current * 2).min(idle.max);
+                    }
+                    Some(t) => {
+                        let elapsed = t.elapsed();
+                        if elapsed >= window {
+                            break;
+                        }
+                        if !got {
+                            tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min))
+                                .await;
+                        }
+                    }
+                }
+            }
+
+            // Admit the new messages: a third of them are held back a while.
+            let now = Instant::now();
+            for msg in fresh {
+                let due = if rng.chance(1, 3) {
+                    let hold = rng.duration_up_to(max_hold);
+                    tracing::debug!(
+                        queue = %self.source.name,
+                        message = msg.message_id.as_deref().unwrap_or_default(),
+                        hold_ms = hold.as_millis() as u64,
+                        "holding a message back"
+                    );
+                    now + hold
+                } else {
+                    now
+                };
+                held.push(Held {
+                    msg,
+                    due,
+                    left: copies,
+                    delivered: 0,
+                    failed: false,
+                });
+            }
+
+            // Deliver what is due, scrambled.
+            let mut ready: Vec<usize> = (0..held.len()).filter(|&i| held[i].due <= now).collect();
+            rng.shuffle(&mut ready);
+            ready.truncate(batch_size);
+            if !ready.is_empty() {
+                self.deliver_held(&mut held, &ready, &mut rng, max_hold)
+                    .await;
+            }
+
+            // Settle the messages whose every copy was delivered.
+            let (done, pending): (Vec<Held>, Vec<Held>) =
+                held.into_iter().partition(|h| h.left == 0);
+            held = pending;
+            let (fail, ok): (Vec<&Held>, Vec<&Held>) = done.iter().partition(|h| h.failed);
+            let ok: Vec<&Message> = ok.iter().map(|h| &h.msg).collect();
+            let fail: Vec<&Message> = fail.iter().map(|h| &h.msg).collect();
+            self.delete(&ok).await;
+            self.retry_later(&fail).await;
+        }
+    }
+
+    async fn deliver_held(
+        &self,
+        held: &mut [Held],
+        ready: &[usize],
+        rng: &mut SplitMix64,
+        max_hold: Duration,
+    ) {
+        let ids: Vec<String> = ready
+            .iter()
+            .map(|&i| held[i].msg.message_id.clone().unwrap_or_default())
+            .collect();
+        let event = sqs_event_of(
+            ready.iter().map(|&i| (&held[i].msg, held[i].delivered)),
+            &self.source.queue_arn,
+            &self.source.region,
+        );
+        let outcome = self.function.invoke(event).await;
+        let failed: HashSet<String> =
+            batch_failures(outcome, &ids, self.source.report_batch_item_failures)
+                .into_iter()
+                .collect();
+        tracing::debug!(
+            function = %self.function.name, batch = ready.len(), failed = failed.len(),
+            order = ?ids, "sqs batch delivered (shuffled)"
+        );
+        let now = Instant::now();
+        for (&i, id) in ready.iter().zip(&ids) {
+            let h = &mut held[i];
+            h.delivered += 1;
+            h.left -= 1;
+            h.failed |= failed.contains(id);
+            if h.left > 0 {
+                // The duplicate comes later, after other messages.
+                h.due = now + rng.duration_up_to(max_hold);
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------- DynamoDB streams
@@ -879,6 +1138,50 @@ mod tests {
 
     fn aws_smithy_types_now() -> aws_sdk_dynamodbstreams::primitives::DateTime {
         aws_sdk_dynamodbstreams::primitives::DateTime::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn the_shuffle_is_seeded() {
+        let run = |seed| {
+            let mut rng = SplitMix64::for_queue(seed, "SagaQueue");
+            let mut v: Vec<u32> = (0..10).collect();
+            rng.shuffle(&mut v);
+            (v, rng.duration_up_to(Duration::from_millis(600)))
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7).0, run(8).0);
+        let (mut v, d) = run(7);
+        assert!(d >= Duration::from_millis(1) && d <= Duration::from_millis(600));
+        v.sort();
+        assert_eq!(v, (0..10).collect::<Vec<_>>());
+        let mut other = SplitMix64::for_queue(7, "PaymentQueue");
+        assert_ne!(
+            SplitMix64::for_queue(7, "SagaQueue").next_u64(),
+            other.next_u64()
+        );
+        let mut rng = SplitMix64::new(1);
+        let held = (0..3000).filter(|_| rng.chance(1, 3)).count();
+        assert!((800..1200).contains(&held), "{held}");
+    }
+
+    #[test]
+    fn redeliveries_count_per_message() {
+        let m = |id: &str| {
+            Message::builder()
+                .message_id(id)
+                .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "1")
+                .build()
+        };
+        let (a, b) = (m("a"), m("b"));
+        let ev = sqs_event_of([(&a, 0), (&b, 1)].into_iter(), "arn", "us-east-1");
+        assert_eq!(
+            ev["Records"][0]["attributes"]["ApproximateReceiveCount"],
+            "1"
+        );
+        assert_eq!(
+            ev["Records"][1]["attributes"]["ApproximateReceiveCount"],
+            "2"
+        );
     }
 
     #[test]

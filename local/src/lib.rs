@@ -10,7 +10,9 @@
 //!   with batch size, batching window and partial-batch responses);
 //! * [`gateway`] emulates the HTTP API (routes, payload v2, JWT authorizer);
 //! * [`tokens`] mints dev JWTs; [`seed`] writes demo data; [`stack`] ties it all
-//!   together as [`LocalStack`]; [`testing`] starts a moto server for tests.
+//!   together as [`LocalStack`]; [`testing`] starts a moto server for tests;
+//! * [`invariants`] scans a stack's tables and reports every broken invariant
+//!   (also `dishpatch-local invariants`); [`faults`] wraps handlers to inject faults.
 //!
 //! Every function is invoked through [`dishpatch::runtime::invoke`] with the exact JSON
 //! event AWS would send, so the dispatch code that runs here is the code that deploys.
@@ -42,8 +44,10 @@
 //! is the dev-key JWT authorizer.
 
 pub mod esm;
+pub mod faults;
 pub mod functions;
 pub mod gateway;
+pub mod invariants;
 pub mod provision;
 pub mod sdk;
 pub mod seed;

@@ -85,6 +85,29 @@ pub struct Stack {
     pub bindings: Bindings,
 }
 
+/// Variables the local "Lambda service" sets besides the template's.
+const LAMBDA_VARIABLES: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+];
+
+impl FunctionInfo {
+    /// Sets (or replaces) an environment variable, as a template edit would.
+    pub fn set_variable(&mut self, name: &str, value: &str) {
+        self.variables.insert(name.to_owned(), value.to_owned());
+        let mut env: HashMap<String, String> = LAMBDA_VARIABLES
+            .iter()
+            .filter_map(|k| self.env.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
+            .collect();
+        env.extend(self.variables.clone());
+        self.env = Env::from_map(env);
+    }
+}
+
 impl Stack {
     /// Physical table name of a template table. Panics on an unknown logical id.
     pub fn table_name(&self, logical_id: &str) -> &str {
@@ -160,8 +183,8 @@ pub fn physical_name(prefix: &str, logical_id: &str, max: usize, suffix: &str) -
     format!("{cut}{tag}{suffix}")
 }
 
-const TABLE_NAME_MAX: usize = 255;
-const QUEUE_NAME_MAX: usize = 80;
+pub(crate) const TABLE_NAME_MAX: usize = 255;
+pub(crate) const QUEUE_NAME_MAX: usize = 80;
 const TOPIC_NAME_MAX: usize = 256;
 const FUNCTION_NAME_MAX: usize = 64;
 

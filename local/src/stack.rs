@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::esm::{self, EsmConfig, SqsSource, StreamSource};
 use crate::functions::{self, InvokeError, LocalFunction};
 use crate::gateway::{Gateway, Route};
+use crate::invariants::{AlertTap, Checker};
 use crate::provision::{self, Stack};
 use crate::template::Template;
 use crate::{sdk, seed, Error, Result};
@@ -40,7 +41,20 @@ pub struct LocalStackOptions {
     pub template: Option<PathBuf>,
     /// Replacement handlers, by function logical id or binary name (tests).
     pub overrides: HashMap<String, Arc<dyn Function>>,
+    /// Wrappers around handlers (the real one or an override), by function logical id
+    /// or binary name: fault injection in tests.
+    pub wrappers: HashMap<String, FunctionWrapper>,
+    /// Environment variables set on top of the template's, by function logical id,
+    /// binary name or `*` (e.g. shorter saga timeouts in tests).
+    pub env: HashMap<String, BTreeMap<String, String>>,
+    /// Subscribe a queue to `OpsAlertsTopic` ([`AlertTap`]) so alerts can be read back
+    /// (on by default; the invariant checker uses it).
+    pub ops_alerts_tap: bool,
 }
+
+/// Wraps a function's handler: gets the handler the stack would use, returns the one
+/// it serves.
+pub type FunctionWrapper = Arc<dyn Fn(Arc<dyn Function>) -> Arc<dyn Function> + Send + Sync>;
 
 impl std::fmt::Debug for LocalStackOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,6 +68,9 @@ impl std::fmt::Debug for LocalStackOptions {
             .field("pollers", &self.pollers)
             .field("template", &self.template)
             .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
+            .field("wrappers", &self.wrappers.keys().collect::<Vec<_>>())
+            .field("env", &self.env)
+            .field("ops_alerts_tap", &self.ops_alerts_tap)
             .finish()
     }
 }
@@ -70,6 +87,9 @@ impl Default for LocalStackOptions {
             pollers: true,
             template: None,
             overrides: HashMap::new(),
+            wrappers: HashMap::new(),
+            env: HashMap::new(),
+            ops_alerts_tap: true,
         }
     }
 }
@@ -101,6 +121,21 @@ impl LocalStackOptions {
         self.esm.duplicate_deliveries = on;
         self
     }
+    /// Deliver SQS messages out of order (held back, scrambled; see [`crate::esm`]).
+    pub fn shuffle_deliveries(mut self, on: bool) -> Self {
+        self.esm.shuffle_deliveries = on;
+        self
+    }
+    /// Seed of the shuffle (default: `DISHPATCH_SHUFFLE_SEED`, else random; logged and
+    /// kept in [`LocalStack::shuffle_seed`]).
+    pub fn shuffle_seed(mut self, seed: u64) -> Self {
+        self.esm.shuffle_seed = Some(seed);
+        self
+    }
+    pub fn ops_alerts_tap(mut self, on: bool) -> Self {
+        self.ops_alerts_tap = on;
+        self
+    }
     pub fn pollers(mut self, on: bool) -> Self {
         self.pollers = on;
         self
@@ -114,6 +149,27 @@ impl LocalStackOptions {
         self.overrides.insert(id_or_binary.to_owned(), handler);
         self
     }
+    /// Set the environment variable `name` of function `id_or_binary` (logical id,
+    /// binary name, or `*` for every function, like the template's `Globals`), over the
+    /// template's value.
+    pub fn function_env(mut self, id_or_binary: &str, name: &str, value: &str) -> Self {
+        self.env
+            .entry(id_or_binary.to_owned())
+            .or_default()
+            .insert(name.to_owned(), value.to_owned());
+        self
+    }
+    /// Serve `id_or_binary` with `wrap(handler)`, where `handler` is the real one (or
+    /// its override): e.g. a wrapper that drops or delays some messages.
+    pub fn wrap_function(
+        mut self,
+        id_or_binary: &str,
+        wrap: impl Fn(Arc<dyn Function>) -> Arc<dyn Function> + Send + Sync + 'static,
+    ) -> Self {
+        self.wrappers
+            .insert(id_or_binary.to_owned(), Arc::new(wrap));
+        self
+    }
 }
 
 /// A running local stack. Dropping it (or [`LocalStack::shutdown`]) stops the gateway
@@ -125,6 +181,10 @@ pub struct LocalStack {
     pub addr: SocketAddr,
     /// Functions by logical id.
     pub functions: BTreeMap<String, LocalFunction>,
+    /// The seed of the shuffled deliveries, when they are on.
+    pub shuffle_seed: Option<u64>,
+    /// The queue collecting `OpsAlertsTopic` alerts, when on.
+    pub alert_tap: Option<AlertTap>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -134,6 +194,7 @@ impl std::fmt::Debug for LocalStack {
             .field("prefix", &self.stack.prefix)
             .field("addr", &self.addr)
             .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .field("shuffle_seed", &self.shuffle_seed)
             .field("tasks", &self.tasks.len())
             .finish()
     }
@@ -142,16 +203,51 @@ impl std::fmt::Debug for LocalStack {
 impl LocalStack {
     /// Provisions (create-if-missing), seeds, builds the functions, binds the gateway and
     /// starts the pollers.
-    pub async fn start(opts: LocalStackOptions) -> Result<LocalStack> {
+    pub async fn start(mut opts: LocalStackOptions) -> Result<LocalStack> {
+        let shuffle_seed = opts.esm.shuffle_deliveries.then(|| {
+            let seed = opts.esm.shuffle_seed.unwrap_or_else(|| {
+                std::env::var("DISHPATCH_SHUFFLE_SEED")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0)
+            });
+            tracing::info!(
+                prefix = %opts.prefix, seed,
+                "shuffled SQS deliveries (DISHPATCH_SHUFFLE_SEED={seed} replays the decisions)"
+            );
+            seed
+        });
+        opts.esm.shuffle_seed = shuffle_seed.or(opts.esm.shuffle_seed);
         let template = Arc::new(match &opts.template {
             Some(p) => Template::from_path(p)?,
             None => Template::embedded()?,
         });
         let sdk = sdk::emulator_config(opts.endpoint.as_deref()).await;
-        let stack = Arc::new(provision::provision(&sdk, template.clone(), &opts.prefix).await?);
+        let mut stack = provision::provision(&sdk, template.clone(), &opts.prefix).await?;
+        for (id, vars) in &opts.env {
+            let mut matched = false;
+            for info in stack.functions.values_mut() {
+                if id == "*" || info.logical_id == *id || info.binary == *id {
+                    matched = true;
+                    for (k, v) in vars {
+                        info.set_variable(k, v);
+                    }
+                }
+            }
+            if !matched {
+                return Err(Error::Other(format!("function_env: no function {id}")));
+            }
+        }
+        let stack = Arc::new(stack);
         if opts.seed {
             seed::seed(&stack, &sdk).await?;
         }
+        // Before anything runs, so no alert is missed.
+        let alert_tap = if opts.ops_alerts_tap {
+            AlertTap::subscribe(&sdk, &stack).await?
+        } else {
+            None
+        };
 
         let mut functions = BTreeMap::new();
         for f in &template.functions {
@@ -163,6 +259,14 @@ impl LocalStack {
             {
                 Some(h) => h.clone(),
                 None => functions::build(&f.binary, &sdk, &info.env).await?,
+            };
+            let handler = match opts
+                .wrappers
+                .get(&f.logical_id)
+                .or_else(|| opts.wrappers.get(&f.binary))
+            {
+                Some(wrap) => wrap(handler),
+                None => handler,
             };
             functions.insert(f.logical_id.clone(), LocalFunction::new(info, handler));
         }
@@ -199,6 +303,7 @@ impl LocalStack {
                         ))
                     })?;
                     let source = SqsSource {
+                        name: e.queue.clone(),
                         queue_url: q.url.clone(),
                         queue_arn: q.arn.clone(),
                         region: stack.region.clone(),
@@ -259,6 +364,8 @@ impl LocalStack {
             sdk,
             addr,
             functions,
+            shuffle_seed,
+            alert_tap,
             tasks,
         })
     }
@@ -283,6 +390,19 @@ impl LocalStack {
         match self.function(id_or_binary) {
             Some(f) => f.invoke(event).await,
             None => Err(InvokeError::Failed(format!("no function {id_or_binary}"))),
+        }
+    }
+
+    /// The invariant checker of this stack ([`crate::invariants`]).
+    pub fn checker(&self) -> Checker {
+        Checker::for_stack(&self.sdk, &self.stack).with_alert_tap(self.alert_tap.clone())
+    }
+
+    /// Order ids alerted on `OpsAlertsTopic` so far (empty without the tap).
+    pub async fn alerted_orders(&self) -> Result<std::collections::BTreeSet<String>> {
+        match &self.alert_tap {
+            Some(t) => t.alerted_orders().await,
+            None => Ok(Default::default()),
         }
     }
 

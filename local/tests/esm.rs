@@ -385,3 +385,84 @@ async fn sqs_events_built_from_emulator_messages_match_lambdas_shape() {
     let parsed: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(ev).unwrap();
     assert_eq!(parsed.records.len(), 1);
 }
+
+#[tokio::test]
+async fn shuffled_deliveries_scramble_and_duplicate_every_message() {
+    let inventory = Recorder::default();
+    let local = LocalStack::start(
+        LocalStackOptions::new(testing::unique_prefix("shuffle"))
+            .endpoint(testing::moto())
+            .seed(false)
+            .retry_delay(Duration::ZERO)
+            .duplicate_deliveries(true)
+            .shuffle_deliveries(true)
+            .shuffle_seed(42)
+            .override_function("InventoryFunction", Arc::new(inventory.clone())),
+    )
+    .await
+    .expect("local stack starts");
+    assert_eq!(local.shuffle_seed, Some(42));
+    let sqs = aws_sdk_sqs::Client::new(&local.sdk);
+    let url = local.stack.queue_url("InventoryQueue").to_owned();
+    let sent: Vec<String> = (0..20).map(|i| format!("o-{i:02}")).collect();
+    for chunk in sent.chunks(10) {
+        let entries = chunk
+            .iter()
+            .map(|o| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(o.clone())
+                    .message_body(
+                        Envelope::new(MessageType::ReserveInventory, o, json!({})).to_json(),
+                    )
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let all_twice = eventually(DEADLINE, || async {
+        sent.iter().all(|o| inventory.count(o) == 2).then_some(())
+    })
+    .await;
+    assert!(all_twice.is_some(), "{:?}", inventory.seen.lock().unwrap());
+    // Then the queue drains: every message was deleted once both copies succeeded.
+    let drained = eventually(DEADLINE, || async {
+        (queue_depth(&sqs, &url).await == (0, 0)).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "queue not drained");
+    let seen: Vec<String> = inventory
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, o)| o.clone())
+        .collect();
+    assert_eq!(seen.len(), 40, "exactly two copies each: {seen:?}");
+    let mut firsts: Vec<&String> = Vec::new();
+    for o in &seen {
+        if !firsts.contains(&o) {
+            firsts.push(o);
+        }
+    }
+    let in_order: Vec<&String> = sent.iter().collect();
+    assert_ne!(firsts, in_order, "delivered out of order: {seen:?}");
+    // Duplicates are not simply back to back: some copy arrives after other messages.
+    let apart = sent.iter().any(|o| {
+        let at: Vec<usize> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| *s == o)
+            .map(|(i, _)| i)
+            .collect();
+        at[1] - at[0] > 1
+    });
+    assert!(apart, "{seen:?}");
+    local.shutdown();
+}
