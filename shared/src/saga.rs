@@ -289,18 +289,20 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             apply(next, vec![SagaCommand::CancelDelivery], vec![])
         }
 
-        // Compensation confirmations.
+        // Compensation confirmations. The confirmation of the undo that was given up on
+        // (say, after its message was redriven from the DLQ) resumes the compensation,
+        // so a recovered order still ends CANCELLED with nothing held.
         (_, E::DeliveryCancelled) if state.dispatched && cancelled => {
             next.dispatched = false;
-            continue_compensation(next)
+            continue_compensation(resume(next, Step::Delivery))
         }
         (_, E::PaymentRefunded) if state.paid && cancelled => {
             next.paid = false;
-            continue_compensation(next)
+            continue_compensation(resume(next, Step::Payment))
         }
         (_, E::InventoryReleased) if state.reserved && cancelled => {
             next.reserved = false;
-            continue_compensation(next)
+            continue_compensation(resume(next, Step::Inventory))
         }
 
         _ => Outcome::Ignore("duplicate or stale event for this state"),
@@ -330,6 +332,15 @@ fn forward(state: SagaState, cmd: SagaCommand, facts: Vec<SagaFact>) -> Outcome 
         facts,
         timeouts: vec![Timeout { step, attempt: 0 }],
     })
+}
+
+/// Back to CANCELLING when the failed undo is finally confirmed.
+fn resume(mut state: SagaState, confirmed: Step) -> SagaState {
+    if state.status == OrderStatus::CompensationFailed && state.failed_step == Some(confirmed) {
+        state.status = OrderStatus::Cancelling;
+        state.failed_step = None;
+    }
+    state
 }
 
 /// The undo compensation runs next: the latest step still held.

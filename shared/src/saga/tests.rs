@@ -470,10 +470,15 @@ fn an_undo_is_tried_three_times_then_the_order_fails_loudly() {
     assert_eq!(t.state.failed_step, Some(Step::Payment));
     assert_eq!(t.facts, vec![SagaFact::CompensationFailed]);
     assert!(t.state.status.is_terminal());
-    // A confirmation that finally arrives is recorded, and the order stays failed.
+    // The refund finally confirmed (its message redriven from the DLQ) resumes the
+    // compensation: the stock is released and the order ends CANCELLED.
     let t = step(&t.state, SagaEvent::PaymentRefunded);
-    assert_eq!(t.state.status, S::CompensationFailed);
-    assert!(!t.state.paid);
+    assert_eq!(t.state.status, S::Cancelling);
+    assert!(!t.state.paid && t.state.failed_step.is_none());
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert_eq!(t.state.status, S::Cancelled);
+    assert_eq!(t.facts, vec![SagaFact::OrderCancelled]);
 }
 
 #[test]
