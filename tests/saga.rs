@@ -273,3 +273,52 @@ async fn cancel_after_dispatch_is_refused() {
     assert_eq!(r.content_type, "application/problem+json");
     assert_eq!(r.body["code"], "ORDER_NOT_CANCELLABLE");
 }
+
+#[tokio::test]
+async fn a_step_that_never_answers_times_out_and_is_compensated() {
+    use dishpatch_local::faults;
+    // The courier service loses every dispatch: the delivery step's deadline fires.
+    let opts = LocalStackOptions::new(unique_prefix("deadline"))
+        .function_env("*", "STEP_TIMEOUT_SECONDS", "2")
+        .wrap_function("delivery", |inner| {
+            faults::drop_messages(inner, |_, kind| kind == MessageType::DispatchDelivery)
+        });
+    let sys = System::start_with(opts).await;
+    let wallet_before = sys.wallet("alice").await;
+    let stock_before = sys.available("m-1").await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
+        .await;
+    let o = sys.wait_for("alice", &id, "CANCELLED").await;
+    assert_eq!(o["cancelReason"], "DELIVERY_TIMEOUT");
+    assert_eq!(sys.wallet("alice").await, wallet_before, "refunded");
+    assert_eq!(sys.available("m-1").await, stock_before, "released");
+    let tl = sys
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}/timeline"),
+            Some(("alice", &["CUSTOMER"])),
+            None,
+        )
+        .await;
+    let causes: Vec<&str> = tl.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "STATUS")
+        .map(|e| e["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "PlaceOrder",
+            "InventoryReserved",
+            "PaymentCaptured",
+            "StepTimeout",
+            "DeliveryCancelled",
+            "PaymentRefunded",
+            "InventoryReleased"
+        ],
+        "the timed-out dispatch is undone first (tombstone), then the rest in reverse"
+    );
+}
