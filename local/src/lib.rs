@@ -48,6 +48,7 @@ pub mod faults;
 pub mod functions;
 pub mod gateway;
 pub mod invariants;
+pub mod ops;
 pub mod provision;
 pub mod sdk;
 pub mod seed;
