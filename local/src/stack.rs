@@ -50,6 +50,8 @@ pub struct LocalStackOptions {
     /// Subscribe a queue to `OpsAlertsTopic` ([`AlertTap`]) so alerts can be read back
     /// (on by default; the invariant checker uses it).
     pub ops_alerts_tap: bool,
+    /// Start the sandbox card provider and point the payment function at it.
+    pub psp: bool,
 }
 
 /// Wraps a function's handler: gets the handler the stack would use, returns the one
@@ -90,6 +92,7 @@ impl Default for LocalStackOptions {
             wrappers: HashMap::new(),
             env: HashMap::new(),
             ops_alerts_tap: true,
+            psp: true,
         }
     }
 }
@@ -132,6 +135,11 @@ impl LocalStackOptions {
         self.esm.shuffle_seed = Some(seed);
         self
     }
+    pub fn psp(mut self, on: bool) -> Self {
+        self.psp = on;
+        self
+    }
+
     pub fn ops_alerts_tap(mut self, on: bool) -> Self {
         self.ops_alerts_tap = on;
         self
@@ -185,6 +193,8 @@ pub struct LocalStack {
     pub shuffle_seed: Option<u64>,
     /// The queue collecting `OpsAlertsTopic` alerts, when on.
     pub alert_tap: Option<AlertTap>,
+    /// The sandbox card provider, when on (tests drive its faults through it).
+    pub psp: Option<dishpatch_psp_sandbox::Sandbox>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -224,6 +234,22 @@ impl LocalStack {
         });
         let sdk = sdk::emulator_config(opts.endpoint.as_deref()).await;
         let mut stack = provision::provision(&sdk, template.clone(), &opts.prefix).await?;
+        // The card provider: the payment function reads its key from the environment
+        // here, from SSM Parameter Store in AWS.
+        let psp = if opts.psp {
+            let sandbox = dishpatch_psp_sandbox::start(Default::default()).await?;
+            for info in stack
+                .functions
+                .values_mut()
+                .filter(|f| f.binary == "payment")
+            {
+                info.set_variable("PSP_BASE_URL", &sandbox.url());
+                info.set_variable("PSP_API_KEY", dishpatch_psp_sandbox::DEFAULT_API_KEY);
+            }
+            Some(sandbox)
+        } else {
+            None
+        };
         for (id, vars) in &opts.env {
             let mut matched = false;
             for info in stack.functions.values_mut() {
@@ -366,6 +392,7 @@ impl LocalStack {
             functions,
             shuffle_seed,
             alert_tap,
+            psp,
             tasks,
         })
     }

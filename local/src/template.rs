@@ -1033,6 +1033,19 @@ mod tests {
     #[test]
     fn queues_have_their_redrive_policies() {
         let t = t();
+        // A queue's visibility timeout covers 6 runs of the function that consumes it.
+        for f in &t.functions {
+            for e in f.sqs_events() {
+                let q = t.queue(&e.queue).expect("event queue exists");
+                assert!(
+                    q.visibility_timeout >= 6 * f.timeout as i64,
+                    "{}: visibility {} < 6 x {} s",
+                    e.queue,
+                    q.visibility_timeout,
+                    f.timeout
+                );
+            }
+        }
         for q in [
             "SagaQueue",
             "NotificationQueue",
@@ -1044,7 +1057,6 @@ mod tests {
             let r = def.redrive.as_ref().expect("redrive");
             assert_eq!(r.dead_letter_queue, format!("{q}DLQ"));
             assert_eq!(r.max_receive_count, 3);
-            assert_eq!(def.visibility_timeout, 60);
             let dlq = t.queue(&r.dead_letter_queue).expect("dlq exists");
             assert!(dlq.redrive.is_none());
             assert_eq!(

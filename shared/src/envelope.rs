@@ -213,6 +213,9 @@ pub mod data {
         pub customer_id: String,
         pub amount: Money,
         pub method: PaymentMethod,
+        /// The provider's card token, for `method: CARD`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub card_token: Option<String>,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

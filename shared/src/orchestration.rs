@@ -133,6 +133,7 @@ pub fn messages(
                     customer_id: order.customer_id.clone(),
                     amount: order.total.clone(),
                     method: order.payment_method,
+                    card_token: order.card_token.clone(),
                 }),
             ),
             SagaCommand::DispatchDelivery => (
@@ -188,4 +189,79 @@ pub fn messages(
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Money;
+    use crate::order::{Address, PaymentMethod};
+    use crate::saga::{self, Outcome, SagaEvent};
+
+    fn order(method: PaymentMethod, card_token: Option<&str>) -> Order {
+        Order {
+            order_id: "o-1".into(),
+            customer_id: "alice".into(),
+            restaurant_id: "r-1".into(),
+            items: vec![],
+            total: Money::new(1900, "EUR"),
+            delivery_address: Address {
+                line1: "1 Main St".into(),
+                line2: None,
+                city: "Lisbon".into(),
+                postcode: "1000-001".into(),
+                country: "PT".into(),
+            },
+            payment_method: method,
+            card_token: card_token.map(str::to_owned),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            version: 1,
+            saga: saga::start().state,
+            timeline: vec![],
+        }
+    }
+
+    /// The `CapturePayment` the order sends once its stock is reserved.
+    fn capture_of(o: &Order) -> serde_json::Value {
+        let Outcome::Apply(t) =
+            saga::transition(&o.saga, &SagaEvent::InventoryReserved).expect("a transition")
+        else {
+            panic!("reserving stock moves the order on")
+        };
+        let out = messages(o, &t, None, &Timings::default());
+        out.into_iter()
+            .find(|m| m.kind == MessageType::CapturePayment.as_str())
+            .expect("a CapturePayment")
+            .data
+    }
+
+    #[test]
+    fn a_card_order_sends_its_token_to_the_payment_step() {
+        let data = capture_of(&order(PaymentMethod::Card, Some("tok_visa")));
+        assert_eq!(data["method"], "CARD");
+        assert_eq!(data["cardToken"], "tok_visa");
+        let typed: data::CapturePayment = serde_json::from_value(data).unwrap();
+        assert_eq!(typed.card_token.as_deref(), Some("tok_visa"));
+    }
+
+    #[test]
+    fn a_wallet_order_sends_no_token_field_at_all() {
+        let data = capture_of(&order(PaymentMethod::Wallet, None));
+        assert_eq!(data["method"], "WALLET");
+        assert!(data.get("cardToken").is_none(), "{data}");
+        // A command written before cards existed still reads.
+        let old = serde_json::json!({"customerId": "alice", "amount": {"amount": 1, "currency": "EUR"}, "method": "CARD"});
+        let typed: data::CapturePayment = serde_json::from_value(old).unwrap();
+        assert_eq!(typed.card_token, None);
+    }
+
+    #[test]
+    fn an_order_stored_before_cards_reads_without_a_token() {
+        let mut v = serde_json::to_value(order(PaymentMethod::Wallet, None)).unwrap();
+        assert!(v.get("cardToken").is_none());
+        v.as_object_mut().unwrap().remove("cardToken");
+        let o: Order = serde_json::from_value(v).unwrap();
+        assert_eq!(o.card_token, None);
+    }
 }

@@ -99,6 +99,11 @@ pub struct Order {
     pub total: Money,
     pub delivery_address: Address,
     pub payment_method: PaymentMethod,
+    /// The payment provider's token for the card (CARD orders only): what the payment
+    /// step charges. Never shown in [`OrderView`]; orders written before cards existed
+    /// read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_token: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Optimistic-concurrency version: every write is conditional on it.

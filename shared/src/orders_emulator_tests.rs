@@ -74,6 +74,7 @@ fn order(id: &str, customer: &str, created: &str) -> Order {
             country: "PT".into(),
         },
         payment_method: PaymentMethod::Wallet,
+        card_token: None,
         created_at: created.into(),
         updated_at: created.into(),
         version: 1,

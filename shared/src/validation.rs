@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: u32 = 99;
+/// The longest card token accepted (the provider's tokens are far shorter).
+pub const MAX_CARD_TOKEN_LEN: usize = 64;
 
 /// The body of `POST /v1/orders`, as the client sent it (untrusted).
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +17,9 @@ pub struct PlaceOrderRequest {
     pub items: Option<Vec<RequestedItem>>,
     pub delivery_address: Option<Address>,
     pub payment_method: Option<PaymentMethod>,
+    /// The payment provider's token for the card: required with `CARD`, refused with
+    /// `WALLET`.
+    pub card_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +35,8 @@ pub struct ValidOrderRequest {
     pub items: Vec<ItemQuantity>,
     pub delivery_address: Address,
     pub payment_method: PaymentMethod,
+    /// `Some` exactly when `payment_method` is `CARD`.
+    pub card_token: Option<String>,
 }
 
 /// Parses and validates; JSON type errors are reported against the body as a whole.
@@ -115,12 +122,45 @@ pub fn validate(req: PlaceOrderRequest) -> Result<ValidOrderRequest, Problem> {
             "paymentMethod is required (WALLET or CARD)",
         )
     })?;
+    let card_token = match (payment_method, req.card_token) {
+        (PaymentMethod::Card, Some(token)) if is_valid_card_token(&token) => Some(token),
+        (PaymentMethod::Card, Some(_)) => {
+            return Err(Problem::bad_request(
+                "cardToken",
+                format!("must be 1-{MAX_CARD_TOKEN_LEN} characters of letters, digits or '_'"),
+            ))
+        }
+        (PaymentMethod::Card, None) => {
+            return Err(Problem::bad_request(
+                "cardToken",
+                "cardToken is required when paymentMethod is CARD",
+            ))
+        }
+        (PaymentMethod::Wallet, Some(_)) => {
+            return Err(Problem::bad_request(
+                "cardToken",
+                "cardToken is only accepted when paymentMethod is CARD",
+            ))
+        }
+        (PaymentMethod::Wallet, None) => None,
+    };
     Ok(ValidOrderRequest {
         restaurant_id,
         items: lines,
         delivery_address: address,
         payment_method,
+        card_token,
     })
+}
+
+/// A card token as the payment provider issues them (`tok_visa`): 1-64 characters of
+/// ASCII letters, digits and `_`. Tokens are opaque; this keeps them safe in logs,
+/// headers and keys.
+pub fn is_valid_card_token(token: &str) -> bool {
+    (1..=MAX_CARD_TOKEN_LEN).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Ids are short printable tokens: they end up in keys and paths.
@@ -196,6 +236,54 @@ mod tests {
         b.as_object_mut().unwrap().remove("paymentMethod");
         assert_eq!(field_of(b).as_deref(), Some("paymentMethod"));
         assert_eq!(field_of(json!("just a string")).as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn a_card_order_carries_a_valid_token() {
+        let mut b = body();
+        b["paymentMethod"] = json!("CARD");
+        b["cardToken"] = json!("tok_visa");
+        let ok = parse_place_order(b.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (ok.payment_method, ok.card_token.as_deref()),
+            (PaymentMethod::Card, Some("tok_visa"))
+        );
+        let longest = "A".repeat(MAX_CARD_TOKEN_LEN);
+        b["cardToken"] = json!(longest);
+        assert!(parse_place_order(b.to_string().as_bytes()).is_ok());
+        // A wallet order has none.
+        let ok = parse_place_order(body().to_string().as_bytes()).unwrap();
+        assert_eq!(ok.card_token, None);
+    }
+
+    #[test]
+    fn a_card_token_is_required_with_card_well_formed_and_refused_with_wallet() {
+        let mut card = body();
+        card["paymentMethod"] = json!("CARD");
+        assert_eq!(field_of(card.clone()).as_deref(), Some("cardToken"));
+        for bad in [
+            json!(""),
+            json!("tok visa"),
+            json!("tok-visa"),
+            json!("tok_visa\n"),
+            json!("tök"),
+            json!("A".repeat(MAX_CARD_TOKEN_LEN + 1)),
+        ] {
+            let mut b = card.clone();
+            b["cardToken"] = bad.clone();
+            assert_eq!(field_of(b).as_deref(), Some("cardToken"), "{bad}");
+        }
+        // Not a string at all: the body does not parse.
+        let mut b = card.clone();
+        b["cardToken"] = json!(42);
+        assert_eq!(field_of(b).as_deref(), Some("body"));
+        let mut wallet = body();
+        wallet["cardToken"] = json!("tok_visa");
+        let problem = parse_place_order(wallet.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            (problem.status, problem.field.as_deref()),
+            (400, Some("cardToken"))
+        );
     }
 
     #[test]

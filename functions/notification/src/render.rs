@@ -37,6 +37,10 @@ pub fn human_reason(code: Option<&str>) -> &'static str {
         Some("OUT_OF_STOCK") => "some items are out of stock",
         Some("INSUFFICIENT_FUNDS") => "the payment was declined for insufficient funds",
         Some("PAYMENT_DECLINED" | "CARD_DECLINED") => "the payment was declined",
+        Some("CARD_DECLINED: insufficient_funds") => {
+            "the payment was declined for insufficient funds"
+        }
+        Some(r) if r.starts_with("CARD_DECLINED") => "the card was declined",
         Some("NO_COURIER") => "no courier was available to deliver it",
         Some("CUSTOMER_CANCELLED") => "you cancelled it",
         Some(r) if r.contains("TIMEOUT") || r.contains("TIMED_OUT") => {

@@ -77,6 +77,7 @@ async fn create_order(
         total: priced.total,
         delivery_address: valid.delivery_address,
         payment_method: valid.payment_method,
+        card_token: valid.card_token,
         created_at: at.clone(),
         updated_at: at.clone(),
         version: 0,

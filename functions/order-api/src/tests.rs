@@ -191,6 +191,46 @@ async fn bad_bodies_are_400_problems_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_card_order_keeps_its_token_on_the_order_but_never_shows_it() {
+    let (app, store) = app();
+    let mut body = order_body();
+    body["paymentMethod"] = json!("CARD");
+    body["cardToken"] = json!("tok_visa");
+    let (status, view) = place(&app, &body, ALICE).await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["paymentMethod"], "CARD");
+    assert!(
+        !view.to_string().contains("tok_visa"),
+        "the token is not echoed: {view}"
+    );
+    let order = store.orders.lock().unwrap()[0].clone();
+    assert_eq!(order.card_token.as_deref(), Some("tok_visa"));
+    // The token travels only to the payment step (CapturePayment), which comes later.
+    let (_, fetched) = get(&app, "/v1/orders/{orderId}", &order.order_id, ALICE).await;
+    assert!(!fetched.to_string().contains("tok_visa"), "{fetched}");
+}
+
+#[tokio::test]
+async fn a_card_order_without_a_good_token_or_a_wallet_order_with_one_is_400() {
+    let (app, store) = app();
+    let mut card = order_body();
+    card["paymentMethod"] = json!("CARD");
+    let mut bad = card.clone();
+    bad["cardToken"] = json!("tok visa!");
+    let mut wallet = order_body();
+    wallet["cardToken"] = json!("tok_visa");
+    for body in [card, bad, wallet] {
+        let (status, problem) = place(&app, &body, ALICE).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (400, Some("cardToken")),
+            "{body}"
+        );
+    }
+    assert!(store.orders.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn unknown_menu_item_is_422() {
     let (app, store) = app();
     let mut body = order_body();

@@ -27,6 +27,7 @@ async fn placed(store: &InMemoryOrderStore) -> Order {
             country: "PT".into(),
         },
         payment_method: PaymentMethod::Wallet,
+        card_token: None,
         created_at: "2026-11-22T10:00:00.000Z".into(),
         updated_at: "2026-11-22T10:00:00.000Z".into(),
         version: 0,

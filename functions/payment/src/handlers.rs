@@ -3,18 +3,55 @@
 //! Idempotency: the payment record (one per order) is the guard. A duplicate command
 //! finds it and re-publishes the recorded outcome, so a crash between the write and the
 //! publish heals when the command is retried; the wallet moves only with the record.
+//!
+//! # Cards
+//!
+//! A card is charged through the [`PaymentProvider`], every call keyed by the order
+//! (`{orderId}:capture`, `{orderId}:refund`) so the provider acts at most once per key.
+//!
+//! * **Capture**: write the record `PENDING` first (conditional put: only if the order
+//!   has no payment), then charge. Captured → `CAPTURED` with the charge id, declined →
+//!   `DECLINED` with `CARD_DECLINED: <code>`, each a write conditional on still being
+//!   `PENDING`, then the fact. No answer (provider down, breaker open, out of time) →
+//!   the message fails transiently and SQS brings it back later, the record stays
+//!   `PENDING`, and the order waits (the saga's step deadline bounds the wait). A
+//!   command that finds `PENDING` (redelivery, or a crash after the charge) charges again
+//!   with the same key: the provider returns the first charge if there was one, so a
+//!   lost answer never charges twice. A command that finds any other record (a settled
+//!   payment, or a refund's tombstone) only re-publishes its outcome.
+//! * **Refund** of a `CAPTURED` card: refund through the provider, then `REFUNDED`
+//!   (conditional on `CAPTURED`), then `PaymentRefunded`.
+//! * **Refund that finds `PENDING`** (the capture's outcome is unknown: its answer was
+//!   lost, or it is still running): the rule is *settle first, then refund*. The refund
+//!   repeats the capture's exact keyed request (the record keeps the card token while
+//!   `PENDING` for this), which either returns the charge that happened or charges now;
+//!   records that outcome like the capture would; and starts over on the settled record:
+//!   a `CAPTURED` one is refunded, a `DECLINED` one confirms a refund of 0. So no refund
+//!   is confirmed while money may still be taken, and none is left taken. If the
+//!   provider cannot answer, the refund fails transiently and is retried (the saga's
+//!   undo deadline and `COMPENSATION_FAILED` alert bound that).
 
 use crate::payments::{Capture, Payment, PaymentStatus};
+use crate::provider::{refund_key, Charge, ChargeOutcome, ProviderError, RefundOutcome};
 use crate::App;
 use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
 use dishpatch::money::{is_currency_code, Money};
 use dishpatch::order::PaymentMethod;
 use dishpatch::runtime::MessageError;
+use dishpatch::validation::is_valid_card_token;
 
 pub const INSUFFICIENT_FUNDS: &str = "INSUFFICIENT_FUNDS";
-pub const CARD_NOT_SUPPORTED: &str = "CARD_NOT_SUPPORTED";
+/// The stable prefix of every card decline reason: `CARD_DECLINED: <provider code>`.
+pub const CARD_DECLINED: &str = "CARD_DECLINED";
+/// The code of a card command that came without a usable token.
+pub const MISSING_CARD_TOKEN: &str = "missing_card_token";
 /// Re-reads of a record whose state changed under us, before giving up for a retry.
 const ATTEMPTS: usize = 3;
+
+/// `CARD_DECLINED: insufficient_funds`.
+pub fn card_declined(code: &str) -> String {
+    format!("{CARD_DECLINED}: {code}")
+}
 
 pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let order_id = cmd.order_id.as_str();
@@ -23,27 +60,190 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         // A negative debit would credit the wallet: never act on such a command.
         return Err(DecodeError::Malformed(format!("invalid amount {:?}", req.amount)).into());
     }
+    if req.method == PaymentMethod::Card {
+        return capture_card(app, cmd, req).await;
+    }
     let payment = Payment::captured(order_id, &req.customer_id, req.amount, req.method, now());
-    match req.method {
-        PaymentMethod::Wallet => match app.payments.capture_from_wallet(&payment).await? {
-            Capture::Captured => {
-                tracing::info!(order_id, amount = payment.amount, currency = %payment.currency, "payment captured");
-                republish(app, cmd, &payment).await
-            }
-            Capture::Exists => {
+    match app.payments.capture_from_wallet(&payment).await? {
+        Capture::Captured => {
+            tracing::info!(order_id, amount = payment.amount, currency = %payment.currency, "payment captured");
+            republish(app, cmd, &payment).await
+        }
+        Capture::Exists => {
+            tracing::info!(
+                order_id,
+                "duplicate capture; re-publishing the recorded outcome"
+            );
+            republish_stored(app, cmd).await
+        }
+        Capture::Refused => decline(app, cmd, payment, INSUFFICIENT_FUNDS).await,
+    }
+}
+
+async fn capture_card(
+    app: &App,
+    cmd: &Envelope,
+    req: data::CapturePayment,
+) -> Result<(), MessageError> {
+    let order_id = cmd.order_id.as_str();
+    let amount = req.amount;
+    let Some(token) = req.card_token.as_deref().filter(|t| is_valid_card_token(t)) else {
+        // The API refuses such orders; an order from before cards existed may still send
+        // one. Declined on record: it can never be charged.
+        let payment = Payment::captured(
+            order_id,
+            &req.customer_id,
+            amount,
+            PaymentMethod::Card,
+            now(),
+        );
+        return decline(app, cmd, payment, &card_declined(MISSING_CARD_TOKEN)).await;
+    };
+    let pending = Payment::pending_card(order_id, &req.customer_id, amount, token, now());
+    let current = if app.payments.record(&pending).await? {
+        tracing::info!(order_id, amount = pending.amount, currency = %pending.currency, "card payment pending; charging");
+        pending
+    } else {
+        match app.payments.get(order_id).await? {
+            Some(p) if p.status == PaymentStatus::Pending => {
                 tracing::info!(
                     order_id,
+                    "card payment still PENDING (an earlier try got no answer); charging again with the same key"
+                );
+                p
+            }
+            Some(p) => {
+                tracing::info!(
+                    order_id,
+                    status = p.status.as_str(),
                     "duplicate capture; re-publishing the recorded outcome"
                 );
-                republish_stored(app, cmd).await
+                return republish(app, cmd, &p).await;
             }
-            Capture::Refused => decline(app, cmd, payment, INSUFFICIENT_FUNDS).await,
+            None => {
+                return Err(MessageError::Transient(
+                    "payment record vanished; retrying".into(),
+                ))
+            }
+        }
+    };
+    let settled = settle_pending(app, current).await?;
+    republish(app, cmd, &settled).await
+}
+
+/// Asks the provider for the outcome of a PENDING card payment (by repeating its keyed
+/// charge) and records it, conditional on the record still being PENDING. Returns the
+/// settled record: this one, or the one a concurrent command settled first.
+async fn settle_pending(app: &App, pending: Payment) -> Result<Payment, MessageError> {
+    let order_id = pending.order_id.clone();
+    let order_id = order_id.as_str();
+    let Some(token) = pending.card_token.as_deref() else {
+        tracing::error!(order_id, "PENDING card payment without its card token");
+        return Err(MessageError::Transient(
+            "PENDING card payment without its card token".into(),
+        ));
+    };
+    let charge = Charge::for_order(order_id, pending.money(), token);
+    let outcome = app
+        .provider
+        .authorize_capture(&charge)
+        .await
+        .map_err(|e| provider_failed(order_id, "capture", e))?;
+    let settled = match outcome {
+        ChargeOutcome::Captured { charge_id } => Payment {
+            status: PaymentStatus::Captured,
+            charge_id: Some(charge_id),
+            card_token: None,
+            updated_at: now(),
+            ..pending
         },
-        // Card payments go through an external provider behind a `PaymentProvider` port
-        // (charge/refund keyed by the order id, with the timeout, retry and circuit breaker
-        // of the design) in a later change. Until then they are declined, on record, so
-        // duplicates answer the same.
-        PaymentMethod::Card => decline(app, cmd, payment, CARD_NOT_SUPPORTED).await,
+        ChargeOutcome::Declined { code } => Payment {
+            status: PaymentStatus::Declined,
+            reason: Some(card_declined(&code)),
+            card_token: None,
+            updated_at: now(),
+            ..pending
+        },
+    };
+    if app
+        .payments
+        .replace(&settled, PaymentStatus::Pending)
+        .await?
+    {
+        match settled.status {
+            PaymentStatus::Captured => tracing::info!(
+                order_id,
+                charge_id = settled.charge_id.as_deref(),
+                amount = settled.amount,
+                currency = %settled.currency,
+                "card payment captured"
+            ),
+            _ => tracing::info!(
+                order_id,
+                reason = settled.reason.as_deref(),
+                "card payment declined"
+            ),
+        }
+        return Ok(settled);
+    }
+    // Settled meanwhile by a concurrent duplicate or a refund (the same keyed charge, so
+    // the same outcome): theirs is the record.
+    match app.payments.get(order_id).await? {
+        Some(p) if p.status != PaymentStatus::Pending => Ok(p),
+        _ => Err(MessageError::Transient(
+            "payment kept changing; retrying".into(),
+        )),
+    }
+}
+
+/// No decision from the provider: the message is retried later, the record left as is.
+fn provider_failed(order_id: &str, operation: &str, e: ProviderError) -> MessageError {
+    if e.needs_operator() {
+        tracing::error!(order_id, operation, error = %e, "payment provider refused the call; retrying later, operators must look");
+    } else {
+        tracing::warn!(order_id, operation, error = %e, "payment provider unavailable; retrying later");
+    }
+    MessageError::Transient(format!("card {operation}: {e}"))
+}
+
+/// Refunds a CAPTURED card payment through the provider and records it (conditional on
+/// CAPTURED). False if the record changed meanwhile (a concurrent refund won).
+async fn refund_card(app: &App, p: &Payment) -> Result<bool, MessageError> {
+    let order_id = p.order_id.as_str();
+    let Some(charge_id) = p.charge_id.as_deref() else {
+        tracing::error!(order_id, "CAPTURED card payment without a charge id");
+        return Err(MessageError::Transient(
+            "captured card payment without a charge id".into(),
+        ));
+    };
+    let outcome = app
+        .provider
+        .refund(charge_id, &p.money(), &refund_key(order_id))
+        .await
+        .map_err(|e| provider_failed(order_id, "refund", e))?;
+    match outcome {
+        RefundOutcome::Refunded { refund_id } => {
+            let refunded = Payment {
+                status: PaymentStatus::Refunded,
+                refund_id: Some(refund_id),
+                updated_at: now(),
+                ..p.clone()
+            };
+            Ok(app
+                .payments
+                .replace(&refunded, PaymentStatus::Captured)
+                .await?)
+        }
+        RefundOutcome::UnknownCharge => {
+            tracing::error!(
+                order_id,
+                charge_id,
+                "payment provider knows no such charge; cannot refund, operators must look"
+            );
+            Err(MessageError::Transient(format!(
+                "card refund: the provider knows no charge {charge_id}"
+            )))
+        }
     }
 }
 
@@ -72,15 +272,22 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let order_id = cmd.order_id.as_str();
     for _ in 0..ATTEMPTS {
         let refunded = match app.payments.get(order_id).await? {
+            Some(p) if p.status == PaymentStatus::Pending => {
+                // The card capture's outcome is unknown: settle it first (see the module
+                // docs), then decide again on the settled record.
+                tracing::info!(
+                    order_id,
+                    "refund finds the card payment PENDING; learning the capture's outcome first"
+                );
+                settle_pending(app, p).await?;
+                continue;
+            }
             Some(p) if p.status == PaymentStatus::Captured => {
-                if p.method != Some(PaymentMethod::Wallet) {
-                    // Nothing captures by card yet; when the provider comes, so does this path.
-                    tracing::error!(order_id, "card refund without a payment provider");
-                    return Err(MessageError::Transient(
-                        "card refunds need the payment provider".into(),
-                    ));
-                }
-                if !app.payments.refund_to_wallet(&p).await? {
+                let done = match p.method {
+                    Some(PaymentMethod::Card) => refund_card(app, &p).await?,
+                    _ => app.payments.refund_to_wallet(&p).await?,
+                };
+                if !done {
                     // A duplicate refunded it meanwhile: decide again on the fresh record.
                     continue;
                 }
@@ -134,6 +341,11 @@ async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError>
 /// the same, of 0; the saga's second refund then finds it and only confirms.
 async fn republish(app: &App, cmd: &Envelope, p: &Payment) -> Result<(), MessageError> {
     let fact = match p.status {
+        PaymentStatus::Pending => {
+            return Err(MessageError::Transient(
+                "the card payment's outcome is not known yet; retrying".into(),
+            ))
+        }
         PaymentStatus::Declined => cmd.follow(
             MessageType::PaymentDeclined,
             data::Rejected {

@@ -1,8 +1,17 @@
-//! payment: capture and refund order payments from customer wallets (the saga's
-//! commands), and the caller's wallet over HTTP (`GET /v1/wallet`, `POST /v1/wallet/top-ups`).
+//! payment: capture and refund order payments (the saga's commands) from customer
+//! wallets or by card through an external provider, and the caller's wallet over HTTP
+//! (`GET /v1/wallet`, `POST /v1/wallet/top-ups`).
+//!
+//! Configuration (environment): `WALLETS_TABLE`, `ORDER_EVENTS_TOPIC_ARN`; for cards
+//! `PSP_BASE_URL` and the API key as `PSP_API_KEY` or the SSM parameter named by
+//! `PSP_API_KEY_PARAMETER` (see [`psp`]). Without `PSP_BASE_URL` card payments wait
+//! (their commands are retried) and everything else works.
 
 pub mod handlers;
+pub mod invocation;
 pub mod payments;
+pub mod provider;
+pub mod psp;
 pub mod routes;
 pub mod wallets;
 
@@ -16,7 +25,12 @@ use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
+pub use invocation::run;
 pub use payments::{Capture, DynamoPaymentStore, Payment, PaymentStatus, PaymentStore};
+pub use provider::{
+    Charge, ChargeOutcome, PaymentProvider, ProviderError, RefundOutcome, UnconfiguredProvider,
+};
+pub use psp::{ApiKey, HttpPaymentProvider, PspConfig};
 pub use wallets::{DynamoWalletStore, TopUp, Wallet, WalletStore};
 
 /// The ports payment needs; adapters are chosen in [`build`], fakes in tests.
@@ -24,6 +38,9 @@ pub struct App {
     pub payments: Arc<dyn PaymentStore>,
     pub wallets: Arc<dyn WalletStore>,
     pub publisher: Arc<dyn Publisher>,
+    /// The card payment provider, built once per container: its circuit breaker is
+    /// shared by every invocation the container serves.
+    pub provider: Arc<dyn PaymentProvider>,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -37,7 +54,25 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
         payments: Arc::new(DynamoPaymentStore::new(ddb.clone(), table.clone())),
         wallets: Arc::new(DynamoWalletStore::new(ddb, table)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+        provider: card_provider(sdk, env),
     })
+}
+
+/// The HTTP provider from `PSP_BASE_URL` and the API key settings; a provider that
+/// answers "not configured" (card commands retried, nothing declined) when the URL is
+/// missing or unusable, so wallets and the HTTP routes never depend on it.
+pub fn card_provider(sdk: &aws_config::SdkConfig, env: &Env) -> Arc<dyn PaymentProvider> {
+    let Ok(base_url) = env.require("PSP_BASE_URL") else {
+        tracing::warn!("PSP_BASE_URL is not set: card payments wait until it is");
+        return Arc::new(UnconfiguredProvider("PSP_BASE_URL is not set".into()));
+    };
+    match HttpPaymentProvider::new(PspConfig::new(base_url), ApiKey::from_env(sdk, env)) {
+        Ok(provider) => Arc::new(provider),
+        Err(e) => {
+            tracing::error!(error = %e, "card payment provider unusable: card payments wait");
+            Arc::new(UnconfiguredProvider(e))
+        }
+    }
 }
 
 #[async_trait::async_trait]

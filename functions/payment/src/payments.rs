@@ -6,6 +6,11 @@
 //! ONE transaction (the record conditional on not existing, the debit on the balance
 //! covering it); a refund flips CAPTURED -> REFUNDED and credits the wallet in one
 //! transaction. So a customer is charged at most once and refunded at most once per order.
+//!
+//! A card payment has no wallet to move: the record is written `PENDING` before the
+//! provider is called and moved on (`CAPTURED` with the provider's charge id, or
+//! `DECLINED`) by one write conditional on still being `PENDING`; a card refund moves
+//! `CAPTURED` -> `REFUNDED` the same way (see `handlers` for the flow).
 
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, n, s, to_item, Item};
@@ -21,6 +26,9 @@ const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
+    /// A card charge was (or is being) asked of the provider, whose answer is not yet
+    /// recorded: the money may or may not have been taken. Only card payments pass here.
+    Pending,
     /// The money was taken.
     Captured,
     /// Nothing was taken: the recorded outcome of a refused capture.
@@ -32,6 +40,7 @@ pub enum PaymentStatus {
 impl PaymentStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            PaymentStatus::Pending => "PENDING",
             PaymentStatus::Captured => "CAPTURED",
             PaymentStatus::Declined => "DECLINED",
             PaymentStatus::Refunded => "REFUNDED",
@@ -56,9 +65,21 @@ pub struct Payment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<PaymentMethod>,
     pub status: PaymentStatus,
-    /// Why a DECLINED payment was refused (a stable code such as `INSUFFICIENT_FUNDS`).
+    /// Why a DECLINED payment was refused (a stable code such as `INSUFFICIENT_FUNDS`, or
+    /// `CARD_DECLINED: insufficient_funds` from the card provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The provider's charge (a CAPTURED or REFUNDED card payment): what a refund names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_id: Option<String>,
+    /// The provider's refund (a REFUNDED card payment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    /// The card token, kept only while PENDING: a redelivered capture, or a refund that
+    /// finds the capture's outcome unknown, must repeat the very same keyed request.
+    /// Settling the payment (any other status) rewrites the record without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_token: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -80,8 +101,26 @@ impl Payment {
             method: Some(method),
             status: PaymentStatus::Captured,
             reason: None,
+            charge_id: None,
+            refund_id: None,
+            card_token: None,
             created_at: at.clone(),
             updated_at: at,
+        }
+    }
+
+    /// The record a card capture writes before it calls the provider (PENDING).
+    pub fn pending_card(
+        order_id: &str,
+        customer_id: &str,
+        amount: Money,
+        card_token: &str,
+        at: String,
+    ) -> Self {
+        Payment {
+            status: PaymentStatus::Pending,
+            card_token: Some(card_token.to_owned()),
+            ..Payment::captured(order_id, customer_id, amount, PaymentMethod::Card, at)
         }
     }
 
@@ -97,6 +136,9 @@ impl Payment {
             method: None,
             status: PaymentStatus::Refunded,
             reason: None,
+            charge_id: None,
+            refund_id: None,
+            card_token: None,
             created_at: at.clone(),
             updated_at: at,
         }
@@ -130,9 +172,13 @@ pub trait PaymentStore: Send + Sync {
     async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError>;
     /// Records `payment` (new, CAPTURED) and debits the customer's wallet, all or nothing.
     async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError>;
-    /// Records a payment that took nothing (DECLINED, or a REFUNDED tombstone) if none
+    /// Records a new payment (DECLINED, a REFUNDED tombstone, or a card's PENDING) if none
     /// exists; false if one did.
     async fn record(&self, payment: &Payment) -> Result<bool, StoreError>;
+    /// Replaces the order's payment with `payment` if it is still `expected` (a card's
+    /// PENDING -> CAPTURED / DECLINED, CAPTURED -> REFUNDED); false if it is not.
+    async fn replace(&self, payment: &Payment, expected: PaymentStatus)
+        -> Result<bool, StoreError>;
     /// CAPTURED -> REFUNDED and the amount back into the wallet, in one transaction.
     /// False if the payment is no longer CAPTURED.
     async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError>;
@@ -176,12 +222,16 @@ impl DynamoPaymentStore {
         }
     }
 
-    fn put_new(&self, payment: &Payment) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
-        let item = to_item(&PaymentItem {
+    fn item(payment: &Payment) -> Result<Item, StoreError> {
+        to_item(&PaymentItem {
             pk: payment_pk(&payment.order_id),
             sk: PAYMENT_SK.into(),
             payment: payment.clone(),
-        })?;
+        })
+    }
+
+    fn put_new(&self, payment: &Payment) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
+        let item = Self::item(payment)?;
         built(
             aws_sdk_dynamodb::types::Put::builder()
                 .table_name(&self.table)
@@ -259,6 +309,30 @@ impl PaymentStore for DynamoPaymentStore {
             .table_name(put.table_name())
             .set_item(Some(put.item().clone()))
             .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn replace(
+        &self,
+        payment: &Payment,
+        expected: PaymentStatus,
+    ) -> Result<bool, StoreError> {
+        // A whole-item put: fields the new state does not carry (the card token) go.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(payment)?))
+            .condition_expression("#status = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected", s(expected.as_str()))
             .send()
             .await
             .map_err(classify);

@@ -2,6 +2,7 @@
 //! semantics over a map).
 
 use crate::payments::{Capture, Payment, PaymentStatus, PaymentStore};
+use crate::provider::PaymentProvider;
 use crate::wallets::{TopUp, Wallet, WalletStore};
 use crate::App;
 use dishpatch::envelope::{Envelope, MessageType};
@@ -28,6 +29,9 @@ struct FakePayments {
     racing_duplicate: Mutex<Option<Payment>>,
     /// A capture that lands just before the next `record` (racing a refund's tombstone).
     capture_before_record: Mutex<Option<Payment>>,
+    /// A record written just before the next `replace` (a concurrent command settling a
+    /// card payment first).
+    settle_before_replace: Mutex<Option<Payment>>,
 }
 
 impl FakePayments {
@@ -93,6 +97,21 @@ impl PaymentStore for FakePayments {
         Ok(true)
     }
 
+    async fn replace(&self, p: &Payment, expected: PaymentStatus) -> Result<bool, StoreError> {
+        let racing = self.settle_before_replace.lock().unwrap().take();
+        let mut s = self.state.lock().unwrap();
+        if let Some(racing) = racing {
+            s.payments.insert(racing.order_id.clone(), racing);
+        }
+        match s.payments.get(&p.order_id) {
+            Some(stored) if stored.status == expected => {
+                s.payments.insert(p.order_id.clone(), p.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn refund_to_wallet(&self, p: &Payment) -> Result<bool, StoreError> {
         let mut s = self.state.lock().unwrap();
         match s.payments.get(&p.order_id) {
@@ -133,19 +152,23 @@ struct Fixture {
     app: App,
     store: Arc<FakePayments>,
     publisher: Arc<RecordingPublisher>,
+    psp: Arc<card::FakePsp>,
 }
 
 fn fixture(store: FakePayments) -> Fixture {
     let store = Arc::new(store);
     let publisher = Arc::new(RecordingPublisher::default());
+    let psp = Arc::new(card::FakePsp::default());
     Fixture {
         app: App {
             payments: store.clone(),
             wallets: store.clone(),
             publisher: publisher.clone(),
+            provider: psp.clone() as Arc<dyn PaymentProvider>,
         },
         store,
         publisher,
+        psp,
     }
 }
 
@@ -244,17 +267,19 @@ async fn no_wallet_or_another_currency_is_insufficient_funds() {
 }
 
 #[tokio::test]
-async fn cards_are_declined_until_the_provider_exists() {
+async fn a_card_command_without_a_token_is_declined_without_calling_the_provider() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "CARD");
     handle(&f.app, &c).await.unwrap();
     handle(&f.app, &c).await.unwrap();
-    assert_eq!(f.publisher.facts(), vec![declined("CARD_NOT_SUPPORTED"); 2]);
+    let reason = "CARD_DECLINED: missing_card_token";
+    assert_eq!(f.publisher.facts(), vec![declined(reason); 2]);
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(
         f.store.payment("o-1").unwrap().status,
         PaymentStatus::Declined
     );
+    assert!(f.psp.calls().is_empty());
 }
 
 /// The record a wallet capture writes.
@@ -529,3 +554,6 @@ async fn invalid_top_ups_name_the_field() {
     let (status, _) = top_up(&f, "c-1", "[CUSTOMER]", eur(1_000_000)).await;
     assert_eq!(status, 200);
 }
+
+/// Card payments through a fake provider.
+mod card;

@@ -258,7 +258,8 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
         (422, json!("CURRENCY_MISMATCH"))
     );
 
-    // Capture (and a duplicate), one that does not fit, a card, then refund twice.
+    // Capture (and a duplicate), one that does not fit, a card without a token (no
+    // provider is configured here, and none is needed to refuse it), then refund twice.
     let capture = |order: &str, amount: i64, method: &str| {
         Envelope::new(
             MessageType::CapturePayment,
@@ -298,7 +299,7 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
         (
             "PaymentDeclined".to_owned(),
             "o-3".to_owned(),
-            json!({"reason": "CARD_NOT_SUPPORTED"}),
+            json!({"reason": "CARD_DECLINED: missing_card_token"}),
         ),
         ("PaymentRefunded".to_owned(), "o-1".to_owned(), eur(1500)),
         ("PaymentRefunded".to_owned(), "o-1".to_owned(), eur(1500)),
@@ -401,4 +402,83 @@ async fn a_capture_racing_its_refund_ends_charging_nothing() {
         deliver(&app, &capture).await;
         assert_eq!(balance(&t, "c-1").await, 5000, "round {round}");
     }
+}
+
+// ---- Card payment records: the conditional moves the card flow relies on
+
+#[tokio::test]
+async fn a_card_payment_moves_pending_captured_refunded_only_from_the_expected_state() {
+    let t = table().await;
+    let at = || "2026-01-01T00:00:00.000Z".to_owned();
+    let pending = Payment::pending_card("o-1", "c-1", Money::new(1200, "EUR"), "tok_visa", at());
+    assert!(t.payments.record(&pending).await.unwrap());
+    assert!(!t.payments.record(&pending).await.unwrap(), "one per order");
+    let stored = t.payments.get("o-1").await.unwrap().unwrap();
+    assert_eq!(stored, pending);
+    assert_eq!(stored.card_token.as_deref(), Some("tok_visa"));
+
+    let captured = Payment {
+        status: PaymentStatus::Captured,
+        charge_id: Some("ch_1".into()),
+        card_token: None,
+        ..pending.clone()
+    };
+    // Not from the wrong state...
+    assert!(!t
+        .payments
+        .replace(&captured, PaymentStatus::Captured)
+        .await
+        .unwrap());
+    // ...once from PENDING, and the token is gone with it.
+    assert!(t
+        .payments
+        .replace(&captured, PaymentStatus::Pending)
+        .await
+        .unwrap());
+    assert!(!t
+        .payments
+        .replace(&captured, PaymentStatus::Pending)
+        .await
+        .unwrap());
+    let stored = t.payments.get("o-1").await.unwrap().unwrap();
+    assert_eq!(stored, captured);
+    let raw = t
+        .ddb
+        .get_item()
+        .table_name(&t.name)
+        .key("pk", s("PAYMENT#o-1"))
+        .key("sk", s("PAYMENT"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!raw.contains_key("cardToken"), "{raw:?}");
+    assert_eq!(raw["status"], s("CAPTURED"));
+    assert_eq!(raw["chargeId"], s("ch_1"));
+
+    let refunded = Payment {
+        status: PaymentStatus::Refunded,
+        refund_id: Some("re_1".into()),
+        ..captured.clone()
+    };
+    let (a, b) = tokio::join!(
+        t.payments.replace(&refunded, PaymentStatus::Captured),
+        t.payments.replace(&refunded, PaymentStatus::Captured)
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
+    assert_eq!(t.payments.get("o-1").await.unwrap().unwrap(), refunded);
+    // A replace never creates a record.
+    assert!(!t
+        .payments
+        .replace(
+            &Payment {
+                order_id: "o-none".into(),
+                ..refunded
+            },
+            PaymentStatus::Captured
+        )
+        .await
+        .unwrap());
+    assert!(t.payments.get("o-none").await.unwrap().is_none());
 }

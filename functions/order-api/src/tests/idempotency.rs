@@ -211,6 +211,7 @@ async fn a_duplicate_in_flight_is_409_with_retry_after_until_the_first_deadline(
     // A different body is still a reuse, even while the first runs.
     let mut other = order_body();
     other["paymentMethod"] = json!("CARD");
+    other["cardToken"] = json!("tok_visa");
     let (status, _) = parts(post(&s.app, &other.to_string(), ALICE, Some(b"k-3"), None).await);
     assert_eq!(status, 422);
     assert!(s.orders.orders.lock().unwrap().is_empty());
