@@ -26,12 +26,14 @@ impl System {
     }
 
     pub async fn start_with(opts: LocalStackOptions) -> System {
-        let stack = LocalStack::start(
-            opts.endpoint(moto())
-                .retry_delay(Duration::from_millis(500)),
-        )
-        .await
-        .expect("local stack starts");
+        System::start_exactly(opts.retry_delay(Duration::from_millis(500))).await
+    }
+
+    /// As given: the caller chooses the retry delay of failed messages.
+    pub async fn start_exactly(opts: LocalStackOptions) -> System {
+        let stack = LocalStack::start(opts.endpoint(moto()))
+            .await
+            .expect("local stack starts");
         System {
             stack,
             http: reqwest::Client::new(),
@@ -102,7 +104,18 @@ impl System {
 
     /// Polls the order until its status is `status`; fails with the last state seen.
     pub async fn wait_for(&self, customer: &str, id: &str, status: &str) -> Value {
-        let deadline = std::time::Instant::now() + SAGA_DEADLINE;
+        self.wait_for_within(customer, id, status, SAGA_DEADLINE)
+            .await
+    }
+
+    pub async fn wait_for_within(
+        &self,
+        customer: &str,
+        id: &str,
+        status: &str,
+        within: Duration,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + within;
         let mut pause = Duration::from_millis(25);
         loop {
             let o = self.order(customer, id).await;
