@@ -7,7 +7,9 @@
 //! the idempotency guard, and `available + reserved + sold == stocked` holds after
 //! every write (invariant 3).
 
-use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, n, s, to_item, Item};
+use dishpatch::aws::dynamo::{
+    cancellation_reasons, classify, from_item, get_consistent, n, s, to_item, Item,
+};
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
 use dishpatch::order::ItemQuantity;
@@ -196,16 +198,8 @@ impl DynamoReservationStore {
 #[async_trait::async_trait]
 impl ReservationStore for DynamoReservationStore {
     async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(reservation_key(order_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item
+        get_consistent(&self.client, &self.table, reservation_key(order_id))
+            .await?
             .map(|i| from_item::<ReservationItem>(i).map(|r| r.reservation))
             .transpose()
     }

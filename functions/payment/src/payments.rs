@@ -13,7 +13,9 @@
 //! `CAPTURED` -> `REFUNDED` the same way (see `handlers` for the flow).
 
 use crate::wallets::wallet_key;
-use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, n, s, to_item, Item};
+use dishpatch::aws::dynamo::{
+    cancellation_reasons, classify, from_item, get_consistent, n, s, to_item, Item,
+};
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
 use dishpatch::money::Money;
@@ -245,16 +247,8 @@ impl DynamoPaymentStore {
 #[async_trait::async_trait]
 impl PaymentStore for DynamoPaymentStore {
     async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(payment_key(order_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item
+        get_consistent(&self.client, &self.table, payment_key(order_id))
+            .await?
             .map(|i| from_item::<PaymentItem>(i).map(|r| r.payment))
             .transpose()
     }

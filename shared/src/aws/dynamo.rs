@@ -78,3 +78,21 @@ pub fn cancellation_reasons<R>(
         _ => vec![],
     }
 }
+
+/// One item by key, read strongly consistent: every step decides on what it reads,
+/// so a stale read would make it decide twice.
+pub async fn get_consistent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(out.item)
+}
