@@ -12,7 +12,9 @@
 //! * [`tokens`] mints dev JWTs; [`seed`] writes demo data; [`stack`] ties it all
 //!   together as [`LocalStack`]; [`testing`] starts a moto server for tests;
 //! * [`invariants`] scans a stack's tables and reports every broken invariant
-//!   (also `dishpatch-local invariants`); [`faults`] wraps handlers to inject faults.
+//!   (also `dishpatch-local invariants`); [`faults`] wraps handlers to inject faults;
+//! * [`awsproxy`] sits between the functions and the emulator (opt-in): counts AWS calls,
+//!   meters DynamoDB request units, injects AWS errors and throttling.
 //!
 //! Every function is invoked through [`dishpatch::runtime::invoke`] with the exact JSON
 //! event AWS would send, so the dispatch code that runs here is the code that deploys.
@@ -43,6 +45,7 @@
 //! 100 ms; one concurrent invocation per event source; no throttling; every authorizer
 //! is the dev-key JWT authorizer.
 
+pub mod awsproxy;
 pub mod esm;
 pub mod faults;
 pub mod functions;

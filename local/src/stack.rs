@@ -11,6 +11,7 @@ use dishpatch::runtime::Function;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::awsproxy::{AwsProxy, AwsProxyConfig};
 use crate::esm::{self, EsmConfig, SqsSource, StreamSource};
 use crate::functions::{self, InvokeError, LocalFunction};
 use crate::gateway::{Gateway, Route};
@@ -52,6 +53,9 @@ pub struct LocalStackOptions {
     pub ops_alerts_tap: bool,
     /// Start the sandbox card provider and point the payment function at it.
     pub psp: bool,
+    /// Put an [`AwsProxy`] between the functions (and pollers) and the emulator: call
+    /// counts, DynamoDB units, AWS fault injection. Off by default.
+    pub aws_proxy: Option<AwsProxyConfig>,
 }
 
 /// Wraps a function's handler: gets the handler the stack would use, returns the one
@@ -73,6 +77,7 @@ impl std::fmt::Debug for LocalStackOptions {
             .field("wrappers", &self.wrappers.keys().collect::<Vec<_>>())
             .field("env", &self.env)
             .field("ops_alerts_tap", &self.ops_alerts_tap)
+            .field("aws_proxy", &self.aws_proxy)
             .finish()
     }
 }
@@ -93,6 +98,7 @@ impl Default for LocalStackOptions {
             env: HashMap::new(),
             ops_alerts_tap: true,
             psp: true,
+            aws_proxy: None,
         }
     }
 }
@@ -137,6 +143,11 @@ impl LocalStackOptions {
     }
     pub fn psp(mut self, on: bool) -> Self {
         self.psp = on;
+        self
+    }
+    /// Route the functions' AWS calls through an [`AwsProxy`] ([`LocalStack::aws_proxy`]).
+    pub fn aws_proxy(mut self, config: AwsProxyConfig) -> Self {
+        self.aws_proxy = Some(config);
         self
     }
 
@@ -195,6 +206,7 @@ pub struct LocalStack {
     pub alert_tap: Option<AlertTap>,
     /// The sandbox card provider, when on (tests drive its faults through it).
     pub psp: Option<dishpatch_psp_sandbox::Sandbox>,
+    aws_proxy: Option<AwsProxy>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -275,6 +287,19 @@ impl LocalStack {
             None
         };
 
+        // Functions and pollers talk to the emulator through the proxy when it is on;
+        // everything above and the checker keep the direct configuration.
+        let aws_proxy = match &opts.aws_proxy {
+            Some(c) => {
+                Some(AwsProxy::start(&sdk::endpoint(opts.endpoint.as_deref()), c.clone()).await?)
+            }
+            None => None,
+        };
+        let (function_sdk, poller_sdk) = match &aws_proxy {
+            Some(p) => (p.function_sdk(&sdk), p.event_source_sdk(&sdk)),
+            None => (sdk.clone(), sdk.clone()),
+        };
+
         let mut functions = BTreeMap::new();
         for f in &template.functions {
             let info = &stack.functions[&f.logical_id];
@@ -284,7 +309,7 @@ impl LocalStack {
                 .or_else(|| opts.overrides.get(&f.binary))
             {
                 Some(h) => h.clone(),
-                None => functions::build(&f.binary, &sdk, &info.env).await?,
+                None => functions::build(&f.binary, &function_sdk, &info.env).await?,
             };
             let handler = match opts
                 .wrappers
@@ -340,7 +365,7 @@ impl LocalStack {
                         report_batch_item_failures: e.report_batch_item_failures,
                     };
                     tasks.push(esm::spawn_sqs_poller(
-                        &sdk,
+                        &poller_sdk,
                         source,
                         function.clone(),
                         opts.esm.clone(),
@@ -376,7 +401,7 @@ impl LocalStack {
                             .map(|q| q.url.clone()),
                     };
                     tasks.push(esm::spawn_stream_poller(
-                        &sdk,
+                        &poller_sdk,
                         source,
                         function.clone(),
                         opts.esm.clone(),
@@ -393,6 +418,7 @@ impl LocalStack {
             shuffle_seed,
             alert_tap,
             psp,
+            aws_proxy,
             tasks,
         })
     }
@@ -418,6 +444,11 @@ impl LocalStack {
             Some(f) => f.invoke(event).await,
             None => Err(InvokeError::Failed(format!("no function {id_or_binary}"))),
         }
+    }
+
+    /// The AWS proxy, when [`LocalStackOptions::aws_proxy`] is on.
+    pub fn aws_proxy(&self) -> Option<&AwsProxy> {
+        self.aws_proxy.as_ref()
     }
 
     /// The invariant checker of this stack ([`crate::invariants`]).

@@ -1,0 +1,511 @@
+//! The AWS proxy against a real moto server: call counts for a known sequence of SDK
+//! calls, DynamoDB write and read units for known item sizes, injected faults as the real
+//! SDK sees them (and retries them), and the local stack's wiring.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem,
+};
+use dishpatch_local::awsproxy::{AwsFaults, AwsProxy, AwsProxyConfig, Caller, FaultKind};
+use dishpatch_local::testing::{self, eventually};
+use dishpatch_local::{tokens, LocalStack, LocalStackOptions};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A table keyed by `pk`, a queue and a topic, created directly on the emulator.
+struct Fixture {
+    direct: SdkConfig,
+    table: String,
+    queue_url: String,
+    topic_arn: String,
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let direct = testing::sdk().await;
+    let prefix = testing::unique_prefix(name);
+    let table = format!("{prefix}-items");
+    aws_sdk_dynamodb::Client::new(&direct)
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("table");
+    let queue_url = aws_sdk_sqs::Client::new(&direct)
+        .create_queue()
+        .queue_name(format!("{prefix}-q"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .unwrap();
+    let topic_arn = aws_sdk_sns::Client::new(&direct)
+        .create_topic()
+        .name(format!("{prefix}-t"))
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .unwrap();
+    Fixture {
+        direct,
+        table,
+        queue_url,
+        topic_arn,
+    }
+}
+
+/// The SDK configuration of code behind the proxy, with quick retries (three attempts,
+/// as by default) so the tests do not wait out the default backoff.
+fn through(proxy: &AwsProxy, direct: &SdkConfig) -> SdkConfig {
+    proxy
+        .function_sdk(direct)
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(5)))
+        .build()
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+#[tokio::test]
+async fn counts_every_call_and_meters_units_from_item_sizes() {
+    let f = fixture("proxy-counts").await;
+    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
+        .await
+        .unwrap();
+    let sdk = through(&proxy, &f.direct);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+
+    // "pk"(2) + "k1"(2) + "data"(4) + 1500 = 1508 bytes: 2 write units, 1 read unit.
+    ddb.put_item()
+        .table_name(&f.table)
+        .item("pk", s("k1"))
+        .item("data", s(&"x".repeat(1500)))
+        .send()
+        .await
+        .unwrap();
+    ddb.get_item()
+        .table_name(&f.table)
+        .key("pk", s("k1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    ddb.get_item()
+        .table_name(&f.table)
+        .key("pk", s("k1"))
+        .send()
+        .await
+        .unwrap();
+    // Grows to 2 + 2 + 4 + 3000 = 3008 bytes: 3 units (the larger of before and after).
+    ddb.update_item()
+        .table_name(&f.table)
+        .key("pk", s("k1"))
+        .update_expression("SET #d = :d")
+        .expression_attribute_names("#d", "data")
+        .expression_attribute_values(":d", s(&"y".repeat(3000)))
+        .send()
+        .await
+        .unwrap();
+    // Deleting the 3008-byte item: 3 units.
+    ddb.delete_item()
+        .table_name(&f.table)
+        .key("pk", s("k1"))
+        .send()
+        .await
+        .unwrap();
+    // A failed condition on a missing item still costs the minimum, 1 unit.
+    let failed = ddb
+        .put_item()
+        .table_name(&f.table)
+        .item("pk", s("k1"))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Some("ConditionalCheckFailedException"));
+    // Two small puts in a transaction: 2 x 2 units.
+    let put = |k: &str| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&f.table)
+                    .item("pk", s(k))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    ddb.transact_write_items()
+        .transact_items(put("k2"))
+        .transact_items(put("k3"))
+        .send()
+        .await
+        .unwrap();
+    for body in ["one", "two"] {
+        sqs.send_message()
+            .queue_url(&f.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let got = sqs
+        .receive_message()
+        .queue_url(&f.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert!(!got.messages().is_empty());
+    sns.publish()
+        .topic_arn(&f.topic_arn)
+        .message("hello")
+        .send()
+        .await
+        .unwrap();
+
+    let c = proxy.counts();
+    let fc = |svc, action| c.count(Caller::Function, svc, action);
+    assert_eq!(fc("dynamodb", "PutItem"), 2);
+    assert_eq!(fc("dynamodb", "GetItem"), 2);
+    assert_eq!(fc("dynamodb", "UpdateItem"), 1);
+    assert_eq!(fc("dynamodb", "DeleteItem"), 1);
+    assert_eq!(fc("dynamodb", "TransactWriteItems"), 1);
+    assert_eq!(fc("sqs", "SendMessage"), 2);
+    assert_eq!(fc("sqs", "ReceiveMessage"), 1);
+    assert_eq!(fc("sns", "Publish"), 1);
+    // Nothing else: the proxy's own item reads are not counted.
+    assert_eq!(c.total(Caller::Function), 11, "{:?}", c.calls);
+    assert_eq!(c.total(Caller::EventSource), 0);
+    assert_eq!(c.dynamodb.write_units(), (2 + 3 + 3 + 1 + 4) as f64);
+    assert_eq!(c.dynamodb.read_units(), 1.5);
+    assert_eq!(c.dynamodb.index_write_units(), 0.0);
+    assert!(c.request_bytes > 4500, "{}", c.request_bytes);
+
+    proxy.reset();
+    assert_eq!(proxy.counts().total(Caller::Function), 0);
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_by_the_sdk_until_they_succeed() {
+    let f = fixture("proxy-retry").await;
+    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
+        .await
+        .unwrap();
+    let sdk = through(&proxy, &f.direct);
+
+    proxy.fault_next(FaultKind::Throttle, 2);
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .put_item()
+        .table_name(&f.table)
+        .item("pk", s("retried"))
+        .send()
+        .await
+        .expect("the third attempt gets through");
+    proxy.fault_next(FaultKind::Throttle, 2);
+    aws_sdk_sqs::Client::new(&sdk)
+        .send_message()
+        .queue_url(&f.queue_url)
+        .message_body("m")
+        .send()
+        .await
+        .expect("the third attempt gets through");
+    proxy.fault_next(FaultKind::Error, 2);
+    aws_sdk_sns::Client::new(&sdk)
+        .publish()
+        .topic_arn(&f.topic_arn)
+        .message("m")
+        .send()
+        .await
+        .expect("the third attempt gets through");
+
+    let c = proxy.counts();
+    assert_eq!(c.count(Caller::Function, "dynamodb", "PutItem"), 3);
+    assert_eq!(c.count(Caller::Function, "sqs", "SendMessage"), 3);
+    assert_eq!(c.count(Caller::Function, "sns", "Publish"), 3);
+    assert_eq!(c.faults_of(FaultKind::Throttle), 4);
+    assert_eq!(c.faults_of(FaultKind::Error), 2);
+    // Only the successful attempt was applied and metered (1 unit).
+    assert_eq!(c.dynamodb.write_units(), 1.0);
+    let item = aws_sdk_dynamodb::Client::new(&f.direct)
+        .get_item()
+        .table_name(&f.table)
+        .key("pk", s("retried"))
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item.is_some());
+}
+
+#[tokio::test]
+async fn each_fault_reaches_the_sdk_as_the_service_error() {
+    let f = fixture("proxy-kinds").await;
+    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
+        .await
+        .unwrap();
+    let sdk = through(&proxy, &f.direct);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+
+    // Three attempts (the SDK's default), all faulted: the error surfaces.
+    proxy.fault_next(FaultKind::Throttle, 3);
+    let e = ddb
+        .put_item()
+        .table_name(&f.table)
+        .item("pk", s("never"))
+        .send()
+        .await
+        .unwrap_err();
+    let code = e.code().unwrap_or_default().to_owned();
+    assert!(
+        code == "ProvisionedThroughputExceededException" || code == "ThrottlingException",
+        "{code}"
+    );
+    proxy.fault_next(FaultKind::Error, 3);
+    let e = ddb
+        .put_item()
+        .table_name(&f.table)
+        .item("pk", s("never"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("InternalServerError"));
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(500));
+    let e = e.into_service_error();
+    assert!(e.is_internal_server_error(), "{e:?}");
+    assert_eq!(
+        proxy
+            .counts()
+            .count(Caller::Function, "dynamodb", "PutItem"),
+        6
+    );
+    let never = aws_sdk_dynamodb::Client::new(&f.direct)
+        .get_item()
+        .table_name(&f.table)
+        .key("pk", s("never"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(never.item.is_none(), "a rejected call is never applied");
+
+    proxy.fault_next(FaultKind::Throttle, 3);
+    let e = sqs
+        .send_message()
+        .queue_url(&f.queue_url)
+        .message_body("m")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(e.is_request_throttled(), "{e:?}");
+    proxy.fault_next(FaultKind::Error, 3);
+    let e = sqs
+        .send_message()
+        .queue_url(&f.queue_url)
+        .message_body("m")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_sqs::error::ProvideErrorMetadata::code(&e),
+        Some("InternalError")
+    );
+
+    proxy.fault_next(FaultKind::Throttle, 3);
+    let e = sns
+        .publish()
+        .topic_arn(&f.topic_arn)
+        .message("m")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_sns::error::ProvideErrorMetadata::code(&e),
+        Some("Throttling")
+    );
+    proxy.fault_next(FaultKind::Error, 3);
+    let e = sns
+        .publish()
+        .topic_arn(&f.topic_arn)
+        .message("m")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_sns::error::ProvideErrorMetadata::code(&e),
+        Some("InternalError")
+    );
+    let c = proxy.counts();
+    assert_eq!(c.count(Caller::Function, "sqs", "SendMessage"), 6);
+    assert_eq!(c.count(Caller::Function, "sns", "Publish"), 6);
+
+    // A lost response: the write happened, the SDK retries it, and the retry meets its
+    // own condition. This is what a conditional writer must be ready for.
+    proxy.fault_next(FaultKind::LostResponse, 1);
+    let e = ddb
+        .put_item()
+        .table_name(&f.table)
+        .item("pk", s("once"))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ConditionalCheckFailedException"));
+    let once = aws_sdk_dynamodb::Client::new(&f.direct)
+        .get_item()
+        .table_name(&f.table)
+        .key("pk", s("once"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(once.item.is_some(), "the first attempt was applied");
+    assert_eq!(proxy.counts().faults_of(FaultKind::LostResponse), 1);
+}
+
+#[tokio::test]
+async fn fault_rates_are_drawn_from_the_seed() {
+    let f = fixture("proxy-rates").await;
+    let proxy = AwsProxy::start(
+        testing::moto(),
+        AwsProxyConfig::default()
+            .meter_units(false)
+            .faults(AwsFaults {
+                throttle_rate: 0.3,
+                error_rate: 0.2,
+                seed: 7,
+                ..Default::default()
+            }),
+    )
+    .await
+    .unwrap();
+    let sdk = proxy
+        .function_sdk(&f.direct)
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut outcomes = Vec::new();
+    for _ in 0..200 {
+        outcomes.push(
+            sqs.get_queue_attributes()
+                .queue_url(&f.queue_url)
+                .send()
+                .await
+                .is_ok(),
+        );
+    }
+    let c = proxy.counts();
+    let throttled = c.faults_of(FaultKind::Throttle);
+    let errors = c.faults_of(FaultKind::Error);
+    assert_eq!(
+        outcomes.iter().filter(|ok| !**ok).count() as u64,
+        throttled + errors
+    );
+    assert!((40..=80).contains(&throttled), "{throttled} of 200 at 0.3");
+    assert!((20..=60).contains(&errors), "{errors} of 200 at 0.2");
+
+    // The same seed replays the same decisions.
+    proxy.set_faults(proxy.faults());
+    proxy.reset();
+    let mut again = Vec::new();
+    for _ in 0..200 {
+        again.push(
+            sqs.get_queue_attributes()
+                .queue_url(&f.queue_url)
+                .send()
+                .await
+                .is_ok(),
+        );
+    }
+    assert_eq!(outcomes, again);
+}
+
+#[tokio::test]
+async fn the_local_stack_routes_functions_and_pollers_through_the_proxy() {
+    let local = LocalStack::start(
+        LocalStackOptions::new(testing::unique_prefix("proxy-stack"))
+            .endpoint(testing::moto())
+            .psp(false)
+            .aws_proxy(AwsProxyConfig::default()),
+    )
+    .await
+    .unwrap();
+    let proxy = local.aws_proxy().expect("the proxy is on");
+    let token = tokens::mint("alice", &["CUSTOMER"]).unwrap();
+    let placed = reqwest::Client::new()
+        .post(format!("{}/v1/orders", local.url()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "restaurantId": "r-1",
+            "items": [{"menuItemId": "m-3", "quantity": 1}],
+            "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
+            "paymentMethod": "WALLET"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status().as_u16(), 201);
+    // The order write, then the relay's publish, then the saga's step command.
+    let c = eventually(DEADLINE, || async {
+        let c = proxy.counts();
+        (c.count(Caller::Function, "sns", "Publish") > 0
+            && c.count(Caller::Function, "sqs", "SendMessage") > 0)
+            .then_some(c)
+    })
+    .await
+    .expect("the saga's calls go through the proxy");
+    assert!(
+        c.count(Caller::Function, "dynamodb", "PutItem") > 0,
+        "{:?}",
+        c.calls
+    );
+    assert!(c.count(Caller::EventSource, "sqs", "ReceiveMessage") > 0);
+    assert!(c.count(Caller::EventSource, "dynamodbstreams", "GetRecords") > 0);
+    assert!(c.dynamodb.write_units() >= 1.0);
+    // Provisioning, seeding and the alert tap talked to the emulator directly.
+    for k in c.calls.keys() {
+        assert!(
+            !k.action.starts_with("Create") && !k.action.starts_with("Subscribe"),
+            "{k:?} went through the proxy"
+        );
+    }
+    // The checker too: a scan adds no call.
+    let before = proxy.counts().count(Caller::Function, "dynamodb", "Scan");
+    local
+        .checker()
+        .check(&Default::default())
+        .await
+        .expect("the checker reads the tables");
+    assert_eq!(
+        proxy.counts().count(Caller::Function, "dynamodb", "Scan"),
+        before
+    );
+    local.shutdown();
+}
