@@ -247,6 +247,22 @@ async fn a_refund_that_keeps_failing_ends_compensation_failed_and_alerted() {
             .all(|o| *o == id),
         "{report}"
     );
+    // ...each parked by the payment function with why it failed.
+    let target = dishpatch_local::ops::Target::new(
+        sys.stack.sdk.clone(),
+        sys.stack.stack.template.clone(),
+        sys.stack.stack.prefix.as_str(),
+    );
+    let letters = dishpatch_local::ops::dlq::show(&target, "PaymentQueueDLQ", 10)
+        .await
+        .unwrap();
+    assert!(!letters.is_empty(), "{report}");
+    for l in &letters {
+        assert_eq!(l.kind.as_deref(), Some("RefundPayment"), "{l:?}");
+        assert_eq!(l.code.as_deref(), Some("RETRIES_EXHAUSTED"), "{l:?}");
+        let reason = l.reason.as_ref().expect("a reason");
+        assert!(reason.text.contains("fault injection"), "{reason}");
+    }
     // The money is still taken: the alert is what makes it right.
     assert_eq!(report.customers["alice"].captured, 950);
     assert_eq!(

@@ -83,4 +83,8 @@ impl Function for Intercept {
     ) -> Result<(), MessageError> {
         self.inner.stream_record(record).await
     }
+
+    fn dead_letters(&self) -> Option<&dyn dishpatch::runtime::dead_letters::DeadLetters> {
+        self.inner.dead_letters()
+    }
 }

@@ -1068,6 +1068,49 @@ mod tests {
         }
     }
 
+    /// A consumer parks failing messages in the DLQ its queue's redrive policy names,
+    /// on the receive that policy would move them: the two must agree.
+    #[test]
+    fn consumers_park_in_their_queues_dead_letter_queue() {
+        let t = t();
+        let mut consumers = 0;
+        for f in &t.functions {
+            for e in f.sqs_events() {
+                consumers += 1;
+                let r = t.queue(&e.queue).unwrap().redrive.clone().unwrap();
+                assert_eq!(
+                    f.environment.get("DEAD_LETTER_QUEUE_URL"),
+                    Some(&json!({"Ref": r.dead_letter_queue})),
+                    "{}",
+                    f.logical_id
+                );
+                assert_eq!(
+                    f.environment.get("MAX_RECEIVE_COUNT"),
+                    Some(&json!(r.max_receive_count.to_string())),
+                    "{}",
+                    f.logical_id
+                );
+            }
+        }
+        assert_eq!(consumers, 5);
+
+        // ...and may send to it (IAM is not emulated locally: check the template).
+        let raw: Value = serde_yaml_ng::from_str(EMBEDDED_TEMPLATE).unwrap();
+        for f in &t.functions {
+            for e in f.sqs_events() {
+                let dlq = &t.queue(&e.queue).unwrap().redrive.clone().unwrap();
+                let policies = &raw["Resources"][&f.logical_id]["Properties"]["Policies"];
+                let wanted = json!({"SQSSendMessagePolicy": {"QueueName":
+                    {"Fn::GetAtt": [dlq.dead_letter_queue, "QueueName"]}}});
+                assert!(
+                    policies.as_array().unwrap().contains(&wanted),
+                    "{}: {policies}",
+                    f.logical_id
+                );
+            }
+        }
+    }
+
     #[test]
     fn topics_and_subscriptions() {
         let t = t();

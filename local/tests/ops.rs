@@ -53,7 +53,7 @@ async fn a_poison_message_is_listed_shown_and_redriven() {
         .await
         .unwrap();
 
-    // The ESM fails it, moto's RedrivePolicy moves it after 3 receives.
+    // Undecodable: the function parks it in the DLQ at once.
     let list = testing::eventually(DEADLINE, || async {
         let list = dlq::list(&target).await.unwrap();
         (count(&list, "InventoryQueueDLQ") == 1).then_some(list)
@@ -90,14 +90,20 @@ async fn a_poison_message_is_listed_shown_and_redriven() {
     assert!(poison.receive_count >= 1);
     assert!(poison.sent_at.is_some());
     assert_eq!(poison.body, "{this is not an envelope");
+    // The inventory function parked it itself, with why, on its first receive.
     let reason = poison.reason.clone().expect("a reason");
-    assert_eq!(reason.source, ReasonSource::Diagnosed);
-    assert!(reason.text.contains("not JSON"), "{reason}");
+    assert_eq!(
+        reason.source,
+        ReasonSource::Attribute("failureReason".into()),
+        "{poison:?}"
+    );
+    assert!(reason.text.contains("malformed"), "{reason}");
+    assert_eq!(poison.code.as_deref(), Some("MALFORMED_MESSAGE"));
     let mut text = Vec::new();
     cli::print_letters("InventoryQueueDLQ", &letters, true, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains(&poison.message_id), "{text}");
-    assert!(text.contains("not JSON"), "{text}");
+    assert!(text.contains("MALFORMED_MESSAGE"), "{text}");
     // Showing leaves it there.
     assert_eq!(
         count(&dlq::list(&target).await.unwrap(), "InventoryQueueDLQ"),
@@ -122,8 +128,8 @@ async fn a_poison_message_is_listed_shown_and_redriven() {
     cli::print_redrive("InventoryQueueDLQ", &report, &mut text).unwrap();
     assert!(String::from_utf8(text).unwrap().contains("moved 1 message"));
 
-    // It left the DLQ, was received from InventoryQueue again (3 more times), and is
-    // back in the DLQ as the redriven copy.
+    // It left the DLQ, was received from InventoryQueue again, and is back in the DLQ,
+    // parked again with its redrive count.
     let back = testing::eventually(DEADLINE, || async {
         let letters = dlq::show(&target, "InventoryQueueDLQ", 10).await.unwrap();
         assert!(
@@ -134,8 +140,9 @@ async fn a_poison_message_is_listed_shown_and_redriven() {
     })
     .await
     .expect("the redriven copy went through InventoryQueue and back to the DLQ");
-    assert_eq!(back.message_id, report.moved[0].new_message_id);
+    assert_ne!(back.message_id, poison.message_id);
     assert_eq!(back.body, poison.body);
+    assert_eq!(back.code.as_deref(), Some("MALFORMED_MESSAGE"));
     local.shutdown();
 }
 

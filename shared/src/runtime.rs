@@ -14,6 +14,9 @@ use serde_json::Value;
 use crate::envelope::{DecodeError, Envelope, MessageType};
 use crate::error::Problem;
 
+pub mod dead_letters;
+use dead_letters::{DeadLetters, Failure};
+
 #[async_trait::async_trait]
 pub trait Function: Send + Sync + 'static {
     async fn http(&self, req: Request) -> Response<Body> {
@@ -32,6 +35,12 @@ pub trait Function: Send + Sync + 'static {
     ) -> Result<(), MessageError> {
         Err(MessageError::Unsupported)
     }
+
+    /// Where this function parks the messages it cannot process, with the reason
+    /// ([`dead_letters`]). `None`: failures are left to the queue's redrive policy.
+    fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,21 @@ pub enum MessageError {
     /// May succeed later (AWS error, contention): retried.
     #[error("transient: {0}")]
     Transient(String),
+}
+
+impl MessageError {
+    /// The stable code a parked message carries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MessageError::Decode(e) => e.code(),
+            MessageError::Unsupported => "UNSUPPORTED",
+            MessageError::Transient(_) => "RETRIES_EXHAUSTED",
+        }
+    }
+
+    fn permanent(&self) -> bool {
+        !matches!(self, MessageError::Transient(_))
+    }
 }
 
 impl From<crate::error::StoreError> for MessageError {
@@ -66,7 +90,8 @@ pub async fn invoke(f: &dyn Function, event: Value, ctx: Context) -> Result<Valu
         Ok(serde_json::to_value(to_v2_response(resp))?)
     } else if source.as_deref() == Some("aws:sqs") {
         let batch: SqsEvent = serde_json::from_value(event)?;
-        Ok(serde_json::to_value(sqs_batch(f, batch).await)?)
+        let function = &ctx.env_config.function_name;
+        Ok(serde_json::to_value(sqs_batch(f, batch, function).await)?)
     } else if source.as_deref() == Some("aws:dynamodb") {
         let batch: StreamEvent = serde_json::from_value(event)?;
         Ok(stream_batch(f, batch).await)
@@ -89,31 +114,65 @@ pub async fn run<F: Function>(f: F) -> Result<(), Error> {
     .await
 }
 
-async fn sqs_batch(f: &dyn Function, batch: SqsEvent) -> SqsBatchResponse {
+async fn sqs_batch(f: &dyn Function, batch: SqsEvent, function: &str) -> SqsBatchResponse {
     let mut failures = Vec::new();
     // In order: a batch rarely holds two messages of one order, but when it does the
     // saga's conditional writes would make one of them retry anyway.
     for msg in batch.records {
-        let id = msg.message_id.clone().unwrap_or_default();
-        if let Err(e) = one_message(f, &msg).await {
-            let receive_count = msg.attributes.get("ApproximateReceiveCount").cloned();
-            match &e {
-                MessageError::Transient(_) => {
-                    tracing::warn!(message_id = %id, error = %e, "message failed; it will be retried")
-                }
-                _ => tracing::error!(
-                    message_id = %id, error = %e, receive_count = receive_count.as_deref(),
-                    "message can never be processed; it goes to the DLQ after its retries"
-                ),
-            }
+        let Err(e) = one_message(f, &msg).await else {
+            continue;
+        };
+        if !park(f, &msg, &e, function).await {
             let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
+            failure.item_identifier = msg.message_id.clone().unwrap_or_default();
             failures.push(failure);
         }
     }
     let mut resp = SqsBatchResponse::default();
     resp.batch_item_failures = failures;
     resp
+}
+
+/// Parks a failed message in the function's DLQ when it can never succeed or this is
+/// its last receive. `true`: parked (the item counts as handled).
+async fn park(f: &dyn Function, msg: &SqsMessage, e: &MessageError, function: &str) -> bool {
+    let id = msg.message_id.as_deref().unwrap_or_default();
+    let receive_count: u32 = msg
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let due = f
+        .dead_letters()
+        .filter(|d| e.permanent() || receive_count >= d.max_receives());
+    let Some(dead_letters) = due else {
+        if e.permanent() {
+            tracing::error!(message_id = id, error = %e, receive_count,
+                "message can never be processed; it goes to the DLQ after its retries");
+        } else {
+            tracing::warn!(message_id = id, error = %e, receive_count,
+                "message failed; it will be retried");
+        }
+        return false;
+    };
+    let failure = Failure {
+        code: e.code(),
+        reason: e.to_string(),
+        function: function.to_owned(),
+        receive_count,
+    };
+    match dead_letters.park(msg, &failure).await {
+        Ok(()) => {
+            tracing::error!(message_id = id, code = failure.code, error = %e, receive_count,
+                "message parked in the dead-letter queue");
+            true
+        }
+        Err(park_error) => {
+            tracing::error!(message_id = id, error = %e, park_error, receive_count,
+                "could not park the message; it is retried and left to the redrive policy");
+            false
+        }
+    }
 }
 
 async fn one_message(f: &dyn Function, msg: &SqsMessage) -> Result<(), MessageError> {
@@ -156,4 +215,110 @@ fn to_v2_response(resp: Response<Body>) -> ApiGatewayV2httpResponse {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Fails every message: transiently, or for good when the body is not an envelope.
+    struct Failing {
+        parked: Mutex<Vec<Failure>>,
+        park_fails: bool,
+        with_dlq: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl DeadLetters for Failing {
+        fn max_receives(&self) -> u32 {
+            3
+        }
+        async fn park(&self, _msg: &SqsMessage, failure: &Failure) -> Result<(), String> {
+            if self.park_fails {
+                return Err("dlq unreachable".into());
+            }
+            self.parked.lock().unwrap().push(failure.clone());
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Function for Failing {
+        async fn message(&self, _: Envelope, _: MessageType) -> Result<(), MessageError> {
+            Err(MessageError::Transient("table throttled".into()))
+        }
+        fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+            self.with_dlq.then_some(self as &dyn DeadLetters)
+        }
+    }
+
+    fn failing(with_dlq: bool, park_fails: bool) -> Failing {
+        Failing {
+            parked: Mutex::new(Vec::new()),
+            park_fails,
+            with_dlq,
+        }
+    }
+
+    fn message(id: &str, body: &str, receive_count: u32) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        m
+    }
+
+    fn envelope_body() -> String {
+        Envelope::new(MessageType::ReserveInventory, "o-1", serde_json::json!({})).to_json()
+    }
+
+    async fn failed_ids(f: &Failing, records: Vec<SqsMessage>) -> Vec<String> {
+        let mut batch = SqsEvent::default();
+        batch.records = records;
+        sqs_batch(f, batch, "inventory")
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|i| i.item_identifier)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn undecodable_messages_are_parked_at_once_with_their_reason() {
+        let f = failing(true, false);
+        let failed = failed_ids(&f, vec![message("m-1", "not json", 1)]).await;
+        assert!(failed.is_empty(), "parked counts as handled: {failed:?}");
+        let parked = f.parked.lock().unwrap();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].code, "MALFORMED_MESSAGE");
+        assert_eq!(parked[0].function, "inventory");
+        assert!(!parked[0].reason.is_empty());
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_the_last_receive_then_parked() {
+        let f = failing(true, false);
+        let body = envelope_body();
+        let failed = failed_ids(&f, vec![message("m-1", &body, 1), message("m-2", &body, 2)]).await;
+        assert_eq!(failed, ["m-1", "m-2"]);
+        assert!(f.parked.lock().unwrap().is_empty());
+
+        let failed = failed_ids(&f, vec![message("m-1", &body, 3)]).await;
+        assert!(failed.is_empty());
+        let parked = f.parked.lock().unwrap();
+        assert_eq!(parked[0].code, "RETRIES_EXHAUSTED");
+        assert_eq!(parked[0].receive_count, 3);
+        assert!(parked[0].reason.contains("table throttled"), "{parked:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_dlq_or_when_parking_fails_the_item_is_reported_failed() {
+        for f in [failing(false, false), failing(true, true)] {
+            let failed = failed_ids(&f, vec![message("m-1", "not json", 3)]).await;
+            assert_eq!(failed, ["m-1"]);
+            assert!(f.parked.lock().unwrap().is_empty());
+        }
+    }
 }

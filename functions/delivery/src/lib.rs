@@ -11,6 +11,7 @@ mod tests;
 use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
 use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub use deliveries::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliv
 pub struct App {
     pub deliveries: Arc<dyn DeliveryStore>,
     pub publisher: Arc<dyn Publisher>,
+    /// Where messages that cannot be processed are parked, with the reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -35,6 +38,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
             env.require("DELIVERY_TABLE")?,
         )),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
     })
 }
 
@@ -51,5 +55,9 @@ impl dishpatch::runtime::Function for App {
             MessageType::CancelDelivery => handlers::cancel(self, &envelope).await,
             _ => Err(MessageError::Unsupported),
         }
+    }
+
+    fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+        self.dead_letters.as_deref()
     }
 }

@@ -174,6 +174,7 @@ fn fixture(store: FakeStore) -> Fixture {
         app: App {
             deliveries: store.clone(),
             publisher: publisher.clone(),
+            dead_letters: None,
         },
         store,
         publisher,

@@ -12,6 +12,7 @@ mod tests;
 use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
 use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct App {
     pub reservations: Arc<dyn ReservationStore>,
     pub menu: Arc<dyn MenuStore>,
     pub publisher: Arc<dyn Publisher>,
+    /// Where messages that cannot be processed are parked, with the reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -39,6 +42,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
         reservations: Arc::new(DynamoReservationStore::new(ddb.clone(), table.clone())),
         menu: Arc::new(DynamoMenuStore::new(ddb, table)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
     })
 }
 
@@ -56,5 +60,9 @@ impl dishpatch::runtime::Function for App {
             MessageType::CommitInventory => handlers::commit(self, &envelope).await,
             _ => Err(MessageError::Unsupported),
         }
+    }
+
+    fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+        self.dead_letters.as_deref()
     }
 }

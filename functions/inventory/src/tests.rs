@@ -209,6 +209,7 @@ fn fixture(store: FakeInventory) -> Fixture {
             reservations: store.clone(),
             menu: store.clone(),
             publisher: publisher.clone(),
+            dead_letters: None,
         },
         store,
         publisher,

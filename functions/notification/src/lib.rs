@@ -12,6 +12,7 @@ mod tests;
 
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
 use dishpatch::runtime::MessageError;
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct App {
     pub records: Arc<dyn NotificationStore>,
     pub notifier: Arc<dyn CustomerNotifier>,
     pub clock: Arc<dyn Clock>,
+    /// Where messages that cannot be processed are parked, with the reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -39,6 +42,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
             env.require("CUSTOMER_NOTIFICATIONS_TOPIC_ARN")?,
         )),
         clock: Arc::new(SystemClock),
+        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
     })
 }
 
@@ -46,5 +50,9 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
 impl dishpatch::runtime::Function for App {
     async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
         handler::handle(self, &envelope, kind).await
+    }
+
+    fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+        self.dead_letters.as_deref()
     }
 }

@@ -94,6 +94,7 @@ fn fixture() -> Fixture {
             records: records.clone(),
             notifier: notifier.clone(),
             clock: clock.clone(),
+            dead_letters: None,
         },
         records,
         notifier,

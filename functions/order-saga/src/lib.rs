@@ -10,6 +10,7 @@ use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::orchestration::Timings;
 use dishpatch::orders::{DynamoOrderStore, OrderStore};
+use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
 use dishpatch::runtime::MessageError;
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub struct App {
     pub timings: Timings,
     pub orders: Arc<dyn OrderStore>,
     pub publisher: Arc<dyn Publisher>,
+    /// Where messages that cannot be processed are parked, with the reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -33,6 +36,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
         timings: Timings::from_env(env),
         orders: Arc::new(DynamoOrderStore::new(ddb, env.require("ORDERS_TABLE")?)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
+        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
     })
 }
 
@@ -47,6 +51,10 @@ impl dishpatch::runtime::Function for App {
         record: &aws_lambda_events::dynamodb::EventRecord,
     ) -> Result<(), MessageError> {
         relay::publish_outbox(&*self.publisher, record).await
+    }
+
+    fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+        self.dead_letters.as_deref()
     }
 }
 

@@ -21,6 +21,7 @@ mod tests;
 use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
 use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct App {
     /// The card payment provider, built once per container: its circuit breaker is
     /// shared by every invocation the container serves.
     pub provider: Arc<dyn PaymentProvider>,
+    /// Where messages that cannot be processed are parked, with the reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -55,6 +58,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
         wallets: Arc::new(DynamoWalletStore::new(ddb, table)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
         provider: card_provider(sdk, env),
+        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
     })
 }
 
@@ -88,5 +92,9 @@ impl dishpatch::runtime::Function for App {
             MessageType::RefundPayment => handlers::refund(self, &envelope).await,
             _ => Err(MessageError::Unsupported),
         }
+    }
+
+    fn dead_letters(&self) -> Option<&dyn DeadLetters> {
+        self.dead_letters.as_deref()
     }
 }

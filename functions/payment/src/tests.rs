@@ -165,6 +165,7 @@ fn fixture(store: FakePayments) -> Fixture {
             wallets: store.clone(),
             publisher: publisher.clone(),
             provider: psp.clone() as Arc<dyn PaymentProvider>,
+            dead_letters: None,
         },
         store,
         publisher,

@@ -280,6 +280,9 @@ pub fn print_letters(
         writeln!(out, "  sent:      {}", l.sent_at.as_deref().unwrap_or("?"))?;
         writeln!(out, "  type:      {}", l.kind.as_deref().unwrap_or("?"))?;
         writeln!(out, "  orderId:   {}", l.order_id.as_deref().unwrap_or("?"))?;
+        if let Some(code) = &l.code {
+            writeln!(out, "  code:      {code}")?;
+        }
         match &l.reason {
             Some(r) => writeln!(out, "  reason:    {r}")?,
             None => writeln!(

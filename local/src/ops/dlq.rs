@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::Target;
 use crate::template::Template;
 use crate::{Error, Result};
+use dishpatch::runtime::dead_letters;
 
 /// The message attribute counting how many times a message was redriven.
 pub const REDRIVE_COUNT_ATTRIBUTE: &str = "DishpatchRedriveCount";
@@ -201,6 +202,8 @@ pub struct DeadLetter {
     pub kind: Option<String>,
     pub order_id: Option<String>,
     pub reason: Option<Reason>,
+    /// The `failureCode` attribute of a message a function parked itself.
+    pub code: Option<String>,
     /// [`REDRIVE_COUNT_ATTRIBUTE`]: how many times it was redriven already.
     pub redrives: u32,
     pub body: String,
@@ -229,6 +232,11 @@ impl DeadLetter {
             kind: field("type"),
             order_id: field("orderId"),
             reason: reason(m, &body, json.as_ref()),
+            code: m
+                .message_attributes
+                .as_ref()
+                .and_then(|a| a.get(dead_letters::FAILURE_CODE))
+                .and_then(|v| v.string_value.clone()),
             redrives: redrive_count(m),
             body,
         }
