@@ -200,10 +200,11 @@ impl CallCounts {
     }
 }
 
-/// DynamoDB request units by table.
+/// DynamoDB request units by table, and write units (table and index) by action.
 #[derive(Debug, Clone, Default)]
 pub struct DynamoUnits {
     pub tables: BTreeMap<String, TableUnits>,
+    pub writes_by_action: BTreeMap<String, f64>,
 }
 
 /// Request units of one table (names as the caller gave them).
@@ -463,6 +464,13 @@ impl Shared {
             let mut s = self.lock();
             for (table, u) in units {
                 s.counts.dynamodb.add(&table, u);
+                if u.write + u.index_write > 0.0 {
+                    *s.counts
+                        .dynamodb
+                        .writes_by_action
+                        .entry(action.clone())
+                        .or_default() += u.write + u.index_write;
+                }
             }
         }
         {

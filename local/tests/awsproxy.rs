@@ -204,6 +204,11 @@ async fn counts_every_call_and_meters_units_from_item_sizes() {
     assert_eq!(c.dynamodb.write_units(), (2 + 3 + 3 + 1 + 4) as f64);
     assert_eq!(c.dynamodb.read_units(), 1.5);
     assert_eq!(c.dynamodb.index_write_units(), 0.0);
+    let by_action = |a: &str| c.dynamodb.writes_by_action.get(a).copied();
+    assert_eq!(by_action("PutItem"), Some(3.0));
+    assert_eq!(by_action("UpdateItem"), Some(3.0));
+    assert_eq!(by_action("DeleteItem"), Some(3.0));
+    assert_eq!(by_action("TransactWriteItems"), Some(4.0));
     assert!(c.request_bytes > 4500, "{}", c.request_bytes);
 
     proxy.reset();
