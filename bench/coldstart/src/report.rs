@@ -1,0 +1,380 @@
+//! The results: one JSON document and one self-contained markdown section, with each
+//! target checked against the figure measured in this run.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::measure::Sample;
+use crate::sizes::Sizes;
+use crate::stats::{summarize, Summary};
+use crate::subject::Kind;
+
+pub const INIT_TARGET_MS: f64 = 8.0;
+pub const PYTHON_RATIO_TARGET: f64 = 40.0;
+pub const NODE_RATIO_TARGET: f64 = 12.0;
+/// Lambda's memory figures ("Max Memory Used") are MiB.
+pub const RSS_TARGET_MIB: f64 = 20.0;
+/// File sizes are decimal megabytes (10^6 bytes), the stricter reading.
+pub const ZIP_TARGET_BYTES: u64 = 6_000_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub date: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub kernel: String,
+    pub rustc: String,
+    /// `/proc/loadavg` (1, 5, 15 min) when the measurements started and ended.
+    pub load_before: String,
+    pub load_after: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectResult {
+    pub name: String,
+    pub kind: Kind,
+    /// Versions of what a peer runs; empty for the functions.
+    pub label: String,
+    pub event: String,
+    pub init_ms: Option<Summary>,
+    pub init_cpu_ms: Option<Summary>,
+    pub first_invoke_ms: Option<Summary>,
+    pub peak_rss_mib: Option<Summary>,
+    pub sizes: Option<Sizes>,
+    pub failures: Vec<String>,
+    pub samples: Vec<Sample>,
+}
+
+impl SubjectResult {
+    pub fn new(name: &str, kind: Kind, label: String, event: String, sizes: Option<Sizes>) -> Self {
+        SubjectResult {
+            name: name.to_owned(),
+            kind,
+            label,
+            event,
+            init_ms: None,
+            init_cpu_ms: None,
+            first_invoke_ms: None,
+            peak_rss_mib: None,
+            sizes,
+            failures: vec![],
+            samples: vec![],
+        }
+    }
+
+    pub fn summarize(&mut self) {
+        let pick =
+            |f: fn(&Sample) -> f64| summarize(&self.samples.iter().map(f).collect::<Vec<_>>());
+        self.init_ms = pick(|s| s.init_ms);
+        self.init_cpu_ms = pick(|s| s.init_cpu_ms);
+        self.first_invoke_ms = pick(|s| s.first_invoke_ms);
+        self.peak_rss_mib = pick(|s| s.peak_rss_kib as f64 / 1024.0);
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub function: String,
+    /// Python peer's init median over the function's, same run.
+    pub python_over_rust: Option<f64>,
+    pub node_over_rust: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub target: String,
+    pub function: String,
+    pub figure: String,
+    /// `None`: not measurable here (the figure says why).
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub command: String,
+    pub machine: Machine,
+    pub runs: usize,
+    pub warmup: usize,
+    pub notes: Vec<String>,
+    pub subjects: Vec<SubjectResult>,
+    pub ratios: Vec<Ratio>,
+    pub checks: Vec<Check>,
+}
+
+fn median_of(s: &Option<Summary>) -> Option<f64> {
+    s.as_ref().map(|s| s.median)
+}
+
+pub fn ratios(subjects: &[SubjectResult]) -> Vec<Ratio> {
+    let peer = |k: Kind| {
+        subjects
+            .iter()
+            .find(|s| s.kind == k)
+            .and_then(|s| median_of(&s.init_ms))
+    };
+    let (py, node) = (peer(Kind::Python), peer(Kind::Node));
+    subjects
+        .iter()
+        .filter(|s| s.kind == Kind::Rust)
+        .map(|s| {
+            let rust = median_of(&s.init_ms).filter(|m| *m > 0.0);
+            let over = |p: Option<f64>| Some(p? / rust?);
+            Ratio {
+                function: s.name.clone(),
+                python_over_rust: over(py),
+                node_over_rust: over(node),
+            }
+        })
+        .collect()
+}
+
+pub fn checks(subjects: &[SubjectResult], ratios: &[Ratio]) -> Vec<Check> {
+    let mut out = vec![];
+    let mut push = |target: &str, function: &str, figure: String, met: Option<bool>| {
+        out.push(Check {
+            target: target.to_owned(),
+            function: function.to_owned(),
+            figure,
+            met,
+        })
+    };
+    for s in subjects.iter().filter(|s| s.kind == Kind::Rust) {
+        let f = s.name.as_str();
+        match median_of(&s.init_ms) {
+            Some(m) => push(
+                "cold init median <= 8 ms",
+                f,
+                format!("{m:.2} ms"),
+                Some(m <= INIT_TARGET_MS),
+            ),
+            None => push(
+                "cold init median <= 8 ms",
+                f,
+                "no successful run".into(),
+                Some(false),
+            ),
+        }
+        let r = ratios.iter().find(|r| r.function == s.name);
+        for (target, value, goal) in [
+            (
+                "init >= 40x faster than Python peer",
+                r.and_then(|r| r.python_over_rust),
+                PYTHON_RATIO_TARGET,
+            ),
+            (
+                "init >= 12x faster than Node peer",
+                r.and_then(|r| r.node_over_rust),
+                NODE_RATIO_TARGET,
+            ),
+        ] {
+            match value {
+                Some(v) => push(target, f, format!("{v:.1}x"), Some(v >= goal)),
+                None => push(target, f, "not measured".into(), Some(false)),
+            }
+        }
+        match &s.peak_rss_mib {
+            Some(m) => push(
+                "peak memory <= 20 MiB (max over runs)",
+                f,
+                format!("{:.1} MiB (median {:.1})", m.max, m.median),
+                Some(m.max <= RSS_TARGET_MIB),
+            ),
+            None => push(
+                "peak memory <= 20 MiB (max over runs)",
+                f,
+                "not measured".into(),
+                Some(false),
+            ),
+        }
+        match s.sizes.and_then(|z| z.zip_arm64) {
+            Some(z) => push("arm64 zip <= 6 MB", f, mb(z), Some(z <= ZIP_TARGET_BYTES)),
+            None => push("arm64 zip <= 6 MB", f, "arm64 zip not built".into(), None),
+        }
+    }
+    out
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+fn opt_mb(bytes: Option<u64>) -> String {
+    bytes.map(mb).unwrap_or_else(|| "n/a".into())
+}
+
+fn ms_cell(s: &Option<Summary>, f: fn(&Summary) -> f64) -> String {
+    s.as_ref()
+        .map(|s| format!("{:.2}", f(s)))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn ratio_cell(r: Option<f64>) -> String {
+    r.map(|r| format!("{r:.1}x"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+pub fn markdown(r: &Results) -> String {
+    let mut md = String::new();
+    let m = &r.machine;
+    let _ = writeln!(md, "## Cold start and artefact size\n");
+    let _ = writeln!(md, "Command: `{}`  ", r.command);
+    let _ = writeln!(md, "Date: {}  ", m.date);
+    let _ = writeln!(
+        md,
+        "Machine: {}, {} cores, Linux {}, {}  ",
+        m.cpu, m.cores, m.kernel, m.rustc
+    );
+    let _ = writeln!(
+        md,
+        "Load average (1/5/15 min): {} at the start, {} at the end  ",
+        m.load_before, m.load_after
+    );
+    let _ = writeln!(
+        md,
+        "Runs: {} measured per subject after {} warm-up round(s), interleaved (each round starts one subject later).\n",
+        r.runs, r.warmup
+    );
+    for note in &r.notes {
+        let _ = writeln!(md, "- {note}");
+    }
+    if !r.notes.is_empty() {
+        md.push('\n');
+    }
+
+    let _ = writeln!(
+        md,
+        "### Functions (times in ms, sizes in 10^6 bytes, memory in MiB)\n"
+    );
+    let _ = writeln!(md, "| function | binary x86_64 | zip x86_64 | binary arm64 | zip arm64 | init median | init p90 | init CPU median | first invocation median | first invocation p90 | peak RSS median | peak RSS max | runs ok |");
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for s in r.subjects.iter().filter(|s| s.kind == Kind::Rust) {
+        let z = s.sizes.unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.name,
+            opt_mb(z.binary_x86_64),
+            opt_mb(z.zip_x86_64),
+            opt_mb(z.binary_arm64),
+            opt_mb(z.zip_arm64),
+            ms_cell(&s.init_ms, |s| s.median),
+            ms_cell(&s.init_ms, |s| s.p90),
+            ms_cell(&s.init_cpu_ms, |s| s.median),
+            ms_cell(&s.first_invoke_ms, |s| s.median),
+            ms_cell(&s.first_invoke_ms, |s| s.p90),
+            ms_cell(&s.peak_rss_mib, |s| s.median),
+            ms_cell(&s.peak_rss_mib, |s| s.max),
+            s.samples.len(),
+        );
+    }
+    let _ = writeln!(md, "\nFirst-invocation events:");
+    for s in r.subjects.iter() {
+        let _ = writeln!(md, "- {}: {}", s.name, s.event);
+    }
+
+    let _ = writeln!(md, "\n### Peers, same run\n");
+    let _ = writeln!(md, "| peer | what | init median | init p90 | init CPU median | first invocation median | peak RSS median | runs ok |");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for s in r.subjects.iter().filter(|s| s.kind != Kind::Rust) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.name,
+            s.label,
+            ms_cell(&s.init_ms, |s| s.median),
+            ms_cell(&s.init_ms, |s| s.p90),
+            ms_cell(&s.init_cpu_ms, |s| s.median),
+            ms_cell(&s.first_invoke_ms, |s| s.median),
+            ms_cell(&s.peak_rss_mib, |s| s.median),
+            s.samples.len(),
+        );
+    }
+
+    let _ = writeln!(
+        md,
+        "\n### Init ratios (peer median / function median, same run)\n"
+    );
+    let _ = writeln!(md, "| function | Python / Rust | Node / Rust |");
+    let _ = writeln!(md, "|---|---:|---:|");
+    for x in &r.ratios {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            x.function,
+            ratio_cell(x.python_over_rust),
+            ratio_cell(x.node_over_rust)
+        );
+    }
+
+    let _ = writeln!(md, "\n### Targets\n");
+    let _ = writeln!(md, "| target | function | figure | met |");
+    let _ = writeln!(md, "|---|---|---:|---|");
+    for c in &r.checks {
+        let met = match c.met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "not measurable",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            c.target, c.function, c.figure, met
+        );
+    }
+    let failures: Vec<_> = r
+        .subjects
+        .iter()
+        .flat_map(|s| s.failures.iter().map(move |f| format!("{}: {f}", s.name)))
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\n### Failed runs\n");
+        for f in failures {
+            let _ = writeln!(md, "- {f}");
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(name: &str, kind: Kind, inits: &[f64]) -> SubjectResult {
+        let mut s = SubjectResult::new(name, kind, String::new(), String::new(), None);
+        s.samples = inits
+            .iter()
+            .map(|&init_ms| Sample {
+                init_ms,
+                init_cpu_ms: init_ms,
+                first_invoke_ms: 1.0,
+                peak_rss_kib: 10 * 1024,
+            })
+            .collect();
+        s.summarize();
+        s
+    }
+
+    #[test]
+    fn ratios_and_checks_use_medians_of_the_same_run() {
+        let subjects = vec![
+            subject("order-api", Kind::Rust, &[4.0, 5.0, 6.0]),
+            subject("python-peer", Kind::Python, &[300.0, 250.0, 200.0]),
+            subject("node-peer", Kind::Node, &[40.0, 50.0, 60.0]),
+        ];
+        let r = ratios(&subjects);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].python_over_rust, Some(50.0));
+        assert_eq!(r[0].node_over_rust, Some(10.0));
+        let c = checks(&subjects, &r);
+        let met = |t: &str| c.iter().find(|c| c.target.starts_with(t)).unwrap().met;
+        assert_eq!(met("cold init"), Some(true));
+        assert_eq!(met("init >= 40x"), Some(true));
+        assert_eq!(met("init >= 12x"), Some(false));
+        assert_eq!(met("peak memory"), Some(true));
+        assert_eq!(met("arm64 zip"), None);
+    }
+}
