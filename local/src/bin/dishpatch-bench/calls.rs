@@ -17,14 +17,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Args as ClapArgs;
 use dishpatch_local::awsproxy::{units, AwsProxy, AwsProxyConfig, Caller};
 use dishpatch_local::invariants::CheckOptions;
-use dishpatch_local::{functions, sdk, tokens, LocalStack, LocalStackOptions};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use dishpatch_local::{functions, sdk, LocalStack, LocalStackOptions};
 use serde_json::{json, Value};
 
+use crate::api::Api;
 use crate::metering::{LogBytes, Tally};
 use crate::report::{self, Measured};
 
@@ -85,12 +81,9 @@ pub async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("{e} (is moto running at {endpoint}?)"))?;
     let proxy = local.aws_proxy().ok_or("the AWS proxy is off")?;
     let direct = sdk::emulator_config(Some(&endpoint)).await;
-    let api = Api {
-        http: Client::builder(TokioExecutor::new()).build_http(),
-        base: local.url(),
-    };
+    let api = Api::new(local.url());
 
-    setup(&api, args.orders).await?;
+    provision_orders(&api, args.orders).await?;
     wait_quiet(&local, &direct, proxy, Duration::from_secs(120)).await?;
     proxy.reset();
     tally.reset();
@@ -109,7 +102,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         let mut ids = Vec::new();
         for _ in 0..wave {
             let t = Instant::now();
-            ids.push(api.place().await?);
+            ids.push(api.place(CUSTOMER, ITEM.0).await?);
             accepted_ms.push(t.elapsed().as_secs_f64() * 1e3);
             api_requests += 1;
         }
@@ -188,8 +181,8 @@ pub async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Enough stock and money for the run (through the API: counted, then zeroed).
-async fn setup(api: &Api, orders: usize) -> Result<(), String> {
+/// Enough stock and money for `orders` orders (through the API: counted, then zeroed).
+pub async fn provision_orders(api: &Api, orders: usize) -> Result<(), String> {
     let (item, name, price) = ITEM;
     let stock = orders as i64 + 50;
     let r = api
@@ -220,80 +213,6 @@ async fn setup(api: &Api, orders: usize) -> Result<(), String> {
         needed -= amount;
     }
     Ok(())
-}
-
-/// A small HTTP client for the gateway (plain HTTP on loopback).
-struct Api {
-    http: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        (sub, role): (&str, &str),
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
-        let token = tokens::mint(sub, &[role]).map_err(|e| e.to_string())?;
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
-            .map_err(|e| e.to_string())?;
-        let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
-    }
-
-    async fn place(&self) -> Result<String, String> {
-        let body = json!({
-            "restaurantId": "r-1",
-            "items": [{"menuItemId": ITEM.0, "quantity": 1}],
-            "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
-            "paymentMethod": "WALLET"
-        });
-        let (status, body) = self
-            .call("POST", "/v1/orders", (CUSTOMER, "CUSTOMER"), Some(body))
-            .await?;
-        if status != 201 {
-            return Err(format!("order not accepted: {status} {body}"));
-        }
-        body["orderId"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("no orderId in {body}"))
-    }
-
-    async fn complete(&self, id: &str, courier: &str) -> Result<(), String> {
-        let (status, body) = self
-            .call(
-                "POST",
-                &format!("/v1/deliveries/{id}/complete"),
-                (courier, "COURIER"),
-                None,
-            )
-            .await?;
-        if status != 200 {
-            return Err(format!("completing {id} failed: {status} {body}"));
-        }
-        Ok(())
-    }
 }
 
 /// Polls the order item (directly, not counted) until its status is `status`; the item

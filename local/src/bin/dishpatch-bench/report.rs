@@ -342,7 +342,7 @@ pub fn build(m: &Measured) -> Report {
     }
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -1,0 +1,710 @@
+//! `dishpatch-bench load`: orders per second through the whole saga at several offered
+//! loads, latency percentiles, and how close that comes to what the emulator allows.
+//!
+//! 1. The emulator's own ceiling, before the stack starts: raw `PutItem`, `SendMessage`
+//!    and `Publish` per second from the SDK (four callers at once) on fresh resources.
+//! 2. One local stack, the AWS proxy counting calls (no metering, no faults), extra
+//!    couriers written straight to the table so delivery never runs out of them.
+//! 3. Per offered load: orders arrive open-loop at that rate for `--duration-secs`; each is
+//!    placed over the API (accepted latency), its DISPATCHED and DELIVERED moments are
+//!    taken from the saga as it handles `DeliveryDispatched` / `DeliveryCompleted` (a
+//!    wrapper: no polling load on the emulator), and its courier completes it over the
+//!    API at once. Throughput is the delivered orders over the span of the deliveries
+//!    (plus one arrival interval).
+//! 4. The ceiling for our mix: with `c_s` calls per order to service `s` (functions and
+//!    pollers, measured at the peak) and `r_s` the emulator's rate for it, it allows
+//!    `1 / sum(c_s / r_s)` orders per second; our peak as a fraction of that is the
+//!    efficiency (target >= 70 %). Then a run at half the peak gives the p99 accepted
+//!    latency there.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use clap::Args as ClapArgs;
+use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::runtime::{Function, MessageError};
+use dishpatch_local::awsproxy::{AwsProxyConfig, Caller};
+use dishpatch_local::{sdk, LocalStack, LocalStackOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::api::Api;
+use crate::plot;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Offered loads, orders per second.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,3,4")]
+    rates: Vec<f64>,
+    /// How long orders arrive at each load.
+    #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+    /// Couriers written to the delivery table before the run.
+    #[arg(long, default_value_t = 300)]
+    couriers: usize,
+    /// Emulator endpoint. Default: $AWS_ENDPOINT_URL, else http://127.0.0.1:5000.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: Option<String>,
+    /// Where load.md, load.json and the PNG plots go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+const CUSTOMER: &str = "alice";
+/// How long an order may take to be delivered before it counts as lost to the load.
+const ORDER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// What the saga wrapper reports.
+enum Milestone {
+    Dispatched { order: String, courier: String },
+    Delivered { order: String },
+}
+
+/// Serves order-saga and reports each order's DISPATCHED and DELIVERED moments.
+struct Watch {
+    inner: Arc<dyn Function>,
+    tx: mpsc::UnboundedSender<(Milestone, Instant)>,
+}
+
+#[async_trait::async_trait]
+impl Function for Watch {
+    async fn http(&self, req: Request) -> Response<Body> {
+        self.inner.http(req).await
+    }
+    async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
+        let order = envelope.order_id.clone();
+        let courier = envelope.data["courierId"].as_str().map(str::to_owned);
+        let r = self.inner.message(envelope, kind).await;
+        if r.is_ok() {
+            let m = match (kind, courier) {
+                (MessageType::DeliveryDispatched, Some(courier)) => {
+                    Some(Milestone::Dispatched { order, courier })
+                }
+                (MessageType::DeliveryCompleted, _) => Some(Milestone::Delivered { order }),
+                _ => None,
+            };
+            if let Some(m) = m {
+                let _ = self.tx.send((m, Instant::now()));
+            }
+        }
+        r
+    }
+    async fn stream_record(
+        &self,
+        record: &aws_lambda_events::dynamodb::EventRecord,
+    ) -> Result<(), MessageError> {
+        self.inner.stream_record(record).await
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    pub put_item_per_s: f64,
+    pub send_message_per_s: f64,
+    pub publish_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Level {
+    pub offered_per_s: f64,
+    pub placed: usize,
+    pub rejected: usize,
+    pub delivered: usize,
+    pub achieved_per_s: f64,
+    pub accepted_ms: Percentiles,
+    pub dispatched_ms: Percentiles,
+    /// Calls per delivered order at this load: DynamoDB (incl. streams), SQS, SNS.
+    pub calls_per_order: CallsPerOrder,
+    #[serde(skip)]
+    pub accepted_samples: Vec<f64>,
+    #[serde(skip)]
+    pub dispatched_samples: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CallsPerOrder {
+    pub dynamodb: f64,
+    pub sqs: f64,
+    pub sns: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+fn percentiles(v: &[f64]) -> Percentiles {
+    if v.is_empty() {
+        return Percentiles::default();
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let at = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+    Percentiles {
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: s[s.len() - 1],
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct LoadReport {
+    command: String,
+    date: String,
+    machine: String,
+    duration_secs: u64,
+    ceiling: Ceiling,
+    levels: Vec<Level>,
+    peak_per_s: f64,
+    allowed_per_s: f64,
+    efficiency: f64,
+    half_peak: Level,
+}
+
+pub async fn run(args: Args) -> Result<(), String> {
+    let command = format!(
+        "dishpatch-bench load --rates {} --duration-secs {} --couriers {}",
+        args.rates
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        args.duration_secs,
+        args.couriers
+    );
+    let endpoint = sdk::endpoint(args.endpoint.as_deref());
+    let direct = sdk::emulator_config(Some(&endpoint)).await;
+    let prefix = format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+
+    eprintln!("measuring the emulator's ceiling...");
+    let ceiling = ceiling(&direct, &prefix).await?;
+    eprintln!("  {ceiling:?}");
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let opts = LocalStackOptions::new(&prefix)
+        .endpoint(&endpoint)
+        .psp(false)
+        .aws_proxy(AwsProxyConfig::default().meter_units(false))
+        // Deadlines fire during the run, as in a steady state (the template's 300 s
+        // would only pile up delayed messages, which slows the emulator's queues).
+        .function_env("*", "STEP_TIMEOUT_SECONDS", "60")
+        .wrap_function("order-saga", move |inner| {
+            Arc::new(Watch {
+                inner,
+                tx: tx.clone(),
+            })
+        });
+    let local = LocalStack::start(opts)
+        .await
+        .map_err(|e| format!("{e} (is moto running at {endpoint}?)"))?;
+    let api = Arc::new(Api::new(local.url()));
+    let total_orders: f64 = args
+        .rates
+        .iter()
+        .map(|r| r * args.duration_secs as f64)
+        .sum();
+    setup(
+        &local,
+        &direct,
+        &api,
+        args.couriers,
+        total_orders as usize * 2 + 100,
+    )
+    .await?;
+    let milestones = Milestones::spawn(rx, api.clone());
+
+    let mut levels = Vec::new();
+    for &rate in &args.rates {
+        let level = run_level(&local, &api, &milestones, rate, args.duration_secs).await?;
+        eprintln!(
+            "  offered {rate}/s: delivered {}/{} at {:.2}/s, accepted p99 {:.0} ms, dispatched p99 {:.0} ms",
+            level.delivered,
+            level.placed,
+            level.achieved_per_s,
+            level.accepted_ms.p99,
+            level.dispatched_ms.p99
+        );
+        levels.push(level);
+    }
+    let peak = levels
+        .iter()
+        .max_by(|a, b| a.achieved_per_s.total_cmp(&b.achieved_per_s))
+        .cloned()
+        .ok_or("no load levels")?;
+    let c = peak.calls_per_order;
+    let allowed = 1.0
+        / (c.dynamodb / ceiling.put_item_per_s
+            + c.sqs / ceiling.send_message_per_s
+            + c.sns / ceiling.publish_per_s);
+    let half_rate = (peak.achieved_per_s / 2.0).max(0.1);
+    eprintln!("half of the peak: {half_rate:.2}/s");
+    let half_peak = run_level(&local, &api, &milestones, half_rate, args.duration_secs).await?;
+    local.shutdown();
+
+    let report = LoadReport {
+        command,
+        date: chrono::Utc::now()
+            .format("%a %b %e %H:%M:%S UTC %Y")
+            .to_string(),
+        machine: crate::report::machine(),
+        duration_secs: args.duration_secs,
+        ceiling,
+        peak_per_s: peak.achieved_per_s,
+        allowed_per_s: allowed,
+        efficiency: peak.achieved_per_s / allowed,
+        levels,
+        half_peak,
+    };
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    let mut plots = Vec::new();
+    match plot::throughput(&args.out.join("load-throughput.png"), &report.levels) {
+        Ok(()) => plots.push("load-throughput.png"),
+        Err(e) => eprintln!("no throughput plot: {e}"),
+    }
+    match plot::latency(
+        &args.out.join("load-latency.png"),
+        &report.half_peak,
+        &report.levels,
+    ) {
+        Ok(()) => plots.push("load-latency.png"),
+        Err(e) => eprintln!("no latency plot: {e}"),
+    }
+    let md = markdown(&report, &plots);
+    std::fs::write(args.out.join("load.md"), &md).map_err(|e| e.to_string())?;
+    let js = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("load.json"), js + "\n").map_err(|e| e.to_string())?;
+    println!("{md}");
+    Ok(())
+}
+
+/// Raw operations per second against the emulator, four callers at once, ~3 s each.
+async fn ceiling(direct: &aws_config::SdkConfig, prefix: &str) -> Result<Ceiling, String> {
+    let ddb = aws_sdk_dynamodb::Client::new(direct);
+    let table = format!("{prefix}-ceiling");
+    ddb.create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .send()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+    let sqs = aws_sdk_sqs::Client::new(direct);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-ceiling"))
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?
+        .queue_url
+        .unwrap_or_default();
+    let sns = aws_sdk_sns::Client::new(direct);
+    let topic = sns
+        .create_topic()
+        .name(format!("{prefix}-ceiling"))
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?
+        .topic_arn
+        .unwrap_or_default();
+    let window = Duration::from_secs(3);
+    let (d, t) = (ddb.clone(), table.clone());
+    let put_item_per_s = rate(window, move |i| {
+        let (ddb, table) = (d.clone(), t.clone());
+        async move {
+            ddb.put_item()
+                .table_name(table)
+                .item("pk", AttributeValue::S(format!("k{i}")))
+                .item("data", AttributeValue::S("x".repeat(200)))
+                .send()
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let (c, q) = (sqs.clone(), queue.clone());
+    let send_message_per_s = rate(window, move |i| {
+        let (sqs, queue) = (c.clone(), q.clone());
+        async move {
+            sqs.send_message()
+                .queue_url(queue)
+                .message_body(format!("{i}{}", "x".repeat(200)))
+                .send()
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let (c, t) = (sns.clone(), topic.clone());
+    let publish_per_s = rate(window, move |i| {
+        let (sns, topic) = (c.clone(), t.clone());
+        async move {
+            sns.publish()
+                .topic_arn(topic)
+                .message(format!("{i}{}", "x".repeat(200)))
+                .send()
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    let _ = sqs.delete_queue().queue_url(&queue).send().await;
+    Ok(Ceiling {
+        put_item_per_s,
+        send_message_per_s,
+        publish_per_s,
+    })
+}
+
+/// Successful calls per second of `op` from four concurrent callers over `window`.
+async fn rate<F, Fut>(window: Duration, op: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            let mut i = w * 1_000_000;
+            while started.elapsed() < window {
+                if op(i).await {
+                    ok += 1;
+                }
+                i += 1;
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap_or(0);
+    }
+    ok as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Stock, money and couriers for every order of the run.
+async fn setup(
+    local: &LocalStack,
+    direct: &aws_config::SdkConfig,
+    api: &Api,
+    couriers: usize,
+    orders: usize,
+) -> Result<(), String> {
+    crate::calls::provision_orders(api, orders).await?;
+    let ddb = aws_sdk_dynamodb::Client::new(direct);
+    let table = local.stack.table_name("DeliveryTable");
+    for i in 0..couriers {
+        let id = format!("load-courier-{i}");
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        ddb.put_item()
+            .table_name(table)
+            .item("pk", s(&format!("COURIER#{id}")))
+            .item("sk", s("COURIER"))
+            .item("courierId", s(&id))
+            .item("name", s(&format!("Load courier {i}")))
+            .item("status", s("AVAILABLE"))
+            .item("gsi1pk", s("COURIER#AVAILABLE"))
+            .item("gsi1sk", s(&id))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+    }
+    Ok(())
+}
+
+/// When an order was DISPATCHED and DELIVERED, as far as seen.
+type Moments = (Option<Instant>, Option<Instant>);
+
+/// Order milestones from the saga, and couriers completing dispatched orders at once.
+#[derive(Clone)]
+struct Milestones {
+    seen: Arc<Mutex<HashMap<String, Moments>>>,
+}
+
+impl Milestones {
+    fn spawn(mut rx: mpsc::UnboundedReceiver<(Milestone, Instant)>, api: Arc<Api>) -> Milestones {
+        let m = Milestones {
+            seen: Default::default(),
+        };
+        let seen = m.seen.clone();
+        tokio::spawn(async move {
+            while let Some((milestone, at)) = rx.recv().await {
+                match milestone {
+                    Milestone::Dispatched { order, courier } => {
+                        let first = {
+                            let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                            let e = s.entry(order.clone()).or_default();
+                            let first = e.0.is_none();
+                            e.0.get_or_insert(at);
+                            first
+                        };
+                        if first {
+                            let api = api.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = api.complete(&order, &courier).await {
+                                    eprintln!("completing {order}: {e}");
+                                }
+                            });
+                        }
+                    }
+                    Milestone::Delivered { order } => {
+                        let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        s.entry(order).or_default().1.get_or_insert(at);
+                    }
+                }
+            }
+        });
+        m
+    }
+
+    fn get(&self, order: &str) -> Moments {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(order)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+async fn run_level(
+    local: &LocalStack,
+    api: &Arc<Api>,
+    milestones: &Milestones,
+    rate: f64,
+    duration_secs: u64,
+) -> Result<Level, String> {
+    let proxy = local.aws_proxy().ok_or("the AWS proxy is off")?;
+    proxy.reset();
+    let n = ((rate * duration_secs as f64).round() as usize).max(1);
+    let bar = ProgressBar::new(n as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{rate:>5}/s [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} delivered {{msg}}"
+        ))
+        .map_err(|e| e.to_string())?,
+    );
+    let start = Instant::now();
+    let mut placing = Vec::new();
+    for i in 0..n {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        let api = api.clone();
+        placing.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let t = Instant::now();
+            let r = api.place(CUSTOMER, "m-3").await;
+            (t, t.elapsed(), r)
+        }));
+    }
+    let mut placed = Vec::new();
+    let mut rejected = 0;
+    let mut accepted = Vec::new();
+    for p in placing {
+        match p.await.map_err(|e| e.to_string())? {
+            (t, took, Ok(id)) => {
+                accepted.push(took.as_secs_f64() * 1e3);
+                placed.push((id, t));
+            }
+            (_, _, Err(e)) => {
+                rejected += 1;
+                bar.println(format!("rejected: {e}"));
+            }
+        }
+    }
+    // Wait for every placed order to be delivered (or its deadline).
+    let mut last_delivery = start;
+    loop {
+        let mut delivered = 0;
+        let mut pending_past_deadline = 0;
+        for (id, t) in &placed {
+            match milestones.get(id) {
+                (_, Some(d)) => {
+                    delivered += 1;
+                    last_delivery = last_delivery.max(d);
+                }
+                _ if t.elapsed() > ORDER_DEADLINE => pending_past_deadline += 1,
+                _ => {}
+            }
+        }
+        bar.set_position(delivered as u64);
+        bar.set_message(format!("({} placed)", placed.len()));
+        if delivered + pending_past_deadline == placed.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bar.finish();
+    let mut dispatched = Vec::new();
+    let mut delivered = 0;
+    for (id, t) in &placed {
+        let (d, done) = milestones.get(id);
+        if let Some(d) = d {
+            dispatched.push(d.duration_since(*t).as_secs_f64() * 1e3);
+        }
+        if done.is_some() {
+            delivered += 1;
+        }
+    }
+    let counts = proxy.counts();
+    let per = |svc: &[&str]| -> f64 {
+        svc.iter()
+            .map(|s| {
+                (counts.service_total(Caller::Function, s)
+                    + counts.service_total(Caller::EventSource, s)) as f64
+            })
+            .sum::<f64>()
+            / delivered.max(1) as f64
+    };
+    // Deliveries per second over their own span (plus one arrival interval, so an
+    // unsaturated run reads as its offered rate and a saturated one as its capacity).
+    let first_delivery = placed
+        .iter()
+        .filter_map(|(id, _)| milestones.get(id).1)
+        .min()
+        .unwrap_or(start);
+    let elapsed =
+        (last_delivery.duration_since(first_delivery).as_secs_f64() + 1.0 / rate).max(1e-3);
+    Ok(Level {
+        offered_per_s: rate,
+        placed: placed.len(),
+        rejected,
+        delivered,
+        achieved_per_s: delivered as f64 / elapsed,
+        accepted_ms: percentiles(&accepted),
+        dispatched_ms: percentiles(&dispatched),
+        calls_per_order: CallsPerOrder {
+            dynamodb: per(&["dynamodb", "dynamodbstreams"]),
+            sqs: per(&["sqs"]),
+            sns: per(&["sns"]),
+        },
+        accepted_samples: accepted,
+        dispatched_samples: dispatched,
+    })
+}
+
+fn markdown(r: &LoadReport, plots: &[&str]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "# Load: orders per second through the whole saga\n");
+    let _ = writeln!(o, "`{}` — {} — {}\n", r.command, r.date, r.machine);
+    let _ = writeln!(
+        o,
+        "Happy-path wallet orders arrive open-loop at each offered rate for {} s; each is \
+         placed over the HTTP API, and completed by its courier over the API as soon as the \
+         saga records it DISPATCHED. Accepted = `POST /v1/orders` answered 201; DISPATCHED = \
+         from the POST to the saga's write of DISPATCHED. Throughput = delivered orders over \
+         the span from the first delivery to the last plus one arrival interval (an \
+         unsaturated level reads as its offered rate, a saturated one as its capacity). Everything — emulator, \
+         functions, pollers, gateway, load generator — shares the machine's cores; the \
+         emulator serves one request at a time.\n",
+        r.duration_secs
+    );
+    let _ = writeln!(
+        o,
+        "Reproduce: `endpoint=$(scripts/moto 0)` then `AWS_ENDPOINT_URL=$endpoint cargo run \
+         --release -p dishpatch-local --bin dishpatch-bench -- load`.\n"
+    );
+    let _ = writeln!(o, "## Headline\n");
+    let _ = writeln!(
+        o,
+        "| measure | value | target | met |\n|---|---|---|---|\n\
+         | peak throughput | {:.2} orders/s | | |\n\
+         | what the emulator allows for our calls per order | {:.2} orders/s | | |\n\
+         | peak as a fraction of that | {:.0} % | >= 70 % | {} |\n\
+         | p99 accepted latency at half the peak ({:.2} orders/s offered) | {:.0} ms | | |\n\
+         | p99 DISPATCHED latency at half the peak | {:.0} ms | | |\n",
+        r.peak_per_s,
+        r.allowed_per_s,
+        r.efficiency * 100.0,
+        if r.efficiency >= 0.7 { "yes" } else { "**no**" },
+        r.half_peak.offered_per_s,
+        r.half_peak.accepted_ms.p99,
+        r.half_peak.dispatched_ms.p99,
+    );
+    let c = &r.ceiling;
+    let _ = writeln!(
+        o,
+        "## The emulator's ceiling (same run, before the stack started)\n\n\
+         | operation | per second |\n|---|---|\n| PutItem | {:.0} |\n| SendMessage | {:.0} |\n\
+         | Publish | {:.0} |\n",
+        c.put_item_per_s, c.send_message_per_s, c.publish_per_s
+    );
+    let _ = writeln!(
+        o,
+        "Allowed orders/s = 1 / (DynamoDB calls per order / PutItem rate + SQS calls / \
+         SendMessage rate + SNS calls / Publish rate), with the calls of the functions and of \
+         the local pollers (their empty receives and stream reads load the emulator too) \
+         measured at the peak level.\n"
+    );
+    let _ = writeln!(
+        o,
+        "## Levels\n\n| offered/s | placed | delivered | achieved/s | accepted p50 / p90 / p99 ms \
+         | DISPATCHED p50 / p90 / p99 ms | calls per order (DynamoDB / SQS / SNS) |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for l in r.levels.iter().chain(std::iter::once(&r.half_peak)) {
+        let _ = writeln!(
+            o,
+            "| {:.2} | {} | {} | {:.2} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} |",
+            l.offered_per_s,
+            l.placed,
+            l.delivered,
+            l.achieved_per_s,
+            l.accepted_ms.p50,
+            l.accepted_ms.p90,
+            l.accepted_ms.p99,
+            l.dispatched_ms.p50,
+            l.dispatched_ms.p90,
+            l.dispatched_ms.p99,
+            l.calls_per_order.dynamodb,
+            l.calls_per_order.sqs,
+            l.calls_per_order.sns,
+        );
+    }
+    let _ = writeln!(o, "\n(The last row is the run at half the peak.)\n");
+    for p in plots {
+        let _ = writeln!(o, "![{p}]({p})\n");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = percentiles(&v);
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(percentiles(&[7.0]).p99, 7.0);
+        assert_eq!(percentiles(&[]).max, 0.0);
+    }
+}
