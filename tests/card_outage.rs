@@ -3,14 +3,11 @@
 //! charged exactly once.
 
 use dishpatch_e2e::{order_body, System};
-use dishpatch_local::testing::unique_prefix;
+use dishpatch_local::ops::{breaker, Target};
+use dishpatch_local::testing::{self, unique_prefix};
 use dishpatch_local::LocalStackOptions;
 use serde_json::json;
 use std::time::Duration;
-
-/// How long the provider is down: long enough for every capture's first delivery to
-/// exhaust its retries and open the breaker (≥ 10 failed calls in 10 s).
-const OUTAGE: Duration = Duration::from_secs(12);
 
 #[tokio::test]
 async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
@@ -19,13 +16,17 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
     let opts =
         LocalStackOptions::new(unique_prefix("card-outage")).retry_delay(Duration::from_secs(20));
     let sys = System::start_exactly(opts).await;
+    // Metrics have one-second periods, stamped with their start.
+    let started = epoch_ms() - 1_000;
     let psp = sys.stack.psp.as_ref().unwrap().handle();
     let mut config = psp.config();
     config.down = true;
     psp.set_config(config).unwrap();
 
     let mut ids = vec![];
-    for _ in 0..3 {
+    // Four captures of three attempts each (the retries that fit the local default
+    // budget) are 12 failed calls within the breaker's 10 s window: it opens at the 10th.
+    for _ in 0..4 {
         let mut body = order_body(json!([{"menuItemId": "m-3", "quantity": 1}]));
         body["paymentMethod"] = json!("CARD");
         body["cardToken"] = json!("tok_visa");
@@ -40,7 +41,14 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
         assert_eq!(r.status, 201, "{}", r.body);
         ids.push(r.body["orderId"].as_str().unwrap().to_owned());
     }
-    tokio::time::sleep(OUTAGE).await;
+    // The breaker opens: seen in the CloudWatch metrics, as an operator would see it.
+    let target = Target::new(
+        sys.stack.sdk.clone(),
+        sys.stack.stack.template.clone(),
+        sys.stack.stack.prefix.as_str(),
+    );
+    let opened = transition_since(&target, started, "OPEN").await;
+    assert!(opened.is_some(), "the breaker opened during the outage");
     for id in &ids {
         let o = sys.order("alice", id).await;
         assert_eq!(
@@ -52,7 +60,7 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
 
     config.down = false;
     psp.set_config(config).unwrap();
-    // Two couriers: two orders are dispatched, the third is refunded for want of one.
+    // Two couriers: two orders are dispatched, the others are refunded for want of one.
     let mut dispatched = 0;
     for id in &ids {
         let o = settled(&sys, id).await;
@@ -74,6 +82,37 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
         }
     }
     assert_eq!(dispatched, 2);
+    // A trial call after the open period found the provider back and closed it.
+    assert!(
+        transition_since(&target, opened.unwrap(), "CLOSED")
+            .await
+            .is_some(),
+        "the breaker closed once the provider was back"
+    );
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Polls the payment breaker's metrics for a transition into `state` at or after
+/// `since_ms`; its time.
+async fn transition_since(target: &Target, since_ms: i64, state: &str) -> Option<i64> {
+    testing::eventually(Duration::from_secs(90), || async {
+        let history = breaker::history(target, Duration::from_secs(900))
+            .await
+            .unwrap();
+        // The payment function's provider name (`payment::psp::PROVIDER`).
+        history
+            .get("psp")?
+            .iter()
+            .find(|s| s.state == state && s.at_ms >= since_ms)
+            .map(|s| s.at_ms)
+    })
+    .await
 }
 
 /// Polls until the order is past its payment: dispatched, or cancelled after it.

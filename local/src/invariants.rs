@@ -1351,6 +1351,24 @@ impl Checker {
     /// The checker of the stack under `prefix`, found by name: provisions nothing.
     /// Fails when the orders table does not exist. Uses the stack's alert tap if `up`
     /// created one.
+    /// The checker of a stack whose resources are named explicitly (a deployed one:
+    /// no alert tap, so alerts are reported unverified unless given in the options).
+    pub fn with_names(
+        sdk: &SdkConfig,
+        tables: Tables,
+        queues: BTreeMap<String, String>,
+        dead_letter_queues: BTreeMap<String, String>,
+    ) -> Checker {
+        Checker {
+            dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            tables,
+            queues,
+            dead_letter_queues,
+            alert_tap: None,
+        }
+    }
+
     pub async fn for_prefix(sdk: &SdkConfig, template: &Template, prefix: &str) -> Result<Checker> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);

@@ -46,6 +46,7 @@
 //! is the dev-key JWT authorizer.
 
 pub mod awsproxy;
+pub mod cloudwatch;
 pub mod esm;
 pub mod faults;
 pub mod functions;

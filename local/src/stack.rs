@@ -245,6 +245,8 @@ impl LocalStack {
             None => Template::embedded()?,
         });
         let sdk = sdk::emulator_config(opts.endpoint.as_deref()).await;
+        // The emulator has no CloudWatch Logs to turn EMF lines into metrics.
+        crate::cloudwatch::forward_emf(&sdk);
         let mut stack = provision::provision(&sdk, template.clone(), &opts.prefix).await?;
         // The card provider: the payment function reads its key from the environment
         // here, from SSM Parameter Store in AWS.

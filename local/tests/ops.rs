@@ -374,9 +374,17 @@ async fn the_cli_runs_invariants_and_dlq_list() {
     ] {
         assert!(text.contains(id), "{text}");
     }
+    // From the emulator's metrics: whatever other tests' breakers did, every line is a
+    // provider's state (see breaker_status_reads_the_cloudwatch_metrics).
     let (ok, text) = run(&["breaker", "status"]).await;
     assert!(ok);
-    assert!(text.contains("not available from outside"), "{text}");
+    assert!(
+        text.lines().all(|l| l.contains(": CLOSED")
+            || l.contains(": OPEN")
+            || l.contains(": HALF_OPEN")
+            || l.starts_with("no breaker metrics")),
+        "{text}"
+    );
     local.shutdown();
 }
 
@@ -434,4 +442,148 @@ fn breaker_status_reads_emf_lines() {
     ];
     let last = cli::breaker_transitions(lines.into_iter());
     assert_eq!(last["psp"]["to"], "CLOSED");
+}
+
+/// `--stack NAME`: physical names come from a deployed CloudFormation stack's resources.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployed_stack_is_found_by_name() {
+    let sdk = testing::sdk().await;
+    let stack_name = testing::unique_prefix("ops-stack");
+    // A plain CloudFormation stack with a few of the template's resources; its
+    // physical names are CloudFormation's, not the local `{prefix}-{LogicalId}`.
+    let body = serde_json::json!({
+        "Resources": {
+            "InventoryQueueDLQ": {"Type": "AWS::SQS::Queue"},
+            "InventoryQueue": {"Type": "AWS::SQS::Queue"},
+            "OrdersTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"}],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"}]}}
+        }
+    });
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name(&stack_name)
+        .template_body(body.to_string())
+        .send()
+        .await
+        .expect("create stack");
+
+    let template = Arc::new(dishpatch_local::template::Template::embedded().unwrap());
+    let target = Target::new(sdk.clone(), template, "no-such-prefix")
+        .with_queue_url("InventoryQueue", "https://explicit.example/q")
+        .with_stack(&stack_name)
+        .await
+        .expect("the stack's resources");
+    assert!(target.is_deployed());
+    // An explicit name wins over the lookup.
+    assert_eq!(
+        target.queue_url("InventoryQueue").await.unwrap(),
+        "https://explicit.example/q"
+    );
+    let table = target.table_name("OrdersTable");
+    assert!(!table.starts_with("no-such-prefix"), "{table}");
+    target
+        .dynamodb()
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("the looked-up table exists");
+
+    // The DLQ commands work through the looked-up URL.
+    let dlq_url = target.queue_url("InventoryQueueDLQ").await.unwrap();
+    target
+        .sqs()
+        .send_message()
+        .queue_url(&dlq_url)
+        .message_body("{\"type\":\"ReserveInventory\",\"orderId\":\"o-9\"}")
+        .send()
+        .await
+        .unwrap();
+    let letters = dlq::show(&target, "InventoryQueueDLQ", 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].order_id.as_deref(), Some("o-9"));
+
+    let missing = Target::new(sdk, target.template.clone(), "p")
+        .with_stack("no-such-stack")
+        .await;
+    assert!(missing.is_err());
+}
+
+/// `breaker status` from the metrics: the local stack turns EMF lines into CloudWatch
+/// metrics as CloudWatch Logs would, and the status is the latest transition.
+#[tokio::test(flavor = "multi_thread")]
+async fn breaker_status_reads_the_cloudwatch_metrics() {
+    use dishpatch::resilience::{emf_line, metrics, BreakerState, Transition};
+    use dishpatch_local::ops::breaker;
+
+    let (local, target) = start("ops-breaker", false).await;
+    // A provider of this test's own: other tests share the emulator's metrics.
+    let provider = testing::unique_prefix("psp");
+    let now = chrono::Utc::now().timestamp_millis();
+    let transition = |from, to, at: i64| {
+        let t = Transition {
+            provider: provider.clone(),
+            from,
+            to,
+            calls: 12,
+            failures: 12,
+            at: Duration::ZERO,
+            transitions: 1,
+        };
+        metrics::emit(&emf_line(&t, at));
+    };
+    let state_of = |status: Vec<breaker::ProviderStatus>| {
+        status
+            .into_iter()
+            .find(|s| s.provider == provider)
+            .and_then(|s| s.latest.map(|l| (l.state, s.transitions)))
+    };
+    let window = Duration::from_secs(600);
+
+    transition(BreakerState::Closed, BreakerState::Open, now - 31_000);
+    let opened = testing::eventually(DEADLINE, || async {
+        state_of(breaker::status(&target, window).await.unwrap())
+            .filter(|(state, _)| *state == "OPEN")
+    })
+    .await;
+    assert_eq!(opened, Some(("OPEN", 1)));
+
+    // The half-open trial and its success land in the same second: closed wins.
+    transition(BreakerState::Open, BreakerState::HalfOpen, now);
+    transition(BreakerState::HalfOpen, BreakerState::Closed, now);
+    let closed = testing::eventually(DEADLINE, || async {
+        state_of(breaker::status(&target, window).await.unwrap())
+            .filter(|(_, transitions)| *transitions == 3)
+    })
+    .await;
+    assert_eq!(closed, Some(("CLOSED", 3)));
+
+    let mut out = Vec::new();
+    cli::run(
+        Cli::try_parse_from([
+            "dishpatch",
+            "--prefix",
+            &local.stack.prefix,
+            "--endpoint",
+            testing::moto(),
+            "breaker",
+            "status",
+        ])
+        .unwrap(),
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(&format!("{provider}: CLOSED since")),
+        "{text}"
+    );
+    local.shutdown();
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
+use super::breaker;
 use super::dlq::{self, RedriveOptions};
 use super::orders::{self, WatchOptions};
 use super::Target;
-use crate::invariants::{CheckOptions, Checker};
+use crate::invariants::CheckOptions;
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -25,9 +26,9 @@ use crate::{Error, Result};
 Local stack: resources are found by the local naming `{prefix}-{LogicalId}` (--prefix, default \
 `dishpatch`) at $AWS_ENDPOINT_URL (or --endpoint).\n\n\
 Real AWS: unset AWS_ENDPOINT_URL; profile and region come from the usual AWS environment \
-(AWS_PROFILE, AWS_REGION, ...). CloudFormation generates the physical names, so pass them: \
---queue-url InventoryQueue=https://sqs... --queue-url InventoryQueueDLQ=... --table OrdersTable=NAME \
-(the stack outputs list the DLQ URLs). Stack-name lookup (DescribeStackResources) is not implemented."
+(AWS_PROFILE, AWS_REGION, ...). CloudFormation generates the physical names: --stack NAME looks \
+them up (ListStackResources); --queue-url InventoryQueue=URL / --table OrdersTable=NAME name one \
+resource and win over the lookup."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -52,6 +53,9 @@ pub struct TargetArgs {
     /// Template file (default: the template.yaml embedded at build time).
     #[arg(long, global = true)]
     pub template: Option<PathBuf>,
+    /// A deployed CloudFormation stack: physical names come from its resources.
+    #[arg(long, global = true, env = "DISHPATCH_STACK")]
+    pub stack: Option<String>,
     /// A queue's physical URL, `LogicalId=URL` (repeatable; deployed stacks).
     #[arg(long = "queue-url", global = true, value_parser = parse_pair)]
     pub queue_urls: Vec<(String, String)>,
@@ -143,11 +147,15 @@ pub enum InvariantsCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BreakerCommand {
-    /// The breaker's last known state per provider, from its EMF transition lines.
+    /// The breaker's state per provider: its latest transition in the CloudWatch metrics
+    /// (the emulator's, locally), or in a log's EMF lines with --log.
     Status {
         /// A log file of the payment function (EMF lines), `-` for stdin.
         #[arg(long)]
         log: Option<PathBuf>,
+        /// How far back to look in the metrics, in minutes.
+        #[arg(long, default_value_t = 180)]
+        window_minutes: u64,
     },
 }
 
@@ -168,15 +176,18 @@ pub async fn target(args: &TargetArgs) -> Result<Target> {
     for (k, v) in &args.tables {
         t = t.with_table(k, v);
     }
-    Ok(t)
+    match &args.stack {
+        Some(stack) => t.with_stack(stack).await,
+        None => Ok(t),
+    }
 }
 
 /// Runs a parsed command, printing to `out`; `Ok(false)` when it found a problem
 /// (invariant violations) and the process should exit non-zero.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
     // Needs no AWS access (and no SDK configuration).
-    if let Command::Breaker(BreakerCommand::Status { log }) = &cli.command {
-        breaker_status(log.as_deref(), out)?;
+    if let Command::Breaker(BreakerCommand::Status { log: Some(log), .. }) = &cli.command {
+        breaker_status(log, out)?;
         return Ok(true);
     }
     let target = target(&cli.target).await?;
@@ -220,8 +231,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
             quiescent,
             wait_secs,
         }) => {
-            let checker =
-                Checker::for_prefix(&target.sdk, &target.template, &target.prefix).await?;
+            let checker = target.checker().await?;
             let opts = CheckOptions::default().expect_quiescent(quiescent || wait_secs.is_some());
             let report = match wait_secs {
                 Some(s) => {
@@ -231,11 +241,25 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
                 }
                 None => checker.check(&opts).await?,
             };
-            writeln!(out, "invariants of stack {:?}", target.prefix)?;
+            let name = cli.target.stack.as_deref().unwrap_or(&target.prefix);
+            writeln!(out, "invariants of stack {name:?}")?;
             write!(out, "{report}")?;
             return Ok(report.is_clean());
         }
-        Command::Breaker(_) => unreachable!("handled above"),
+        Command::Breaker(BreakerCommand::Status { window_minutes, .. }) => {
+            let window = Duration::from_secs(window_minutes.max(1) * 60);
+            let status = breaker::status(&target, window).await?;
+            if status.is_empty() {
+                writeln!(
+                    out,
+                    "no breaker metrics in namespace {}: every breaker is CLOSED (its initial state)",
+                    dishpatch::resilience::METRICS_NAMESPACE
+                )?;
+            }
+            for s in status {
+                writeln!(out, "{s}")?;
+            }
+        }
     }
     Ok(true)
 }
@@ -343,18 +367,7 @@ pub fn breaker_transitions(lines: impl Iterator<Item = String>) -> BTreeMap<Stri
     last
 }
 
-fn breaker_status(log: Option<&std::path::Path>, out: &mut dyn Write) -> Result<()> {
-    let Some(log) = log else {
-        writeln!(
-            out,
-            "The payment breaker lives inside the payment function's process: its state is not \
-             available from outside it.\nEach transition is logged as an EMF line (namespace \
-             `dishpatch`, metrics BreakerOpened/BreakerClosed/BreakerHalfOpened, dimension \
-             Provider): pass the function's log with --log FILE (or --log - on stdin), or in AWS \
-             look at those metrics in CloudWatch."
-        )?;
-        return Ok(());
-    };
+fn breaker_status(log: &std::path::Path, out: &mut dyn Write) -> Result<()> {
     let lines: Vec<String> = if log.as_os_str() == "-" {
         std::io::stdin()
             .lock()

@@ -5,9 +5,11 @@
 //! and how to find the physical resources) so tests drive them without the binary.
 //! Resources are named by their `template.yaml` logical ids. Locally they are found by
 //! the local stack's naming (`{prefix}-{LogicalId}`, see [`crate::provision`]); against
-//! a deployed stack (whose names CloudFormation generates) pass the physical names with
+//! a deployed stack (whose names CloudFormation generates) they are looked up by stack
+//! name ([`Target::with_stack`], `--stack`), or given one by one with
 //! [`Target::with_queue_url`] / [`Target::with_table`] (`--queue-url` / `--table`).
 
+pub mod breaker;
 pub mod cli;
 pub mod dlq;
 pub mod orders;
@@ -17,9 +19,18 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use crate::invariants::{Checker, Tables, TABLE_IDS};
 use crate::provision::{physical_name, QUEUE_NAME_MAX, TABLE_NAME_MAX};
 use crate::template::Template;
 use crate::{Error, Result};
+
+/// One resource of a deployed stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackResource {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub physical_id: String,
+}
 
 /// Where the commands act: an SDK configuration, the template, and the resource names.
 #[derive(Clone)]
@@ -56,6 +67,82 @@ impl Target {
     pub fn with_table(mut self, logical_id: &str, name: &str) -> Target {
         self.tables.insert(logical_id.to_owned(), name.to_owned());
         self
+    }
+
+    /// The physical names of a deployed CloudFormation stack's queues and tables
+    /// (`ListStackResources`). Names already given explicitly are kept.
+    pub async fn with_stack(self, stack_name: &str) -> Result<Target> {
+        let cfn = aws_sdk_cloudformation::Client::new(&self.sdk);
+        let mut pages = cfn
+            .list_stack_resources()
+            .stack_name(stack_name)
+            .into_paginator()
+            .items()
+            .send();
+        let mut resources = Vec::new();
+        while let Some(r) = pages.next().await {
+            let r = r.map_err(|e| Error::aws(format!("resources of stack {stack_name}"), e))?;
+            resources.push(StackResource {
+                logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+                resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                physical_id: r.physical_resource_id().unwrap_or_default().to_owned(),
+            });
+        }
+        if resources.is_empty() {
+            return Err(Error::Other(format!("stack {stack_name} has no resources")));
+        }
+        Ok(self.with_stack_resources(&resources))
+    }
+
+    /// [`Target::with_stack`] on resources already listed: a queue's physical id is
+    /// its URL, a table's is its name.
+    pub fn with_stack_resources(mut self, resources: &[StackResource]) -> Target {
+        for r in resources.iter().filter(|r| !r.physical_id.is_empty()) {
+            let names = match r.resource_type.as_str() {
+                "AWS::SQS::Queue" => &mut self.queue_urls,
+                "AWS::DynamoDB::Table" => &mut self.tables,
+                _ => continue,
+            };
+            names
+                .entry(r.logical_id.clone())
+                .or_insert_with(|| r.physical_id.clone());
+        }
+        self
+    }
+
+    /// Whether resources are named explicitly (a deployed stack), not by prefix.
+    pub fn is_deployed(&self) -> bool {
+        !self.queue_urls.is_empty() || !self.tables.is_empty()
+    }
+
+    /// The invariant checker of this target's stack.
+    pub async fn checker(&self) -> Result<Checker> {
+        if !self.is_deployed() {
+            return Checker::for_prefix(&self.sdk, &self.template, &self.prefix).await;
+        }
+        let name = |i: usize| self.table_name(TABLE_IDS[i]);
+        let tables = Tables {
+            orders: name(0),
+            inventory: name(1),
+            payments: name(2),
+            delivery: name(3),
+        };
+        let dlqs = dlq::dead_letter_queues(&self.template);
+        let (mut queues, mut dead_letter_queues) = (BTreeMap::new(), BTreeMap::new());
+        for q in &self.template.queues {
+            let url = self.queue_url(&q.logical_id).await?;
+            if dlqs.contains_key(&q.logical_id) {
+                dead_letter_queues.insert(q.logical_id.clone(), url);
+            } else {
+                queues.insert(q.logical_id.clone(), url);
+            }
+        }
+        Ok(Checker::with_names(
+            &self.sdk,
+            tables,
+            queues,
+            dead_letter_queues,
+        ))
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -95,11 +182,47 @@ impl Target {
             .await
             .map_err(|e| {
                 Error::aws(
-                    format!("queue {logical_id} ({name}); against AWS pass --queue-url {logical_id}=URL"),
+                    format!("queue {logical_id} ({name}); against AWS pass --stack NAME or --queue-url {logical_id}=URL"),
                     e,
                 )
             })?;
         out.queue_url
             .ok_or_else(|| Error::Other(format!("queue {name}: no URL")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(logical_id: &str, resource_type: &str, physical_id: &str) -> StackResource {
+        StackResource {
+            logical_id: logical_id.into(),
+            resource_type: resource_type.into(),
+            physical_id: physical_id.into(),
+        }
+    }
+
+    #[test]
+    fn stack_resources_name_queues_and_tables_and_explicit_names_win() {
+        let sdk = aws_config::SdkConfig::builder().build();
+        let template = Arc::new(Template::embedded().unwrap());
+        let t = Target::new(sdk, template, "p")
+            .with_table("OrdersTable", "explicit")
+            .with_stack_resources(&[
+                resource("OrdersTable", "AWS::DynamoDB::Table", "from-stack"),
+                resource("InventoryTable", "AWS::DynamoDB::Table", "inv-ABC"),
+                resource("SagaQueue", "AWS::SQS::Queue", "https://sqs/1/saga-XYZ"),
+                resource("OrderEventsTopic", "AWS::SNS::Topic", "arn:aws:sns:x"),
+                resource("PaymentQueue", "AWS::SQS::Queue", ""),
+            ]);
+        assert_eq!(t.table_name("OrdersTable"), "explicit");
+        assert_eq!(t.table_name("InventoryTable"), "inv-ABC");
+        assert_eq!(t.queue_urls["SagaQueue"], "https://sqs/1/saga-XYZ");
+        assert!(
+            !t.queue_urls.contains_key("PaymentQueue"),
+            "not created yet"
+        );
+        assert_eq!(t.queue_urls.len() + t.tables.len(), 3);
     }
 }

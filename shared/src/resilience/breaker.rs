@@ -23,7 +23,7 @@
 //! accept: it fails fast locally; it is not a fleet-wide switch.
 
 use super::clock::{Clock, SystemClock};
-use super::metrics::emf_line;
+use super::metrics::{emf_line, emit};
 use super::{Classify, Fault};
 use serde::{Serialize, Serializer};
 use std::collections::VecDeque;
@@ -188,7 +188,7 @@ impl CircuitBreaker {
             clock,
             sink: Arc::new(|t: &Transition| {
                 // EMF must be the whole log line, so not through the JSON tracing layer.
-                println!("{}", emf_line(t, chrono::Utc::now().timestamp_millis()));
+                emit(&emf_line(t, chrono::Utc::now().timestamp_millis()));
             }),
             inner: Mutex::new(Inner::default()),
         }

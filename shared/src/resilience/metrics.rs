@@ -6,8 +6,29 @@
 //! or `BreakerHalfOpened`, count 1; `from`, `to`, `calls`, `failures`, `failureRate` and
 //! `transitions` ride along as properties (for `dishpatch breaker status`).
 
+use std::sync::OnceLock;
+
 use super::breaker::{BreakerState, Transition};
 use serde_json::{json, Value};
+
+type Forwarder = Box<dyn Fn(&str) + Send + Sync>;
+static FORWARDER: OnceLock<Forwarder> = OnceLock::new();
+
+/// Writes an EMF line to stdout, where CloudWatch Logs turns it into metrics, and hands
+/// it to the process's forwarder if one is set.
+pub fn emit(line: &str) {
+    println!("{line}");
+    if let Some(forward) = FORWARDER.get() {
+        forward(line);
+    }
+}
+
+/// Sets where [`emit`] also sends each line: the local stack, which has no CloudWatch
+/// Logs, puts the metrics to the emulator's CloudWatch itself. Once per process;
+/// `false` if one was already set.
+pub fn set_forwarder(forward: impl Fn(&str) + Send + Sync + 'static) -> bool {
+    FORWARDER.set(Box::new(forward)).is_ok()
+}
 
 pub const METRICS_NAMESPACE: &str = "dishpatch";
 
@@ -29,7 +50,9 @@ pub fn emf_line(t: &Transition, timestamp_ms: i64) -> String {
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
                 "Dimensions": [["Provider"]],
-                "Metrics": [{ "Name": name, "Unit": "Count" }],
+                // One-second resolution: `breaker status` orders transitions by time,
+                // and an opening and the half-open 30 s later would share a minute.
+                "Metrics": [{ "Name": name, "Unit": "Count", "StorageResolution": 1 }],
             }],
         },
         "Provider": t.provider,
@@ -97,7 +120,7 @@ mod tests {
                     "CloudWatchMetrics": [{
                         "Namespace": "dishpatch",
                         "Dimensions": [["Provider"]],
-                        "Metrics": [{ "Name": "BreakerOpened", "Unit": "Count" }],
+                        "Metrics": [{ "Name": "BreakerOpened", "Unit": "Count", "StorageResolution": 1 }],
                     }],
                 },
                 "Provider": "psp",
