@@ -16,8 +16,9 @@
 //! as in AWS, only sooner.
 //!
 //! **Chaos switches (tests).** [`EsmConfig::duplicate_deliveries`] delivers every
-//! message twice. [`EsmConfig::shuffle_deliveries`] delivers out of order: each received
-//! message is, with probability 1/3, held back in the poller for a random time up to
+//! message twice (or the share [`EsmConfig::duplicate_share`] of them).
+//! [`EsmConfig::shuffle_deliveries`] delivers out of order: each received message is,
+//! with probability 1/3, held back in the poller for a random time up to
 //! [`EsmConfig::shuffle_max_hold`], so messages received later overtake it; every batch
 //! is handed over in a scrambled order; and with duplicates on, the second copy is held
 //! back too, so it arrives later, between other messages, rather than right after the
@@ -65,6 +66,9 @@ pub struct EsmConfig {
     /// Deliver every SQS batch twice (the second time as a redelivery with
     /// `ApproximateReceiveCount` + 1): proves handlers are idempotent. Off by default.
     pub duplicate_deliveries: bool,
+    /// With `duplicate_deliveries`, the share of messages (of batches, unshuffled)
+    /// delivered twice, decided per message id; 1.0 (the default): all of them.
+    pub duplicate_share: f64,
     /// Deliver SQS messages out of order (see the module docs). Off by default.
     pub shuffle_deliveries: bool,
     /// Seed of the shuffle decisions; `None`: 0 (the local stack picks and logs a random
@@ -87,6 +91,7 @@ impl Default for EsmConfig {
             max_batching_window: Duration::from_millis(100),
             retry_delay: Duration::from_secs(1),
             duplicate_deliveries: false,
+            duplicate_share: 1.0,
             shuffle_deliveries: false,
             shuffle_seed: None,
             shuffle_max_hold: Duration::from_millis(600),
@@ -217,6 +222,19 @@ impl SqsPoller {
         }
     }
 
+    /// Whether the message `id` (or the batch it heads) is delivered twice.
+    fn duplicates(&self, id: &str) -> bool {
+        let share = self.cfg.duplicate_share;
+        if !self.cfg.duplicate_deliveries || share <= 0.0 {
+            return false;
+        }
+        share >= 1.0 || {
+            let seed = self.cfg.shuffle_seed.unwrap_or(0);
+            let draw = SplitMix64::for_queue(seed, id).next_u64();
+            ((draw >> 11) as f64 / (1u64 << 53) as f64) < share
+        }
+    }
+
     async fn receive(&self, max: i32) -> Result<Vec<Message>, String> {
         receive_batch(&self.client, &self.source.queue_url, max).await
     }
@@ -226,7 +244,12 @@ impl SqsPoller {
             .iter()
             .map(|m| m.message_id.clone().unwrap_or_default())
             .collect();
-        let deliveries = if self.cfg.duplicate_deliveries { 2 } else { 1 };
+        let first = batch.first().and_then(|m| m.message_id.as_deref());
+        let deliveries = if self.duplicates(first.unwrap_or_default()) {
+            2
+        } else {
+            1
+        };
         let mut failed: HashSet<String> = HashSet::new();
         for attempt in 0..deliveries {
             let event = sqs_event(&batch, &self.source.queue_arn, &self.source.region, attempt);
@@ -536,7 +559,6 @@ impl SqsPoller {
             .source
             .batching_window
             .min(self.cfg.max_batching_window);
-        let copies = if self.cfg.duplicate_deliveries { 2 } else { 1 };
         let max_hold = self.cfg.shuffle_max_hold;
         let seed = self.cfg.shuffle_seed.unwrap_or(0);
         let mut rng = SplitMix64::for_queue(seed, &self.source.name);
@@ -610,6 +632,11 @@ impl SqsPoller {
                     now + hold
                 } else {
                     now
+                };
+                let copies = if self.duplicates(msg.message_id.as_deref().unwrap_or_default()) {
+                    2
+                } else {
+                    1
                 };
                 held.push(Held {
                     msg,

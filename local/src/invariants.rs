@@ -232,6 +232,8 @@ pub struct CustomerMoney {
     pub balance: Option<i64>,
     /// Sum of CAPTURED payments: charged and not refunded.
     pub captured: i64,
+    /// The part of `captured` taken from the wallet (card payments never touch it).
+    pub wallet_captured: i64,
     /// Sum of REFUNDED payments.
     pub refunded: i64,
     /// Number of DECLINED payments.
@@ -593,6 +595,7 @@ struct PaymentView {
     amount: i64,
     currency: String,
     status: String,
+    method: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -1070,7 +1073,16 @@ fn check_money(st: &State, opts: &CheckOptions, r: &mut Report) {
         };
         let m = r.customers.entry(customer).or_default();
         match p.status.as_str() {
-            "CAPTURED" => m.captured += p.amount,
+            "CAPTURED" => {
+                m.captured += p.amount;
+                if !p
+                    .method
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("CARD"))
+                {
+                    m.wallet_captured += p.amount;
+                }
+            }
             "REFUNDED" => m.refunded += p.amount,
             "DECLINED" => m.declined += 1,
             other => *m.other.entry(other.to_owned()).or_insert(0) += 1,
@@ -1144,16 +1156,16 @@ fn check_money(st: &State, opts: &CheckOptions, r: &mut Report) {
     if let Some(initial) = &opts.initial_balances {
         for (c, start) in initial {
             let m = r.customers.get(c).cloned().unwrap_or_default();
-            let expected = start - m.captured;
+            let expected = start - m.wallet_captured;
             match m.balance {
                 Some(b) if b == expected => {}
                 b => r.violate(
                     Invariant::WalletConservation,
                     format!("wallet {c}"),
                     format!(
-                        "balance {} but initial {start} − captured {} = {expected}",
+                        "balance {} but initial {start} − captured from the wallet {} = {expected}",
                         b.map_or("missing".to_owned(), |b| b.to_string()),
-                        m.captured
+                        m.wallet_captured
                     ),
                 ),
             }
@@ -1815,6 +1827,30 @@ mod tests {
         assert_eq!(r.orders_by_status["DELIVERED"], 1);
         assert_eq!(r.customers["alice"].captured, 300);
         assert_eq!(r.stock["r-1/m-1"].sold, 3);
+    }
+
+    #[test]
+    fn card_payments_leave_the_wallet_alone() {
+        let mut st = base();
+        st.add_order(order("o-2", "DELIVERED", 1));
+        st.add_inventory(item(serde_json::json!({
+            "pk": "RESERVATION#o-2", "sk": "RESERVATION", "orderId": "o-2",
+            "restaurantId": "r-1", "items": [{"menuItemId": "m-1", "quantity": 1}],
+            "status": "SOLD",
+        })));
+        st.add_payments(item(serde_json::json!({
+            "pk": "PAYMENT#o-2", "sk": "PAYMENT", "customerId": "alice", "amount": 100,
+            "currency": "EUR", "status": "CAPTURED", "method": "CARD",
+        })));
+        let opts = CheckOptions::quiescent().initial_balances([("alice", 1000)]);
+        let r = evaluate(st.clone(), &opts);
+        assert!(!r.has(Invariant::WalletConservation, "wallet alice"), "{r}");
+        assert_eq!(r.customers["alice"].captured, 400);
+        assert_eq!(r.customers["alice"].wallet_captured, 300);
+        // The same payment from the wallet would be 100 missing from it.
+        st.payments.get_mut("o-2").unwrap().method = Some("WALLET".into());
+        let r = evaluate(st, &opts);
+        assert!(r.has(Invariant::WalletConservation, "wallet alice"), "{r}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! dishpatch-local token --sub alice --role CUSTOMER [--role MANAGER]
 //! dishpatch-local seed [--endpoint ...] [--prefix ...]
 //! dishpatch-local invariants [--prefix dishpatch] [--quiescent] [--wait-secs 30]
+//! dishpatch-local soak [--orders 1000] [--seed 1] [--crash-rate 0.02] ... (--help lists every fault knob)
 //! ```
 
 use std::path::PathBuf;
@@ -108,6 +109,101 @@ enum Command {
         #[arg(long = "initial-balance", value_parser = parse_balance)]
         initial_balances: Vec<(String, i64)>,
     },
+    /// The chaos soak: N orders with every fault class injected, then the invariants at
+    /// rest; prints a summary table and exits non-zero on any violation.
+    Soak(Box<SoakArgs>),
+}
+
+/// `soak` flags; defaults are the 1,000-order run with every fault class on.
+#[derive(Args)]
+struct SoakArgs {
+    /// Emulator endpoint. Default: $AWS_ENDPOINT_URL, else http://127.0.0.1:5000.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: Option<String>,
+    /// Prefix of the stack's resources (default: soak-<seed>-<random>).
+    #[arg(long)]
+    prefix: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    orders: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Orders in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 60)]
+    customers: usize,
+    /// Couriers in all (fewer than --concurrency: a shortage).
+    #[arg(long, default_value_t = 10)]
+    couriers: usize,
+    /// Chance per message (after the first of a batch) that the invocation crashes.
+    #[arg(long, default_value_t = 0.02)]
+    crash_rate: f64,
+    /// Turn off duplicate deliveries.
+    #[arg(long)]
+    no_duplicates: bool,
+    /// Share of messages delivered twice.
+    #[arg(long, default_value_t = 0.25)]
+    duplicate_share: f64,
+    /// Turn off delayed, reordered deliveries.
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Longest hold-back of a delayed delivery, ms.
+    #[arg(long, default_value_t = 600)]
+    max_hold_ms: u64,
+    /// How soon a failed or crashed message comes back, ms.
+    #[arg(long, default_value_t = 2000)]
+    retry_delay_ms: u64,
+    /// Share of orders paid by card.
+    #[arg(long, default_value_t = 0.3)]
+    card_share: f64,
+    /// Shares of card orders with decline / charge-then-timeout / timeout / error tokens.
+    #[arg(long, default_value_t = 0.08)]
+    decline_share: f64,
+    #[arg(long, default_value_t = 0.04)]
+    charge_then_timeout_share: f64,
+    #[arg(long, default_value_t = 0.01)]
+    timeout_share: f64,
+    #[arg(long, default_value_t = 0.03)]
+    error_token_share: f64,
+    /// The card provider's share of calls answered 503, and added latency (ms).
+    #[arg(long, default_value_t = 0.05)]
+    psp_failure_rate: f64,
+    #[arg(long, default_value_t = 20)]
+    psp_latency_ms: u64,
+    /// A provider outage of --psp-outage-secs every --psp-outage-every-secs (0: none).
+    #[arg(long, default_value_t = 60)]
+    psp_outage_every_secs: u64,
+    #[arg(long, default_value_t = 3)]
+    psp_outage_secs: u64,
+    /// Share of orders cancelled by the customer within --cancel-within-ms.
+    #[arg(long, default_value_t = 0.12)]
+    cancel_share: f64,
+    #[arg(long, default_value_t = 4000)]
+    cancel_within_ms: u64,
+    /// Share of orders with a line of the scarce item, and its stock.
+    #[arg(long, default_value_t = 0.08)]
+    scarce_share: f64,
+    #[arg(long, default_value_t = 30)]
+    scarce_stock: i64,
+    /// Saga deadlines, seconds.
+    #[arg(long, default_value_t = 40)]
+    step_timeout_secs: u32,
+    #[arg(long, default_value_t = 20)]
+    compensation_timeout_secs: u32,
+    /// Shares of the functions' AWS calls answered 500 / throttled / applied with the
+    /// answer lost.
+    #[arg(long, default_value_t = 0.005)]
+    aws_error_rate: f64,
+    #[arg(long, default_value_t = 0.01)]
+    aws_throttle_rate: f64,
+    #[arg(long, default_value_t = 0.002)]
+    aws_lost_response_rate: f64,
+    /// How long the stack may take to come to rest at the end, seconds.
+    #[arg(long, default_value_t = 180)]
+    settle_secs: u64,
+    /// Count every dead letter as a violation, even of an order that ended.
+    #[arg(long)]
+    strict_dead_letters: bool,
 }
 
 fn parse_balance(s: &str) -> Result<(String, i64), String> {
@@ -123,6 +219,12 @@ fn parse_balance(s: &str) -> Result<(String, i64), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("soak") && std::env::var_os("RUST_LOG").is_none()
+    {
+        // The soak's summary is its output: only unexpected errors beside it (injected
+        // crashes are logged by the local Lambda as errors, hence its target is off).
+        std::env::set_var("RUST_LOG", "error,dishpatch_local::functions=off");
+    }
     dishpatch::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -169,6 +271,11 @@ async fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Seed { stack } => seed_only(stack).await,
+        Command::Soak(args) => match soak(*args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -332,4 +439,58 @@ async fn seed_only(args: StackArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("seeded {n} new items into prefix {}", stack.prefix);
     Ok(())
+}
+
+/// Runs the soak; `Ok(true)` when no invariant broke.
+async fn soak(a: SoakArgs) -> Result<bool, String> {
+    use dishpatch_local::soak::{self, SoakConfig};
+    let ms = Duration::from_millis;
+    let secs = Duration::from_secs;
+    let config = SoakConfig {
+        orders: a.orders,
+        seed: a.seed,
+        concurrency: a.concurrency,
+        customers: a.customers,
+        couriers: a.couriers,
+        crash_rate: a.crash_rate,
+        duplicate_deliveries: !a.no_duplicates,
+        duplicate_share: a.duplicate_share,
+        shuffle_deliveries: !a.no_shuffle,
+        max_hold: ms(a.max_hold_ms),
+        retry_delay: ms(a.retry_delay_ms),
+        card_share: a.card_share,
+        decline_share: a.decline_share,
+        charge_then_timeout_share: a.charge_then_timeout_share,
+        timeout_share: a.timeout_share,
+        error_token_share: a.error_token_share,
+        psp_failure_rate: a.psp_failure_rate,
+        psp_latency: ms(a.psp_latency_ms),
+        psp_outage_every: secs(a.psp_outage_every_secs),
+        psp_outage: secs(a.psp_outage_secs),
+        cancel_share: a.cancel_share,
+        cancel_within: ms(a.cancel_within_ms),
+        scarce_share: a.scarce_share,
+        scarce_stock: a.scarce_stock,
+        step_timeout_secs: a.step_timeout_secs,
+        compensation_timeout_secs: a.compensation_timeout_secs,
+        aws_error_rate: a.aws_error_rate,
+        aws_throttle_rate: a.aws_throttle_rate,
+        aws_lost_response_rate: a.aws_lost_response_rate,
+        settle_timeout: secs(a.settle_secs),
+        strict_dead_letters: a.strict_dead_letters,
+        endpoint: Some(sdk::endpoint(a.endpoint.as_deref())),
+        prefix: a.prefix.unwrap_or_else(|| {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            format!("soak-{}-{}", a.seed, &id[..6])
+        }),
+        ..SoakConfig::default()
+    };
+    soak::quiet_injected_crashes();
+    eprintln!(
+        "soak: {} orders, seed {}, prefix {} (RUST_LOG=info for the stack's logs)",
+        config.orders, config.seed, config.prefix
+    );
+    let report = soak::run(&config).await.map_err(|e| e.to_string())?;
+    print!("{report}");
+    Ok(report.is_clean())
 }

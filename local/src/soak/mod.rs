@@ -1,0 +1,319 @@
+//! The chaos soak: many orders through the whole local stack while every fault class
+//! is injected, then the invariant checker at rest.
+//!
+//! ```text
+//! dishpatch-local soak --orders 1000 --seed 7 --crash-rate 0.02 --psp-failure-rate 0.05
+//! ```
+//!
+//! Fault classes (each with its knob in [`SoakConfig`]):
+//!
+//! * **handler crashes mid-batch**: every SQS-driven function is wrapped by
+//!   [`crate::faults::crash_mid_batch`]; the crashed batch comes back whole;
+//! * **duplicate and delayed deliveries**: the event-source mapping's
+//!   `duplicate_deliveries` and `shuffle_deliveries` (messages held back up to
+//!   [`SoakConfig::max_hold`], batches scrambled);
+//! * **card provider**: a share of card orders carry decline, timeout,
+//!   charge-then-timeout and error tokens; the sandbox fails a share of calls, adds
+//!   latency, and goes down for short windows ([`chaos`]);
+//! * **courier shortage**: fewer couriers than orders in flight;
+//! * **customer cancels** at random moments; **out of stock** (a scarce item) and
+//!   **insufficient funds** (small wallets) happen as they would;
+//! * **AWS API errors and throttling** between the functions and the emulator: the
+//!   local stack's [`crate::awsproxy`] answers a share of the functions' calls with
+//!   the service's throttling error or a 500, or applies the call and loses its answer.
+//!
+//! At the end it waits until every accepted order is terminal and the queues are
+//! drained, runs the [`crate::invariants`] checker plus the card provider's ledger
+//! ([`ledger`]), and prints [`SoakReport`]. Violations make the CLI exit non-zero.
+
+mod chaos;
+mod counting;
+mod driver;
+pub mod ledger;
+mod report;
+mod setup;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::awsproxy::{AwsFaults, AwsProxyConfig};
+use crate::faults::{self, CrashPlan};
+use crate::invariants::CheckOptions;
+use crate::{LocalStack, LocalStackOptions, Result};
+
+pub use chaos::Outages;
+pub use counting::{Counts, MessageCounts};
+pub use driver::{Outcome, Plan};
+pub use report::{Inputs, SoakReport};
+
+/// Functions driven by SQS: the ones that crash and whose messages are counted.
+pub const SQS_FUNCTIONS: &[&str] = &[
+    "order-saga",
+    "inventory",
+    "payment",
+    "delivery",
+    "notification",
+];
+
+/// What to run and which faults to inject. [`SoakConfig::default`] is the full
+/// 1,000-order run with every fault class on; [`SoakConfig::short`] the CI version.
+#[derive(Debug, Clone)]
+pub struct SoakConfig {
+    pub orders: usize,
+    pub seed: u64,
+    /// Orders in flight at once (placed and not yet terminal).
+    pub concurrency: usize,
+    /// Soak customers (each with a wallet).
+    pub customers: usize,
+    /// Share of customers whose wallet holds little (insufficient funds).
+    pub poor_customer_share: f64,
+    /// Couriers in all (the demo's two plus extra ones).
+    pub couriers: usize,
+    /// Longest a courier takes to deliver once dispatched.
+    pub courier_delay_max: Duration,
+    /// Chance per message (after the first of a batch) that the invocation crashes.
+    pub crash_rate: f64,
+    pub duplicate_deliveries: bool,
+    /// The share of messages delivered twice (with `duplicate_deliveries`).
+    pub duplicate_share: f64,
+    /// Out-of-order, delayed deliveries (the event-source mapping's shuffle).
+    pub shuffle_deliveries: bool,
+    /// The longest a message is held back when shuffling.
+    pub max_hold: Duration,
+    /// How soon a failed or crashed SQS message comes back.
+    pub retry_delay: Duration,
+    /// Share of orders paid by card.
+    pub card_share: f64,
+    /// Shares of card orders with each fault token (the rest: `tok_visa`).
+    pub decline_share: f64,
+    pub charge_then_timeout_share: f64,
+    pub timeout_share: f64,
+    pub error_token_share: f64,
+    /// The sandbox's share of calls answered 503, and latency added to each call.
+    pub psp_failure_rate: f64,
+    pub psp_latency: Duration,
+    /// A provider outage of `psp_outage` every `psp_outage_every` while orders are
+    /// placed (zero: none).
+    pub psp_outage_every: Duration,
+    pub psp_outage: Duration,
+    /// Share of orders the customer cancels, at a random moment within `cancel_within`
+    /// of placing it.
+    pub cancel_share: f64,
+    pub cancel_within: Duration,
+    /// Share of orders with a line of the scarce item, and its stock.
+    pub scarce_share: f64,
+    pub scarce_stock: i64,
+    /// Saga deadlines (`STEP_TIMEOUT_SECONDS`, `COMPENSATION_TIMEOUT_SECONDS`).
+    pub step_timeout_secs: u32,
+    pub compensation_timeout_secs: u32,
+    /// Shares of the functions' AWS calls answered with a 500, with a throttling
+    /// error, or applied and then answered with a 500 (a lost response).
+    pub aws_error_rate: f64,
+    pub aws_throttle_rate: f64,
+    pub aws_lost_response_rate: f64,
+    /// How long the stack may take to come to rest after the last order settled.
+    pub settle_timeout: Duration,
+    /// Count a dead letter of a terminal order as a violation (else it is listed).
+    pub strict_dead_letters: bool,
+    pub endpoint: Option<String>,
+    pub prefix: String,
+}
+
+impl Default for SoakConfig {
+    fn default() -> Self {
+        SoakConfig {
+            orders: 1000,
+            seed: 1,
+            concurrency: 32,
+            customers: 60,
+            poor_customer_share: 0.1,
+            couriers: 10,
+            courier_delay_max: Duration::from_millis(1500),
+            crash_rate: 0.02,
+            duplicate_deliveries: true,
+            duplicate_share: 0.25,
+            shuffle_deliveries: true,
+            max_hold: Duration::from_millis(600),
+            retry_delay: Duration::from_secs(2),
+            card_share: 0.3,
+            decline_share: 0.08,
+            charge_then_timeout_share: 0.04,
+            timeout_share: 0.01,
+            error_token_share: 0.03,
+            psp_failure_rate: 0.05,
+            psp_latency: Duration::from_millis(20),
+            psp_outage_every: Duration::from_secs(60),
+            psp_outage: Duration::from_secs(3),
+            cancel_share: 0.12,
+            cancel_within: Duration::from_secs(4),
+            scarce_share: 0.08,
+            scarce_stock: 30,
+            step_timeout_secs: 40,
+            compensation_timeout_secs: 20,
+            aws_error_rate: 0.005,
+            aws_throttle_rate: 0.01,
+            aws_lost_response_rate: 0.002,
+            settle_timeout: Duration::from_secs(180),
+            strict_dead_letters: false,
+            endpoint: None,
+            prefix: "soak".to_owned(),
+        }
+    }
+}
+
+impl SoakConfig {
+    /// The CI version: 100 orders, every fault class on, stock scaled down.
+    pub fn short() -> Self {
+        SoakConfig {
+            orders: 100,
+            concurrency: 24,
+            couriers: 8,
+            scarce_stock: 6,
+            customers: 20,
+            courier_delay_max: Duration::from_millis(800),
+            psp_outage_every: Duration::from_secs(25),
+            settle_timeout: Duration::from_secs(90),
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs the soak on a fresh stack (prefix `config.prefix`) and returns its report.
+pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
+    let started = Instant::now();
+    let crash = CrashPlan {
+        // Longer than a crashed batch takes to come back (held copies, retry delay,
+        // a poll): its redelivery runs clean.
+        cooldown: config.retry_delay * 3 + config.max_hold + Duration::from_secs(1),
+        ..CrashPlan::new(config.crash_rate, config.seed)
+    };
+    let counts = MessageCounts::default();
+    let mut opts = LocalStackOptions::new(&config.prefix)
+        .retry_delay(config.retry_delay)
+        .duplicate_deliveries(config.duplicate_deliveries)
+        .shuffle_deliveries(config.shuffle_deliveries)
+        .shuffle_seed(config.seed)
+        .function_env(
+            "*",
+            "STEP_TIMEOUT_SECONDS",
+            &config.step_timeout_secs.to_string(),
+        )
+        .function_env(
+            "*",
+            "COMPENSATION_TIMEOUT_SECONDS",
+            &config.compensation_timeout_secs.to_string(),
+        );
+    opts.esm.shuffle_max_hold = config.max_hold;
+    opts.esm.duplicate_share = config.duplicate_share;
+    // Idle pollers cost the single-threaded emulator more than the latency they save.
+    opts.esm.idle_backoff_max = Duration::from_millis(400);
+    if let Some(e) = &config.endpoint {
+        opts = opts.endpoint(e);
+    }
+    for (i, name) in SQS_FUNCTIONS.iter().enumerate() {
+        // Each function its own decision sequence, one shared count.
+        let plan = CrashPlan {
+            seed: config.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)),
+            ..crash.clone()
+        };
+        let counts = counts.clone();
+        let name = name.to_string();
+        opts = opts.wrap_function(&name.clone(), move |inner| {
+            let counted = counts.wrap(&name, inner);
+            if plan.rate > 0.0 {
+                faults::crash_mid_batch(counted, plan.clone())
+            } else {
+                counted
+            }
+        });
+    }
+    // Always through the proxy: its call counts go in the summary.
+    opts = opts.aws_proxy(
+        AwsProxyConfig::default()
+            .meter_units(false)
+            .faults(AwsFaults {
+                error_rate: config.aws_error_rate,
+                throttle_rate: config.aws_throttle_rate,
+                lost_response_rate: config.aws_lost_response_rate,
+                seed: config.seed,
+            }),
+    );
+    let local = LocalStack::start(opts).await?;
+    let result = drive(config, &local, &crash, &counts, started).await;
+    local.shutdown();
+    result
+}
+
+async fn drive(
+    config: &SoakConfig,
+    local: &LocalStack,
+    crash: &CrashPlan,
+    counts: &MessageCounts,
+    started: Instant,
+) -> Result<SoakReport> {
+    let world = setup::prepare(config, local).await?;
+    let psp = local.psp.as_ref().map(|p| p.handle());
+    let chaos = psp.clone().map(|h| chaos::start(config, h));
+
+    let outcomes = driver::run(config, local, &world).await;
+    let placing_done = started.elapsed();
+    let outages = match chaos {
+        Some(c) => c.stop().await,
+        None => chaos::Outages::default(),
+    };
+
+    // At rest: every order terminal, the queues drained, then every invariant.
+    let opts = CheckOptions::quiescent().initial_balances(world.initial_balances.clone());
+    let checked = local
+        .checker()
+        .check_at_quiescence(&opts, config.settle_timeout)
+        .await?;
+    let orders = ledger::scan_orders(local).await?;
+    let ledger = match &psp {
+        Some(h) => ledger::check(&h.charges(), &orders),
+        None => Vec::new(),
+    };
+    Ok(SoakReport::new(report::Inputs {
+        config: config.clone(),
+        outcomes,
+        orders,
+        checked,
+        ledger,
+        crashes: crash.crashes.load(std::sync::atomic::Ordering::Relaxed),
+        counts: counts.snapshot(),
+        aws: local.aws_proxy().map(|p| p.counts()),
+        outages,
+        placing: placing_done,
+        duration: started.elapsed(),
+        couriers: world.couriers,
+        shuffle_seed: local.shuffle_seed,
+    }))
+}
+
+/// Hides the panic messages of injected crashes (hundreds of them in a long run); any
+/// other panic is printed as before.
+pub fn quiet_injected_crashes() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied());
+        if msg != Some(faults::CRASH_MESSAGE) {
+            previous(info);
+        }
+    }));
+}
+
+/// Orders by a key, for the summary.
+pub type Tally = BTreeMap<String, usize>;
+
+/// Shared between the order tasks: the state of the world the soak set up.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub customers: Arc<Vec<String>>,
+    pub initial_balances: Vec<(String, i64)>,
+    pub couriers: usize,
+}
