@@ -24,8 +24,9 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
     psp.set_config(config).unwrap();
 
     let mut ids = vec![];
-    // Four captures of three attempts each (the retries that fit the local default
-    // budget) are 12 failed calls within the breaker's 10 s window: it opens at the 10th.
+    // Each capture makes 4 attempts (3 retries, within the invocation's deadline): four
+    // orders are 16 failed calls in about 14 s, at least 10 of them within the breaker's
+    // 10 s window, so it opens.
     for _ in 0..4 {
         let mut body = order_body(json!([{"menuItemId": "m-3", "quantity": 1}]));
         body["paymentMethod"] = json!("CARD");

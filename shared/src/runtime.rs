@@ -15,6 +15,7 @@ use crate::envelope::{DecodeError, Envelope, MessageType};
 use crate::error::Problem;
 
 pub mod dead_letters;
+pub mod deadline;
 use dead_letters::{DeadLetters, Failure};
 
 #[async_trait::async_trait]
@@ -76,8 +77,16 @@ impl From<crate::error::StoreError> for MessageError {
     }
 }
 
-/// Dispatches a raw Lambda event by its shape.
+/// Dispatches a raw Lambda event by its shape, within the invocation's deadline
+/// ([`deadline`]).
 pub async fn invoke(f: &dyn Function, event: Value, ctx: Context) -> Result<Value, Error> {
+    match ctx.deadline {
+        0 => dispatch(f, event, ctx).await,
+        at => deadline::with_deadline(at, dispatch(f, event, ctx)).await,
+    }
+}
+
+async fn dispatch(f: &dyn Function, event: Value, ctx: Context) -> Result<Value, Error> {
     let source = event
         .pointer("/Records/0/eventSource")
         .and_then(Value::as_str)

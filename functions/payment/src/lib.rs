@@ -8,7 +8,6 @@
 //! (their commands are retried) and everything else works.
 
 pub mod handlers;
-pub mod invocation;
 pub mod payments;
 pub mod provider;
 pub mod psp;
@@ -26,7 +25,6 @@ use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
-pub use invocation::run;
 pub use payments::{Capture, DynamoPaymentStore, Payment, PaymentStatus, PaymentStore};
 pub use provider::{
     Charge, ChargeOutcome, PaymentProvider, ProviderError, RefundOutcome, UnconfiguredProvider,

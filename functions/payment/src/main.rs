@@ -4,5 +4,5 @@ use dishpatch::config::{sdk_config, Env};
 async fn main() -> Result<(), lambda_runtime::Error> {
     dishpatch::logging::init();
     let app = payment::build(&sdk_config().await, &Env::from_process()).await?;
-    payment::run(app).await
+    dishpatch::runtime::run(app).await
 }

@@ -15,7 +15,7 @@
 //! decline; every attempt goes through one [`CircuitBreaker`] per provider, held by the
 //! adapter (built once per container, so shared by its invocations), which fails fast
 //! while open and logs and emits (EMF) its transitions. The retries stop at the
-//! invocation's deadline ([`crate::invocation`]) less a margin for the work after the
+//! invocation's deadline ([`dishpatch::runtime::deadline`]) less a margin for the work after the
 //! call, or, where the deadline is unknown, after a conservative default budget
 //! ([`PspConfig::default_budget`], 8 s).
 //!
@@ -33,7 +33,6 @@
 //! not-configured and is tried again on the next, and never keeps wallet payments or the
 //! HTTP routes from working.
 
-use crate::invocation;
 use crate::provider::{Charge, ChargeOutcome, PaymentProvider, ProviderError, RefundOutcome};
 use dishpatch::config::Env;
 use dishpatch::money::Money;
@@ -256,7 +255,7 @@ impl<S: Sleeper> HttpPaymentProvider<S> {
 
     /// By when this call (with its retries) must be done.
     fn deadline(&self) -> Deadline {
-        match invocation::deadline_epoch_ms() {
+        match dishpatch::runtime::deadline::deadline_epoch_ms() {
             Some(deadline_ms) => {
                 let now_ms = SystemTime::now()
                     .duration_since(UNIX_EPOCH)

@@ -512,12 +512,16 @@ async fn retries_stop_at_the_invocations_deadline_less_the_margin() {
         .unwrap()
         .as_millis() as u64;
     // 2.6 s left, 2 s kept for after the call: time for one attempt and no retry.
-    let result = invocation::with_deadline(now_ms + 2_600, p.authorize_capture(&charge())).await;
+    let result =
+        dishpatch::runtime::deadline::with_deadline(now_ms + 2_600, p.authorize_capture(&charge()))
+            .await;
     assert!(matches!(result, Err(ProviderError::Unavailable(_))));
     assert_eq!(server.count(), 1);
     assert!(clock.slept().is_empty());
     // Already out of time: the provider is not called, and the breaker counts nothing.
-    let result = invocation::with_deadline(now_ms + 1_000, p.authorize_capture(&charge())).await;
+    let result =
+        dishpatch::runtime::deadline::with_deadline(now_ms + 1_000, p.authorize_capture(&charge()))
+            .await;
     match result {
         Err(ProviderError::Unavailable(e)) => assert!(e.contains("no time left"), "{e}"),
         other => panic!("{other:?}"),
