@@ -1192,6 +1192,48 @@ mod tests {
     }
 
     #[test]
+    fn a_share_of_messages_is_duplicated_by_id() {
+        struct Nop;
+        impl dishpatch::runtime::Function for Nop {}
+        let poller = |duplicates: bool, share: f64| SqsPoller {
+            client: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::Config::builder()
+                    .behavior_version_latest()
+                    .build(),
+            ),
+            source: SqsSource {
+                name: "SagaQueue".into(),
+                queue_url: String::new(),
+                queue_arn: String::new(),
+                region: "us-east-1".into(),
+                batch_size: 10,
+                batching_window: Duration::ZERO,
+                report_batch_item_failures: true,
+            },
+            function: LocalFunction::standalone("nop", std::sync::Arc::new(Nop)),
+            cfg: EsmConfig {
+                duplicate_deliveries: duplicates,
+                duplicate_share: share,
+                shuffle_seed: Some(7),
+                ..EsmConfig::default()
+            },
+        };
+        let ids: Vec<String> = (0..4000).map(|i| format!("m-{i}")).collect();
+        let count = |p: &SqsPoller| ids.iter().filter(|id| p.duplicates(id)).count();
+        assert_eq!(count(&poller(true, 1.0)), 4000);
+        assert_eq!(count(&poller(false, 1.0)), 0);
+        assert_eq!(count(&poller(true, 0.0)), 0);
+        let quarter = poller(true, 0.25);
+        let n = count(&quarter);
+        assert!((800..1200).contains(&n), "{n}");
+        // Decided by the id (and seed): a redelivered message gets the same answer.
+        let again = poller(true, 0.25);
+        assert!(ids
+            .iter()
+            .all(|id| quarter.duplicates(id) == again.duplicates(id)));
+    }
+
+    #[test]
     fn redeliveries_count_per_message() {
         let m = |id: &str| {
             Message::builder()
