@@ -7,10 +7,11 @@
 # Usage: bench/coldstart.sh [--runs N] [extra dishpatch-coldstart args]
 #   SKIP_BUILD=1  reuse the binaries and zips already built
 #   SKIP_PEERS=1  reuse the installed peers
+#   NO_EMULATOR=1 skip the second set of runs whose first invocation calls moto
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="bench/coldstart.sh $*"
-for v in SKIP_BUILD SKIP_PEERS; do
+for v in SKIP_BUILD SKIP_PEERS NO_EMULATOR; do
   if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
 done
 # cargo-lambda and its zig live in the project venv.
@@ -57,9 +58,23 @@ if nice -n -15 true 2> /dev/null; then
   notes+=(--note "Measured at nice -15 (every subject alike) to shield the timings from other work on the machine.")
 fi
 
+# The emulator runs: a moto server provisioned from template.yaml and seeded by the
+# local stack, so each function's representative sample event makes real AWS calls.
+emulator=()
+if [ "${NO_EMULATOR:-}" != 1 ]; then
+  echo "starting the emulator (logs: $out/build-local.log, $out/seed.log)"
+  cargo build -p dishpatch-local --bin dishpatch-local > "$out/build-local.log" 2>&1
+  endpoint=$(scripts/moto 0)
+  moto_pid=$(cat ".local/moto-${endpoint##*:}.pid")
+  trap 'kill "$moto_pid" 2> /dev/null || true' EXIT
+  AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=AKIDBENCHCOLDSTART00 AWS_SECRET_ACCESS_KEY=bench \
+    target/debug/dishpatch-local seed --endpoint "$endpoint" --prefix coldstart > "$out/seed.log" 2>&1
+  emulator=(--endpoint "$endpoint" --prefix coldstart)
+fi
+
 echo "building dishpatch-coldstart"
 cargo build --release -p dishpatch-coldstart > "$out/build-tool.log" 2>&1
 "${prio[@]}" target/release/dishpatch-coldstart \
   --node "$(command -v node)" \
   --python-label "$python_label" --node-label "$node_label" \
-  --command "$command_line" "${notes[@]}" "$@"
+  --command "$command_line" "${emulator[@]}" "${notes[@]}" "$@"

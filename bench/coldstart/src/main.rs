@@ -59,6 +59,13 @@ struct Cli {
     /// Extra KEY=VALUE for the Rust functions only (repeatable), for what-if runs.
     #[arg(long = "rust-env", value_parser = parse_key_value)]
     rust_env: Vec<(String, String)>,
+    /// Emulator endpoint (moto, provisioned by `dishpatch-local seed`): also run every
+    /// function with a representative event that makes AWS calls.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Resource name prefix the emulator was provisioned with.
+    #[arg(long, default_value = "dishpatch")]
+    prefix: String,
     /// Only these subjects (function or peer names); default all.
     #[arg(long = "only")]
     only: Vec<String>,
@@ -116,10 +123,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let mut subjects: Vec<Subject> = vec![];
+    let emulator = cli.endpoint.clone().map(|endpoint| subject::Emulator {
+        endpoint,
+        prefix: cli.prefix.clone(),
+    });
     for f in FUNCTIONS {
-        let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home)?;
+        let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, None)?;
         s.env.extend(cli.rust_env.iter().cloned());
         subjects.push(s);
+        if let Some(e) = &emulator {
+            let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, Some(e))?;
+            s.name = format!("{f}+io");
+            s.env.extend(cli.rust_env.iter().cloned());
+            subjects.push(s);
+        }
     }
     subjects.push(subject::peer(
         Kind::Python,
@@ -152,11 +169,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|s| {
             let (label, sizes) = match s.kind {
-                Kind::Rust => (String::new(), Some(sizes::of(&s.name, &dirs))),
+                Kind::Rust => (String::new(), Some(sizes::of(&s.function, &dirs))),
                 Kind::Python => (cli.python_label.clone(), None),
                 Kind::Node => (cli.node_label.clone(), None),
             };
-            SubjectResult::new(&s.name, s.kind, label, s.event_label.clone(), sizes)
+            SubjectResult::new(s, label, sizes)
         })
         .collect();
 

@@ -114,7 +114,7 @@ async fn drive(
     api.invoke(Invocation {
         request_id,
         function_arn: subject.function_arn(),
-        event: subject.event.clone(),
+        event: subject.event_now(),
     })
     .await;
     let delivered = next_report(api, child, "event delivery", timeout).await?;

@@ -29,6 +29,10 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Subject {
     pub name: String,
+    /// The function (or peer) this runs; `name` adds the variant.
+    pub function: String,
+    /// The first invocation talks to the emulator.
+    pub with_io: bool,
     pub kind: Kind,
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -39,6 +43,17 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The event to send now: emulator events get current timestamps.
+    pub fn event_now(&self) -> Bytes {
+        if !self.with_io {
+            return self.event.clone();
+        }
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        refresh_timestamps(&String::from_utf8_lossy(&self.event), &now).into()
+    }
+
     pub fn function_arn(&self) -> String {
         format!(
             "arn:aws:lambda:{REGION}:{ACCOUNT}:function:dishpatch-{}",
@@ -94,11 +109,36 @@ pub fn base_env(name: &str, home: &Path) -> Vec<(String, String)> {
     env
 }
 
+/// Where the functions' resources live: dummy names that are never contacted, or the
+/// emulator with the local stack's `{prefix}-{LogicalId}` names.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    pub endpoint: String,
+    pub prefix: String,
+}
+
+struct Naming<'a>(Option<&'a Emulator>);
+
+impl Naming<'_> {
+    fn name(&self, logical: &str) -> String {
+        let prefix = self.0.map_or("dishpatch", |e| e.prefix.as_str());
+        format!("{prefix}-{logical}")
+    }
+    fn topic(&self, logical: &str) -> String {
+        format!("arn:aws:sns:{REGION}:{ACCOUNT}:{}", self.name(logical))
+    }
+    fn queue(&self, logical: &str) -> String {
+        let host = self.0.map_or_else(
+            || format!("https://sqs.{REGION}.amazonaws.com"),
+            |e| e.endpoint.trim_end_matches('/').to_owned(),
+        );
+        format!("{host}/{ACCOUNT}/{}", self.name(logical))
+    }
+}
+
 /// The function's own variables, as `template.yaml` declares them (Globals included).
-pub fn function_env(function: &str) -> Vec<(String, String)> {
-    let table = |t: &str| format!("dishpatch-{t}");
-    let topic = |t: &str| format!("arn:aws:sns:{REGION}:{ACCOUNT}:dishpatch-{t}");
-    let queue = |q: &str| format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/dishpatch-{q}");
+pub fn function_env(function: &str, emulator: Option<&Emulator>) -> Vec<(String, String)> {
+    let n = Naming(emulator);
     let mut env = vec![
         ("RUST_LOG".to_owned(), "info".to_owned()),
         ("STEP_TIMEOUT_SECONDS".to_owned(), "300".to_owned()),
@@ -107,47 +147,104 @@ pub fn function_env(function: &str) -> Vec<(String, String)> {
     ];
     let own: Vec<(&str, String)> = match function {
         "order-api" => vec![
-            ("ORDERS_TABLE", table("orders")),
-            ("NOTIFICATIONS_TABLE", table("notifications")),
-            ("INVENTORY_TABLE", table("inventory")),
-            ("IDEMPOTENCY_TABLE", table("idempotency")),
+            ("ORDERS_TABLE", n.name("OrdersTable")),
+            ("NOTIFICATIONS_TABLE", n.name("NotificationsTable")),
+            ("INVENTORY_TABLE", n.name("InventoryTable")),
+            ("IDEMPOTENCY_TABLE", n.name("IdempotencyTable")),
         ],
         "order-saga" => vec![
-            ("ORDERS_TABLE", table("orders")),
-            ("ORDER_EVENTS_TOPIC_ARN", topic("order-events")),
-            ("OPS_ALERTS_TOPIC_ARN", topic("ops-alerts")),
-            ("INVENTORY_QUEUE_URL", queue("inventory")),
-            ("PAYMENT_QUEUE_URL", queue("payment")),
-            ("DELIVERY_QUEUE_URL", queue("delivery")),
-            ("SAGA_QUEUE_URL", queue("saga")),
+            ("ORDERS_TABLE", n.name("OrdersTable")),
+            ("ORDER_EVENTS_TOPIC_ARN", n.topic("OrderEventsTopic")),
+            ("OPS_ALERTS_TOPIC_ARN", n.topic("OpsAlertsTopic")),
+            ("INVENTORY_QUEUE_URL", n.queue("InventoryQueue")),
+            ("PAYMENT_QUEUE_URL", n.queue("PaymentQueue")),
+            ("DELIVERY_QUEUE_URL", n.queue("DeliveryQueue")),
+            ("SAGA_QUEUE_URL", n.queue("SagaQueue")),
         ],
         "inventory" => vec![
-            ("INVENTORY_TABLE", table("inventory")),
-            ("ORDER_EVENTS_TOPIC_ARN", topic("order-events")),
+            ("INVENTORY_TABLE", n.name("InventoryTable")),
+            ("ORDER_EVENTS_TOPIC_ARN", n.topic("OrderEventsTopic")),
         ],
         // The deployed function reads its key from SSM on the first card call, not at
         // init, so giving it directly changes nothing measured here.
         "payment" => vec![
-            ("WALLETS_TABLE", table("payments")),
-            ("ORDER_EVENTS_TOPIC_ARN", topic("order-events")),
+            ("WALLETS_TABLE", n.name("PaymentsTable")),
+            ("ORDER_EVENTS_TOPIC_ARN", n.topic("OrderEventsTopic")),
             ("PSP_BASE_URL", "https://psp.example.com".to_owned()),
             ("PSP_API_KEY", "bench-psp-key".to_owned()),
         ],
         "delivery" => vec![
-            ("DELIVERY_TABLE", table("delivery")),
-            ("ORDER_EVENTS_TOPIC_ARN", topic("order-events")),
+            ("DELIVERY_TABLE", n.name("DeliveryTable")),
+            ("ORDER_EVENTS_TOPIC_ARN", n.topic("OrderEventsTopic")),
         ],
         "notification" => vec![
-            ("NOTIFICATIONS_TABLE", table("notifications")),
+            ("NOTIFICATIONS_TABLE", n.name("NotificationsTable")),
             (
                 "CUSTOMER_NOTIFICATIONS_TOPIC_ARN",
-                topic("customer-notifications"),
+                n.topic("CustomerNotificationsTopic"),
             ),
         ],
         _ => vec![],
     };
     env.extend(own.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    if let Some(e) = emulator {
+        env.push(("AWS_ENDPOINT_URL".to_owned(), e.endpoint.clone()));
+    }
     env
+}
+
+/// Sets every `YYYY-MM-DDTHH:MM:SS[.fff]Z` timestamp in `text` to `now`, so a sample
+/// event is current when it is sent (notification drops facts older than a few minutes).
+pub fn refresh_timestamps(text: &str, now: &str) -> String {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let shape = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&k| digit(i + k))
+            && at(i + 4, b'-')
+            && at(i + 7, b'-')
+            && at(i + 10, b'T')
+            && at(i + 13, b':')
+            && at(i + 16, b':');
+        if shape {
+            let mut end = i + 19;
+            if at(end, b'.') {
+                end += 1;
+                while digit(end) {
+                    end += 1;
+                }
+            }
+            if at(end, b'Z') {
+                out.push_str(&text[copied..i]);
+                out.push_str(now);
+                i = end + 1;
+                copied = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// A representative sample event per function for runs against the emulator. After the
+/// warm-up round has processed each command once, measured runs take the duplicate path
+/// (find the step record, publish the recorded outcome), which still reads and publishes.
+pub fn emulator_event(function: &str) -> &'static str {
+    match function {
+        "order-api" => "order-api-list-orders.json",
+        "order-saga" => "order-saga-stream.json",
+        "inventory" => "inventory-reserve.json",
+        "payment" => "payment-capture.json",
+        "delivery" => "delivery-dispatch.json",
+        _ => "notification-facts.json",
+    }
 }
 
 pub fn rust_function(
@@ -155,12 +252,29 @@ pub fn rust_function(
     bin_dir: &Path,
     events_dir: &Path,
     home: &Path,
+    emulator: Option<&Emulator>,
 ) -> std::io::Result<Subject> {
-    let (event, event_label) = first_event(name, events_dir)?;
+    let (event, event_label) = match emulator {
+        None => first_event(name, events_dir)?,
+        Some(_) => {
+            let file = emulator_event(name);
+            let text = std::fs::read_to_string(events_dir.join(file))?;
+            let now = chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            let event = refresh_timestamps(&text, &now);
+            (
+                event.into(),
+                format!("events/{file} (timestamps set to the start of the run)"),
+            )
+        }
+    };
     let mut env = base_env(name, home);
-    env.extend(function_env(name));
+    env.extend(function_env(name, emulator));
     Ok(Subject {
         name: name.to_owned(),
+        function: name.to_owned(),
+        with_io: emulator.is_some(),
         kind: Kind::Rust,
         program: bin_dir.join(name),
         args: vec![],
@@ -206,6 +320,8 @@ pub fn peer(
     };
     Ok(Subject {
         name: name.to_owned(),
+        function: name.to_owned(),
+        with_io: false,
         kind,
         program,
         args,
@@ -221,7 +337,11 @@ mod tests {
 
     #[test]
     fn every_function_gets_its_template_variables() {
-        let has = |f: &str, k: &str| function_env(f).iter().any(|(n, v)| n == k && !v.is_empty());
+        let has = |f: &str, k: &str| {
+            function_env(f, None)
+                .iter()
+                .any(|(n, v)| n == k && !v.is_empty())
+        };
         assert!(has("order-api", "IDEMPOTENCY_TABLE"));
         assert!(has("order-saga", "SAGA_QUEUE_URL"));
         assert!(has("payment", "PSP_API_KEY"));
@@ -229,5 +349,40 @@ mod tests {
         for f in FUNCTIONS {
             assert!(has(f, "RUST_LOG"), "{f}");
         }
+    }
+
+    #[test]
+    fn refreshes_timestamps_and_nothing_else() {
+        let now = "2030-01-02T03:04:05.678Z";
+        let text = r#"{"occurredAt":"2026-11-22T10:00:05Z","at":"2026-11-22T10:00:05.123Z","id":"2026-11-22","n":"1795341601"}"#;
+        assert_eq!(
+            refresh_timestamps(text, now),
+            r#"{"occurredAt":"2030-01-02T03:04:05.678Z","at":"2030-01-02T03:04:05.678Z","id":"2026-11-22","n":"1795341601"}"#
+        );
+        let escaped = r#"{"occurredAt":"2026-11-22T10:00:05Z"}"#;
+        assert_eq!(
+            refresh_timestamps(escaped, now),
+            r#"{"occurredAt":"2030-01-02T03:04:05.678Z"}"#
+        );
+    }
+
+    #[test]
+    fn emulator_names_follow_the_local_stack() {
+        let e = Emulator {
+            endpoint: "http://127.0.0.1:5099/".into(),
+            prefix: "cs".into(),
+        };
+        let env = function_env("order-saga", Some(&e));
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ORDERS_TABLE"), Some("cs-OrdersTable"));
+        assert_eq!(
+            get("SAGA_QUEUE_URL"),
+            Some("http://127.0.0.1:5099/123456789012/cs-SagaQueue")
+        );
+        assert_eq!(
+            get("ORDER_EVENTS_TOPIC_ARN"),
+            Some("arn:aws:sns:eu-west-1:123456789012:cs-OrderEventsTopic")
+        );
+        assert_eq!(get("AWS_ENDPOINT_URL"), Some("http://127.0.0.1:5099/"));
     }
 }
