@@ -72,9 +72,20 @@ if [ "${NO_EMULATOR:-}" != 1 ]; then
   emulator=(--endpoint "$endpoint" --prefix coldstart)
 fi
 
+# What-if runs for the diagnosis: the SDK loads the system's root certificates when a
+# client is built; this shows what that costs (one bundle file instead of the hashed
+# per-certificate directory, and no roots at all as the lower bound).
+what_if=(--what-if SSL_CERT_FILE=/dev/null)
+for bundle in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+  if [ -f "$bundle" ]; then
+    what_if=(--what-if "SSL_CERT_FILE=$bundle" "${what_if[@]}")
+    break
+  fi
+done
+
 echo "building dishpatch-coldstart"
 cargo build --release -p dishpatch-coldstart > "$out/build-tool.log" 2>&1
 "${prio[@]}" target/release/dishpatch-coldstart \
   --node "$(command -v node)" \
   --python-label "$python_label" --node-label "$node_label" \
-  --command "$command_line" "${emulator[@]}" "${notes[@]}" "$@"
+  --command "$command_line" "${emulator[@]}" "${what_if[@]}" "${notes[@]}" "$@"

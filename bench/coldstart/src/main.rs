@@ -56,9 +56,13 @@ struct Cli {
     /// What the Node peer runs (versions), for the report.
     #[arg(long, default_value = "")]
     node_label: String,
-    /// Extra KEY=VALUE for the Rust functions only (repeatable), for what-if runs.
+    /// Extra KEY=VALUE for the Rust functions only (repeatable).
     #[arg(long = "rust-env", value_parser = parse_key_value)]
     rust_env: Vec<(String, String)>,
+    /// A what-if run of every function in the same rounds, with one extra variable:
+    /// KEY=VALUE (repeatable; each is its own set of subjects).
+    #[arg(long = "what-if", value_parser = parse_key_value)]
+    what_if: Vec<(String, String)>,
     /// Emulator endpoint (moto, provisioned by `dishpatch-local seed`): also run every
     /// function with a representative event that makes AWS calls.
     #[arg(long)]
@@ -131,6 +135,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, None)?;
         s.env.extend(cli.rust_env.iter().cloned());
         subjects.push(s);
+        for (k, v) in &cli.what_if {
+            let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, None)?;
+            s.env.extend(cli.rust_env.iter().cloned());
+            s.env.push((k.clone(), v.clone()));
+            s.name = format!("{f}[{k}={v}]");
+            s.variant = Some(format!("{k}={v}"));
+            subjects.push(s);
+        }
         if let Some(e) = &emulator {
             let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, Some(e))?;
             s.name = format!("{f}+io");
@@ -192,8 +204,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let i = (round + k) % subjects.len();
             let s = &subjects[i];
             bar.set_message(s.name.clone());
-            let log = logs.join(format!("{}.log", s.name));
-            let request_id = format!("bench-{round}-{}", s.name);
+            let file: String = s
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let log = logs.join(format!("{file}.log"));
+            // Goes into a URL path: no characters from the subject's name.
+            let request_id = format!("bench-{round}-{i}");
             let outcome = measure::cold_start(s, request_id, &log, timeout).await;
             match outcome {
                 Ok(sample) if round >= cli.warmup as usize => results[i].samples.push(sample),

@@ -37,6 +37,8 @@ pub struct SubjectResult {
     pub kind: Kind,
     /// The first invocation talked to the emulator (a second run of the function).
     pub with_io: bool,
+    /// What-if runs: the label of their extra environment.
+    pub variant: Option<String>,
     /// Versions of what a peer runs; empty for the functions.
     pub label: String,
     pub event: String,
@@ -56,6 +58,7 @@ impl SubjectResult {
             function: subject.function.clone(),
             kind: subject.kind,
             with_io: subject.with_io,
+            variant: subject.variant.clone(),
             label,
             event: subject.event_label.clone(),
             init_ms: None,
@@ -70,7 +73,7 @@ impl SubjectResult {
 
     /// A function measured with the I/O-free event (the one the targets use).
     pub fn is_plain_function(&self) -> bool {
-        self.kind == Kind::Rust && !self.with_io
+        self.kind == Kind::Rust && !self.with_io && self.variant.is_none()
     }
 
     pub fn summarize(&mut self) {
@@ -318,6 +321,27 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
+    if r.subjects.iter().any(|s| s.variant.is_some()) {
+        let _ = writeln!(md, "\n### What-if runs, same run (I/O-free event)\n");
+        let _ = writeln!(
+            md,
+            "| function | environment | init median | init p90 | init CPU median | runs ok |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+        for s in r.subjects.iter().filter(|s| s.variant.is_some()) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                s.function,
+                s.variant.as_deref().unwrap_or_default(),
+                ms_cell(&s.init_ms, |s| s.median),
+                ms_cell(&s.init_ms, |s| s.p90),
+                ms_cell(&s.init_cpu_ms, |s| s.median),
+                s.samples.len(),
+            );
+        }
+    }
+
     let _ = writeln!(md, "\n### Peers, same run\n");
     let _ = writeln!(md, "| peer | what | init median | init p90 | init CPU median | first invocation median | peak RSS median | runs ok |");
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
@@ -390,6 +414,7 @@ mod tests {
             name: name.to_owned(),
             function: name.to_owned(),
             with_io: false,
+            variant: None,
             kind,
             program: Default::default(),
             args: vec![],

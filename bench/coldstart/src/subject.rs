@@ -33,6 +33,8 @@ pub struct Subject {
     pub function: String,
     /// The first invocation talks to the emulator.
     pub with_io: bool,
+    /// A what-if run with extra environment (e.g. another certificate source).
+    pub variant: Option<String>,
     pub kind: Kind,
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -275,6 +277,7 @@ pub fn rust_function(
         name: name.to_owned(),
         function: name.to_owned(),
         with_io: emulator.is_some(),
+        variant: None,
         kind: Kind::Rust,
         program: bin_dir.join(name),
         args: vec![],
@@ -322,6 +325,7 @@ pub fn peer(
         name: name.to_owned(),
         function: name.to_owned(),
         with_io: false,
+        variant: None,
         kind,
         program,
         args,
