@@ -5,7 +5,7 @@
 # bench/results/coldstart.md and bench/results/coldstart.json.
 #
 # Usage: bench/coldstart.sh [--runs N] [extra dishpatch-coldstart args]
-#   SKIP_BUILD=1  reuse the binaries and zips already built
+#   SKIP_BUILD=1  reuse the binaries, zips and dishpatch-coldstart already built
 #   SKIP_PEERS=1  reuse the installed peers
 #   NO_EMULATOR=1 skip the second set of runs whose first invocation calls moto
 set -euo pipefail
@@ -83,8 +83,10 @@ for bundle in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.cr
   fi
 done
 
-echo "building dishpatch-coldstart"
-cargo build --release -p dishpatch-coldstart > "$out/build-tool.log" 2>&1
+if [ "${SKIP_BUILD:-}" != 1 ] || [ ! -x target/release/dishpatch-coldstart ]; then
+  echo "building dishpatch-coldstart"
+  cargo build --release -p dishpatch-coldstart > "$out/build-tool.log" 2>&1
+fi
 "${prio[@]}" target/release/dishpatch-coldstart \
   --node "$(command -v node)" \
   --python-label "$python_label" --node-label "$node_label" \

@@ -260,14 +260,11 @@ pub fn rust_function(
         None => first_event(name, events_dir)?,
         Some(_) => {
             let file = emulator_event(name);
-            let text = std::fs::read_to_string(events_dir.join(file))?;
-            let now = chrono::Utc::now()
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string();
-            let event = refresh_timestamps(&text, &now);
+            // Timestamps are set when it is sent: see `Subject::event_now`.
+            let bytes = std::fs::read(events_dir.join(file))?;
             (
-                event.into(),
-                format!("events/{file} (timestamps set to the start of the run)"),
+                bytes.into(),
+                format!("events/{file} (timestamps set to the time of sending)"),
             )
         }
     };
