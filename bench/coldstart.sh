@@ -37,6 +37,12 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
   notes+=(--note "arm64 not measured: the aarch64-unknown-linux-gnu standard library is not installed (rustup target add aarch64-unknown-linux-gnu).")
 fi
 
+notes+=(
+  --note "Timings are for the x86_64 binaries on this machine; the arm64 binaries are built and sized but not run (no arm64 CPU here)."
+  --note "Init: from spawning the process until it asks the Runtime API for its first event (SDK clients built). First invocation: from writing the event until the response arrives. Peak RSS: VmHWM of the process after the first response. Init CPU: on-CPU time of all its threads at that point (/proc schedstat)."
+  --note "Peers: the same start-up in Python and Node (Powertools Logger, Metrics, idempotency on DynamoDB, batch processor; DynamoDB, SQS and SNS clients), each with a minimal runtime loop (GET next, POST response) that imports the handler first, as the managed runtimes do. They answer the health event. Installed in target/bench-peers, byte-compiled (Python) and bundled with esbuild (Node)."
+)
+
 if [ "${SKIP_PEERS:-}" != 1 ]; then
   echo "installing peers in target/bench-peers"
   bench/peers/setup.sh > "$out/peers-setup.log" 2>&1

@@ -391,6 +391,13 @@ pub fn markdown(r: &Results) -> String {
             c.target, c.function, c.figure, met
         );
     }
+    let notes = analysis(r);
+    if !notes.is_empty() {
+        let _ = writeln!(md, "\n### Reading the figures\n");
+        for n in notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
     let failures: Vec<_> = r
         .subjects
         .iter()
@@ -403,6 +410,71 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     md
+}
+
+/// The lowest and highest of `f` over `subjects`, if any has a value.
+fn spread<'a>(
+    subjects: impl Iterator<Item = &'a SubjectResult>,
+    f: impl Fn(&SubjectResult) -> Option<f64>,
+) -> Option<(f64, f64)> {
+    let values: Vec<f64> = subjects.filter_map(f).collect();
+    let lo = values.iter().copied().reduce(f64::min)?;
+    let hi = values.iter().copied().reduce(f64::max)?;
+    Some((lo, hi))
+}
+
+/// What the run says about the targets it misses, from this run's own figures.
+pub fn analysis(r: &Results) -> Vec<String> {
+    let mut out = vec![];
+    let plain = || r.subjects.iter().filter(|s| s.is_plain_function());
+    let missed = r
+        .checks
+        .iter()
+        .filter(|c| c.target.starts_with("cold init") && c.met == Some(false))
+        .count();
+    let init = spread(plain(), |s| median_of(&s.init_ms));
+    let cpu = spread(plain(), |s| median_of(&s.init_cpu_ms));
+    if let (true, Some((lo, hi)), Some((clo, chi))) = (missed > 0, init, cpu) {
+        out.push(format!(
+            "Cold init misses {INIT_TARGET_MS} ms for {missed} of {} functions: medians {lo:.1}-{hi:.1} ms wall, of which {clo:.1}-{chi:.1} ms is CPU time of the process's threads. The load average above counts runnable tasks on {} cores, so the wall figures include waiting for a core.",
+            plain().count(),
+            r.machine.cores
+        ));
+    }
+    let variants: Vec<&str> = {
+        let mut v: Vec<&str> = r
+            .subjects
+            .iter()
+            .filter_map(|s| s.variant.as_deref())
+            .collect();
+        v.dedup();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    for v in variants {
+        let of = |s: &SubjectResult| s.variant.as_deref() == Some(v);
+        let wall = spread(r.subjects.iter().filter(|s| of(s)), |s| {
+            median_of(&s.init_ms)
+        });
+        let cpu = spread(r.subjects.iter().filter(|s| of(s)), |s| {
+            median_of(&s.init_cpu_ms)
+        });
+        if let (Some((lo, hi)), Some((clo, chi))) = (wall, cpu) {
+            out.push(format!(
+                "With `{v}`: init medians {lo:.1}-{hi:.1} ms wall, {clo:.1}-{chi:.1} ms CPU."
+            ));
+        }
+    }
+    if r.subjects.iter().any(|s| s.variant.is_some()) {
+        out.push(
+            "Why: the AWS SDK's default HTTP client loads the system's root certificates when a client is built (it does so on purpose, so the first request does not pay for it), and every function builds its clients before asking for the first event. `SSL_CERT_FILE` makes it read one file instead of probing the system's locations; `/dev/null` (no roots, so no HTTPS) is the floor: process start, dynamic linking, the Tokio runtime, configuration and logging.".to_owned(),
+        );
+        out.push(
+            "What it would take: make the trust roots cheap at init. Either set `SSL_CERT_FILE` to the image's single CA bundle in the template's Globals (check the path in the provided.al2023 image, whose certificate layout was not measured here), or give the SDK clients an HTTP client whose roots are compiled in (webpki-roots) so nothing is read or parsed from disk. Building the connector lazily instead would only move the cost into the first invocation.".to_owned(),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
