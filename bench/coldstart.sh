@@ -54,7 +54,8 @@ const v = (p) => require(`./node_modules/${p}/package.json`).version;
 const kb = Math.round(require("fs").statSync("dist/index.mjs").size / 1024);
 console.log(`Node ${process.versions.node}, @aws-sdk/client-dynamodb ${v("@aws-sdk/client-dynamodb")}, Powertools ${v("@aws-lambda-powertools/logger")}, esbuild ${v("esbuild")} bundle ${kb} KiB`)')
 
-notes+=(--note "Functions built from commit $(cat "$out/build-info" 2> /dev/null || echo unknown) by cargo-lambda (zig), release profile of the root Cargo.toml.")
+profile=$(sed -n '/^\[profile.release\]/,/^$/p' Cargo.toml | sed '1d;/^$/d' | paste -sd ';' | sed 's/;/; /g')
+notes+=(--note "Functions built from commit $(cat "$out/build-info" 2> /dev/null || echo unknown) by cargo-lambda (zig) with the root Cargo.toml's release profile (\`$profile\`); no other profile is compared here.")
 
 # Raised priority (root only) so concurrent builds on a shared machine disturb the
 # timings less; every subject inherits the same priority.
