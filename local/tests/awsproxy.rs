@@ -514,3 +514,120 @@ async fn the_local_stack_routes_functions_and_pollers_through_the_proxy() {
     );
     local.shutdown();
 }
+
+/// Reads an order's status and courier straight from the table (not through the proxy).
+async fn order_state(local: &LocalStack, id: &str) -> Option<(String, Option<String>)> {
+    let out = aws_sdk_dynamodb::Client::new(&local.sdk)
+        .get_item()
+        .table_name(local.stack.table_name("OrdersTable"))
+        .key("pk", s(&format!("ORDER#{id}")))
+        .key("sk", s("ORDER"))
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()?;
+    let item = out.item?;
+    let status = item.get("status")?.as_s().ok()?.clone();
+    let courier = item
+        .get("saga")
+        .and_then(|s| s.as_m().ok())
+        .and_then(|m| m.get("courierId"))
+        .and_then(|c| c.as_s().ok())
+        .cloned();
+    Some((status, courier))
+}
+
+#[tokio::test]
+async fn orders_are_delivered_through_throttling_errors_and_lost_responses() {
+    let local = LocalStack::start(
+        LocalStackOptions::new(testing::unique_prefix("proxy-faults"))
+            .endpoint(testing::moto())
+            .psp(false)
+            .retry_delay(Duration::from_millis(500))
+            .aws_proxy(
+                AwsProxyConfig::default()
+                    .meter_units(false)
+                    .faults(AwsFaults {
+                        throttle_rate: 0.05,
+                        error_rate: 0.02,
+                        lost_response_rate: 0.02,
+                        seed: 42,
+                    }),
+            ),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "restaurantId": "r-1",
+        "items": [{"menuItemId": "m-3", "quantity": 1}],
+        "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
+        "paymentMethod": "WALLET"
+    });
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        // The API may answer 5xx when its own calls fail: the client retries with the
+        // same idempotency key, as a real client would.
+        let key = format!("proxy-faults-{i}");
+        let id = eventually(DEADLINE, || async {
+            let r = http
+                .post(format!("{}/v1/orders", local.url()))
+                .bearer_auth(tokens::mint("alice", &["CUSTOMER"]).unwrap())
+                .header("Idempotency-Key", &key)
+                .json(&body)
+                .send()
+                .await
+                .ok()?;
+            if r.status().as_u16() != 201 {
+                return None;
+            }
+            let v: serde_json::Value = r.json().await.ok()?;
+            v["orderId"].as_str().map(str::to_owned)
+        })
+        .await
+        .expect("the order is accepted");
+        ids.push(id);
+    }
+    for id in &ids {
+        let courier = eventually(Duration::from_secs(60), || async {
+            match order_state(&local, id).await? {
+                (s, Some(c)) if s == "DISPATCHED" => Some(c),
+                _ => None,
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("{id} never DISPATCHED"));
+        eventually(DEADLINE, || async {
+            let r = http
+                .post(format!("{}/v1/deliveries/{id}/complete", local.url()))
+                .bearer_auth(tokens::mint(&courier, &["COURIER"]).unwrap())
+                .send()
+                .await
+                .ok()?;
+            (r.status().as_u16() == 200).then_some(())
+        })
+        .await
+        .expect("the courier completes the delivery");
+        eventually(Duration::from_secs(60), || async {
+            (order_state(&local, id).await?.0 == "DELIVERED").then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("{id} never DELIVERED"));
+    }
+    let counts = local.aws_proxy().unwrap().counts();
+    assert!(
+        counts.faults_of(FaultKind::Throttle) + counts.faults_of(FaultKind::Error) > 0,
+        "faults were injected: {:?}",
+        counts.faults
+    );
+    let report = local
+        .checker()
+        .check_at_quiescence(
+            &dishpatch_local::invariants::CheckOptions::quiescent(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report}");
+    local.shutdown();
+}
