@@ -2,6 +2,7 @@
 //! against a local Lambda Runtime API, interleaved with a Python and a Node peer doing
 //! the same start-up, plus binary and zip sizes. Writes JSON and a markdown section.
 
+mod floor;
 mod machine;
 mod measure;
 mod report;
@@ -97,10 +98,20 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The floor client must not pay for argument parsing or an async runtime.
+    if std::env::args().nth(1).as_deref() == Some(floor::ARG) {
+        return match floor::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("floor client: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dishpatch-coldstart: {e}");
@@ -150,6 +161,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             subjects.push(s);
         }
     }
+    subjects.push(subject::floor(
+        &std::env::current_exe()?,
+        &cli.events,
+        &home,
+    )?);
     subjects.push(subject::peer(
         Kind::Python,
         &peers,
@@ -184,6 +200,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Kind::Rust => (String::new(), Some(sizes::of(&s.function, &dirs))),
                 Kind::Python => (cli.python_label.clone(), None),
                 Kind::Node => (cli.node_label.clone(), None),
+                Kind::Floor => (
+                    "do-nothing Rust client: exec, connect, GET next (no async runtime, no SDK)"
+                        .to_owned(),
+                    None,
+                ),
             };
             SubjectResult::new(s, label, sizes)
         })

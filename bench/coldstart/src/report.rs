@@ -342,7 +342,7 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
-    let _ = writeln!(md, "\n### Peers, same run\n");
+    let _ = writeln!(md, "\n### Peers and harness floor, same run\n");
     let _ = writeln!(md, "| peer | what | init median | init p90 | init CPU median | first invocation median | peak RSS median | runs ok |");
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
     for s in r.subjects.iter().filter(|s| s.kind != Kind::Rust) {
@@ -439,6 +439,17 @@ pub fn analysis(r: &Results) -> Vec<String> {
             "Cold init misses {INIT_TARGET_MS} ms for {missed} of {} functions: medians {lo:.1}-{hi:.1} ms wall, of which {clo:.1}-{chi:.1} ms is CPU time of the process's threads. The load average above counts runnable tasks on {} cores, so the wall figures include waiting for a core.",
             plain().count(),
             r.machine.cores
+        ));
+    }
+    if let Some(f) = r
+        .subjects
+        .iter()
+        .find(|s| s.kind == Kind::Floor)
+        .and_then(|s| s.init_ms)
+    {
+        out.push(format!(
+            "The harness floor (a do-nothing client) reaches its first `invocation/next` in {:.1} ms median (p90 {:.1}): that much of every figure is exec, linking and the connect under this machine's load.",
+            f.median, f.p90
         ));
     }
     let variants: Vec<&str> = {

@@ -24,6 +24,8 @@ pub enum Kind {
     Rust,
     Python,
     Node,
+    /// The harness floor (see `floor.rs`).
+    Floor,
 }
 
 #[derive(Debug, Clone)]
@@ -299,7 +301,7 @@ pub fn peer(
     let name = match kind {
         Kind::Python => "python-peer",
         Kind::Node => "node-peer",
-        Kind::Rust => unreachable!("peers are Python or Node"),
+        Kind::Rust | Kind::Floor => unreachable!("peers are Python or Node"),
     };
     let mut env = base_env(name, home);
     env.push(("IDEMPOTENCY_TABLE".into(), "dishpatch-idempotency".into()));
@@ -327,6 +329,24 @@ pub fn peer(
         program,
         args,
         env,
+        event,
+        event_label,
+    })
+}
+
+/// The harness floor: this binary as a do-nothing function.
+pub fn floor(exe: &Path, events_dir: &Path, home: &Path) -> std::io::Result<Subject> {
+    let (event, event_label) = first_event("order-api", events_dir)?;
+    let name = "harness-floor";
+    Ok(Subject {
+        name: name.to_owned(),
+        function: name.to_owned(),
+        with_io: false,
+        variant: None,
+        kind: Kind::Floor,
+        program: exe.to_owned(),
+        args: vec![crate::floor::ARG.to_owned()],
+        env: base_env(name, home),
         event,
         event_label,
     })
