@@ -257,6 +257,12 @@ pub fn markdown(r: &Results) -> String {
         "Runs: {} measured per subject after {} warm-up round(s), interleaved (each round starts one subject later).\n",
         r.runs, r.warmup
     );
+    if r.runs < 20 {
+        let _ = writeln!(
+            md,
+            "**Fewer than 20 runs per subject: a trial, not a result.**\n"
+        );
+    }
     for note in &r.notes {
         let _ = writeln!(md, "- {note}");
     }
