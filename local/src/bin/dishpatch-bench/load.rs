@@ -733,6 +733,20 @@ fn analysis(o: &mut String, r: &LoadReport) {
     else {
         return;
     };
+    let falls_off = r.levels.iter().any(|l| {
+        l.offered_per_s > peak.offered_per_s && l.achieved_per_s < 0.9 * peak.achieved_per_s
+    });
+    let past_peak = if falls_off {
+        "Throughput falls off past the peak as deeper queues slow every SQS call."
+    } else if r
+        .levels
+        .iter()
+        .all(|l| l.offered_per_s <= peak.offered_per_s)
+    {
+        "The peak came at the highest offered load: a higher one may go further."
+    } else {
+        "Past the peak, throughput holds roughly level."
+    };
     let c = &peak.calls_per_order;
     let ms = |calls: f64, rate: f64| 1e3 * calls / rate.max(1e-9);
     let (d, q, n) = (
@@ -750,11 +764,12 @@ fn analysis(o: &mut String, r: &LoadReport) {
          long-poll. Below saturation the DISPATCHED latency is mostly the local pollers' \
          idle backoff (up to 200 ms per hop) and batching window (up to 100 ms) over about \
          ten hops; past the peak the queues back up and it grows with the backlog, while \
-         the accepted latency (one conditional write) stays low. Throughput falls off past \
-         the peak as deeper queues slow every SQS call. The ceiling and the run share two \
-         cores with the functions, the pollers, the gateway and the load generator (and, \
-         on a shared machine, whatever else runs): treat the fraction as a lower bound of \
-         what the code itself allows.\n",
+         the accepted latency (one conditional write) stays low. {} The ceiling and the run \
+         share two cores with the functions, the pollers, the gateway and the load \
+         generator (and, on a shared machine, whatever else runs), so runs vary: treat the \
+         fraction as a lower bound of what the code itself allows, and repeat the bench \
+         before reading much into one run.\n",
+        past_peak,
         peak.offered_per_s,
         d + q + n,
         d,
