@@ -161,7 +161,7 @@ struct SoakArgs {
     decline_share: f64,
     #[arg(long, default_value_t = 0.04)]
     charge_then_timeout_share: f64,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.005)]
     timeout_share: f64,
     #[arg(long, default_value_t = 0.03)]
     error_token_share: f64,
@@ -171,9 +171,9 @@ struct SoakArgs {
     #[arg(long, default_value_t = 20)]
     psp_latency_ms: u64,
     /// A provider outage of --psp-outage-secs every --psp-outage-every-secs (0: none).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 120)]
     psp_outage_every_secs: u64,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     psp_outage_secs: u64,
     /// Share of orders cancelled by the customer within --cancel-within-ms.
     #[arg(long, default_value_t = 0.12)]
@@ -199,7 +199,7 @@ struct SoakArgs {
     #[arg(long, default_value_t = 0.002)]
     aws_lost_response_rate: f64,
     /// How long the stack may take to come to rest at the end, seconds.
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = 600)]
     settle_secs: u64,
     /// Count every dead letter as a violation, even of an order that ended.
     #[arg(long)]

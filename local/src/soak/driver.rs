@@ -329,7 +329,7 @@ impl Client {
     ) -> (u16, Value) {
         let mut pause = Duration::from_millis(200);
         let mut last = (0, Value::Null);
-        for _ in 0..6 {
+        for _ in 0..10 {
             last = self.send(method, path, customer, body, key).await;
             let (s, b) = &last;
             let in_progress = *s == 409 && b["code"] == "REQUEST_IN_PROGRESS";
