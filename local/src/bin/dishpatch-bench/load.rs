@@ -754,14 +754,20 @@ fn analysis(o: &mut String, r: &LoadReport) {
         ms(c.sqs, r.ceiling.send_message_per_s),
         ms(c.sns, r.ceiling.publish_per_s),
     );
+    let heaviest = if q >= d && q >= n {
+        "SQS weighs most: moto's SendMessage is its slowest operation and slows further as \
+         queues grow, and the local pollers short-poll (empty receives) where Lambda would \
+         long-poll."
+    } else if d >= n {
+        "DynamoDB weighs most: it takes the most calls per order."
+    } else {
+        "SNS weighs most."
+    };
     let _ = writeln!(
         o,
         "## What limits it\n\n\
          At the peak ({:.2}/s offered) an order costs the emulator about {:.0} ms: DynamoDB \
-         {:.0} ms ({:.0} calls), SQS {:.0} ms ({:.0} calls), SNS {:.0} ms ({:.0} calls). SQS \
-         weighs most: moto's SendMessage is its slowest operation and slows further as \
-         queues grow, and the local pollers short-poll (empty receives) where Lambda would \
-         long-poll. Below saturation the DISPATCHED latency is mostly the local pollers' \
+         {:.0} ms ({:.0} calls), SQS {:.0} ms ({:.0} calls), SNS {:.0} ms ({:.0} calls). {} Below saturation the DISPATCHED latency is mostly the local pollers' \
          idle backoff (up to 200 ms per hop) and batching window (up to 100 ms) over about \
          ten hops; past the peak the queues back up and it grows with the backlog, while \
          the accepted latency (one conditional write) stays low. {} The ceiling and the run \
@@ -769,7 +775,6 @@ fn analysis(o: &mut String, r: &LoadReport) {
          generator (and, on a shared machine, whatever else runs), so runs vary: treat the \
          fraction as a lower bound of what the code itself allows, and repeat the bench \
          before reading much into one run.\n",
-        past_peak,
         peak.offered_per_s,
         d + q + n,
         d,
@@ -777,7 +782,9 @@ fn analysis(o: &mut String, r: &LoadReport) {
         q,
         c.sqs,
         n,
-        c.sns
+        c.sns,
+        heaviest,
+        past_peak
     );
 }
 
