@@ -85,7 +85,18 @@ async fn create_order(
         timeline: vec![],
     };
     let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
-    app.orders.save(&order, None, &outbox).await?;
+    if let Err(e) = app.orders.save(&order, None, &outbox).await {
+        // The id was made just now, so a conflict on its first write can only be our own
+        // earlier attempt: applied, its answer lost, and retried by the SDK. The order
+        // exists and runs, so it is placed; a 409 would have the client place it again.
+        let StoreError::Conflict(_) = e else {
+            return Err(e.into());
+        };
+        if app.orders.get(&order.order_id).await?.as_ref() != Some(&order) {
+            return Err(e.into());
+        }
+        tracing::warn!(order_id = %order.order_id, "order write applied before its retry conflicted; placed");
+    }
     tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
     let mut resp = json(201, &OrderView::from(&order));
     resp.headers_mut().insert(

@@ -381,3 +381,70 @@ async fn health_is_public_and_unknown_routes_are_404() {
     let req = http_request("GET", "/v1/nothing", "/v1/nothing", &[], "", None, ALICE);
     assert_eq!(parts(app.http(req).await).0, 404);
 }
+
+/// Applies the first write, then answers it with a conflict: what the caller sees when
+/// DynamoDB applied a PutItem, its response was lost, and the SDK's retry failed the
+/// `attribute_not_exists` condition.
+struct LostFirstAnswer {
+    inner: Arc<InMemoryOrderStore>,
+    lost: std::sync::atomic::AtomicBool,
+    /// Someone else's order is already there instead (a real conflict).
+    foreign: bool,
+}
+
+#[async_trait::async_trait]
+impl dishpatch::orders::OrderStore for LostFirstAnswer {
+    async fn get(&self, id: &str) -> Result<Option<dishpatch::order::Order>, StoreError> {
+        let mut o = self.inner.get(id).await?;
+        if self.foreign {
+            if let Some(o) = o.as_mut() {
+                o.customer_id = "mallory".into();
+            }
+        }
+        Ok(o)
+    }
+    async fn save(
+        &self,
+        order: &dishpatch::order::Order,
+        expected: Option<u64>,
+        outbox: &[dishpatch::envelope::Envelope],
+    ) -> Result<(), StoreError> {
+        self.inner.save(order, expected, outbox).await?;
+        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Conflict("attribute_not_exists(pk)".into()));
+        }
+        Ok(())
+    }
+    async fn list_for_customer(
+        &self,
+        customer: &str,
+        size: u32,
+        token: Option<&str>,
+    ) -> Result<dishpatch::orders::Page, StoreError> {
+        self.inner.list_for_customer(customer, size, token).await
+    }
+}
+
+#[tokio::test]
+async fn an_order_whose_write_was_applied_before_a_conflicting_retry_is_placed() {
+    for foreign in [false, true] {
+        let (mut app, store) = app();
+        app.orders = Arc::new(LostFirstAnswer {
+            inner: store.clone(),
+            lost: Default::default(),
+            foreign,
+        });
+        let (status, body) = place(&app, &order_body(), ALICE).await;
+        if foreign {
+            // Not our write after all: the conflict stands.
+            assert_eq!(status, 409, "{body}");
+            continue;
+        }
+        assert_eq!(status, 201, "{body}");
+        let id = body["orderId"].as_str().unwrap();
+        let (status, stored) = get(&app, "/v1/orders/{orderId}", id, ALICE).await;
+        assert_eq!(status, 200);
+        assert_eq!(stored["status"], "PENDING");
+        assert_eq!(store.orders.lock().unwrap().len(), 1, "one order, not two");
+    }
+}
