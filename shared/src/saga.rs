@@ -207,10 +207,15 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
         | (S::Reserved, E::PaymentDeclined { reason })
         | (S::Paid, E::DeliveryUnavailable { reason }) => begin_compensation(next, reason),
 
-        // Customer cancel.
-        (S::Pending | S::Reserved | S::Paid, E::CancelRequested { reason }) => {
+        // Customer cancel. A capture in flight is refunded first, as on its timeout: the
+        // refund leaves a tombstone if it got there first, so a capture that arrives
+        // late takes nothing, instead of taking money from a cancelled order until its
+        // own refund catches up.
+        (S::Reserved, E::CancelRequested { reason }) => {
+            next.paid = true;
             begin_compensation(next, reason)
         }
+        (S::Pending | S::Paid, E::CancelRequested { reason }) => begin_compensation(next, reason),
         (S::Cancelling | S::Cancelled, E::CancelRequested { .. }) => {
             Outcome::Ignore("already cancelled")
         }

@@ -123,7 +123,10 @@ fn cancel_is_allowed_until_dispatch_and_refused_after() {
     };
     let t = step(&start().state, cancel());
     assert_eq!(t.state.status, S::Cancelled);
+    // The capture in flight is refunded (or tombstoned) first, then the stock released.
     let t = step(&happy_to(S::Reserved), cancel());
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    let t = step(&t.state, SagaEvent::PaymentRefunded);
     assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
     let t = step(&happy_to(S::Paid), cancel());
     assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
