@@ -1,9 +1,8 @@
 //! The short chaos soak (CI): 100 orders through the whole local stack with every fault
 //! class on — handler crashes mid-batch, duplicate and delayed deliveries, card
-//! declines, timeouts, errors and outages, AWS errors and throttling, a courier
-//! shortage, customer cancels, out of stock, insufficient funds — then every invariant
-//! at rest. The full run is `dishpatch-local soak` (1,000 orders), which also loses AWS
-//! responses (see `bench/results/soak.md` for the order-api bug that finds).
+//! declines, timeouts, errors and outages, AWS errors, throttling and lost responses,
+//! a courier shortage, customer cancels, out of stock, insufficient funds — then every
+//! invariant at rest. The full run is `dishpatch-local soak` (1,000 orders).
 //!
 //! `DISHPATCH_SOAK_ORDERS` and `DISHPATCH_SOAK_SEED` change the size and the seed.
 

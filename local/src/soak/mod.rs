@@ -179,9 +179,6 @@ impl SoakConfig {
             step_timeout_secs: 15,
             compensation_timeout_secs: 6,
             settle_timeout: Duration::from_secs(120),
-            // Lost responses make order placement fail after the order was written (a
-            // known order-api bug, see bench/results/soak.md): the full soak keeps them.
-            aws_lost_response_rate: 0.0,
             ..Default::default()
         }
     }
