@@ -31,11 +31,13 @@ pub fn drop_messages(
     inner: Arc<dyn Function>,
     drop: impl Fn(&Envelope, MessageType) -> bool + Send + Sync + 'static,
 ) -> Arc<dyn Function> {
-    Arc::new(Intercept {
+    wrap(
         inner,
-        select: Arc::new(drop),
-        fail: false,
-    })
+        Intercept {
+            select: Arc::new(drop),
+            fail: false,
+        },
+    )
 }
 
 /// Serves `inner`, except that the messages `fail` selects fail (a transient error,
@@ -45,39 +47,41 @@ pub fn fail_messages(
     inner: Arc<dyn Function>,
     fail: impl Fn(&Envelope, MessageType) -> bool + Send + Sync + 'static,
 ) -> Arc<dyn Function> {
-    Arc::new(Intercept {
+    wrap(
         inner,
-        select: Arc::new(fail),
-        fail: true,
-    })
+        Intercept {
+            select: Arc::new(fail),
+            fail: true,
+        },
+    )
 }
 
-struct Intercept {
+/// What a fault does before a message reaches the handler: `None` lets it through.
+trait Fault: Send + Sync + 'static {
+    fn before(&self, envelope: &Envelope, kind: MessageType) -> Option<Result<(), MessageError>>;
+}
+
+/// `inner` with `fault` in front of its messages; everything else passes straight on.
+fn wrap(inner: Arc<dyn Function>, fault: impl Fault) -> Arc<dyn Function> {
+    Arc::new(Wrapped { inner, fault })
+}
+
+struct Wrapped<F> {
     inner: Arc<dyn Function>,
-    select: MessagePredicate,
-    /// Fail the selected messages (else drop them).
-    fail: bool,
+    fault: F,
 }
 
 #[async_trait::async_trait]
-impl Function for Intercept {
+impl<F: Fault> Function for Wrapped<F> {
     async fn http(&self, req: Request) -> Response<Body> {
         self.inner.http(req).await
     }
 
     async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
-        if (self.select)(&envelope, kind) {
-            tracing::info!(
-                order_id = %envelope.order_id, kind = kind.as_str(), fail = self.fail,
-                "fault injection: message {}", if self.fail { "failed" } else { "dropped" }
-            );
-            return if self.fail {
-                Err(MessageError::Transient("fault injection".into()))
-            } else {
-                Ok(())
-            };
+        match self.fault.before(&envelope, kind) {
+            Some(outcome) => outcome,
+            None => self.inner.message(envelope, kind).await,
         }
-        self.inner.message(envelope, kind).await
     }
 
     async fn stream_record(
@@ -89,6 +93,29 @@ impl Function for Intercept {
 
     fn dead_letters(&self) -> Option<&dyn dishpatch::runtime::dead_letters::DeadLetters> {
         self.inner.dead_letters()
+    }
+}
+
+struct Intercept {
+    select: MessagePredicate,
+    /// Fail the selected messages (else drop them).
+    fail: bool,
+}
+
+impl Fault for Intercept {
+    fn before(&self, envelope: &Envelope, kind: MessageType) -> Option<Result<(), MessageError>> {
+        if !(self.select)(envelope, kind) {
+            return None;
+        }
+        tracing::info!(
+            order_id = %envelope.order_id, kind = kind.as_str(), fail = self.fail,
+            "fault injection: message {}", if self.fail { "failed" } else { "dropped" }
+        );
+        Some(if self.fail {
+            Err(MessageError::Transient("fault injection".into()))
+        } else {
+            Ok(())
+        })
     }
 }
 
@@ -136,12 +163,14 @@ pub const CRASH_MESSAGE: &str = "fault injection: handler crashed mid-batch";
 /// The batch is recognised by the invocation's task: the local Lambda runs each
 /// invocation in a task of its own and handles its messages one after another.
 pub fn crash_mid_batch(inner: Arc<dyn Function>, plan: CrashPlan) -> Arc<dyn Function> {
-    Arc::new(Crasher {
+    wrap(
         inner,
-        rng: Mutex::new(crate::esm::SplitMix64::new(plan.seed)),
-        plan,
-        state: Mutex::new(CrashState::default()),
-    })
+        Crasher {
+            rng: Mutex::new(crate::esm::SplitMix64::new(plan.seed)),
+            plan,
+            state: Mutex::new(CrashState::default()),
+        },
+    )
 }
 
 #[derive(Default)]
@@ -154,7 +183,6 @@ struct CrashState {
 }
 
 struct Crasher {
-    inner: Arc<dyn Function>,
     plan: CrashPlan,
     rng: Mutex<crate::esm::SplitMix64>,
     state: Mutex<CrashState>,
@@ -198,13 +226,8 @@ impl Crasher {
     }
 }
 
-#[async_trait::async_trait]
-impl Function for Crasher {
-    async fn http(&self, req: Request) -> Response<Body> {
-        self.inner.http(req).await
-    }
-
-    async fn message(&self, envelope: Envelope, kind: MessageType) -> Result<(), MessageError> {
+impl Fault for Crasher {
+    fn before(&self, envelope: &Envelope, kind: MessageType) -> Option<Result<(), MessageError>> {
         if self.crash_now(&envelope.id) {
             tracing::info!(
                 order_id = %envelope.order_id, kind = kind.as_str(),
@@ -212,17 +235,6 @@ impl Function for Crasher {
             );
             panic!("{CRASH_MESSAGE}");
         }
-        self.inner.message(envelope, kind).await
-    }
-
-    async fn stream_record(
-        &self,
-        record: &aws_lambda_events::dynamodb::EventRecord,
-    ) -> Result<(), MessageError> {
-        self.inner.stream_record(record).await
-    }
-
-    fn dead_letters(&self) -> Option<&dyn dishpatch::runtime::dead_letters::DeadLetters> {
-        self.inner.dead_letters()
+        None
     }
 }
