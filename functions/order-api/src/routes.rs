@@ -43,7 +43,7 @@ async fn place_order(app: &App, req: &Request) -> Result<Response<Body>, Problem
     let key = idempotency_key(req)?;
     let valid = parse_place_order(body_bytes(req))?;
     let Some(key) = key else {
-        return create_order(app, who.sub, valid).await;
+        return create_order(app, who.sub, None, valid).await;
     };
     // Hashed as canonical JSON: key order and whitespace do not make another body.
     let payload: serde_json::Value = serde_json::from_slice(body_bytes(req))
@@ -54,14 +54,44 @@ async fn place_order(app: &App, req: &Request) -> Result<Response<Body>, Problem
         req,
         &[&customer, &key],
         &payload,
-        || create_order(app, customer.clone(), valid),
+        || create_order(app, customer.clone(), Some(&key), valid),
     )
     .await
+}
+
+/// Names order ids made from an `Idempotency-Key` (a fixed, random namespace).
+const ORDER_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5d1c_7a0e_93b4_4f62_a8e1_2c6f_0b9d_4e37);
+
+/// The id of the order a request places. With an `Idempotency-Key` it is derived from
+/// the caller and the key, so a re-run of a request whose first run was cut off after
+/// its write (a timeout, a crash) meets that write instead of placing a second order.
+pub fn order_id_for(customer_id: &str, key: Option<&str>) -> String {
+    match key {
+        // JSON keeps the two parts apart whatever they contain.
+        Some(k) => {
+            let name = serde_json::to_vec(&[customer_id, k]).expect("strings serialize");
+            uuid::Uuid::new_v5(&ORDER_ID_NAMESPACE, &name).to_string()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Whether `stored` is what this request would place: same caller and same content.
+/// Prices and times may differ between the runs; what the client asked for may not.
+fn same_request(stored: &Order, draft: &Order) -> bool {
+    stored.customer_id == draft.customer_id
+        && stored.restaurant_id == draft.restaurant_id
+        && stored.item_quantities() == draft.item_quantities()
+        && stored.delivery_address == draft.delivery_address
+        && stored.payment_method == draft.payment_method
+        && stored.card_token == draft.card_token
 }
 
 async fn create_order(
     app: &App,
     customer_id: String,
+    key: Option<&str>,
     valid: ValidOrderRequest,
 ) -> Result<Response<Body>, Problem> {
     let ids: Vec<String> = valid.items.iter().map(|i| i.menu_item_id.clone()).collect();
@@ -70,7 +100,7 @@ async fn create_order(
     let at = now();
     let start = saga::start();
     let draft = Order {
-        order_id: uuid::Uuid::new_v4().to_string(),
+        order_id: order_id_for(&customer_id, key),
         customer_id,
         restaurant_id: valid.restaurant_id,
         items: priced.lines,
@@ -84,18 +114,26 @@ async fn create_order(
         saga: start.state.clone(),
         timeline: vec![],
     };
-    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
+    let (mut order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
     if let Err(e) = app.orders.save(&order, None, &outbox).await {
-        // The id was made just now, so a conflict on its first write can only be our own
-        // earlier attempt: applied, its answer lost, and retried by the SDK. The order
-        // exists and runs, so it is placed; a 409 would have the client place it again.
+        // The id is new or derived from this caller's key, so a conflict on its first
+        // write is an earlier run of this request: one whose answer was lost (the SDK
+        // retried an applied write) or which was cut off after writing. That order
+        // exists and runs, so it is the answer; a 409 would have the client place it
+        // again. The same key with another request is a reused key.
         let StoreError::Conflict(_) = e else {
             return Err(e.into());
         };
-        if app.orders.get(&order.order_id).await?.as_ref() != Some(&order) {
-            return Err(e.into());
+        match app.orders.get(&order.order_id).await? {
+            Some(stored) if same_request(&stored, &order) => {
+                tracing::warn!(order_id = %order.order_id, "order already written by an earlier run of this request; placed");
+                order = stored;
+            }
+            Some(stored) if key.is_some() && stored.customer_id == order.customer_id => {
+                return Err(dishpatch::idempotency::http::key_reused_problem());
+            }
+            _ => return Err(e.into()),
         }
-        tracing::warn!(order_id = %order.order_id, "order write applied before its retry conflicted; placed");
     }
     tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
     let mut resp = json(201, &OrderView::from(&order));

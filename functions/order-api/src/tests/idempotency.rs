@@ -2,10 +2,14 @@
 
 use super::{app, order_body, ALICE, BOB};
 use crate::App;
+use dishpatch::envelope::Envelope;
+use dishpatch::error::StoreError;
 use dishpatch::idempotency::{
     Clock, Idempotency, IdempotencyConfig, IdempotencyRecord, IdempotencyStore,
     InMemoryIdempotencyStore, ManualClock, Status, DEFAULT_EXPIRES_AFTER,
 };
+use dishpatch::order::Order;
+use dishpatch::orders::{OrderStore, Page};
 use dishpatch::runtime::Function;
 use dishpatch::testing::{http_request, parts, InMemoryOrderStore};
 use lambda_http::{Body, Response};
@@ -154,16 +158,122 @@ async fn same_key_and_body_replay_the_first_response_without_another_order() {
     // Another customer's key is another key.
     let bobs = post(&s.app, &body, BOB, Some(b"k-1"), None).await;
     assert_eq!(bobs.status(), 201);
-    assert_ne!(header(&bobs, "location"), Some(location));
+    assert_ne!(header(&bobs, "location"), Some(location.clone()));
     assert_eq!(s.orders.orders.lock().unwrap().len(), 2);
 
-    // Once the result has expired the key places a new order.
+    // Once the record has expired the handler runs again, but the key still names the
+    // same order: it is answered, not placed twice; another body is still a reuse.
     s.clock
         .advance(DEFAULT_EXPIRES_AFTER + Duration::from_secs(1));
     let later = post(&s.app, &body, ALICE, Some(b"k-1"), None).await;
     assert_eq!(later.status(), 201);
     assert_eq!(header(&later, "idempotent-replayed"), None);
-    assert_eq!(s.orders.orders.lock().unwrap().len(), 3);
+    assert_eq!(header(&later, "location"), Some(location));
+    assert_eq!(s.orders.orders.lock().unwrap().len(), 2);
+    let mut other: Value = serde_json::from_str(&body).unwrap();
+    other["items"][0]["quantity"] = json!(5);
+    s.clock
+        .advance(DEFAULT_EXPIRES_AFTER + Duration::from_secs(1));
+    let (status, problem) =
+        parts(post(&s.app, &other.to_string(), ALICE, Some(b"k-1"), None).await);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("IDEMPOTENCY_KEY_REUSED"))
+    );
+    assert_eq!(s.orders.orders.lock().unwrap().len(), 2);
+}
+
+/// Writes the order, then fails as an invocation cut off by its timeout would: the
+/// write is applied but the request never answered, and the key's claim is released.
+struct CutOffAfterWrite {
+    inner: Arc<InMemoryOrderStore>,
+    cut: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl OrderStore for CutOffAfterWrite {
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn save(
+        &self,
+        order: &Order,
+        expected: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
+        self.inner.save(order, expected, outbox).await?;
+        if !self.cut.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Aws("task timed out".into()));
+        }
+        Ok(())
+    }
+    async fn list_for_customer(
+        &self,
+        customer: &str,
+        size: u32,
+        token: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_for_customer(customer, size, token).await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_a_run_cut_off_past_its_write_answers_that_order() {
+    let mut s = setup();
+    s.app.orders = Arc::new(CutOffAfterWrite {
+        inner: s.orders.clone(),
+        cut: Default::default(),
+    });
+    let body = order_body().to_string();
+    let first = post(&s.app, &body, ALICE, Some(b"k-cut"), None).await;
+    assert_eq!(first.status(), 503, "{}", text(&first));
+    assert_eq!(
+        s.orders.orders.lock().unwrap().len(),
+        1,
+        "the write was applied"
+    );
+    let outbox = s.orders.outbox.lock().unwrap().len();
+
+    let retry = post(&s.app, &body, ALICE, Some(b"k-cut"), None).await;
+    assert_eq!(retry.status(), 201, "{}", text(&retry));
+    let (_, view) = parts(retry);
+    let stored: Vec<String> = s
+        .orders
+        .orders
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|o| o.order_id.clone())
+        .collect();
+    assert_eq!(stored, vec![view["orderId"].as_str().unwrap().to_owned()]);
+    assert_eq!(view["status"], "PENDING");
+    assert_eq!(
+        s.orders.outbox.lock().unwrap().len(),
+        outbox,
+        "the saga was started once"
+    );
+    // The retry's answer is now the key's stored result.
+    let replay = post(&s.app, &body, ALICE, Some(b"k-cut"), None).await;
+    assert_eq!(
+        header(&replay, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
+}
+
+#[test]
+fn order_ids_from_a_key_are_stable_and_scoped_to_the_caller() {
+    use crate::routes::order_id_for;
+    let a = order_id_for("alice", Some("k-1"));
+    assert_eq!(a, order_id_for("alice", Some("k-1")));
+    assert_ne!(a, order_id_for("bob", Some("k-1")));
+    assert_ne!(a, order_id_for("alice", Some("k-2")));
+    // The parts cannot run into each other.
+    assert_ne!(
+        order_id_for("a", Some("b-c")),
+        order_id_for("a-b", Some("c"))
+    );
+    assert_ne!(order_id_for("alice", None), order_id_for("alice", None));
+    assert!(uuid::Uuid::parse_str(&a).is_ok());
 }
 
 #[tokio::test]
