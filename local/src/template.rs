@@ -1013,7 +1013,7 @@ mod tests {
         let gsi = &orders.global_secondary_indexes[0];
         assert_eq!(gsi.name, "gsi1");
         assert_eq!(gsi.key_schema[0].name, "gsi1pk");
-        assert_eq!(gsi.projection_type, "ALL");
+        assert_eq!(gsi.projection_type, "KEYS_ONLY");
         assert_eq!(orders.attribute_definitions.len(), 4);
 
         let idem = t.table("IdempotencyTable").unwrap();

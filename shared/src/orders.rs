@@ -2,7 +2,7 @@
 //! the version read, and carries the messages it causes (the outbox), which the
 //! table stream publishes.
 
-use crate::aws::dynamo::{classify, from_item, s, to_item, Item};
+use crate::aws::dynamo::{batch_get_consistent, classify, from_item, s, to_item, Item};
 use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::order::Order;
@@ -163,12 +163,32 @@ impl OrderStore for DynamoOrderStore {
             q = q.set_exclusive_start_key(Some(key));
         }
         let out = q.send().await.map_err(classify)?;
-        let orders = out
+        // The index holds keys only (so the order's many updates never write it): the
+        // page's orders are read from the table, fresh, and put back in index order.
+        let keys: Vec<Item> = out
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| from_item::<OrderRecord>(i).map(|r| r.order))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|i| {
+                i.into_iter()
+                    .filter(|(k, _)| k == "pk" || k == "sk")
+                    .collect()
+            })
+            .collect();
+        let order_of: Vec<Option<String>> = keys
+            .iter()
+            .map(|k| k.get("pk").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        let mut found = std::collections::HashMap::new();
+        for item in batch_get_consistent(&self.client, &self.table, keys).await? {
+            let record = from_item::<OrderRecord>(item)?;
+            found.insert(record.pk, record.order);
+        }
+        // An order deleted since the query is simply left out.
+        let orders = order_of
+            .into_iter()
+            .filter_map(|pk| found.remove(pk.as_deref()?))
+            .collect();
         let next_token = out.last_evaluated_key.and_then(|k| {
             let get = |n: &str| k.get(n).and_then(|v| v.as_s().ok()).cloned();
             Some(encode_cursor(&Cursor {

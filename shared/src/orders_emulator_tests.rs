@@ -46,7 +46,7 @@ async fn table() -> DynamoOrderStore {
                 .key_schema(key("gsi1sk", KeyType::Range))
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()
@@ -149,6 +149,14 @@ async fn lists_own_orders_newest_first_across_pages() {
         assert!(seen.len() <= 5, "pagination does not end");
     }
     assert_eq!(seen, ["a-4", "a-3", "a-2", "a-1", "a-0"]);
+    // The index holds keys only: a listed order is the whole item, as it is now.
+    let mut newest = store.get("a-4").await.unwrap().unwrap();
+    newest.version += 1;
+    newest.updated_at = "2026-11-22T10:05:00.000Z".into();
+    store.save(&newest, Some(1), &[]).await.unwrap();
+    let first = store.list_for_customer("alice", 2, None).await.unwrap();
+    assert_eq!(first.orders[0], newest);
+    assert_eq!(first.orders[1], store.get("a-3").await.unwrap().unwrap());
     // Bob cannot continue from Alice's cursor.
     let alice_page = store.list_for_customer("alice", 2, None).await.unwrap();
     let stolen = alice_page.next_token.unwrap();

@@ -96,3 +96,47 @@ pub async fn get_consistent(
         .map_err(classify)?;
     Ok(out.item)
 }
+
+/// Up to 100 items by key, read strongly consistent, in no particular order; missing
+/// keys are simply absent. Keys DynamoDB leaves unprocessed (throttling) are asked for
+/// again a bounded number of times, then the read fails rather than answer short.
+pub async fn batch_get_consistent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<Vec<Item>, StoreError> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let mut out = Vec::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let mut request = Some(
+        KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Aws(e.to_string()))?,
+    );
+    for _ in 0..5 {
+        let Some(req) = request.take() else { break };
+        let resp = client
+            .batch_get_item()
+            .request_items(table, req)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.extend(
+            resp.responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default(),
+        );
+        request = resp
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(table))
+            .filter(|k| !k.keys().is_empty());
+    }
+    if request.is_some() {
+        return Err(StoreError::Aws(format!("{table}: batch read throttled")));
+    }
+    Ok(out)
+}
