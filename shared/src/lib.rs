@@ -24,4 +24,5 @@ pub mod saga;
 /// Fakes and emulator helpers for tests; not part of any deployed binary.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
 pub mod validation;

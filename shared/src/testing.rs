@@ -263,7 +263,9 @@ pub async fn emulator() -> aws_config::SdkConfig {
     });
     let creds =
         aws_credential_types::Credentials::new("test", "test", None, None, "dishpatch-tests");
+    // The functions' own HTTPS client, so every emulator test goes through it.
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::tls::https_client(crate::tls::Roots::Bundled))
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(creds)
