@@ -1,7 +1,7 @@
-//! Tells the customer about an order fact: render, record, send, mark sent.
+//! Tells the customer about an order fact: unless already told, render, send, record.
 
 use crate::notifier::CustomerNotification;
-use crate::records::{NotificationRecord, Recorded};
+use crate::records::NotificationRecord;
 use crate::render::{render, CHANNEL};
 use crate::App;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -72,8 +72,12 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
         );
         return Ok(());
     }
+    if app.records.is_sent(&fact.order_id, &fact.id).await? {
+        tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "duplicate; already sent");
+        return Ok(());
+    }
     let message = render(kind, &fact.order_id, &data).ok_or(MessageError::Unsupported)?;
-    let fresh = NotificationRecord {
+    let record = NotificationRecord {
         order_id: fact.order_id.clone(),
         customer_id: data.customer_id,
         event_id: fact.id.clone(),
@@ -81,19 +85,6 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
         channel: CHANNEL.to_owned(),
         message,
         sent_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        published: false,
-    };
-    let record = match app.records.record(&fresh).await? {
-        Recorded::New => fresh,
-        // Send what was recorded, so the timeline and the customer see the same words.
-        Recorded::Unsent(stored) => {
-            tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "recorded but unsent; sending now");
-            stored
-        }
-        Recorded::Sent => {
-            tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "duplicate; already sent");
-            return Ok(());
-        }
     };
     app.notifier
         .send(&CustomerNotification {
@@ -104,9 +95,10 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
             message: record.message.clone(),
         })
         .await?;
-    app.records
-        .mark_published(&record.order_id, &record.event_id)
-        .await?;
+    // One write per message: the record is the proof it was sent.
+    if !app.records.record_sent(&record).await? {
+        tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "a concurrent duplicate recorded it first");
+    }
     tracing::info!(order_id = %fact.order_id, event_type = %kind, channel = %record.channel, "customer notified");
     Ok(())
 }

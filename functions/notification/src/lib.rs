@@ -1,6 +1,6 @@
 //! notification: tells customers about their orders. Consumes the order facts from the
-//! order-events topic, renders a message, records it (the order timeline shows it) and
-//! sends it to the customer-notifications topic.
+//! order-events topic, renders a message, sends it to the customer-notifications topic
+//! and records it (the order timeline shows it).
 
 pub mod handler;
 pub mod notifier;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use handler::{Clock, SystemClock};
 pub use notifier::{CustomerNotification, CustomerNotifier, SnsCustomerNotifier};
-pub use records::{DynamoNotificationStore, NotificationRecord, NotificationStore, Recorded};
+pub use records::{DynamoNotificationStore, NotificationRecord, NotificationStore};
 
 /// The ports notification needs; adapters are chosen in [`build`], fakes in tests.
 pub struct App {

@@ -1,7 +1,9 @@
 //! The record of each customer message (one per order fact): the port and its DynamoDB adapter.
 //!
-//! The record is written before the message is sent and flagged `published` after, so a
-//! crash in between re-sends on retry, and a duplicate of a sent message sends nothing.
+//! The record is written once the message is sent, with one conditional put: a duplicate
+//! of a recorded fact sends nothing, and a crash between the send and the record sends
+//! again on retry (at least once, as any delivery to a customer channel). Rendering is
+//! deterministic, so a re-send carries the same words the record keeps.
 
 use dishpatch::aws::dynamo::{classify, from_item, s, to_item, Item};
 use dishpatch::error::StoreError;
@@ -18,25 +20,15 @@ pub struct NotificationRecord {
     pub channel: String,
     pub message: String,
     pub sent_at: String,
-    pub published: bool,
-}
-
-/// What writing a record found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recorded {
-    /// Written now: send it.
-    New,
-    /// Written earlier but never sent (a crash or a failed send): send the stored one.
-    Unsent(NotificationRecord),
-    /// Already sent: a duplicate, do nothing.
-    Sent,
 }
 
 #[async_trait::async_trait]
 pub trait NotificationStore: Send + Sync {
-    /// Writes `record` unless a record for its event exists.
-    async fn record(&self, record: &NotificationRecord) -> Result<Recorded, StoreError>;
-    async fn mark_published(&self, order_id: &str, event_id: &str) -> Result<(), StoreError>;
+    /// Whether the message about this fact was sent (its record exists).
+    async fn is_sent(&self, order_id: &str, event_id: &str) -> Result<bool, StoreError>;
+    /// Records a sent message unless its fact's record exists; `false` if it did (a
+    /// concurrent duplicate sent it too, and its record stands).
+    async fn record_sent(&self, record: &NotificationRecord) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,7 +82,11 @@ impl DynamoNotificationStore {
 
 #[async_trait::async_trait]
 impl NotificationStore for DynamoNotificationStore {
-    async fn record(&self, record: &NotificationRecord) -> Result<Recorded, StoreError> {
+    async fn is_sent(&self, order_id: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.get(order_id, event_id).await?.is_some())
+    }
+
+    async fn record_sent(&self, record: &NotificationRecord) -> Result<bool, StoreError> {
         let item = to_item(&RecordItem {
             pk: format!("ORDER#{}", record.order_id),
             sk: format!("NOTIFICATION#{}", record.event_id),
@@ -106,31 +102,9 @@ impl NotificationStore for DynamoNotificationStore {
             .await
             .map_err(classify);
         match put {
-            Ok(_) => Ok(Recorded::New),
-            Err(StoreError::Conflict(_)) => {
-                match self.get(&record.order_id, &record.event_id).await? {
-                    Some(existing) if existing.published => Ok(Recorded::Sent),
-                    Some(existing) => Ok(Recorded::Unsent(existing)),
-                    None => Err(StoreError::Aws(
-                        "notification record vanished after a conflict".into(),
-                    )),
-                }
-            }
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    async fn mark_published(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(order_id, event_id)))
-            .update_expression("SET published = :t")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::handler::Clock;
 use crate::notifier::{CustomerNotification, CustomerNotifier};
-use crate::records::{NotificationRecord, NotificationStore, Recorded};
+use crate::records::{NotificationRecord, NotificationStore};
 use crate::App;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use dishpatch::envelope::{Envelope, MessageType};
@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct FakeRecords {
     items: Mutex<HashMap<(String, String), NotificationRecord>>,
+    fail: AtomicBool,
 }
 
 impl FakeRecords {
@@ -26,26 +27,22 @@ impl FakeRecords {
 
 #[async_trait::async_trait]
 impl NotificationStore for FakeRecords {
-    async fn record(&self, record: &NotificationRecord) -> Result<Recorded, StoreError> {
-        let mut items = self.items.lock().unwrap();
-        let key = (record.order_id.clone(), record.event_id.clone());
-        Ok(match items.get(&key) {
-            None => {
-                items.insert(key, record.clone());
-                Recorded::New
-            }
-            Some(r) if r.published => Recorded::Sent,
-            Some(r) => Recorded::Unsent(r.clone()),
-        })
+    async fn is_sent(&self, order_id: &str, event_id: &str) -> Result<bool, StoreError> {
+        let items = self.items.lock().unwrap();
+        Ok(items.contains_key(&(order_id.to_owned(), event_id.to_owned())))
     }
 
-    async fn mark_published(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
+    async fn record_sent(&self, record: &NotificationRecord) -> Result<bool, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Aws("DynamoDB down".into()));
+        }
         let mut items = self.items.lock().unwrap();
-        let r = items
-            .get_mut(&(order_id.to_owned(), event_id.to_owned()))
-            .ok_or_else(|| StoreError::Conflict("no record".into()))?;
-        r.published = true;
-        Ok(())
+        let key = (record.order_id.clone(), record.event_id.clone());
+        if items.contains_key(&key) {
+            return Ok(false);
+        }
+        items.insert(key, record.clone());
+        Ok(true)
     }
 }
 
@@ -124,7 +121,7 @@ fn order_fact() -> Value {
 }
 
 #[tokio::test]
-async fn records_then_sends_and_marks_sent() {
+async fn sends_then_records() {
     let f = fixture();
     let env = f.fact(MessageType::OrderPlaced, Duration::seconds(2), order_fact());
     f.handle(&env).await.unwrap();
@@ -146,7 +143,6 @@ async fn records_then_sends_and_marks_sent() {
             channel: "PUSH".into(),
             message: expected.message,
             sent_at: "2026-11-22T10:00:00.000Z".into(),
-            published: true,
         }]
     );
 }
@@ -169,7 +165,7 @@ async fn a_duplicate_is_sent_once() {
 }
 
 #[tokio::test]
-async fn a_failed_send_is_retried_and_sends_the_recorded_message() {
+async fn a_failed_send_records_nothing_and_is_retried() {
     let f = fixture();
     let env = f.fact(
         MessageType::OrderConfirmed,
@@ -181,17 +177,38 @@ async fn a_failed_send_is_retried_and_sends_the_recorded_message() {
         f.handle(&env).await,
         Err(MessageError::Transient(_))
     ));
-    let recorded = f.records.all();
-    assert_eq!((recorded.len(), recorded[0].published), (1, false));
+    assert!(f.records.all().is_empty(), "not sent, so not recorded");
     f.notifier.fail.store(false, Ordering::SeqCst);
-    *f.clock.0.lock().unwrap() += Duration::seconds(5);
     f.handle(&env).await.unwrap();
     f.handle(&env).await.unwrap();
     assert_eq!(f.sent().len(), 1);
-    let after = f.records.all();
-    assert!(after[0].published);
-    // The first attempt's record is the one that stands (its sentAt, its words).
-    assert_eq!(after[0].sent_at, recorded[0].sent_at);
+    assert_eq!(f.records.all().len(), 1);
+}
+
+#[tokio::test]
+async fn a_send_whose_record_failed_is_sent_again_with_the_same_words() {
+    let f = fixture();
+    let env = f.fact(
+        MessageType::OrderDelivered,
+        Duration::seconds(1),
+        order_fact(),
+    );
+    f.records.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        f.handle(&env).await,
+        Err(MessageError::Transient(_))
+    ));
+    f.records.fail.store(false, Ordering::SeqCst);
+    *f.clock.0.lock().unwrap() += Duration::seconds(5);
+    f.handle(&env).await.unwrap();
+    f.handle(&env).await.unwrap();
+    // At least once: the retry sends again, identically, and then records it.
+    let sent = f.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], sent[1]);
+    let records = f.records.all();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].message, sent[0].message);
 }
 
 #[tokio::test]

@@ -1,14 +1,13 @@
-//! The record store and the SNS notifier against the AWS emulator (moto): record, then
-//! publish to a real topic whose queue subscription filters on `channel`.
+//! The record store and the SNS notifier against the AWS emulator (moto): publish to a
+//! real topic whose queue subscription filters on `channel`, then record.
 
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
-use dishpatch::error::StoreError;
 use dishpatch::runtime::Function;
 use dishpatch::testing::{
     create_table, emulator, subscribe, topic_with_subscription, Subscription,
 };
-use notification::{DynamoNotificationStore, NotificationRecord, NotificationStore, Recorded};
+use notification::{DynamoNotificationStore, NotificationRecord, NotificationStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,45 +21,29 @@ fn record(order_id: &str, event_id: &str) -> NotificationRecord {
         channel: "PUSH".into(),
         message: "Your order o-1 for 19.00 EUR has been placed.".into(),
         sent_at: dishpatch::envelope::now(),
-        published: false,
     }
 }
 
 #[tokio::test]
-async fn a_record_is_written_once_and_then_marked_sent() {
+async fn a_record_is_written_once() {
     let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = create_table(&sdk, "notifications", &[]).await;
     let store = DynamoNotificationStore::new(ddb, &table);
     let first = record("o-1", "e-1");
-    assert_eq!(store.record(&first).await.unwrap(), Recorded::New);
-    // A second rendering (another sentAt) does not overwrite the first.
+    assert!(!store.is_sent("o-1", "e-1").await.unwrap());
+    assert!(store.record_sent(&first).await.unwrap());
+    assert!(store.is_sent("o-1", "e-1").await.unwrap());
+    // A concurrent duplicate's record (another sentAt) does not overwrite the first.
     let second = NotificationRecord {
         sent_at: "2030-01-01T00:00:00.000Z".into(),
         ..first.clone()
     };
-    assert_eq!(
-        store.record(&second).await.unwrap(),
-        Recorded::Unsent(first.clone())
-    );
-    store.mark_published("o-1", "e-1").await.unwrap();
-    assert_eq!(store.record(&second).await.unwrap(), Recorded::Sent);
-    assert_eq!(
-        store.get("o-1", "e-1").await.unwrap(),
-        Some(NotificationRecord {
-            published: true,
-            ..first
-        })
-    );
+    assert!(!store.record_sent(&second).await.unwrap());
+    assert_eq!(store.get("o-1", "e-1").await.unwrap(), Some(first));
     // Another event of the same order is its own record.
-    assert_eq!(
-        store.record(&record("o-1", "e-2")).await.unwrap(),
-        Recorded::New
-    );
-    assert!(matches!(
-        store.mark_published("o-1", "e-missing").await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(!store.is_sent("o-1", "e-2").await.unwrap());
+    assert!(store.record_sent(&record("o-1", "e-2")).await.unwrap());
 }
 
 struct Stack {
@@ -99,7 +82,7 @@ fn order_fact() -> Value {
 }
 
 #[tokio::test]
-async fn records_then_publishes_to_the_customer_topic_once() {
+async fn publishes_to_the_customer_topic_once_then_records() {
     let st = stack().await;
     let placed = fact(MessageType::OrderPlaced, "o-1", order_fact());
     st.app
@@ -123,7 +106,6 @@ async fn records_then_publishes_to_the_customer_topic_once() {
     );
 
     let stored = st.store.get("o-1", &placed.id).await.unwrap().unwrap();
-    assert!(stored.published);
     assert_eq!(
         (stored.event_id.as_str(), stored.message.as_str()),
         (placed.id.as_str(), sent["message"].as_str().unwrap())
@@ -143,40 +125,30 @@ async fn records_then_publishes_to_the_customer_topic_once() {
 }
 
 #[tokio::test]
-async fn a_record_left_unsent_is_sent_on_retry_and_a_stale_fact_is_not() {
+async fn a_recorded_fact_is_not_sent_again_and_a_stale_fact_is_not_sent() {
     let st = stack().await;
-    // A crash between the write and the publish left this record unsent.
+    // Sent and recorded by an earlier delivery of the same fact.
     let cancelled = fact(
         MessageType::OrderCancelled,
         "o-2",
         json!({"customerId": "cust-1", "total": {"amount": 1900, "currency": "EUR"}, "reason": "OUT_OF_STOCK"}),
     );
-    let left = NotificationRecord {
+    let earlier = NotificationRecord {
         order_id: "o-2".into(),
         event_id: cancelled.id.clone(),
         event_type: "OrderCancelled".into(),
         message: "as first rendered".into(),
         ..record("o-2", "ignored")
     };
-    assert_eq!(st.store.record(&left).await.unwrap(), Recorded::New);
+    assert!(st.store.record_sent(&earlier).await.unwrap());
     st.app
         .message(cancelled.clone(), MessageType::OrderCancelled)
         .await
         .unwrap();
-    let bodies = st.push_queue.receive(1, Duration::from_secs(10)).await;
-    let wrapper: Value = serde_json::from_str(&bodies[0]).unwrap();
-    let sent: Value = serde_json::from_str(wrapper["Message"].as_str().unwrap()).unwrap();
+    assert!(st.push_queue.drain().await.is_empty());
     assert_eq!(
-        (sent["orderId"].as_str(), sent["message"].as_str()),
-        (Some("o-2"), Some("as first rendered"))
-    );
-    assert!(
-        st.store
-            .get("o-2", &cancelled.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .published
+        st.store.get("o-2", &cancelled.id).await.unwrap(),
+        Some(earlier)
     );
 
     // Informational news two minutes old is dropped without a record.
