@@ -382,18 +382,31 @@ async fn health_is_public_and_unknown_routes_are_404() {
     assert_eq!(parts(app.http(req).await).0, 404);
 }
 
-/// Applies the first write, then answers it with a conflict: what the caller sees when
-/// DynamoDB applied a PutItem, its response was lost, and the SDK's retry failed the
-/// `attribute_not_exists` condition.
-struct LostFirstAnswer {
+/// Applies the first write, then fails it: with a conflict, what the caller sees when
+/// DynamoDB applied a PutItem, its response was lost and the SDK's retry failed the
+/// `attribute_not_exists` condition; with an AWS error, an invocation cut off by its
+/// timeout after the write.
+struct AppliedThenFailed {
     inner: Arc<InMemoryOrderStore>,
-    lost: std::sync::atomic::AtomicBool,
+    failed: std::sync::atomic::AtomicBool,
+    conflict: bool,
     /// Someone else's order is already there instead (a real conflict).
     foreign: bool,
 }
 
+impl AppliedThenFailed {
+    fn new(inner: Arc<InMemoryOrderStore>, conflict: bool, foreign: bool) -> Self {
+        AppliedThenFailed {
+            inner,
+            failed: Default::default(),
+            conflict,
+            foreign,
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl dishpatch::orders::OrderStore for LostFirstAnswer {
+impl dishpatch::orders::OrderStore for AppliedThenFailed {
     async fn get(&self, id: &str) -> Result<Option<dishpatch::order::Order>, StoreError> {
         let mut o = self.inner.get(id).await?;
         if self.foreign {
@@ -410,10 +423,13 @@ impl dishpatch::orders::OrderStore for LostFirstAnswer {
         outbox: &[dishpatch::envelope::Envelope],
     ) -> Result<(), StoreError> {
         self.inner.save(order, expected, outbox).await?;
-        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Conflict("attribute_not_exists(pk)".into()));
+        if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
         }
-        Ok(())
+        Err(match self.conflict {
+            true => StoreError::Conflict("attribute_not_exists(pk)".into()),
+            false => StoreError::Aws("task timed out".into()),
+        })
     }
     async fn list_for_customer(
         &self,
@@ -429,11 +445,7 @@ impl dishpatch::orders::OrderStore for LostFirstAnswer {
 async fn an_order_whose_write_was_applied_before_a_conflicting_retry_is_placed() {
     for foreign in [false, true] {
         let (mut app, store) = app();
-        app.orders = Arc::new(LostFirstAnswer {
-            inner: store.clone(),
-            lost: Default::default(),
-            foreign,
-        });
+        app.orders = Arc::new(AppliedThenFailed::new(store.clone(), true, foreign));
         let (status, body) = place(&app, &order_body(), ALICE).await;
         if foreign {
             // Not our write after all: the conflict stands.

@@ -1,15 +1,11 @@
 //! `POST /v1/orders` with `Idempotency-Key`, over the in-memory idempotency store.
 
-use super::{app, order_body, ALICE, BOB};
+use super::{app, order_body, AppliedThenFailed, ALICE, BOB};
 use crate::App;
-use dishpatch::envelope::Envelope;
-use dishpatch::error::StoreError;
 use dishpatch::idempotency::{
     Clock, Idempotency, IdempotencyConfig, IdempotencyRecord, IdempotencyStore,
     InMemoryIdempotencyStore, ManualClock, Status, DEFAULT_EXPIRES_AFTER,
 };
-use dishpatch::order::Order;
-use dishpatch::orders::{OrderStore, Page};
 use dishpatch::runtime::Function;
 use dishpatch::testing::{http_request, parts, InMemoryOrderStore};
 use lambda_http::{Body, Response};
@@ -183,47 +179,11 @@ async fn same_key_and_body_replay_the_first_response_without_another_order() {
     assert_eq!(s.orders.orders.lock().unwrap().len(), 2);
 }
 
-/// Writes the order, then fails as an invocation cut off by its timeout would: the
-/// write is applied but the request never answered, and the key's claim is released.
-struct CutOffAfterWrite {
-    inner: Arc<InMemoryOrderStore>,
-    cut: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl OrderStore for CutOffAfterWrite {
-    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn save(
-        &self,
-        order: &Order,
-        expected: Option<u64>,
-        outbox: &[Envelope],
-    ) -> Result<(), StoreError> {
-        self.inner.save(order, expected, outbox).await?;
-        if !self.cut.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Aws("task timed out".into()));
-        }
-        Ok(())
-    }
-    async fn list_for_customer(
-        &self,
-        customer: &str,
-        size: u32,
-        token: Option<&str>,
-    ) -> Result<Page, StoreError> {
-        self.inner.list_for_customer(customer, size, token).await
-    }
-}
-
 #[tokio::test]
 async fn a_retry_after_a_run_cut_off_past_its_write_answers_that_order() {
     let mut s = setup();
-    s.app.orders = Arc::new(CutOffAfterWrite {
-        inner: s.orders.clone(),
-        cut: Default::default(),
-    });
+    // The first run's write is applied, then the invocation is cut off.
+    s.app.orders = Arc::new(AppliedThenFailed::new(s.orders.clone(), false, false));
     let body = order_body().to_string();
     let first = post(&s.app, &body, ALICE, Some(b"k-cut"), None).await;
     assert_eq!(first.status(), 503, "{}", text(&first));
