@@ -116,8 +116,9 @@ impl Backoff {
             current: cfg.idle_backoff_min,
         }
     }
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.current).await;
+    /// Sleeps the current backoff (at most `cap`) and doubles it.
+    async fn wait(&mut self, cap: Option<Duration>) {
+        tokio::time::sleep(cap.map_or(self.current, |c| self.current.min(c))).await;
         self.current = (self.current * 2).min(self.max);
     }
     fn reset(&mut self) {
@@ -183,42 +184,61 @@ impl SqsPoller {
         let mut idle = Backoff::new(&self.cfg);
         tracing::debug!(queue = %self.source.queue_arn, function = %self.function.name, "sqs poller started");
         loop {
-            let mut batch: Vec<Message> = Vec::new();
-            let mut first_at: Option<Instant> = None;
-            loop {
-                let want = (batch_size - batch.len()).min(10) as i32;
-                let received = match self.receive(want).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(queue = %self.source.queue_url, error = %e, "receive failed");
-                        tokio::time::sleep(self.cfg.idle_backoff_max).await;
-                        Vec::new()
+            let batch = self.gather(batch_size, window, &mut idle, None).await;
+            self.deliver(batch).await;
+        }
+    }
+
+    /// One batch, received as Lambda's poller gathers it: once a first message arrives,
+    /// receive until the batch is full or the batching window has passed; while nothing
+    /// arrives, back off. With `wake_at` (a held message coming due) the idle wait ends
+    /// then, and the batch may be empty.
+    async fn gather(
+        &self,
+        batch_size: usize,
+        window: Duration,
+        idle: &mut Backoff,
+        wake_at: Option<Instant>,
+    ) -> Vec<Message> {
+        let mut batch: Vec<Message> = Vec::new();
+        let mut first_at: Option<Instant> = None;
+        loop {
+            let want = (batch_size - batch.len()).min(10) as i32;
+            let received = match self.receive(want).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(queue = %self.source.queue_url, error = %e, "receive failed");
+                    tokio::time::sleep(self.cfg.idle_backoff_max).await;
+                    Vec::new()
+                }
+            };
+            let got = !received.is_empty();
+            if got {
+                first_at.get_or_insert_with(Instant::now);
+                batch.extend(received);
+                idle.reset();
+            }
+            if batch.len() >= batch_size {
+                return batch;
+            }
+            match first_at {
+                None => {
+                    let now = Instant::now();
+                    if wake_at.is_some_and(|d| d <= now) {
+                        return batch;
                     }
-                };
-                let got = !received.is_empty();
-                if got {
-                    first_at.get_or_insert_with(Instant::now);
-                    batch.extend(received);
-                    idle.reset();
+                    idle.wait(wake_at.map(|d| d - now)).await;
                 }
-                if batch.len() >= batch_size {
-                    break;
-                }
-                match first_at {
-                    None => idle.wait().await,
-                    Some(t) => {
-                        let elapsed = t.elapsed();
-                        if elapsed >= window {
-                            break;
-                        }
-                        if !got {
-                            tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min))
-                                .await;
-                        }
+                Some(t) => {
+                    let elapsed = t.elapsed();
+                    if elapsed >= window {
+                        return batch;
+                    }
+                    if !got {
+                        tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min)).await;
                     }
                 }
             }
-            self.deliver(batch).await;
         }
     }
 
@@ -570,53 +590,8 @@ impl SqsPoller {
         );
         loop {
             // Receive, as the plain poller does, but wake up for held messages coming due.
-            let mut fresh: Vec<Message> = Vec::new();
-            let mut first_at: Option<Instant> = None;
-            loop {
-                let want = (batch_size - fresh.len()).min(10) as i32;
-                let received = match self.receive(want).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(queue = %self.source.queue_url, error = %e, "receive failed");
-                        tokio::time::sleep(self.cfg.idle_backoff_max).await;
-                        Vec::new()
-                    }
-                };
-                let got = !received.is_empty();
-                if got {
-                    first_at.get_or_insert_with(Instant::now);
-                    fresh.extend(received);
-                    idle.reset();
-                }
-                if fresh.len() >= batch_size {
-                    break;
-                }
-                let now = Instant::now();
-                match first_at {
-                    None => {
-                        let next_due = held.iter().map(|h| h.due).min();
-                        if next_due.is_some_and(|d| d <= now) {
-                            break;
-                        }
-                        let nap = match next_due {
-                            Some(d) => idle.current.min(d - now),
-                            None => idle.current,
-                        };
-                        tokio::time::sleep(nap).await;
-                        idle.current = (idle.current * 2).min(idle.max);
-                    }
-                    Some(t) => {
-                        let elapsed = t.elapsed();
-                        if elapsed >= window {
-                            break;
-                        }
-                        if !got {
-                            tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min))
-                                .await;
-                        }
-                    }
-                }
-            }
+            let next_due = held.iter().map(|h| h.due).min();
+            let fresh = self.gather(batch_size, window, &mut idle, next_due).await;
 
             // Admit the new messages: a third of them are held back a while.
             let now = Instant::now();
@@ -787,7 +762,7 @@ impl StreamPoller {
             if progressed {
                 idle.reset();
             } else {
-                idle.wait().await;
+                idle.wait(None).await;
             }
         }
     }
