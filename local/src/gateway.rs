@@ -5,7 +5,6 @@
 //! to HTTP. CORS preflights are answered from the template's `CorsConfiguration`.
 //! Not emulated: throttling, stages other than `$default`, custom domains.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,12 +12,9 @@ use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::functions::LocalFunction;
 use crate::template::{CorsDef, HttpRouteDef};
@@ -156,34 +152,9 @@ impl Gateway {
     /// Serves on `listener` until the returned task is aborted (which also drops every
     /// open connection).
     pub fn serve(self: Arc<Self>, listener: TcpListener) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                while connections.try_join_next().is_some() {}
-                let (stream, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let local = stream.local_addr().ok();
-                let gw = self.clone();
-                connections.spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let gw = gw.clone();
-                        async move { Ok::<_, Infallible>(gw.handle(req, peer, local).await) }
-                    });
-                    if let Err(e) = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "connection closed with an error");
-                    }
-                });
-            }
+        crate::serve::serve(listener, "gateway", move |req, peer, local| {
+            let gw = self.clone();
+            async move { gw.handle(req, peer, local).await }
         })
     }
 

@@ -56,6 +56,7 @@ pub mod ops;
 pub mod provision;
 pub mod sdk;
 pub mod seed;
+pub mod serve;
 pub mod soak;
 pub mod stack;
 pub mod template;
