@@ -54,42 +54,15 @@ async fn an_order_travels_the_whole_way_to_delivered() {
     sys.wait_for("alice", &id, "DELIVERED").await;
 
     // The timeline shows every step and the customer messages.
-    let tl = sys
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}/timeline"),
-            Some(("alice", &["CUSTOMER"])),
-            None,
-        )
-        .await;
-    assert_eq!(tl.status, 200);
-    let statuses: Vec<&str> = tl.body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "STATUS")
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
+    let statuses = sys.timeline("alice", &id, "STATUS", "status").await;
     assert_eq!(
         statuses,
         ["PENDING", "RESERVED", "PAID", "DISPATCHED", "DELIVERED"]
     );
     let notified = dishpatch_local::testing::eventually(dishpatch_e2e::SAGA_DEADLINE, || async {
-        let tl = sys
-            .call(
-                "GET",
-                &format!("/v1/orders/{id}/timeline"),
-                Some(("alice", &["CUSTOMER"])),
-                None,
-            )
+        let kinds = sys
+            .timeline("alice", &id, "NOTIFICATION", "eventType")
             .await;
-        let kinds: Vec<String> = tl.body["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "NOTIFICATION")
-            .map(|e| e["eventType"].as_str().unwrap().to_owned())
-            .collect();
         kinds
             .contains(&"OrderDelivered".to_owned())
             .then_some(kinds)
@@ -176,21 +149,7 @@ async fn no_free_courier_refunds_and_releases_in_reverse_order() {
         "the third order was refunded"
     );
     assert_eq!(sys.available("m-3").await, stock_before - 2);
-    let tl = sys
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}/timeline"),
-            Some(("alice", &["CUSTOMER"])),
-            None,
-        )
-        .await;
-    let causes: Vec<&str> = tl.body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "STATUS")
-        .map(|e| e["cause"].as_str().unwrap())
-        .collect();
+    let causes = sys.timeline("alice", &id, "STATUS", "cause").await;
     assert_eq!(
         causes,
         [
@@ -293,21 +252,7 @@ async fn a_step_that_never_answers_times_out_and_is_compensated() {
     assert_eq!(o["cancelReason"], "DELIVERY_TIMEOUT");
     assert_eq!(sys.wallet("alice").await, wallet_before, "refunded");
     assert_eq!(sys.available("m-1").await, stock_before, "released");
-    let tl = sys
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}/timeline"),
-            Some(("alice", &["CUSTOMER"])),
-            None,
-        )
-        .await;
-    let causes: Vec<&str> = tl.body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "STATUS")
-        .map(|e| e["cause"].as_str().unwrap())
-        .collect();
+    let causes = sys.timeline("alice", &id, "STATUS", "cause").await;
     assert_eq!(
         causes,
         [

@@ -102,6 +102,27 @@ impl System {
         r.body
     }
 
+    /// The order's timeline entries of `kind` (`STATUS` or `NOTIFICATION`), each as the
+    /// string in `field`.
+    pub async fn timeline(&self, customer: &str, id: &str, kind: &str, field: &str) -> Vec<String> {
+        let r = self
+            .call(
+                "GET",
+                &format!("/v1/orders/{id}/timeline"),
+                Some((customer, &["CUSTOMER"])),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e[field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Polls the order until its status is `status`; fails with the last state seen.
     pub async fn wait_for(&self, customer: &str, id: &str, status: &str) -> Value {
         self.wait_for_within(customer, id, status, SAGA_DEADLINE)
