@@ -319,53 +319,36 @@ async fn each_fault_reaches_the_sdk_as_the_service_error() {
         .unwrap();
     assert!(never.item.is_none(), "a rejected call is never applied");
 
-    proxy.fault_next(FaultKind::Throttle, 3);
-    let e = sqs
-        .send_message()
-        .queue_url(&f.queue_url)
-        .message_body("m")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert!(e.is_request_throttled(), "{e:?}");
-    proxy.fault_next(FaultKind::Error, 3);
-    let e = sqs
-        .send_message()
-        .queue_url(&f.queue_url)
-        .message_body("m")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        aws_sdk_sqs::error::ProvideErrorMetadata::code(&e),
-        Some("InternalError")
-    );
-
-    proxy.fault_next(FaultKind::Throttle, 3);
-    let e = sns
-        .publish()
-        .topic_arn(&f.topic_arn)
-        .message("m")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        aws_sdk_sns::error::ProvideErrorMetadata::code(&e),
-        Some("Throttling")
-    );
-    proxy.fault_next(FaultKind::Error, 3);
-    let e = sns
-        .publish()
-        .topic_arn(&f.topic_arn)
-        .message("m")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        aws_sdk_sns::error::ProvideErrorMetadata::code(&e),
-        Some("InternalError")
-    );
+    // The error code the SDK reads for a send and a publish, after its retries.
+    let sqs_error = || async {
+        let e = sqs
+            .send_message()
+            .queue_url(&f.queue_url)
+            .message_body("m")
+            .send()
+            .await
+            .unwrap_err();
+        aws_sdk_sqs::error::ProvideErrorMetadata::code(&e).map(str::to_owned)
+    };
+    let sns_error = || async {
+        let e = sns
+            .publish()
+            .topic_arn(&f.topic_arn)
+            .message("m")
+            .send()
+            .await
+            .unwrap_err();
+        aws_sdk_sns::error::ProvideErrorMetadata::code(&e).map(str::to_owned)
+    };
+    for (kind, sqs_code, sns_code) in [
+        (FaultKind::Throttle, "RequestThrottled", "Throttling"),
+        (FaultKind::Error, "InternalError", "InternalError"),
+    ] {
+        proxy.fault_next(kind, 3);
+        assert_eq!(sqs_error().await.as_deref(), Some(sqs_code), "{kind:?}");
+        proxy.fault_next(kind, 3);
+        assert_eq!(sns_error().await.as_deref(), Some(sns_code), "{kind:?}");
+    }
     let c = proxy.counts();
     assert_eq!(c.count(Caller::Function, "sqs", "SendMessage"), 6);
     assert_eq!(c.count(Caller::Function, "sns", "Publish"), 6);
