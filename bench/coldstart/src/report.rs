@@ -485,10 +485,7 @@ pub fn analysis(r: &Results) -> Vec<String> {
     }
     if r.subjects.iter().any(|s| s.variant.is_some()) {
         out.push(
-            "Why: the AWS SDK's default HTTP client loads the system's root certificates when a client is built (it does so on purpose, so the first request does not pay for it), and every function builds its clients before asking for the first event. `SSL_CERT_FILE` makes it read one file instead of probing the system's locations; `/dev/null` (no roots, so no HTTPS; a what-if only) leaves the rest of init: process start, dynamic linking, the Tokio runtime, configuration, logging and building the clients.".to_owned(),
-        );
-        out.push(
-            "What it would take: make the trust roots cheap at init. Either set `SSL_CERT_FILE` to the image's single CA bundle in the template's Globals (check the path in the provided.al2023 image, whose certificate layout was not measured here), or give the SDK clients an HTTP client whose roots are compiled in (webpki-roots) so nothing is read or parsed from disk. Building the connector lazily instead would only move the cost into the first invocation.".to_owned(),
+            "Why: the SDK's HTTP client loads its root certificates when a client is built, before the first event. By default the functions give it the Mozilla roots compiled into the binary (`shared/src/tls.rs`), so init reads no certificate files; `SSL_CERT_FILE` (or `SSL_CERT_DIR`) switches them to the system store, here one bundle file. `/dev/null` (no roots, so no HTTPS; a what-if only) leaves the rest of init: process start, dynamic linking, the Tokio runtime, configuration, logging and building the clients.".to_owned(),
         );
     }
     out
