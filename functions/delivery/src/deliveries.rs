@@ -6,7 +6,10 @@
 //! transaction conditional on the courier still being AVAILABLE: a courier is never on two
 //! active deliveries (invariant 4).
 
-use dishpatch::aws::dynamo::{cancellation_reasons, classify, from_item, s, to_item, Item};
+use dishpatch::aws::dynamo::{
+    applied, built, cancellation_reasons, classify, from_item, get_consistent, s, to_item,
+    update_alone, Item, CONDITION_FAILED,
+};
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
 use dishpatch::order::Address;
@@ -136,8 +139,6 @@ fn key(pk: String, sk: &str) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-
 #[derive(Clone, Debug)]
 pub struct DynamoDeliveryStore {
     client: aws_sdk_dynamodb::Client,
@@ -167,21 +168,22 @@ impl DynamoDeliveryStore {
         courier_id: &str,
         at: &str,
     ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
-        aws_sdk_dynamodb::types::Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(courier_pk(courier_id), COURIER_SK)))
-            .update_expression(
-                "SET #status = :available, gsi1pk = :index, gsi1sk = :c, updatedAt = :at REMOVE activeOrderId",
-            )
-            .condition_expression("activeOrderId = :o")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":available", s("AVAILABLE"))
-            .expression_attribute_values(":index", s(AVAILABLE_KEY))
-            .expression_attribute_values(":c", s(courier_id))
-            .expression_attribute_values(":o", s(order_id))
-            .expression_attribute_values(":at", s(at))
-            .build()
-            .map_err(|e| StoreError::Aws(e.to_string()))
+        built(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(courier_pk(courier_id), COURIER_SK)))
+                .update_expression(
+                    "SET #status = :available, gsi1pk = :index, gsi1sk = :c, updatedAt = :at REMOVE activeOrderId",
+                )
+                .condition_expression("activeOrderId = :o")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":available", s("AVAILABLE"))
+                .expression_attribute_values(":index", s(AVAILABLE_KEY))
+                .expression_attribute_values(":c", s(courier_id))
+                .expression_attribute_values(":o", s(order_id))
+                .expression_attribute_values(":at", s(at))
+                .build(),
+        )
     }
 
     /// The delivery DISPATCHED (by `courier_id`) -> `to`.
@@ -192,36 +194,33 @@ impl DynamoDeliveryStore {
         to: DeliveryStatus,
         at: &str,
     ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
-        aws_sdk_dynamodb::types::Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
-            .update_expression("SET #status = :to, updatedAt = :at")
-            .condition_expression("#status = :dispatched AND courierId = :c")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":dispatched", s(DeliveryStatus::Dispatched.as_str()))
-            .expression_attribute_values(":c", s(courier_id))
-            .expression_attribute_values(":at", s(at))
-            .build()
-            .map_err(|e| StoreError::Aws(e.to_string()))
+        built(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+                .update_expression("SET #status = :to, updatedAt = :at")
+                .condition_expression("#status = :dispatched AND courierId = :c")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":to", s(to.as_str()))
+                .expression_attribute_values(":dispatched", s(DeliveryStatus::Dispatched.as_str()))
+                .expression_attribute_values(":c", s(courier_id))
+                .expression_attribute_values(":at", s(at))
+                .build(),
+        )
     }
 }
 
 #[async_trait::async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn get(&self, order_id: &str) -> Result<Option<Delivery>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item
-            .map(|i| from_item::<DeliveryItem>(i).map(|r| r.delivery))
-            .transpose()
+        get_consistent(
+            &self.client,
+            &self.table,
+            key(delivery_pk(order_id), DELIVERY_SK),
+        )
+        .await?
+        .map(|i| from_item::<DeliveryItem>(i).map(|r| r.delivery))
+        .transpose()
     }
 
     async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError> {
@@ -251,26 +250,28 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-        let busy = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(courier_pk(courier_id), COURIER_SK)))
-            .update_expression(
-                "SET #status = :busy, activeOrderId = :o, updatedAt = :at REMOVE gsi1pk, gsi1sk",
-            )
-            .condition_expression("#status = :available")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":busy", s("BUSY"))
-            .expression_attribute_values(":available", s("AVAILABLE"))
-            .expression_attribute_values(":o", s(&delivery.order_id))
-            .expression_attribute_values(":at", s(now()))
-            .build()
-            .map_err(|e| StoreError::Aws(e.to_string()))?;
-        let record = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.delivery_item(delivery)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Aws(e.to_string()))?;
+        let busy = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(courier_pk(courier_id), COURIER_SK)))
+                .update_expression(
+                    "SET #status = :busy, activeOrderId = :o, updatedAt = :at REMOVE gsi1pk, gsi1sk",
+                )
+                .condition_expression("#status = :available")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":busy", s("BUSY"))
+                .expression_attribute_values(":available", s("AVAILABLE"))
+                .expression_attribute_values(":o", s(&delivery.order_id))
+                .expression_attribute_values(":at", s(now()))
+                .build(),
+        )?;
+        let record = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(self.delivery_item(delivery)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
         let result = self
             .client
             .transact_write_items()
@@ -296,20 +297,16 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.delivery_item(delivery)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(self.delivery_item(delivery)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(classify),
+        )
     }
 
     async fn finish(
@@ -353,24 +350,8 @@ impl DeliveryStore for DynamoDeliveryStore {
                 courier_id,
                 "courier not held by this delivery; finishing the delivery alone"
             );
-            let m = self.move_delivery(order_id, courier_id, to, &at)?;
-            let moved = self
-                .client
-                .update_item()
-                .table_name(m.table_name())
-                .set_key(Some(m.key().clone()))
-                .update_expression(m.update_expression())
-                .set_condition_expression(m.condition_expression().map(str::to_owned))
-                .set_expression_attribute_names(m.expression_attribute_names().cloned())
-                .set_expression_attribute_values(m.expression_attribute_values().cloned())
-                .send()
-                .await
-                .map_err(classify);
-            return match moved {
-                Ok(_) => Ok(true),
-                Err(StoreError::Conflict(_)) => Ok(false),
-                Err(e) => Err(e),
-            };
+            let moved = self.move_delivery(order_id, courier_id, to, &at)?;
+            return update_alone(&self.client, &moved).await;
         }
         Err(classify(err))
     }

@@ -4,7 +4,7 @@
 //! [`MenuItem`]. Admin edits are read-modify-write, conditional on the counters read, so
 //! a reservation landing in between makes the edit retry instead of losing units.
 
-use dishpatch::aws::dynamo::{classify, from_item, n, s, to_attr, Item};
+use dishpatch::aws::dynamo::{classify, from_item, get_consistent, n, s, to_attr, Item};
 use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 
@@ -85,16 +85,10 @@ impl MenuStore for DynamoMenuStore {
         restaurant_id: &str,
         menu_item_id: &str,
     ) -> Result<Option<MenuItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(restaurant_id, menu_item_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(from_item::<MenuItem>).transpose()
+        get_consistent(&self.client, &self.table, key(restaurant_id, menu_item_id))
+            .await?
+            .map(from_item::<MenuItem>)
+            .transpose()
     }
 
     async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError> {

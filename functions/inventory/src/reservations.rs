@@ -8,7 +8,8 @@
 //! every write (invariant 3).
 
 use dishpatch::aws::dynamo::{
-    cancellation_reasons, classify, from_item, get_consistent, n, s, to_item, Item,
+    built, cancellation_reasons, classify, from_item, get_consistent, n, put_alone, s, to_item,
+    Item, CONDITION_FAILED,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -16,7 +17,6 @@ use dishpatch::order::ItemQuantity;
 use serde::{Deserialize, Serialize};
 
 const RESERVATION_SK: &str = "RESERVATION";
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -136,10 +136,6 @@ fn menu_item_key(restaurant_id: &str, menu_item_id: &str) -> Item {
     )
 }
 
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Aws(e.to_string()))
-}
-
 #[derive(Clone, Debug)]
 pub struct DynamoReservationStore {
     client: aws_sdk_dynamodb::Client,
@@ -241,21 +237,7 @@ impl ReservationStore for DynamoReservationStore {
     }
 
     async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError> {
-        let put = self.put_new(reservation)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .set_condition_expression(put.condition_expression().map(str::to_owned))
-            .send()
-            .await
-            .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        put_alone(&self.client, &self.put_new(reservation)?).await
     }
 
     async fn settle(

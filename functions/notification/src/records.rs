@@ -5,7 +5,7 @@
 //! again on retry (at least once, as any delivery to a customer channel). Rendering is
 //! deterministic, so a re-send carries the same words the record keeps.
 
-use dishpatch::aws::dynamo::{classify, from_item, s, to_item, Item};
+use dishpatch::aws::dynamo::{applied, classify, from_item, get_consistent, s, to_item, Item};
 use dishpatch::error::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -65,16 +65,8 @@ impl DynamoNotificationStore {
         order_id: &str,
         event_id: &str,
     ) -> Result<Option<NotificationRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(order_id, event_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item
+        get_consistent(&self.client, &self.table, key(order_id, event_id))
+            .await?
             .map(|i| from_item::<RecordItem>(i).map(|r| r.record))
             .transpose()
     }
@@ -92,19 +84,15 @@ impl NotificationStore for DynamoNotificationStore {
             sk: format!("NOTIFICATION#{}", record.event_id),
             record: record.clone(),
         })?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(classify);
-        match put {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(classify),
+        )
     }
 }

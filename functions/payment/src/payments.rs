@@ -14,7 +14,8 @@
 
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{
-    cancellation_reasons, classify, from_item, get_consistent, n, s, to_item, Item,
+    applied, built, cancellation_reasons, classify, from_item, get_consistent, n, put_alone, s,
+    to_item, Item, CONDITION_FAILED,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -23,7 +24,6 @@ use dishpatch::order::PaymentMethod;
 use serde::{Deserialize, Serialize};
 
 const PAYMENT_SK: &str = "PAYMENT";
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -206,10 +206,6 @@ fn payment_key(order_id: &str) -> Item {
     ])
 }
 
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Aws(e.to_string()))
-}
-
 #[derive(Clone, Debug)]
 pub struct DynamoPaymentStore {
     client: aws_sdk_dynamodb::Client,
@@ -296,21 +292,7 @@ impl PaymentStore for DynamoPaymentStore {
     }
 
     async fn record(&self, payment: &Payment) -> Result<bool, StoreError> {
-        let put = self.put_new(payment)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .set_condition_expression(put.condition_expression().map(str::to_owned))
-            .send()
-            .await
-            .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        put_alone(&self.client, &self.put_new(payment)?).await
     }
 
     async fn replace(
@@ -319,22 +301,18 @@ impl PaymentStore for DynamoPaymentStore {
         expected: PaymentStatus,
     ) -> Result<bool, StoreError> {
         // A whole-item put: fields the new state does not carry (the card token) go.
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::item(payment)?))
-            .condition_expression("#status = :expected")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":expected", s(expected.as_str()))
-            .send()
-            .await
-            .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::item(payment)?))
+                .condition_expression("#status = :expected")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":expected", s(expected.as_str()))
+                .send()
+                .await
+                .map_err(classify),
+        )
     }
 
     async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError> {

@@ -4,7 +4,7 @@
 //! and `currency`, flat so that conditions like `balance >= :a` stay simple. A wallet has
 //! one currency for life: the first top-up sets it.
 
-use dishpatch::aws::dynamo::{classify, from_item, n, s, Item};
+use dishpatch::aws::dynamo::{classify, from_item, get_consistent, n, s, Item};
 use dishpatch::error::StoreError;
 use dishpatch::money::Money;
 use serde::{Deserialize, Serialize};
@@ -62,16 +62,10 @@ impl DynamoWalletStore {
 #[async_trait::async_trait]
 impl WalletStore for DynamoWalletStore {
     async fn get(&self, customer_id: &str) -> Result<Option<Wallet>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(wallet_key(customer_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(from_item::<Wallet>).transpose()
+        get_consistent(&self.client, &self.table, wallet_key(customer_id))
+            .await?
+            .map(from_item::<Wallet>)
+            .transpose()
     }
 
     async fn top_up(&self, customer_id: &str, amount: &Money) -> Result<TopUp, StoreError> {

@@ -140,3 +140,60 @@ pub async fn batch_get_consistent(
     }
     Ok(out)
 }
+
+/// The cancellation reason of a transaction action whose condition failed.
+pub const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// A request builder's result, its error (a missing required field) as a store error.
+pub fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Aws(e.to_string()))
+}
+
+/// A conditional write's outcome: `true` if it was applied, `false` if its condition
+/// failed; any other failure stays an error.
+pub fn applied<T>(r: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A transaction's `Put` run on its own as one conditional PutItem (see [`applied`]).
+pub async fn put_alone(
+    client: &aws_sdk_dynamodb::Client,
+    put: &aws_sdk_dynamodb::types::Put,
+) -> Result<bool, StoreError> {
+    applied(
+        client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .send()
+            .await
+            .map_err(classify),
+    )
+}
+
+/// A transaction's `Update` run on its own as one conditional UpdateItem (see [`applied`]).
+pub async fn update_alone(
+    client: &aws_sdk_dynamodb::Client,
+    update: &aws_sdk_dynamodb::types::Update,
+) -> Result<bool, StoreError> {
+    applied(
+        client
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .send()
+            .await
+            .map_err(classify),
+    )
+}
