@@ -124,10 +124,57 @@ pub struct Level {
     pub dispatched_ms: Percentiles,
     /// Calls per delivered order at this load: DynamoDB (incl. streams), SQS, SNS.
     pub calls_per_order: CallsPerOrder,
+    /// The emulator's own account of the level (`local/moto_serial.py`); `None` when
+    /// the emulator does not keep one.
+    pub emulator: Option<EmulatorBusy>,
     #[serde(skip)]
     pub accepted_samples: Vec<f64>,
     #[serde(skip)]
     pub dispatched_samples: Vec<f64>,
+}
+
+/// Time the emulator spent serving calls during a level, measured inside it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmulatorBusy {
+    /// Busy time over the level's wall time (placing until the last order is done).
+    pub busy_share: f64,
+    /// Busy milliseconds per delivered order.
+    pub ms_per_order: f64,
+    /// Per kind of call (`service.Action`): calls and busy ms per order, most first.
+    pub by_call: Vec<(String, f64, f64)>,
+}
+
+/// `service.Action` -> (calls, busy seconds) since the emulator started.
+type BusyTotals = std::collections::BTreeMap<String, (u64, f64)>;
+
+async fn emulator_busy(endpoint: &str) -> Option<BusyTotals> {
+    let url = format!("{}/_dishpatch/busy", endpoint.trim_end_matches('/'));
+    let resp = reqwest::get(url).await.ok()?.error_for_status().ok()?;
+    resp.json().await.ok()
+}
+
+fn busy_between(
+    before: &BusyTotals,
+    after: &BusyTotals,
+    wall: Duration,
+    orders: usize,
+) -> EmulatorBusy {
+    let per = orders.max(1) as f64;
+    let mut by_call: Vec<(String, f64, f64)> = after
+        .iter()
+        .map(|(k, (n, secs))| {
+            let (n0, s0) = before.get(k).copied().unwrap_or_default();
+            (k.clone(), (n - n0) as f64 / per, (secs - s0) * 1e3 / per)
+        })
+        .filter(|(_, n, _)| *n > 0.0)
+        .collect();
+    by_call.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let ms: f64 = by_call.iter().map(|c| c.2).sum();
+    EmulatorBusy {
+        busy_share: ms * per / 1e3 / wall.as_secs_f64().max(1e-3),
+        ms_per_order: ms,
+        by_call,
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -231,7 +278,15 @@ pub async fn run(args: Args) -> Result<(), String> {
 
     let mut levels = Vec::new();
     for &rate in &args.rates {
-        let level = run_level(&local, &api, &milestones, rate, args.duration_secs).await?;
+        let level = run_level(
+            &local,
+            &api,
+            &milestones,
+            rate,
+            args.duration_secs,
+            &endpoint,
+        )
+        .await?;
         eprintln!(
             "  offered {rate}/s: delivered {}/{} at {:.2}/s, accepted p99 {:.0} ms, dispatched p99 {:.0} ms",
             level.delivered,
@@ -250,7 +305,15 @@ pub async fn run(args: Args) -> Result<(), String> {
     let c = peak.calls_per_order;
     let half_rate = (peak.achieved_per_s / 2.0).max(0.1);
     eprintln!("half of the peak: {half_rate:.2}/s");
-    let half_peak = run_level(&local, &api, &milestones, half_rate, args.duration_secs).await?;
+    let half_peak = run_level(
+        &local,
+        &api,
+        &milestones,
+        half_rate,
+        args.duration_secs,
+        &endpoint,
+    )
+    .await?;
     local.shutdown();
     // Measured again once the stack is stopped: the machine's other load moves it, so
     // the allowance uses the mean of the two and the report shows both.
@@ -517,9 +580,11 @@ async fn run_level(
     milestones: &Milestones,
     rate: f64,
     duration_secs: u64,
+    endpoint: &str,
 ) -> Result<Level, String> {
     let proxy = local.aws_proxy().ok_or("the AWS proxy is off")?;
     proxy.reset();
+    let busy_before = emulator_busy(endpoint).await;
     let n = ((rate * duration_secs as f64).round() as usize).max(1);
     let bar = ProgressBar::new(n as u64);
     bar.set_style(
@@ -578,6 +643,8 @@ async fn run_level(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bar.finish();
+    let busy_after = emulator_busy(endpoint).await;
+    let wall = start.elapsed();
     let mut dispatched = Vec::new();
     let mut delivered = 0;
     for (id, t) in &placed {
@@ -621,6 +688,9 @@ async fn run_level(
             sqs: per(&["sqs"]),
             sns: per(&["sns"]),
         },
+        emulator: busy_before
+            .zip(busy_after)
+            .map(|(b, a)| busy_between(&b, &a, wall, delivered)),
         accepted_samples: accepted,
         dispatched_samples: dispatched,
     })
@@ -656,7 +726,8 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
          | what the emulator allows for our calls per order | {:.2} orders/s | | |\n\
          | peak as a fraction of that | {:.0} % | >= 70 % | {} |\n\
          | p99 accepted latency at half the peak ({:.2} orders/s offered) | {:.0} ms | | |\n\
-         | p99 DISPATCHED latency at half the peak | {:.0} ms | | |\n",
+         | p99 DISPATCHED latency at half the peak | {:.0} ms | | |\n\
+         | emulator busy at the peak, measured inside it | {} | | |\n",
         r.peak_per_s,
         r.allowed_per_s,
         r.efficiency * 100.0,
@@ -664,6 +735,11 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
         r.half_peak.offered_per_s,
         r.half_peak.accepted_ms.p99,
         r.half_peak.dispatched_ms.p99,
+        peak_busy(r).map_or("not reported by the emulator".to_owned(), |e| format!(
+            "{:.0} % of the level's wall time, {:.0} ms per order",
+            e.busy_share * 100.0,
+            e.ms_per_order
+        )),
     );
     let (c, b, a) = (&r.ceiling, &r.ceiling_before, &r.ceiling_after);
     let _ = writeln!(
@@ -724,6 +800,15 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
 }
 
 /// Where the emulator's time goes at the peak, and what limits the fraction.
+/// The emulator's account of the level with the highest throughput.
+fn peak_busy(r: &LoadReport) -> Option<&EmulatorBusy> {
+    r.levels
+        .iter()
+        .max_by(|a, b| a.achieved_per_s.total_cmp(&b.achieved_per_s))?
+        .emulator
+        .as_ref()
+}
+
 fn analysis(o: &mut String, r: &LoadReport) {
     use std::fmt::Write as _;
     let Some(peak) = r
@@ -786,6 +871,25 @@ fn analysis(o: &mut String, r: &LoadReport) {
         heaviest,
         past_peak
     );
+    if let Some(e) = &peak.emulator {
+        let top: Vec<String> = e
+            .by_call
+            .iter()
+            .take(6)
+            .map(|(k, n, ms)| format!("{k} {ms:.0} ms ({n:.1} calls)"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "Measured inside the emulator (`local/moto_serial.py` times every call it \
+             serves), the peak level kept it busy {:.0} % of its wall time (placing until the \
+             last delivery), {:.0} ms per order against the {:.0} ms the raw-call ceiling \
+             prices it at. The calls that took the most of it, per order: {}.\n",
+            e.busy_share * 100.0,
+            e.ms_per_order,
+            d + q + n,
+            top.join("; ")
+        );
+    }
 }
 
 #[cfg(test)]
