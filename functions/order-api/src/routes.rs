@@ -77,15 +77,40 @@ pub fn order_id_for(customer_id: &str, key: Option<&str>) -> String {
     }
 }
 
-/// Whether `stored` is what this request would place: same caller and same content.
-/// Prices and times may differ between the runs; what the client asked for may not.
-fn same_request(stored: &Order, draft: &Order) -> bool {
-    stored.customer_id == draft.customer_id
-        && stored.restaurant_id == draft.restaurant_id
-        && stored.item_quantities() == draft.item_quantities()
-        && stored.delivery_address == draft.delivery_address
-        && stored.payment_method == draft.payment_method
-        && stored.card_token == draft.card_token
+/// Whether `stored` is what this request places: same caller and same content. Prices
+/// and times may differ between two runs; what the client asked for may not.
+fn same_request(stored: &Order, customer_id: &str, req: &ValidOrderRequest) -> bool {
+    stored.customer_id == customer_id
+        && stored.restaurant_id == req.restaurant_id
+        && stored.item_quantities() == req.items
+        && stored.delivery_address == req.delivery_address
+        && stored.payment_method == req.payment_method
+        && stored.card_token == req.card_token
+}
+
+/// The order an earlier run of this request placed under its derived id, if any.
+async fn placed_before(
+    app: &App,
+    order_id: &str,
+    customer_id: &str,
+    req: &ValidOrderRequest,
+) -> Result<Option<Order>, Problem> {
+    Ok(app
+        .orders
+        .get(order_id)
+        .await?
+        .filter(|stored| same_request(stored, customer_id, req)))
+}
+
+fn placed(order: &Order) -> Response<Body> {
+    let mut resp = json(201, &OrderView::from(order));
+    resp.headers_mut().insert(
+        "location",
+        format!("/v1/orders/{}", order.order_id)
+            .parse()
+            .expect("ids are header-safe"),
+    );
+    resp
 }
 
 async fn create_order(
@@ -94,56 +119,62 @@ async fn create_order(
     key: Option<&str>,
     valid: ValidOrderRequest,
 ) -> Result<Response<Body>, Problem> {
+    let order_id = order_id_for(&customer_id, key);
     let ids: Vec<String> = valid.items.iter().map(|i| i.menu_item_id.clone()).collect();
     let menu = app.menu.items(&valid.restaurant_id, &ids).await?;
-    let priced = dishpatch::pricing::price(&valid.items, &menu)?;
+    let priced = match dishpatch::pricing::price(&valid.items, &menu) {
+        Ok(p) => p,
+        // The menu may have changed since an earlier run placed this request's order:
+        // that order still stands and is the answer.
+        Err(problem) => {
+            if key.is_some() {
+                if let Some(stored) = placed_before(app, &order_id, &customer_id, &valid).await? {
+                    return Ok(placed(&stored));
+                }
+            }
+            return Err(problem);
+        }
+    };
     let at = now();
     let start = saga::start();
     let draft = Order {
-        order_id: order_id_for(&customer_id, key),
+        order_id,
         customer_id,
-        restaurant_id: valid.restaurant_id,
+        restaurant_id: valid.restaurant_id.clone(),
         items: priced.lines,
         total: priced.total,
-        delivery_address: valid.delivery_address,
+        delivery_address: valid.delivery_address.clone(),
         payment_method: valid.payment_method,
-        card_token: valid.card_token,
+        card_token: valid.card_token.clone(),
         created_at: at.clone(),
         updated_at: at.clone(),
         version: 0,
         saga: start.state.clone(),
         timeline: vec![],
     };
-    let (mut order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
-    if let Err(e) = app.orders.save(&order, None, &outbox).await {
-        // The id is new or derived from this caller's key, so a conflict on its first
-        // write is an earlier run of this request: one whose answer was lost (the SDK
-        // retried an applied write) or which was cut off after writing. That order
-        // exists and runs, so it is the answer; a 409 would have the client place it
-        // again. The same key with another request is a reused key.
-        let StoreError::Conflict(_) = e else {
-            return Err(e.into());
-        };
-        match app.orders.get(&order.order_id).await? {
-            Some(stored) if same_request(&stored, &order) => {
-                tracing::warn!(order_id = %order.order_id, "order already written by an earlier run of this request; placed");
-                order = stored;
-            }
-            Some(stored) if key.is_some() && stored.customer_id == order.customer_id => {
-                return Err(dishpatch::idempotency::http::key_reused_problem());
-            }
-            _ => return Err(e.into()),
+    let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
+    let Err(e) = app.orders.save(&order, None, &outbox).await else {
+        tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
+        return Ok(placed(&order));
+    };
+    // The id is new or derived from this caller's key, so a conflict on its first write
+    // is an earlier run of this request: one whose answer was lost (the SDK retried an
+    // applied write) or which was cut off after writing. That order exists and runs, so
+    // it is the answer; a 409 would have the client place it again. The same key with
+    // another request is a reused key.
+    let StoreError::Conflict(_) = e else {
+        return Err(e.into());
+    };
+    match app.orders.get(&order.order_id).await? {
+        Some(stored) if same_request(&stored, &order.customer_id, &valid) => {
+            tracing::warn!(order_id = %order.order_id, "order already written by an earlier run of this request; placed");
+            Ok(placed(&stored))
         }
+        Some(stored) if key.is_some() && stored.customer_id == order.customer_id => {
+            Err(dishpatch::idempotency::http::key_reused_problem())
+        }
+        _ => Err(e.into()),
     }
-    tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
-    let mut resp = json(201, &OrderView::from(&order));
-    resp.headers_mut().insert(
-        "location",
-        format!("/v1/orders/{}", order.order_id)
-            .parse()
-            .expect("ids are header-safe"),
-    );
-    Ok(resp)
 }
 
 /// Loads an order the caller may see; another customer's order is indistinguishable from none.

@@ -220,6 +220,28 @@ async fn a_retry_after_a_run_cut_off_past_its_write_answers_that_order() {
     );
 }
 
+#[tokio::test]
+async fn a_placed_order_answers_its_key_even_after_the_menu_changed() {
+    let mut s = setup();
+    let body = order_body().to_string();
+    let first = post(&s.app, &body, ALICE, Some(b"k-menu"), None).await;
+    assert_eq!(first.status(), 201);
+    // m-2 leaves the menu and the key's record expires: the handler runs again.
+    s.app.menu = Arc::new(super::Menu(vec![]));
+    s.clock
+        .advance(DEFAULT_EXPIRES_AFTER + Duration::from_secs(1));
+    let again = post(&s.app, &body, ALICE, Some(b"k-menu"), None).await;
+    assert_eq!(again.status(), 201, "{}", text(&again));
+    assert_eq!(header(&again, "location"), header(&first, "location"));
+    // A new request cannot be priced: the menu decides.
+    let (status, problem) = parts(post(&s.app, &body, ALICE, Some(b"k-new"), None).await);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("UNKNOWN_MENU_ITEM"))
+    );
+    assert_eq!(s.orders.orders.lock().unwrap().len(), 1);
+}
+
 #[test]
 fn order_ids_from_a_key_are_stable_and_scoped_to_the_caller() {
     use crate::routes::order_id_for;
