@@ -194,31 +194,17 @@ pub fn messages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Money;
-    use crate::order::{Address, PaymentMethod};
+    use crate::order::PaymentMethod;
     use crate::saga::{self, Outcome, SagaEvent};
 
     fn order(method: PaymentMethod, card_token: Option<&str>) -> Order {
         Order {
-            order_id: "o-1".into(),
-            customer_id: "alice".into(),
-            restaurant_id: "r-1".into(),
-            items: vec![],
-            total: Money::new(1900, "EUR"),
-            delivery_address: Address {
-                line1: "1 Main St".into(),
-                line2: None,
-                city: "Lisbon".into(),
-                postcode: "1000-001".into(),
-                country: "PT".into(),
-            },
             payment_method: method,
             card_token: card_token.map(str::to_owned),
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             version: 1,
-            saga: saga::start().state,
-            timeline: vec![],
+            ..crate::testing::sample_order()
         }
     }
 

@@ -1,8 +1,7 @@
 //! The DynamoDB order store against the emulator: conditional writes and pagination.
 
 use crate::error::StoreError;
-use crate::money::Money;
-use crate::order::{Address, Order, PaymentMethod};
+use crate::order::Order;
 use crate::orders::{DynamoOrderStore, OrderStore};
 use crate::testing::{emulator, unique};
 use aws_sdk_dynamodb::types::{
@@ -59,27 +58,13 @@ async fn table() -> DynamoOrderStore {
 }
 
 fn order(id: &str, customer: &str, created: &str) -> Order {
-    let start = crate::saga::start();
     Order {
         order_id: id.into(),
         customer_id: customer.into(),
-        restaurant_id: "r-1".into(),
-        items: vec![],
-        total: Money::new(1900, "EUR"),
-        delivery_address: Address {
-            line1: "1 Main St".into(),
-            line2: None,
-            city: "Lisbon".into(),
-            postcode: "1000-001".into(),
-            country: "PT".into(),
-        },
-        payment_method: PaymentMethod::Wallet,
-        card_token: None,
         created_at: created.into(),
         updated_at: created.into(),
         version: 1,
-        saga: start.state,
-        timeline: vec![],
+        ..crate::testing::sample_order()
     }
 }
 

@@ -89,32 +89,24 @@ impl System {
         r.body["orderId"].as_str().unwrap().to_owned()
     }
 
-    pub async fn order(&self, customer: &str, id: &str) -> Value {
+    /// A customer's GET of `path`, which must answer 200: its body.
+    async fn get_ok(&self, customer: &str, path: &str) -> Value {
         let r = self
-            .call(
-                "GET",
-                &format!("/v1/orders/{id}"),
-                Some((customer, &["CUSTOMER"])),
-                None,
-            )
+            .call("GET", path, Some((customer, &["CUSTOMER"])), None)
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body
     }
 
+    pub async fn order(&self, customer: &str, id: &str) -> Value {
+        self.get_ok(customer, &format!("/v1/orders/{id}")).await
+    }
+
     /// The order's timeline entries of `kind` (`STATUS` or `NOTIFICATION`), each as the
     /// string in `field`.
     pub async fn timeline(&self, customer: &str, id: &str, kind: &str, field: &str) -> Vec<String> {
-        let r = self
-            .call(
-                "GET",
-                &format!("/v1/orders/{id}/timeline"),
-                Some((customer, &["CUSTOMER"])),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body["entries"]
+        self.get_ok(customer, &format!("/v1/orders/{id}/timeline"))
+            .await["entries"]
             .as_array()
             .into_iter()
             .flatten()

@@ -3,9 +3,8 @@
 
 use crate::steps::on_step_result;
 use dishpatch::envelope::{Envelope, MessageType};
-use dishpatch::money::Money;
 use dishpatch::orchestration::advance;
-use dishpatch::order::{Address, Order, OrderStatus, PaymentMethod};
+use dishpatch::order::{Order, OrderStatus};
 use dishpatch::orders::OrderStore;
 use dishpatch::runtime::MessageError;
 use dishpatch::testing::{InMemoryOrderStore, RecordingPublisher};
@@ -13,27 +12,7 @@ use serde_json::json;
 
 async fn placed(store: &InMemoryOrderStore) -> Order {
     let start = dishpatch::saga::start();
-    let draft = Order {
-        order_id: "o-1".into(),
-        customer_id: "alice".into(),
-        restaurant_id: "r-1".into(),
-        items: vec![],
-        total: Money::new(1900, "EUR"),
-        delivery_address: Address {
-            line1: "1 Main St".into(),
-            line2: None,
-            city: "Lisbon".into(),
-            postcode: "1000-001".into(),
-            country: "PT".into(),
-        },
-        payment_method: PaymentMethod::Wallet,
-        card_token: None,
-        created_at: "2026-11-22T10:00:00.000Z".into(),
-        updated_at: "2026-11-22T10:00:00.000Z".into(),
-        version: 0,
-        saga: start.state.clone(),
-        timeline: vec![],
-    };
+    let draft = dishpatch::testing::sample_order();
     let (order, outbox) = advance(
         &draft,
         &start,
