@@ -202,6 +202,13 @@ pub fn http_event(
     event
 }
 
+/// `event` (from [`http_event`] with claims) with one more authorizer claim, a string as
+/// API Gateway passes every claim: e.g. `restaurants`, `r-1,r-2`.
+pub fn with_claim(mut event: Value, name: &str, value: &str) -> Value {
+    event["requestContext"]["authorizer"]["jwt"]["claims"][name] = Value::String(value.into());
+    event
+}
+
 /// Invokes `f` with an HTTP event through the runtime; the status and JSON body.
 pub async fn call(f: &dyn Function, event: Value) -> (u16, Value) {
     let resp = crate::runtime::invoke(f, event, Default::default())
