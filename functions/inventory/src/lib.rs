@@ -17,7 +17,7 @@ use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
-pub use menu::{DynamoMenuStore, MenuStore};
+pub use menu::{Created, DynamoMenuStore, MenuStore};
 pub use reservations::{
     DynamoReservationStore, Reservation, ReservationStatus, ReservationStore, Reserve,
 };

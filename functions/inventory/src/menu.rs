@@ -3,10 +3,20 @@
 //! A menu item is `RESTAURANT#{restaurantId}`/`ITEM#{menuItemId}` with the attributes of
 //! [`MenuItem`]. Admin edits are read-modify-write, conditional on the counters read, so
 //! a reservation landing in between makes the edit retry instead of losing units.
+//!
+//! `RESTAURANT#{restaurantId}`/`MENU` counts the restaurant's items (`itemCount`): an item
+//! is created in one transaction with that count's increment, conditional on the count
+//! being below the cap, so concurrent creates cannot pass it.
 
-use dishpatch::aws::dynamo::{classify, from_item, get_consistent, n, s, to_attr, Item};
+use dishpatch::aws::dynamo::{
+    built, cancellation_reasons, classify, from_item, get_consistent, n, s, to_attr, Item,
+    CONDITION_FAILED,
+};
 use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
+
+/// Sort key of a restaurant's item count.
+pub const MENU_SK: &str = "MENU";
 
 pub fn restaurant_pk(restaurant_id: &str) -> String {
     format!("RESTAURANT#{restaurant_id}")
@@ -26,9 +36,19 @@ pub trait MenuStore: Send + Sync {
         restaurant_id: &str,
         menu_item_id: &str,
     ) -> Result<Option<MenuItem>, StoreError>;
-    /// Writes `next` if the stored item is still `read` (`None`: still absent);
-    /// [`StoreError::Conflict`] if it changed meanwhile.
-    async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError>;
+    /// Creates `item` if it is absent and its restaurant has fewer than `max_items`
+    /// items; [`StoreError::Conflict`] if the item exists already.
+    async fn create(&self, item: &MenuItem, max_items: u32) -> Result<Created, StoreError>;
+    /// Writes `next` if the stored item is still `read`; [`StoreError::Conflict`] if it
+    /// changed meanwhile.
+    async fn save(&self, next: &MenuItem, read: &MenuItem) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The restaurant already has its maximum number of items: nothing was written.
+    MenuFull,
 }
 
 #[derive(Clone, Debug)]
@@ -91,10 +111,58 @@ impl MenuStore for DynamoMenuStore {
             .transpose()
     }
 
-    async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError> {
-        // An update (not a put): attributes this code does not know about survive.
-        let mut req = self
+    async fn create(&self, item: &MenuItem, max_items: u32) -> Result<Created, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let count = built(
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(restaurant_pk(&item.restaurant_id)))
+                .key("sk", s(MENU_SK))
+                .update_expression(
+                    "SET restaurantId = :r, itemCount = if_not_exists(itemCount, :zero) + :one",
+                )
+                .condition_expression("attribute_not_exists(itemCount) OR itemCount < :max")
+                .expression_attribute_values(":r", s(&item.restaurant_id))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max_items))
+                .build(),
+        )?;
+        let mut attrs = dishpatch::aws::dynamo::to_item(item)?;
+        attrs.extend(key(&item.restaurant_id, &item.menu_item_id));
+        let put = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(attrs))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let err = match self
             .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(Created::Created),
+            Err(e) => e,
+        };
+        let reasons = cancellation_reasons(&err);
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
+        // The item decides first: an edit of an existing item is no create.
+        if failed(1) {
+            return Err(StoreError::Conflict("the item exists".into()));
+        }
+        if failed(0) {
+            return Ok(Created::MenuFull);
+        }
+        Err(classify(err))
+    }
+
+    async fn save(&self, next: &MenuItem, was: &MenuItem) -> Result<(), StoreError> {
+        // An update (not a put): attributes this code does not know about survive.
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(&next.restaurant_id, &next.menu_item_id)))
@@ -110,21 +178,19 @@ impl MenuStore for DynamoMenuStore {
             .expression_attribute_values(":available", n(next.available))
             .expression_attribute_values(":reserved", n(next.reserved))
             .expression_attribute_values(":sold", n(next.sold))
-            .expression_attribute_values(":stocked", n(next.stocked));
-        req = match read {
-            None => req.condition_expression("attribute_not_exists(pk)"),
+            .expression_attribute_values(":stocked", n(next.stocked))
             // The counters as read: any reserve, release or commit in between fails this.
-            Some(was) => req
-                .condition_expression(
-                    "available = :was_available AND reserved = :was_reserved \
-                     AND sold = :was_sold AND stocked = :was_stocked",
-                )
-                .expression_attribute_values(":was_available", n(was.available))
-                .expression_attribute_values(":was_reserved", n(was.reserved))
-                .expression_attribute_values(":was_sold", n(was.sold))
-                .expression_attribute_values(":was_stocked", n(was.stocked)),
-        };
-        req.send().await.map_err(classify)?;
+            .condition_expression(
+                "available = :was_available AND reserved = :was_reserved \
+                 AND sold = :was_sold AND stocked = :was_stocked",
+            )
+            .expression_attribute_values(":was_available", n(was.available))
+            .expression_attribute_values(":was_reserved", n(was.reserved))
+            .expression_attribute_values(":was_sold", n(was.sold))
+            .expression_attribute_values(":was_stocked", n(was.stocked))
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 }

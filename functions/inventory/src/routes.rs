@@ -1,6 +1,7 @@
 //! The HTTP routes, keyed by the API Gateway route key: the public menu and the
 //! manager's item edit.
 
+use crate::menu::Created;
 use crate::App;
 use dishpatch::error::{Problem, StoreError};
 use dishpatch::http::{body_bytes, caller, json, path_param, route_key, Role};
@@ -11,8 +12,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub const MAX_NAME_CHARS: usize = 100;
+/// Also bounded in bytes: 100 characters of 4-byte UTF-8 would be 400.
+pub const MAX_NAME_BYTES: usize = 200;
 pub const MAX_PRICE: i64 = 10_000_000;
 pub const MAX_STOCK: i64 = 100_000;
+/// Items per restaurant; it also bounds the public menu, which is read whole.
+pub const MAX_ITEMS_PER_RESTAURANT: u32 = 200;
+/// A valid item body is well under this.
+pub const MAX_BODY_BYTES: usize = 4096;
 /// Conditional-write conflicts (stock moving under the edit) retried before a 409.
 const SAVE_ATTEMPTS: usize = 4;
 
@@ -53,7 +60,8 @@ struct MenuView {
 }
 
 /// Public: no caller needed. A restaurant with no items has an empty menu (there is no
-/// restaurant record to tell "unknown" from "empty").
+/// restaurant record to tell "unknown" from "empty"). At most
+/// [`MAX_ITEMS_PER_RESTAURANT`] items, so the menu is one bounded answer, not paginated.
 async fn get_menu(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let restaurant_id = path_param(req, "restaurantId")?;
     let mut items = app.menu.list(&restaurant_id).await?;
@@ -80,6 +88,12 @@ pub struct ItemUpdate {
 // `Problem` is the API's error type everywhere (shared/ returns it the same way).
 #[allow(clippy::result_large_err)]
 pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Problem::bad_request(
+            "body",
+            format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+        ));
+    }
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
     if !v.is_object() {
@@ -88,16 +102,22 @@ pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
             "the body must be a JSON object",
         ));
     }
-    let name = match v.get("name") {
-        Some(Value::String(s))
-            if !s.trim().is_empty() && s.trim().chars().count() <= MAX_NAME_CHARS =>
+    let name = match v.get("name").and_then(Value::as_str).map(str::trim) {
+        Some(s)
+            if !s.is_empty()
+                && s.chars().count() <= MAX_NAME_CHARS
+                && s.len() <= MAX_NAME_BYTES
+                && !s.chars().any(char::is_control) =>
         {
-            s.trim().to_owned()
+            s.to_owned()
         }
         _ => {
             return Err(Problem::bad_request(
                 "name",
-                format!("name must be 1..={MAX_NAME_CHARS} characters"),
+                format!(
+                    "name must be 1..={MAX_NAME_CHARS} characters, at most {MAX_NAME_BYTES} \
+                     bytes of UTF-8, without control characters"
+                ),
             ))
         }
     };
@@ -107,10 +127,11 @@ pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
             "price {amount, currency} is required",
         ));
     }
-    let amount = integer_in(&v["price"]["amount"], 0, MAX_PRICE).ok_or_else(|| {
+    // A free item would let any order of it through without payment.
+    let amount = integer_in(&v["price"]["amount"], 1, MAX_PRICE).ok_or_else(|| {
         Problem::bad_request(
             "price.amount",
-            format!("must be an integer 0..={MAX_PRICE} (minor units)"),
+            format!("must be an integer 1..={MAX_PRICE} (minor units)"),
         )
     })?;
     let currency = v["price"]["currency"]
@@ -163,10 +184,14 @@ pub fn edited(
     })
 }
 
+/// A MANAGER of this restaurant (claim, see `dishpatch::http::caller`) or ADMIN. The
+/// caller is checked before the body, so a refused caller learns nothing of validation.
 async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
-    caller(req)?.require(&[Role::Manager])?;
+    let who = caller(req)?;
+    who.require(&[Role::Manager])?;
     let restaurant_id = path_param(req, "restaurantId")?;
     let menu_item_id = path_param(req, "menuItemId")?;
+    who.require_manager_of(&restaurant_id)?;
     let update = parse_item_update(body_bytes(req))?;
     for _ in 0..SAVE_ATTEMPTS {
         let read = app.menu.get(&restaurant_id, &menu_item_id).await?;
@@ -174,8 +199,12 @@ async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
             tracing::error!(restaurant_id = %restaurant_id, menu_item_id = %menu_item_id, "stock counters overflow");
             Problem::internal()
         })?;
-        match app.menu.save(&next, read.as_ref()).await {
-            Ok(()) => {
+        let saved = match &read {
+            None => app.menu.create(&next, MAX_ITEMS_PER_RESTAURANT).await,
+            Some(was) => app.menu.save(&next, was).await.map(|()| Created::Created),
+        };
+        match saved {
+            Ok(Created::Created) => {
                 tracing::info!(
                     restaurant_id = %restaurant_id, menu_item_id = %menu_item_id,
                     available = next.available, stocked = next.stocked, created = read.is_none(),
@@ -183,6 +212,14 @@ async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
                 );
                 let status = if read.is_none() { 201 } else { 200 };
                 return Ok(json(status, &ItemView::from(&next)));
+            }
+            Ok(Created::MenuFull) => {
+                return Err(Problem::conflict(
+                    "MENU_FULL",
+                    format!(
+                        "a restaurant has at most {MAX_ITEMS_PER_RESTAURANT} menu items; edit one instead"
+                    ),
+                ))
             }
             // Stock moved (or the item appeared) since the read: edit the fresh values.
             Err(StoreError::Conflict(_)) => continue,

@@ -1,7 +1,7 @@
 //! Handler logic against an in-memory fake of the ports (the table's conditional
 //! semantics over a map).
 
-use crate::menu::MenuStore;
+use crate::menu::{Created, MenuStore};
 use crate::reservations::{Reservation, ReservationStatus, ReservationStore, Reserve};
 use crate::App;
 use dishpatch::envelope::{Envelope, MessageType};
@@ -10,7 +10,7 @@ use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::order::ItemQuantity;
 use dishpatch::runtime::MessageError;
-use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
+use dishpatch::testing::{call, handle, http_event, with_claim, RecordingPublisher};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -178,7 +178,25 @@ impl MenuStore for FakeInventory {
         Ok(self.state.lock().unwrap().items.get(menu_item_id).cloned())
     }
 
-    async fn save(&self, next: &MenuItem, read: Option<&MenuItem>) -> Result<(), StoreError> {
+    async fn create(&self, item: &MenuItem, max_items: u32) -> Result<Created, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if s.items.contains_key(&item.menu_item_id) {
+            return Err(StoreError::Conflict("exists".into()));
+        }
+        let count = s
+            .items
+            .values()
+            .filter(|i| i.restaurant_id == item.restaurant_id)
+            .count();
+        if count >= max_items as usize {
+            return Ok(Created::MenuFull);
+        }
+        s.items.insert(item.menu_item_id.clone(), item.clone());
+        Ok(Created::Created)
+    }
+
+    async fn save(&self, next: &MenuItem, read: &MenuItem) -> Result<(), StoreError> {
+        let read = Some(read);
         let mut s = self.state.lock().unwrap();
         if self.moves_before_save.load(Ordering::SeqCst) > 0 {
             self.moves_before_save.fetch_sub(1, Ordering::SeqCst);
@@ -545,12 +563,27 @@ async fn get_menu(f: &Fixture, restaurant_id: &str) -> (u16, Value) {
 
 const ITEM_ROUTE: &str = "/v1/restaurants/{restaurantId}/menu/items/{menuItemId}";
 
+/// A PUT of `item_id` at restaurant R by a caller with `roles` who manages R.
 async fn put_item(f: &Fixture, item_id: &str, roles: &str, body: Value) -> (u16, Value) {
-    let path = format!("/v1/restaurants/{R}/menu/items/{item_id}");
-    let params = [("restaurantId", R), ("menuItemId", item_id)];
+    put_item_as(f, R, item_id, roles, Some(R), body).await
+}
+
+async fn put_item_as(
+    f: &Fixture,
+    restaurant_id: &str,
+    item_id: &str,
+    roles: &str,
+    manages: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let path = format!("/v1/restaurants/{restaurant_id}/menu/items/{item_id}");
+    let params = [("restaurantId", restaurant_id), ("menuItemId", item_id)];
     let body = body.to_string();
     let claims = Some(("u-1", roles));
-    let event = http_event("PUT", ITEM_ROUTE, &path, &params, "", Some(&body), claims);
+    let mut event = http_event("PUT", ITEM_ROUTE, &path, &params, "", Some(&body), claims);
+    if let Some(restaurants) = manages {
+        event = with_claim(event, "restaurants", restaurants);
+    }
     call(&f.app, event).await
 }
 
@@ -703,13 +736,116 @@ async fn invalid_item_bodies_name_the_field() {
         assert_eq!(problem["field"], field, "{body}");
         assert_eq!(problem["code"], "VALIDATION_FAILED");
     }
-    // 100 characters (not bytes) is fine.
+    // 100 two-byte characters are fine.
     let (status, _) = put_item(
         &f,
         "m-1",
         "[MANAGER]",
-        json!({"name": "é".repeat(100), "price": {"amount": 0, "currency": "EUR"}, "stock": 100_000}),
+        json!({"name": "é".repeat(100), "price": {"amount": 1, "currency": "EUR"}, "stock": 100_000}),
     )
     .await;
     assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn prices_are_positive_and_names_bounded_in_bytes() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    let before = f.store.item("m-1");
+    let cases = [
+        (
+            json!({"name": "ok", "price": {"amount": 0, "currency": "EUR"}, "stock": 1}),
+            "price.amount",
+        ),
+        // 100 characters but 400 bytes.
+        (
+            json!({"name": "🍕".repeat(100), "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "a\u{0}b", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "a\nb", "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
+        (
+            json!({"name": 7, "price": {"amount": 1, "currency": "EUR"}, "stock": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "ok", "price": {"amount": 1, "currency": "EUR"}, "stock": 1, "pad": "x".repeat(5000)}),
+            "body",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = put_item(&f, "m-1", "[MANAGER]", body.clone()).await;
+        assert_eq!(
+            (status, problem["field"].clone()),
+            (400, json!(field)),
+            "{body}"
+        );
+    }
+    assert_eq!(f.store.item("m-1"), before, "nothing written");
+}
+
+#[tokio::test]
+async fn a_manager_edits_only_the_restaurants_they_manage() {
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
+    let before = f.store.item("m-1");
+    for (roles, manages) in [
+        ("[MANAGER]", Some("r-2")),
+        ("[MANAGER]", Some("r-2,r-3")),
+        ("[MANAGER]", None),
+        ("[MANAGER]", Some("")),
+        // Near misses of the id are other ids.
+        ("[MANAGER]", Some("r-10")),
+        ("[MANAGER]", Some("[r-1]")),
+        // A claim without the role grants nothing.
+        ("[CUSTOMER]", Some(R)),
+    ] {
+        let (status, body) = put_item_as(&f, R, "m-1", roles, manages, item_body(9)).await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (403, json!("FORBIDDEN")),
+            "{roles} managing {manages:?}"
+        );
+        let (status, _) = put_item_as(&f, R, "m-new", roles, manages, item_body(9)).await;
+        assert_eq!(status, 403);
+    }
+    assert_eq!(f.store.item("m-1"), before, "nothing written");
+    assert_eq!(f.store.state.lock().unwrap().items.len(), 1);
+    // Refused before the body is looked at.
+    let (status, _) = put_item_as(&f, R, "m-1", "[MANAGER]", Some("r-2"), json!([])).await;
+    assert_eq!(status, 403);
+    // One of several managed restaurants; ADMIN needs no claim.
+    let (status, _) = put_item_as(&f, R, "m-1", "[MANAGER]", Some("r-2,r-1"), item_body(9)).await;
+    assert_eq!(status, 200);
+    let (status, _) = put_item_as(&f, R, "m-1", "[ADMIN]", None, item_body(8)).await;
+    assert_eq!(status, 200);
+    assert_eq!(f.store.item("m-1").available, 8);
+}
+
+#[tokio::test]
+async fn a_restaurant_has_a_bounded_number_of_items() {
+    let max = crate::routes::MAX_ITEMS_PER_RESTAURANT as usize;
+    let ids: Vec<String> = (0..max).map(|i| format!("m-{i:03}")).collect();
+    let refs: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), 1)).collect();
+    let f = fixture(FakeInventory::with_items(&refs));
+    let (status, body) = put_item(&f, "m-new", "[MANAGER]", item_body(1)).await;
+    assert_eq!((status, body["code"].clone()), (409, json!("MENU_FULL")));
+    assert_eq!(
+        f.store.state.lock().unwrap().items.len(),
+        max,
+        "nothing written"
+    );
+    // Existing items stay editable at the cap.
+    let (status, _) = put_item(&f, "m-000", "[MANAGER]", item_body(3)).await;
+    assert_eq!(status, 200);
+    // The public menu is that bounded list.
+    let (status, body) = get_menu(&f, R).await;
+    assert_eq!(
+        (status, body["items"].as_array().unwrap().len()),
+        (200, max)
+    );
 }

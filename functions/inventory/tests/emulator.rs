@@ -10,8 +10,9 @@ use dishpatch::money::Money;
 use dishpatch::order::ItemQuantity;
 use dishpatch::testing::{
     call, create_table, deliver, deliver_racing, emulator, http_event, sqs_event,
-    topic_with_subscription, Subscription,
+    topic_with_subscription, with_claim, Subscription,
 };
+use inventory::menu::Created;
 use inventory::{
     DynamoMenuStore, DynamoReservationStore, MenuStore, Reservation, ReservationStatus,
     ReservationStore, Reserve,
@@ -263,9 +264,9 @@ async fn menu_edits_are_conditional_on_what_was_read() {
         sold: 0,
         stocked: 5,
     };
-    t.menu.save(&item, None).await.unwrap();
+    assert_eq!(t.menu.create(&item, 10).await.unwrap(), Created::Created);
     assert!(matches!(
-        t.menu.save(&item, None).await,
+        t.menu.create(&item, 10).await,
         Err(StoreError::Conflict(_))
     ));
     let read = t.menu.get(R, "m-1").await.unwrap().unwrap();
@@ -278,7 +279,7 @@ async fn menu_edits_are_conditional_on_what_was_read() {
     item.available = 9;
     item.stocked = 9;
     assert!(matches!(
-        t.menu.save(&item, Some(&read)).await,
+        t.menu.save(&item, &read).await,
         Err(StoreError::Conflict(_))
     ));
     let fresh = t.menu.get(R, "m-1").await.unwrap().unwrap();
@@ -287,7 +288,7 @@ async fn menu_edits_are_conditional_on_what_was_read() {
         stocked: fresh.stocked + (9 - fresh.available),
         ..fresh.clone()
     };
-    t.menu.save(&next, Some(&fresh)).await.unwrap();
+    t.menu.save(&next, &fresh).await.unwrap();
     assert_eq!(counters(&t, "m-1").await, (9, 2, 0, 11));
     // Reservations live in their own partitions: the menu lists items only.
     seed(&t, "m-0", 1).await;
@@ -319,6 +320,54 @@ async fn menu_edits_are_conditional_on_what_was_read() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_stop_at_the_item_cap() {
+    let t = table().await;
+    let item = |id: String| MenuItem {
+        restaurant_id: R.into(),
+        menu_item_id: id,
+        name: "Bifana".into(),
+        price: Money::new(450, "EUR"),
+        available: 1,
+        reserved: 0,
+        sold: 0,
+        stocked: 1,
+    };
+    let results = futures_join_all(
+        (0..8)
+            .map(|i| {
+                let menu = t.menu.clone();
+                let it = item(format!("m-{i}"));
+                tokio::spawn(async move { menu.create(&it, 5).await })
+            })
+            .collect(),
+    )
+    .await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Created::Created)))
+        .count();
+    // The emulator serves one request at a time, so no create is lost to a conflict.
+    assert_eq!(created, 5, "{results:?}");
+    assert_eq!(
+        t.menu.create(&item("m-over".into()), 5).await.unwrap(),
+        Created::MenuFull
+    );
+    assert_eq!(t.menu.list(R).await.unwrap().len(), 5);
+    // Another restaurant counts on its own.
+    let mut other = item("m-1".into());
+    other.restaurant_id = "r-other".into();
+    assert_eq!(t.menu.create(&other, 5).await.unwrap(), Created::Created);
+}
+
+async fn futures_join_all<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
 async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
     let sdk = emulator().await;
     let name = create_table(&sdk, "inventory", &[]).await;
@@ -338,6 +387,7 @@ async fn the_wired_function_reserves_publishes_and_serves_the_menu() {
         let params = [("restaurantId", R), ("menuItemId", id)];
         let claims = Some(("u-m", "[MANAGER]"));
         let event = http_event("PUT", route, &path, &params, "", Some(&body), claims);
+        let event = with_claim(event, "restaurants", R);
         assert_eq!(call(&app, event).await.0, 201);
     }
 
