@@ -1033,13 +1033,15 @@ mod tests {
     #[test]
     fn queues_have_their_redrive_policies() {
         let t = t();
-        // A queue's visibility timeout covers 6 runs of the function that consumes it.
+        // A queue's visibility timeout covers 6 runs of the function that consumes it
+        // plus the batching window.
         for f in &t.functions {
             for e in f.sqs_events() {
                 let q = t.queue(&e.queue).expect("event queue exists");
+                let window = e.maximum_batching_window_seconds as i64;
                 assert!(
-                    q.visibility_timeout >= 6 * f.timeout as i64,
-                    "{}: visibility {} < 6 x {} s",
+                    q.visibility_timeout >= 6 * f.timeout as i64 + window,
+                    "{}: visibility {} < 6 x {} s + {window} s",
                     e.queue,
                     q.visibility_timeout,
                     f.timeout
@@ -1094,19 +1096,32 @@ mod tests {
         }
         assert_eq!(consumers, 5);
 
-        // ...and may send to it (IAM is not emulated locally: check the template).
+        // ...and may send to it (IAM is not emulated locally: check the function's role).
         let raw: Value = serde_yaml_ng::from_str(EMBEDDED_TEMPLATE).unwrap();
         for f in &t.functions {
             for e in f.sqs_events() {
                 let dlq = &t.queue(&e.queue).unwrap().redrive.clone().unwrap();
-                let policies = &raw["Resources"][&f.logical_id]["Properties"]["Policies"];
-                let wanted = json!({"SQSSendMessagePolicy": {"QueueName":
-                    {"Fn::GetAtt": [dlq.dead_letter_queue, "QueueName"]}}});
-                assert!(
-                    policies.as_array().unwrap().contains(&wanted),
-                    "{}: {policies}",
-                    f.logical_id
-                );
+                let role = get_att_of(
+                    &raw["Resources"][&f.logical_id]["Properties"]["Role"],
+                    "Arn",
+                    &f.logical_id,
+                )
+                .unwrap();
+                let policies = &raw["Resources"][&role]["Properties"]["Policies"];
+                let wanted = json!({"Fn::GetAtt": [dlq.dead_letter_queue, "Arn"]});
+                let sends = policies
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+                    .any(|s| {
+                        s["Action"]
+                            .as_array()
+                            .unwrap()
+                            .contains(&json!("sqs:SendMessage"))
+                            && s["Resource"].as_array().unwrap().contains(&wanted)
+                    });
+                assert!(sends, "{}: {role} cannot send to {wanted}", f.logical_id);
             }
         }
     }
