@@ -2,13 +2,16 @@
 //!
 //! Forward steps run in a fixed order (reserve stock, take payment, dispatch a courier).
 //! Compensation undoes completed steps one at a time, in reverse order; a forward
-//! result that arrives after the order was cancelled is undone at once.
+//! result that arrives after the order was cancelled is undone too, as soon as no
+//! other undo is in flight.
 //!
 //! Every step has a deadline: the machine asks for a [`Timeout`] with each command it
 //! sends. A forward step that times out is assumed to have possibly happened and is
 //! undone with the rest (the workers' undo leaves a tombstone, so a late forward
-//! command does nothing). An undo that is not confirmed is tried again, up to
-//! [`MAX_UNDO_ATTEMPTS`] times, and then the order ends COMPENSATION_FAILED.
+//! command does nothing). Every undo, that of a late result included, is tried again
+//! when not confirmed, up to [`MAX_UNDO_ATTEMPTS`] times, and then the order ends
+//! COMPENSATION_FAILED. [`awaiting`] names the deadline an order waits on, so a sweeper
+//! can fire it when its timeout message was lost.
 
 use crate::order::OrderStatus;
 use serde::{Deserialize, Serialize};
@@ -33,6 +36,10 @@ pub struct SagaState {
     /// Tries of the undo now outstanding (compensation is sequential: one at a time).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub undo_attempt: u8,
+    /// The step whose undo is outstanding. A late result can make a later step held
+    /// while an earlier one's undo is in flight, so it is not always the latest held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_step: Option<Step>,
     /// The step whose undo could not be confirmed (COMPENSATION_FAILED only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<Step>,
@@ -44,7 +51,8 @@ fn is_zero(n: &u8) -> bool {
 
 pub const MAX_UNDO_ATTEMPTS: u8 = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// In the order the forward steps run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Step {
     Inventory,
     Payment,
@@ -141,6 +149,7 @@ pub fn start() -> Transition {
             courier_id: None,
             cancel_reason: None,
             undo_attempt: 0,
+            undo_step: None,
             failed_step: None,
         },
         commands: vec![SagaCommand::ReserveInventory],
@@ -215,7 +224,13 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             next.paid = true;
             begin_compensation(next, reason)
         }
-        (S::Pending | S::Paid, E::CancelRequested { reason }) => begin_compensation(next, reason),
+        // Likewise a dispatch in flight is cancelled before the refund: its tombstone
+        // stops a late dispatch, and a courier can no longer complete a refunded order.
+        (S::Paid, E::CancelRequested { reason }) => {
+            next.dispatched = true;
+            begin_compensation(next, reason)
+        }
+        (S::Pending, E::CancelRequested { reason }) => begin_compensation(next, reason),
         (S::Cancelling | S::Cancelled, E::CancelRequested { .. }) => {
             Outcome::Ignore("already cancelled")
         }
@@ -255,17 +270,18 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             begin_compensation(next, "DELIVERY_TIMEOUT")
         }
         // The undo in flight was not confirmed in time: try again, then give up loudly.
-        (S::Cancelling, E::StepTimeout { step, attempt })
-            if *attempt >= 1
+        (_, E::StepTimeout { step, attempt })
+            if cancelled
+                && *attempt >= 1
                 && *attempt == state.undo_attempt
-                && current_undo(state).map(|(s, _)| s) == Some(*step) =>
+                && outstanding(state) == Some(*step) =>
         {
             if *attempt < MAX_UNDO_ATTEMPTS {
-                let (_, cmd) = current_undo(state).expect("checked above");
+                next.undo_step = Some(*step);
                 next.undo_attempt = attempt + 1;
                 Outcome::Apply(Transition {
                     state: next,
-                    commands: vec![cmd],
+                    commands: vec![undo_command(*step)],
                     facts: vec![],
                     timeouts: vec![Timeout {
                         step: *step,
@@ -275,23 +291,46 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             } else {
                 next.status = S::CompensationFailed;
                 next.failed_step = Some(*step);
+                next.undo_step = None;
+                next.undo_attempt = 0;
                 apply(next, vec![], vec![SagaFact::CompensationFailed])
             }
         }
 
-        // A forward step completed after the order was cancelled: undo it at once.
+        // The courier completed before the cancel of its delivery landed (the worker
+        // answers a cancel of a completed delivery with the completion): nothing was
+        // undone yet, as the dispatch is undone first, so the order is delivered.
+        (_, E::DeliveryCompleted { courier_id })
+            if cancelled && state.dispatched && state.paid && state.reserved =>
+        {
+            next.status = S::Delivered;
+            next.dispatched = false;
+            next.courier_id = Some(courier_id.clone());
+            next.cancel_reason = None;
+            next.failed_step = None;
+            next.undo_step = None;
+            next.undo_attempt = 0;
+            apply(
+                next,
+                vec![SagaCommand::CommitInventory],
+                vec![SagaFact::OrderDelivered],
+            )
+        }
+
+        // A forward step completed after the order was cancelled: undo it, with a
+        // deadline like any undo, once no other undo is in flight.
         (_, E::InventoryReserved) if cancelled && !state.reserved => {
             next.reserved = true;
-            apply(next, vec![SagaCommand::ReleaseInventory], vec![])
+            continue_compensation(next)
         }
         (_, E::PaymentCaptured) if cancelled && !state.paid => {
             next.paid = true;
-            apply(next, vec![SagaCommand::RefundPayment], vec![])
+            continue_compensation(next)
         }
         (_, E::DeliveryDispatched { courier_id }) if cancelled && !state.dispatched => {
             next.dispatched = true;
             next.courier_id = Some(courier_id.clone());
-            apply(next, vec![SagaCommand::CancelDelivery], vec![])
+            continue_compensation(next)
         }
 
         // Compensation confirmations. The confirmation of the undo that was given up on
@@ -348,16 +387,58 @@ fn resume(mut state: SagaState, confirmed: Step) -> SagaState {
     state
 }
 
-/// The undo compensation runs next: the latest step still held.
-fn current_undo(state: &SagaState) -> Option<(Step, SagaCommand)> {
-    if state.dispatched {
-        Some((Step::Delivery, SagaCommand::CancelDelivery))
-    } else if state.paid {
-        Some((Step::Payment, SagaCommand::RefundPayment))
-    } else if state.reserved {
-        Some((Step::Inventory, SagaCommand::ReleaseInventory))
-    } else {
-        None
+fn held(state: &SagaState, step: Step) -> bool {
+    match step {
+        Step::Inventory => state.reserved,
+        Step::Payment => state.paid,
+        Step::Delivery => state.dispatched,
+    }
+}
+
+fn undo_command(step: Step) -> SagaCommand {
+    match step {
+        Step::Inventory => SagaCommand::ReleaseInventory,
+        Step::Payment => SagaCommand::RefundPayment,
+        Step::Delivery => SagaCommand::CancelDelivery,
+    }
+}
+
+/// The undo in flight, if it is not confirmed yet.
+fn outstanding(state: &SagaState) -> Option<Step> {
+    match state.undo_step {
+        Some(step) => (state.undo_attempt >= 1 && held(state, step)).then_some(step),
+        // Written before `undo_step` existed: the undo in flight was the latest held.
+        None if state.status == OrderStatus::Cancelling && state.undo_attempt >= 1 => {
+            [Step::Delivery, Step::Payment, Step::Inventory]
+                .into_iter()
+                .find(|s| held(state, *s))
+        }
+        None => None,
+    }
+}
+
+/// The undo compensation runs next: the latest step still held. After a failed undo,
+/// only steps after the failed one (late results): compensation does not go past it.
+fn next_undo(state: &SagaState) -> Option<Step> {
+    [Step::Delivery, Step::Payment, Step::Inventory]
+        .into_iter()
+        .filter(|s| state.failed_step.is_none_or(|f| *s > f))
+        .find(|s| held(state, *s))
+}
+
+/// The deadline the order is waiting on: its forward step's, or that of the try of the
+/// undo in flight. `None` when nothing is due (at rest, or waiting for the courier).
+pub fn awaiting(state: &SagaState) -> Option<Timeout> {
+    use OrderStatus as S;
+    let forward = |step| Some(Timeout { step, attempt: 0 });
+    match state.status {
+        S::Pending => forward(Step::Inventory),
+        S::Reserved => forward(Step::Payment),
+        S::Paid => forward(Step::Delivery),
+        _ => outstanding(state).map(|step| Timeout {
+            step,
+            attempt: state.undo_attempt,
+        }),
     }
 }
 
@@ -368,25 +449,33 @@ fn begin_compensation(mut state: SagaState, reason: &str) -> Outcome {
 }
 
 /// Issues the undo of the latest step still completed, or finishes the cancellation.
+/// One undo at a time: while one is in flight, a step a late result made held waits.
 fn continue_compensation(mut state: SagaState) -> Outcome {
-    match (state.status, current_undo(&state)) {
-        // Still cancelling: one undo at a time, in reverse order, each with a deadline.
-        (OrderStatus::Cancelling, Some((step, cmd))) => {
+    if outstanding(&state).is_some() {
+        return apply(state, vec![], vec![]);
+    }
+    match next_undo(&state) {
+        Some(step) => {
+            state.undo_step = Some(step);
             state.undo_attempt = 1;
             Outcome::Apply(Transition {
                 state,
-                commands: vec![cmd],
+                commands: vec![undo_command(step)],
                 facts: vec![],
                 timeouts: vec![Timeout { step, attempt: 1 }],
             })
         }
-        (OrderStatus::Cancelling, None) => {
-            state.status = OrderStatus::Cancelled;
+        None => {
+            state.undo_step = None;
             state.undo_attempt = 0;
-            apply(state, vec![], vec![SagaFact::OrderCancelled])
+            if state.status == OrderStatus::Cancelling {
+                state.status = OrderStatus::Cancelled;
+                apply(state, vec![], vec![SagaFact::OrderCancelled])
+            } else {
+                // Already terminal: a late step was undone; just record it.
+                apply(state, vec![], vec![])
+            }
         }
-        // Already terminal: a late step was undone; just record it.
-        _ => apply(state, vec![], vec![]),
     }
 }
 

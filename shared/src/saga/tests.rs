@@ -128,7 +128,10 @@ fn cancel_is_allowed_until_dispatch_and_refused_after() {
     assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
     let t = step(&t.state, SagaEvent::PaymentRefunded);
     assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    // The dispatch in flight is cancelled (or tombstoned) before the refund.
     let t = step(&happy_to(S::Paid), cancel());
+    assert_eq!(t.commands, vec![SagaCommand::CancelDelivery]);
+    let t = step(&t.state, SagaEvent::DeliveryCancelled);
     assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
     for status in [S::Dispatched, S::Delivered] {
         assert_eq!(
@@ -191,6 +194,8 @@ enum Rec {
     Done,
     Undone,
     Refused,
+    /// Delivery only: the courier completed it; nothing can undo it any more.
+    Completed,
 }
 
 /// Idempotent worker models: each keeps one record per order, as the real ones do.
@@ -289,6 +294,9 @@ impl World {
                 E::PaymentRefunded
             }
             C::DispatchDelivery => {
+                if self.delivery == Rec::Completed {
+                    return vec![Msg::Evt(completed())];
+                }
                 if self.delivery == Rec::None {
                     self.delivery = if self.courier_ok {
                         Rec::Done
@@ -311,6 +319,10 @@ impl World {
                 }
             }
             C::CancelDelivery => {
+                // Too late: the worker answers with the completion, never a cancel.
+                if self.delivery == Rec::Completed {
+                    return vec![Msg::Evt(completed())];
+                }
                 if matches!(self.delivery, Rec::Done | Rec::None) {
                     self.delivery = Rec::Undone;
                 }
@@ -327,13 +339,25 @@ fn to_msgs(t: &Transition) -> Vec<Msg> {
     out
 }
 
+/// The scheduled sweeper: what it does for an order whose deadline passed unanswered.
+fn sweep(state: &SagaState) -> Option<Msg> {
+    awaiting(state).map(|t| {
+        Msg::Evt(SagaEvent::StepTimeout {
+            step: t.step,
+            attempt: t.attempt,
+        })
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+    /// Any interleaving, duplication, loss of messages (timeouts included: the sweeper
+    /// stands in for them) and cancel timing.
     #[test]
     fn invariants_hold_under_any_delivery_order(
         stock_ok: bool, funds_ok: bool, courier_ok: bool,
         cancel_at in proptest::option::of(0usize..12),
-        picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..4), 0..200),
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..200),
     ) {
         let mut world = World {
             stock_ok, funds_ok, courier_ok,
@@ -345,7 +369,14 @@ proptest! {
         let mut pending: Vec<Msg> = to_msgs(&t);
         let mut picks = picks.into_iter();
         let mut steps = 0usize;
-        while !pending.is_empty() {
+        loop {
+            if pending.is_empty() {
+                // Quiet, yet not at rest: the sweeper finds the order past its deadline.
+                match sweep(&state) {
+                    Some(m) => pending.push(m),
+                    None => break,
+                }
+            }
             steps += 1;
             prop_assert!(steps < 2_000, "saga does not quiesce");
             if Some(steps) == cancel_at.map(|c| c + 1) {
@@ -355,13 +386,30 @@ proptest! {
                     state = t.state;
                 }
             }
-            // Pick any pending message (reordering); sometimes deliver it twice.
-            let (idx, dup) = picks.next().map(|(i, d)| (i.index(pending.len()), d == 0)).unwrap_or((0, false));
-            let msg = if dup { pending[idx].clone() } else { pending.remove(idx) };
+            // Pick any pending message (reordering); sometimes deliver it twice, sometimes
+            // lose it.
+            let (idx, how) = picks.next().map(|(i, d)| (i.index(pending.len()), d)).unwrap_or((0, 2));
+            let msg = if how == 0 { pending[idx].clone() } else { pending.remove(idx) };
+            // Not lost: the courier's tap (the app retries it until it is answered); the
+            // commit of a delivered order, which has no deadline to catch its loss; and
+            // a reservation, whose loss after a cancel while PENDING (CANCELLED at once,
+            // nothing undone) would leave the stock held.
+            let kept = matches!(
+                &msg,
+                Msg::CourierCompletes
+                    | Msg::Evt(SagaEvent::DeliveryCompleted { .. })
+                    | Msg::Evt(SagaEvent::InventoryReserved)
+                    | Msg::Cmd(SagaCommand::CommitInventory)
+            );
+            if how == 1 && !kept {
+                continue;
+            }
             match msg {
                 Msg::Cmd(c) => pending.extend(world.work(c)),
+                // The courier's completion is refused unless the delivery is still on.
                 Msg::CourierCompletes => {
-                    if world.delivery == Rec::Done && !world.courier_done {
+                    if world.delivery == Rec::Done {
+                        world.delivery = Rec::Completed;
                         world.courier_done = true;
                         pending.push(Msg::Evt(completed()));
                     }
@@ -376,17 +424,25 @@ proptest! {
         }
         // Every order ends terminal, and what the world holds matches the outcome.
         prop_assert!(state.status.is_terminal(), "ended in {:?}", state.status);
+        prop_assert!(awaiting(&state).is_none(), "at rest with a deadline: {:?}", state);
         prop_assert!(world.captures <= 1 && world.refunds <= world.captures);
+        // A courier never completes a refunded order.
+        prop_assert!(!(world.courier_done && world.refunds > 0), "delivered and refunded");
+        if world.courier_done {
+            prop_assert!(matches!(state.status, S::Delivered | S::CompensationFailed), "{:?}", state.status);
+        }
         match state.status {
             S::Delivered => {
                 prop_assert_eq!(world.payment, Rec::Done);
                 prop_assert_eq!(world.inventory, Rec::Done);
+                prop_assert_eq!(world.delivery, Rec::Completed);
                 prop_assert!(world.committed);
             }
             S::Cancelled => {
                 prop_assert!(world.payment != Rec::Done, "charged for a cancelled order");
                 prop_assert!(world.inventory != Rec::Done, "stock held for a cancelled order");
-                prop_assert!(world.delivery != Rec::Done || world.courier_done, "courier kept");
+                prop_assert!(world.delivery != Rec::Done, "courier kept");
+                prop_assert!(world.delivery != Rec::Completed, "cancelled order delivered");
                 prop_assert!(!world.committed);
             }
             // Reachable when deadlines pass before the confirmations arrive: operators
@@ -489,4 +545,109 @@ fn timeouts_for_steps_already_answered_are_ignored() {
     assert!(ignored(&happy_to(S::Reserved), timeout(Step::Inventory, 0)));
     assert!(ignored(&happy_to(S::Delivered), timeout(Step::Delivery, 0)));
     assert!(ignored(&happy_to(S::Paid), timeout(Step::Payment, 1)));
+}
+
+#[test]
+fn a_cancel_that_loses_to_the_courier_ends_delivered_without_a_refund() {
+    let cancel = SagaEvent::CancelRequested {
+        reason: "CUSTOMER_CANCELLED".into(),
+    };
+    let t = step(&happy_to(S::Paid), cancel);
+    assert_eq!(t.commands, vec![SagaCommand::CancelDelivery]);
+    // The courier completed first: the worker answers the cancel with the completion.
+    let t = step(&t.state, completed());
+    assert_eq!(t.state.status, S::Delivered);
+    assert_eq!(t.commands, vec![SagaCommand::CommitInventory]);
+    assert_eq!(t.facts, vec![SagaFact::OrderDelivered]);
+    assert!(t.state.paid && t.state.cancel_reason.is_none());
+    assert_eq!(awaiting(&t.state), None);
+    assert!(ignored(&t.state, SagaEvent::DeliveryCancelled));
+    assert!(ignored(&t.state, timeout(Step::Delivery, 1)));
+    // Once anything was undone, a completion changes nothing (the worker refuses it).
+    let timed_out = step(&happy_to(S::Paid), timeout(Step::Delivery, 0)).state;
+    let refunding = step(&timed_out, SagaEvent::DeliveryCancelled).state;
+    assert!(ignored(&refunding, completed()));
+}
+
+#[test]
+fn the_undo_of_a_late_result_has_a_deadline_and_fails_loudly() {
+    let cancelled = step(
+        &start().state,
+        SagaEvent::CancelRequested {
+            reason: "CUSTOMER_CANCELLED".into(),
+        },
+    )
+    .state;
+    assert_eq!(cancelled.status, S::Cancelled);
+    let t = step(&cancelled, SagaEvent::InventoryReserved);
+    assert_eq!(t.state.status, S::Cancelled);
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let first = Timeout {
+        step: Step::Inventory,
+        attempt: 1,
+    };
+    assert_eq!(t.timeouts, vec![first]);
+    assert_eq!(awaiting(&t.state), Some(first));
+    let t = step(&t.state, timeout(Step::Inventory, 1));
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, timeout(Step::Inventory, 2));
+    let t = step(&t.state, timeout(Step::Inventory, 3));
+    assert_eq!(t.state.status, S::CompensationFailed);
+    assert_eq!(t.state.failed_step, Some(Step::Inventory));
+    assert_eq!(t.facts, vec![SagaFact::CompensationFailed]);
+    assert_eq!(awaiting(&t.state), None);
+    // Confirmed at last (redriven): the order is CANCELLED again.
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert_eq!(t.state.status, S::Cancelled);
+    assert!(!t.state.reserved);
+}
+
+#[test]
+fn a_late_result_waits_for_the_undo_in_flight() {
+    // Releasing the stock; a stale capture makes the payment held again.
+    let t = step(
+        &happy_to(S::Reserved),
+        SagaEvent::PaymentDeclined {
+            reason: "INSUFFICIENT_FUNDS".into(),
+        },
+    );
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, SagaEvent::PaymentCaptured);
+    assert!(t.commands.is_empty() && t.timeouts.is_empty());
+    // The release keeps its deadline and its retries.
+    let inventory = Timeout {
+        step: Step::Inventory,
+        attempt: 1,
+    };
+    assert_eq!(awaiting(&t.state), Some(inventory));
+    let t = step(&t.state, timeout(Step::Inventory, 1));
+    assert_eq!(t.commands, vec![SagaCommand::ReleaseInventory]);
+    let t = step(&t.state, SagaEvent::InventoryReleased);
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    let t = step(&t.state, SagaEvent::PaymentRefunded);
+    assert_eq!(t.state.status, S::Cancelled);
+    assert_eq!(t.facts, vec![SagaFact::OrderCancelled]);
+}
+
+#[test]
+fn awaiting_names_the_deadline_each_state_waits_on() {
+    let fwd = |step| Some(Timeout { step, attempt: 0 });
+    assert_eq!(awaiting(&start().state), fwd(Step::Inventory));
+    assert_eq!(awaiting(&happy_to(S::Reserved)), fwd(Step::Payment));
+    assert_eq!(awaiting(&happy_to(S::Paid)), fwd(Step::Delivery));
+    assert_eq!(awaiting(&happy_to(S::Dispatched)), None);
+    assert_eq!(awaiting(&happy_to(S::Delivered)), None);
+    let t = step(&happy_to(S::Paid), timeout(Step::Delivery, 0));
+    let t = step(&t.state, timeout(Step::Delivery, 1));
+    assert_eq!(
+        awaiting(&t.state),
+        Some(Timeout {
+            step: Step::Delivery,
+            attempt: 2
+        })
+    );
+    // An order written before `undo_step` existed: the latest held step is in flight.
+    let mut legacy = t.state.clone();
+    legacy.undo_step = None;
+    assert_eq!(awaiting(&legacy), awaiting(&t.state));
 }
