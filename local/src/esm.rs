@@ -11,7 +11,7 @@
 //! `batchItemFailures` stay in the queue and the rest are deleted; an invocation error
 //! (or, without `ReportBatchItemFailures`, any failure) keeps the whole batch. Kept
 //! messages are made visible again after [`EsmConfig::retry_delay`] (1 s by default)
-//! rather than the queue's 60 s visibility timeout, so the emulator's own
+//! rather than the queue's 70 s visibility timeout, so the emulator's own
 //! `RedrivePolicy` moves a poison message to the DLQ after `maxReceiveCount` receives,
 //! as in AWS, only sooner.
 //!
