@@ -1,17 +1,22 @@
 //! payment: capture and refund order payments (the saga's commands) from customer
 //! wallets or by card through an external provider, and the caller's wallet over HTTP
-//! (`GET /v1/wallet`, `POST /v1/wallet/top-ups`).
+//! (`GET /v1/wallet`, its paid top-ups and ledger, and the ADMIN credit).
 //!
 //! Configuration (environment): `WALLETS_TABLE`, `ORDER_EVENTS_TOPIC_ARN`; for cards
 //! `PSP_BASE_URL` and the API key as `PSP_API_KEY` or the SSM parameter named by
 //! `PSP_API_KEY_PARAMETER` (see [`psp`]). Without `PSP_BASE_URL` card payments wait
 //! (their commands are retried) and everything else works.
 
+pub mod admin;
 pub mod handlers;
+pub mod ledger;
 pub mod payments;
 pub mod provider;
 pub mod psp;
+pub mod requests;
 pub mod routes;
+pub mod top_up;
+pub mod topups;
 pub mod wallets;
 
 #[cfg(test)]
@@ -25,17 +30,21 @@ use dishpatch::runtime::MessageError;
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
+pub use ledger::{DynamoLedgerStore, EntryKind, LedgerEntry, LedgerPage, LedgerStore};
 pub use payments::{Capture, DynamoPaymentStore, Payment, PaymentStatus, PaymentStore};
 pub use provider::{
     Charge, ChargeOutcome, PaymentProvider, ProviderError, RefundOutcome, UnconfiguredProvider,
 };
 pub use psp::{ApiKey, HttpPaymentProvider, PspConfig};
-pub use wallets::{DynamoWalletStore, TopUp, Wallet, WalletStore};
+pub use topups::{DynamoTopUpStore, TopUp, TopUpStatus, TopUpStore};
+pub use wallets::{AdminCredit, Credit, DynamoWalletStore, Wallet, WalletStore};
 
 /// The ports payment needs; adapters are chosen in [`build`], fakes in tests.
 pub struct App {
     pub payments: Arc<dyn PaymentStore>,
     pub wallets: Arc<dyn WalletStore>,
+    pub top_ups: Arc<dyn TopUpStore>,
+    pub ledger: Arc<dyn LedgerStore>,
     pub publisher: Arc<dyn Publisher>,
     /// The card payment provider, built once per container: its circuit breaker is
     /// shared by every invocation the container serves.
@@ -53,7 +62,9 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
     };
     Ok(App {
         payments: Arc::new(DynamoPaymentStore::new(ddb.clone(), table.clone())),
-        wallets: Arc::new(DynamoWalletStore::new(ddb, table)),
+        wallets: Arc::new(DynamoWalletStore::new(ddb.clone(), table.clone())),
+        top_ups: Arc::new(DynamoTopUpStore::new(ddb.clone(), table.clone())),
+        ledger: Arc::new(DynamoLedgerStore::new(ddb, table)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
         provider: card_provider(sdk, env),
         dead_letters: SqsDeadLetters::from_env(sdk, env)?,

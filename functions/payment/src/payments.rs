@@ -2,16 +2,17 @@
 //! DynamoDB adapter.
 //!
 //! A payment is `PAYMENT#{orderId}`/`PAYMENT` in the payments table, beside the wallets
-//! (`WALLET#{customerId}`/`WALLET`). A capture writes the record and debits the wallet in
-//! ONE transaction (the record conditional on not existing, the debit on the balance
-//! covering it); a refund flips CAPTURED -> REFUNDED and credits the wallet in one
-//! transaction. So a customer is charged at most once and refunded at most once per order.
+//! (`WALLET#{customerId}`/`WALLET`). A capture writes the record, debits the wallet and
+//! writes the debit's ledger entry in ONE transaction (the record conditional on not
+//! existing, the debit on the balance covering it); a refund flips CAPTURED -> REFUNDED,
+//! credits the wallet and writes the credit's entry in one transaction. So a customer is charged at most once and refunded at most once per order.
 //!
 //! A card payment has no wallet to move: the record is written `PENDING` before the
 //! provider is called and moved on (`CAPTURED` with the provider's charge id, or
 //! `DECLINED`) by one write conditional on still being `PENDING`; a card refund moves
 //! `CAPTURED` -> `REFUNDED` the same way (see `handlers` for the flow).
 
+use crate::ledger::{put_entry, LedgerEntry};
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{
     applied, built, cancellation_reasons, classify, from_item, get_consistent, n, put_alone, s,
@@ -271,6 +272,19 @@ impl PaymentStore for DynamoPaymentStore {
                     .build(),
             )
             .transact_items(TransactWriteItem::builder().update(debit).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put_entry(
+                        &self.table,
+                        &LedgerEntry::capture(
+                            &payment.customer_id,
+                            &payment.order_id,
+                            &payment.money(),
+                            &payment.created_at,
+                        ),
+                    )?)
+                    .build(),
+            )
             .send()
             .await;
         let err = match result {
@@ -317,6 +331,7 @@ impl PaymentStore for DynamoPaymentStore {
 
     async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError> {
         use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let at = now();
         let refunded = built(
             Update::builder()
                 .table_name(&self.table)
@@ -326,7 +341,7 @@ impl PaymentStore for DynamoPaymentStore {
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":refunded", s(PaymentStatus::Refunded.as_str()))
                 .expression_attribute_values(":captured", s(PaymentStatus::Captured.as_str()))
-                .expression_attribute_values(":at", s(now()))
+                .expression_attribute_values(":at", s(&at))
                 .build(),
         )?;
         let credit = built(
@@ -344,6 +359,19 @@ impl PaymentStore for DynamoPaymentStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(refunded).build())
             .transact_items(TransactWriteItem::builder().update(credit).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put_entry(
+                        &self.table,
+                        &LedgerEntry::refund(
+                            &payment.customer_id,
+                            &payment.order_id,
+                            &payment.money(),
+                            &at,
+                        ),
+                    )?)
+                    .build(),
+            )
             .send()
             .await;
         let err = match result {

@@ -1,20 +1,26 @@
-//! The HTTP routes, keyed by the API Gateway route key: the caller's own wallet.
+//! The HTTP routes, keyed by the API Gateway route key: the caller's own wallet, its
+//! paid top-ups and ledger, and the ADMIN credit.
 
-use crate::wallets::{TopUp, Wallet, DEFAULT_CURRENCY};
+use crate::topups::TopUp;
+use crate::wallets::{Wallet, DEFAULT_CURRENCY};
 use crate::App;
 use dishpatch::error::Problem;
-use dishpatch::http::{body_bytes, caller, json, route_key, Role};
-use dishpatch::money::{is_currency_code, Money};
+use dishpatch::http::{body_bytes, caller, json, path_param, query, route_key, Role};
+use dishpatch::money::Money;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::Value;
 
-pub const MAX_TOP_UP: i64 = 1_000_000;
+pub use crate::requests::{parse_admin_credit, parse_top_up, AdminCreditRequest, TopUpRequest};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
 
 pub async fn route(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     match route_key(req).as_str() {
         "GET /v1/wallet" => get_wallet(app, req).await,
-        "POST /v1/wallet/top-ups" => top_up(app, req).await,
+        "POST /v1/wallet/top-ups" => crate::top_up::top_up(app, req).await,
+        "GET /v1/wallet/transactions" => transactions(app, req).await,
+        "POST /v1/admin/wallets/{customerId}/credits" => crate::admin::credit(app, req).await,
         other => Err(Problem::not_found(&format!("route {other:?}"))),
     }
 }
@@ -46,55 +52,111 @@ async fn get_wallet(app: &App, req: &Request) -> Result<Response<Body>, Problem>
     Ok(json(200, &WalletView::from(wallet)))
 }
 
-/// Parses and validates `{amount: {amount, currency}}`; each error names the field.
-// `Problem` is the API's error type everywhere (shared/ returns it the same way).
-#[allow(clippy::result_large_err)]
-pub fn parse_top_up(body: &[u8]) -> Result<Money, Problem> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
-    if !v.is_object() {
-        return Err(Problem::bad_request(
-            "body",
-            "the body must be a JSON object",
-        ));
-    }
-    if !v.get("amount").is_some_and(Value::is_object) {
-        return Err(Problem::bad_request(
-            "amount",
-            "amount {amount, currency} is required",
-        ));
-    }
-    let amount = v["amount"]["amount"]
-        .as_i64()
-        .filter(|a| (1..=MAX_TOP_UP).contains(a))
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "amount.amount",
-                format!("must be an integer 1..={MAX_TOP_UP} (minor units)"),
-            )
-        })?;
-    let currency = v["amount"]["currency"]
-        .as_str()
-        .filter(|c| is_currency_code(c))
-        .ok_or_else(|| {
-            Problem::bad_request("amount.currency", "must be an ISO 4217 code such as EUR")
-        })?;
-    Ok(Money::new(amount, currency))
+/// One ledger entry as the customer sees it (who credited is not shown, why is).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryView {
+    entry_id: String,
+    kind: crate::ledger::EntryKind,
+    /// Signed: negative for money out of the wallet.
+    amount: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_up_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    created_at: String,
 }
 
-async fn top_up(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+impl From<crate::ledger::LedgerEntry> for EntryView {
+    fn from(e: crate::ledger::LedgerEntry) -> Self {
+        EntryView {
+            entry_id: e.entry_id,
+            kind: e.kind,
+            amount: Money::new(e.amount, e.currency),
+            order_id: e.order_id,
+            top_up_id: e.top_up_id,
+            reason: e.reason,
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntriesView {
+    items: Vec<EntryView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+/// `GET /v1/wallet/transactions?page_size=&page_token=`: the caller's ledger, newest first.
+async fn transactions(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let who = caller(req)?;
     who.require(&[Role::Customer])?;
-    let amount = parse_top_up(body_bytes(req))?;
-    match app.wallets.top_up(&who.sub, &amount).await? {
-        TopUp::Credited(wallet) => {
-            tracing::info!(customer_id = %who.sub, amount = amount.amount, currency = %amount.currency, "wallet topped up");
-            Ok(json(200, &WalletView::from(wallet)))
+    let page_size = match query(req, "page_size") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request("page_size", format!("must be 1..={MAX_PAGE_SIZE}"))
+            })?,
+    };
+    let token = query(req, "page_token");
+    if let Some(t) = &token {
+        if crate::ledger::decode_cursor(t).is_none() {
+            return Err(Problem::bad_request(
+                "page_token",
+                "not a page token this API issued",
+            ));
         }
-        TopUp::CurrencyMismatch => Err(Problem::unprocessable(
-            "CURRENCY_MISMATCH",
-            format!("the wallet holds another currency than {}", amount.currency),
-        )
-        .with_field("amount.currency")),
     }
+    let page = app
+        .ledger
+        .page(&who.sub, page_size, token.as_deref())
+        .await?;
+    Ok(json(
+        200,
+        &EntriesView {
+            items: page.entries.into_iter().map(EntryView::from).collect(),
+            next_page_token: page.next_token,
+        },
+    ))
+}
+
+/// What a top-up answers, built from its record alone so a replay answers the same.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopUpView {
+    top_up_id: String,
+    status: crate::topups::TopUpStatus,
+    amount: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    charge_id: Option<String>,
+    created_at: String,
+}
+
+impl From<&TopUp> for TopUpView {
+    fn from(t: &TopUp) -> Self {
+        TopUpView {
+            top_up_id: t.top_up_id.clone(),
+            status: t.status,
+            amount: t.money(),
+            charge_id: t.charge_id.clone(),
+            created_at: t.created_at.clone(),
+        }
+    }
+}
+
+/// The caller named by a path parameter (ids are bounded by `path_param`).
+pub fn customer_param(req: &Request) -> Result<String, Problem> {
+    path_param(req, "customerId")
+}
+
+/// The body, for routes that take one.
+pub fn body(req: &Request) -> &[u8] {
+    body_bytes(req)
 }

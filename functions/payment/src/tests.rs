@@ -1,9 +1,11 @@
 //! Handler logic against an in-memory fake of the ports (the table's conditional
 //! semantics over a map).
 
+use crate::ledger::{LedgerEntry, LedgerPage, LedgerStore};
 use crate::payments::{Capture, Payment, PaymentStatus, PaymentStore};
 use crate::provider::PaymentProvider;
-use crate::wallets::{TopUp, Wallet, WalletStore};
+use crate::topups::{TopUp, TopUpStatus, TopUpStore};
+use crate::wallets::{AdminCredit, Credit, Wallet, WalletStore, MAX_BALANCE};
 use crate::App;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
@@ -20,6 +22,50 @@ use std::sync::{Arc, Mutex};
 struct State {
     wallets: HashMap<String, Wallet>,
     payments: HashMap<String, Payment>,
+    /// Every wallet movement, in the order written.
+    ledger: Vec<LedgerEntry>,
+    top_ups: HashMap<String, TopUp>,
+    credits: HashMap<String, AdminCredit>,
+}
+
+impl State {
+    /// The credit transaction: refused for another currency or past the limit.
+    fn credit(&mut self, entry: &LedgerEntry) -> Credit {
+        let w = self
+            .wallets
+            .entry(entry.customer_id.clone())
+            .or_insert_with(|| Wallet {
+                customer_id: entry.customer_id.clone(),
+                balance: 0,
+                currency: entry.currency.clone(),
+            });
+        if w.currency != entry.currency {
+            return Credit::CurrencyMismatch;
+        }
+        if w.balance + entry.amount > MAX_BALANCE {
+            return Credit::LimitExceeded;
+        }
+        w.balance += entry.amount;
+        self.ledger.push(entry.clone());
+        Credit::Credited
+    }
+
+    /// Every wallet equals the sum of its ledger entries.
+    fn assert_ledger_balances(&self) {
+        for (c, w) in &self.wallets {
+            let sum: i64 = self
+                .ledger
+                .iter()
+                .filter(|e| &e.customer_id == c)
+                .map(|e| e.amount)
+                .sum();
+            assert_eq!(
+                w.balance, sum,
+                "wallet {c}: balance vs ledger {:?}",
+                self.ledger
+            );
+        }
+    }
 }
 
 #[derive(Default)]
@@ -32,12 +78,16 @@ struct FakePayments {
     /// A record written just before the next `replace` (a concurrent command settling a
     /// card payment first).
     settle_before_replace: Mutex<Option<Payment>>,
+    /// A credit of this much that lands just before the next top-up's credit.
+    credit_before_top_up: Mutex<Option<i64>>,
 }
 
 impl FakePayments {
+    /// A wallet opened by an ADMIN credit of `balance`, as the seed does.
     fn with_wallet(customer_id: &str, balance: i64, currency: &str) -> Self {
         let f = FakePayments::default();
-        f.state.lock().unwrap().wallets.insert(
+        let mut s = f.state.lock().unwrap();
+        s.wallets.insert(
             customer_id.into(),
             Wallet {
                 customer_id: customer_id.into(),
@@ -45,7 +95,26 @@ impl FakePayments {
                 currency: currency.into(),
             },
         );
+        s.ledger.push(LedgerEntry::admin_credit(
+            customer_id,
+            "opening",
+            &Money::new(balance, currency),
+            "opening balance",
+            "seed",
+            "2026-01-01T00:00:00.000Z",
+        ));
+        drop(s);
         f
+    }
+
+    fn ledger(&self, customer_id: &str) -> Vec<LedgerEntry> {
+        let s = self.state.lock().unwrap();
+        s.assert_ledger_balances();
+        s.ledger
+            .iter()
+            .filter(|e| e.customer_id == customer_id)
+            .cloned()
+            .collect()
     }
 
     fn balance(&self, customer_id: &str) -> Option<i64> {
@@ -80,6 +149,12 @@ impl PaymentStore for FakePayments {
             Some(w) if w.balance >= p.amount && w.currency == p.currency => w.balance -= p.amount,
             _ => return Ok(Capture::Refused),
         }
+        s.ledger.push(LedgerEntry::capture(
+            &p.customer_id,
+            &p.order_id,
+            &p.money(),
+            &p.created_at,
+        ));
         s.payments.insert(p.order_id.clone(), p.clone());
         Ok(Capture::Captured)
     }
@@ -119,6 +194,12 @@ impl PaymentStore for FakePayments {
             _ => return Ok(false),
         }
         s.wallets.get_mut(&p.customer_id).unwrap().balance += p.amount;
+        s.ledger.push(LedgerEntry::refund(
+            &p.customer_id,
+            &p.order_id,
+            &p.money(),
+            "2026-12-06T00:00:00.000Z",
+        ));
         s.payments.get_mut(&p.order_id).unwrap().status = PaymentStatus::Refunded;
         Ok(true)
     }
@@ -130,21 +211,107 @@ impl WalletStore for FakePayments {
         Ok(self.state.lock().unwrap().wallets.get(customer_id).cloned())
     }
 
-    async fn top_up(&self, customer_id: &str, amount: &Money) -> Result<TopUp, StoreError> {
+    async fn admin_credit(
+        &self,
+        _: &str,
+        credit_id: &str,
+    ) -> Result<Option<AdminCredit>, StoreError> {
+        Ok(self.state.lock().unwrap().credits.get(credit_id).cloned())
+    }
+
+    async fn credit_admin(&self, credit: &AdminCredit) -> Result<Credit, StoreError> {
         let mut s = self.state.lock().unwrap();
-        let w = s
-            .wallets
-            .entry(customer_id.into())
-            .or_insert_with(|| Wallet {
-                customer_id: customer_id.into(),
-                balance: 0,
-                currency: amount.currency.clone(),
-            });
-        if w.currency != amount.currency {
-            return Ok(TopUp::CurrencyMismatch);
+        if s.credits.contains_key(&credit.credit_id) {
+            return Ok(Credit::AlreadySettled);
         }
-        w.balance += amount.amount;
-        Ok(TopUp::Credited(w.clone()))
+        let done = s.credit(&credit.entry);
+        if done == Credit::Credited {
+            s.credits.insert(credit.credit_id.clone(), credit.clone());
+        }
+        Ok(done)
+    }
+}
+
+#[async_trait::async_trait]
+impl TopUpStore for FakePayments {
+    async fn get(&self, _: &str, id: &str) -> Result<Option<TopUp>, StoreError> {
+        Ok(self.state.lock().unwrap().top_ups.get(id).cloned())
+    }
+
+    async fn begin(&self, t: &TopUp) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        if s.top_ups.contains_key(&t.top_up_id) {
+            return Ok(false);
+        }
+        s.top_ups.insert(t.top_up_id.clone(), t.clone());
+        Ok(true)
+    }
+
+    async fn settle(&self, t: &TopUp) -> Result<bool, StoreError> {
+        let mut s = self.state.lock().unwrap();
+        match s.top_ups.get(&t.top_up_id) {
+            Some(stored) if stored.status == TopUpStatus::Pending => {
+                s.top_ups.insert(t.top_up_id.clone(), t.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn credit(&self, t: &TopUp, entry: &LedgerEntry) -> Result<Credit, StoreError> {
+        let racing = self.credit_before_top_up.lock().unwrap().take();
+        let mut s = self.state.lock().unwrap();
+        if let Some(amount) = racing {
+            let other = LedgerEntry::admin_credit(
+                &t.customer_id,
+                "racing",
+                &Money::new(amount, &t.currency),
+                "racing",
+                "root",
+                "2026-12-06T00:00:00.000Z",
+            );
+            assert_eq!(s.credit(&other), Credit::Credited);
+        }
+        match s.top_ups.get(&t.top_up_id) {
+            Some(stored) if stored.status == TopUpStatus::Pending => {}
+            _ => return Ok(Credit::AlreadySettled),
+        }
+        let done = s.credit(entry);
+        if done == Credit::Credited {
+            s.top_ups.insert(t.top_up_id.clone(), t.clone());
+        }
+        Ok(done)
+    }
+}
+
+#[async_trait::async_trait]
+impl LedgerStore for FakePayments {
+    async fn page(
+        &self,
+        customer_id: &str,
+        size: u32,
+        token: Option<&str>,
+    ) -> Result<LedgerPage, StoreError> {
+        let s = self.state.lock().unwrap();
+        let mut all: Vec<LedgerEntry> = s
+            .ledger
+            .iter()
+            .filter(|e| e.customer_id == customer_id)
+            .cloned()
+            .collect();
+        all.sort_by_key(|e| std::cmp::Reverse(e.sort_key()));
+        let after = token.and_then(crate::ledger::decode_cursor);
+        let rest: Vec<LedgerEntry> = all
+            .into_iter()
+            .filter(|e| after.as_ref().is_none_or(|a| e.sort_key() < *a))
+            .collect();
+        let entries: Vec<LedgerEntry> = rest.iter().take(size as usize).cloned().collect();
+        let next_token = (rest.len() > entries.len())
+            .then(|| crate::ledger::encode_cursor(&entries.last().unwrap().sort_key()));
+        Ok(LedgerPage {
+            entries,
+            next_token,
+        })
     }
 }
 
@@ -163,6 +330,8 @@ fn fixture(store: FakePayments) -> Fixture {
         app: App {
             payments: store.clone(),
             wallets: store.clone(),
+            top_ups: store.clone(),
+            ledger: store.clone(),
             publisher: publisher.clone(),
             provider: psp.clone() as Arc<dyn PaymentProvider>,
             dead_letters: None,
@@ -457,104 +626,7 @@ async fn get_wallet(f: &Fixture, sub: &str, roles: &str) -> (u16, Value) {
     call(&f.app, event).await
 }
 
-async fn top_up(f: &Fixture, sub: &str, roles: &str, body: Value) -> (u16, Value) {
-    let body = body.to_string();
-    let event = http_event(
-        "POST",
-        "/v1/wallet/top-ups",
-        "/v1/wallet/top-ups",
-        &[],
-        "",
-        Some(&body),
-        Some((sub, roles)),
-    );
-    call(&f.app, event).await
-}
-
-fn eur(amount: i64) -> Value {
-    json!({"amount": {"amount": amount, "currency": "EUR"}})
-}
-
-#[tokio::test]
-async fn a_customer_sees_an_empty_wallet_then_tops_it_up() {
-    let f = fixture(FakePayments::default());
-    let (status, body) = get_wallet(&f, "c-1", "[CUSTOMER]").await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        json!({"customerId": "c-1", "balance": {"amount": 0, "currency": "EUR"}})
-    );
-    let (status, body) = top_up(&f, "c-1", "[CUSTOMER]", eur(2500)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body,
-        json!({"customerId": "c-1", "balance": {"amount": 2500, "currency": "EUR"}})
-    );
-    top_up(&f, "c-1", "[CUSTOMER]", eur(500)).await;
-    let (_, body) = get_wallet(&f, "c-1", "[CUSTOMER]").await;
-    assert_eq!(body["balance"]["amount"], 3000);
-    // Each caller sees their own.
-    let (_, body) = get_wallet(&f, "c-2", "[CUSTOMER]").await;
-    assert_eq!(body["balance"]["amount"], 0);
-}
-
-#[tokio::test]
-async fn a_top_up_in_another_currency_is_refused() {
-    let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
-    let (status, body) = top_up(
-        &f,
-        "c-1",
-        "[CUSTOMER]",
-        json!({"amount": {"amount": 100, "currency": "USD"}}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (422, json!("CURRENCY_MISMATCH"))
-    );
-    assert_eq!(f.store.balance("c-1"), Some(100));
-}
-
-#[tokio::test]
-async fn wallets_are_for_customers() {
-    let f = fixture(FakePayments::default());
-    let (status, body) = get_wallet(&f, "k-1", "[COURIER MANAGER]").await;
-    assert_eq!((status, body["code"].clone()), (403, json!("FORBIDDEN")));
-    let (status, _) = top_up(&f, "k-1", "[COURIER]", eur(100)).await;
-    assert_eq!(status, 403);
-    let event = http_event("GET", "/v1/wallet", "/v1/wallet", &[], "", None, None);
-    let (status, _) = call(&f.app, event).await;
-    assert_eq!(status, 401);
-    assert!(f.store.state.lock().unwrap().wallets.is_empty());
-}
-
-#[tokio::test]
-async fn invalid_top_ups_name_the_field() {
-    let f = fixture(FakePayments::default());
-    let cases = [
-        (json!({}), "amount"),
-        (json!({"amount": 100}), "amount"),
-        (eur(0), "amount.amount"),
-        (eur(1_000_001), "amount.amount"),
-        (
-            json!({"amount": {"amount": 1.5, "currency": "EUR"}}),
-            "amount.amount",
-        ),
-        (
-            json!({"amount": {"amount": 100, "currency": "euro"}}),
-            "amount.currency",
-        ),
-        (json!({"amount": {"amount": 100}}), "amount.currency"),
-        (json!("100 EUR"), "body"),
-    ];
-    for (body, field) in cases {
-        let (status, problem) = top_up(&f, "c-1", "[CUSTOMER]", body.clone()).await;
-        assert_eq!(status, 400, "{body}");
-        assert_eq!(problem["field"], field, "{body}");
-    }
-    let (status, _) = top_up(&f, "c-1", "[CUSTOMER]", eur(1_000_000)).await;
-    assert_eq!(status, 200);
-}
-
 /// Card payments through a fake provider.
 mod card;
+/// Paid top-ups, the ledger and ADMIN credits over HTTP.
+mod wallet;

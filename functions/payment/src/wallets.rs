@@ -2,15 +2,23 @@
 //!
 //! A wallet is `WALLET#{customerId}`/`WALLET` with `customerId`, `balance` (minor units)
 //! and `currency`, flat so that conditions like `balance >= :a` stay simple. A wallet has
-//! one currency for life: the first top-up sets it.
+//! one currency for life: the first credit sets it. Money enters only by a credit that
+//! writes its ledger entry and its guard (a top-up settled against a provider charge, or
+//! an ADMIN credit's record) in the same transaction: see [`credit`].
 
-use dishpatch::aws::dynamo::{classify, from_item, get_consistent, n, s, Item};
+use crate::ledger::{put_entry, LedgerEntry};
+use dishpatch::aws::dynamo::{
+    built, cancellation_reasons, classify, from_item, get_consistent, n, s, to_item, Item,
+    CONDITION_FAILED,
+};
 use dishpatch::error::StoreError;
-use dishpatch::money::Money;
 use serde::{Deserialize, Serialize};
 
 /// The currency of a wallet that does not exist yet (what `GET /v1/wallet` shows).
 pub const DEFAULT_CURRENCY: &str = "EUR";
+/// The most a wallet may hold (minor units): credits that would pass it are refused.
+/// Refunds of the wallet's own payments are never refused.
+pub const MAX_BALANCE: i64 = 200_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,28 +28,128 @@ pub struct Wallet {
     pub currency: String,
 }
 
-/// What a top-up did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopUp {
-    /// Credited; the wallet after the top-up.
-    Credited(Wallet),
+/// What a credit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credit {
+    /// The wallet holds the money and the ledger says so.
+    Credited,
+    /// The guard was already settled: an earlier run credited (or settled) it.
+    AlreadySettled,
     /// The wallet holds another currency: nothing was written.
     CurrencyMismatch,
+    /// The balance would pass [`MAX_BALANCE`]: nothing was written.
+    LimitExceeded,
+}
+
+/// An ADMIN's credit as recorded: the guard that makes a retried credit (same
+/// `Idempotency-Key`) land once, and what a replay answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminCredit {
+    pub credit_id: String,
+    /// The request's fingerprint: the same key with another request is refused.
+    pub fingerprint: String,
+    pub entry: LedgerEntry,
 }
 
 #[async_trait::async_trait]
 pub trait WalletStore: Send + Sync {
-    /// The customer's wallet (strongly consistent); `None` before the first top-up.
+    /// The customer's wallet (strongly consistent); `None` before the first credit.
     async fn get(&self, customer_id: &str) -> Result<Option<Wallet>, StoreError>;
-    /// Adds `amount` to the wallet, creating it in that currency if it does not exist.
-    async fn top_up(&self, customer_id: &str, amount: &Money) -> Result<TopUp, StoreError>;
+    /// The ADMIN credit recorded under this id, if any.
+    async fn admin_credit(
+        &self,
+        customer_id: &str,
+        credit_id: &str,
+    ) -> Result<Option<AdminCredit>, StoreError>;
+    /// Records the ADMIN credit and moves its money, all or nothing (`AlreadySettled` if
+    /// a credit with this id exists).
+    async fn credit_admin(&self, credit: &AdminCredit) -> Result<Credit, StoreError>;
+}
+
+pub fn wallet_pk(customer_id: &str) -> String {
+    format!("WALLET#{customer_id}")
 }
 
 pub fn wallet_key(customer_id: &str) -> Item {
     Item::from([
-        ("pk".to_owned(), s(format!("WALLET#{customer_id}"))),
+        ("pk".to_owned(), s(wallet_pk(customer_id))),
         ("sk".to_owned(), s("WALLET")),
     ])
+}
+
+fn admin_credit_key(customer_id: &str, credit_id: &str) -> Item {
+    Item::from([
+        ("pk".to_owned(), s(wallet_pk(customer_id))),
+        ("sk".to_owned(), s(format!("CREDIT#{credit_id}"))),
+    ])
+}
+
+/// Moves `entry.amount` into its wallet with `guard` and the ledger entry in one
+/// transaction. The guard is what makes the credit happen once (a top-up's PENDING ->
+/// CREDITED, a new ADMIN credit record); the wallet is created in the entry's currency
+/// if it does not exist, and the credit is refused for another currency or a balance
+/// that would pass [`MAX_BALANCE`].
+pub async fn credit(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    guard: aws_sdk_dynamodb::types::TransactWriteItem,
+    entry: &LedgerEntry,
+) -> Result<Credit, StoreError> {
+    use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+    if entry.amount <= 0 || entry.amount > MAX_BALANCE {
+        return Ok(Credit::LimitExceeded);
+    }
+    let wallet = built(
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(wallet_key(&entry.customer_id)))
+            // ADD is atomic: concurrent credits and captures never lose an update.
+            .update_expression(
+                "ADD balance :a SET currency = if_not_exists(currency, :c), customerId = :id",
+            )
+            .condition_expression(
+                "(attribute_not_exists(currency) OR currency = :c) \
+                 AND (attribute_not_exists(balance) OR balance <= :room)",
+            )
+            .expression_attribute_values(":a", n(entry.amount))
+            .expression_attribute_values(":c", s(&entry.currency))
+            .expression_attribute_values(":id", s(&entry.customer_id))
+            .expression_attribute_values(":room", n(MAX_BALANCE - entry.amount))
+            .build(),
+    )?;
+    let result = client
+        .transact_write_items()
+        .transact_items(guard)
+        .transact_items(TransactWriteItem::builder().update(wallet).build())
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(put_entry(table, entry)?)
+                .build(),
+        )
+        .send()
+        .await;
+    let err = match result {
+        Ok(_) => return Ok(Credit::Credited),
+        Err(e) => e,
+    };
+    let reasons = cancellation_reasons(&err);
+    let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
+    if failed(0) {
+        return Ok(Credit::AlreadySettled);
+    }
+    if failed(1) {
+        let held = get_consistent(client, table, wallet_key(&entry.customer_id))
+            .await?
+            .map(from_item::<Wallet>)
+            .transpose()?;
+        return Ok(match held {
+            Some(w) if w.currency != entry.currency => Credit::CurrencyMismatch,
+            // Over the limit then; if the wallet changed since, the caller may retry.
+            _ => Credit::LimitExceeded,
+        });
+    }
+    Err(classify(err))
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +167,15 @@ impl DynamoWalletStore {
     }
 }
 
+/// The stored ADMIN credit record: the record plus its keys.
+#[derive(Debug, Serialize, Deserialize)]
+struct AdminCreditItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    credit: AdminCredit,
+}
+
 #[async_trait::async_trait]
 impl WalletStore for DynamoWalletStore {
     async fn get(&self, customer_id: &str) -> Result<Option<Wallet>, StoreError> {
@@ -68,33 +185,36 @@ impl WalletStore for DynamoWalletStore {
             .transpose()
     }
 
-    async fn top_up(&self, customer_id: &str, amount: &Money) -> Result<TopUp, StoreError> {
-        // ADD is atomic: concurrent top-ups and captures never lose an update.
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(wallet_key(customer_id)))
-            .update_expression(
-                "ADD balance :a SET currency = if_not_exists(currency, :c), customerId = :id",
-            )
-            .condition_expression("attribute_not_exists(currency) OR currency = :c")
-            .expression_attribute_values(":a", n(amount.amount))
-            .expression_attribute_values(":c", s(&amount.currency))
-            .expression_attribute_values(":id", s(customer_id))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(classify);
-        match result {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| StoreError::Corrupt("top-up returned no wallet".into()))?;
-                Ok(TopUp::Credited(from_item(item)?))
-            }
-            Err(StoreError::Conflict(_)) => Ok(TopUp::CurrencyMismatch),
-            Err(e) => Err(e),
-        }
+    async fn admin_credit(
+        &self,
+        customer_id: &str,
+        credit_id: &str,
+    ) -> Result<Option<AdminCredit>, StoreError> {
+        get_consistent(
+            &self.client,
+            &self.table,
+            admin_credit_key(customer_id, credit_id),
+        )
+        .await?
+        .map(|i| from_item::<AdminCreditItem>(i).map(|r| r.credit))
+        .transpose()
+    }
+
+    async fn credit_admin(&self, credit: &AdminCredit) -> Result<Credit, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let item = to_item(&AdminCreditItem {
+            pk: wallet_pk(&credit.entry.customer_id),
+            sk: format!("CREDIT#{}", credit.credit_id),
+            credit: credit.clone(),
+        })?;
+        let guard = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let guard = TransactWriteItem::builder().put(guard).build();
+        self::credit(&self.client, &self.table, guard, &credit.entry).await
     }
 }

@@ -10,9 +10,11 @@ use dishpatch::testing::{
     call, create_table, deliver, deliver_racing, emulator, http_event, sqs_event,
     topic_with_subscription, unique, Subscription,
 };
+use payment::wallets::MAX_BALANCE;
 use payment::{
-    Capture, DynamoPaymentStore, DynamoWalletStore, Payment, PaymentStatus, PaymentStore, TopUp,
-    WalletStore,
+    AdminCredit, Capture, Credit, DynamoLedgerStore, DynamoPaymentStore, DynamoTopUpStore,
+    DynamoWalletStore, EntryKind, LedgerEntry, LedgerStore, Payment, PaymentStatus, PaymentStore,
+    TopUp, TopUpStatus, TopUpStore, WalletStore,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -22,6 +24,8 @@ struct Table {
     name: String,
     payments: DynamoPaymentStore,
     wallets: DynamoWalletStore,
+    top_ups: DynamoTopUpStore,
+    ledger: DynamoLedgerStore,
 }
 
 /// A fresh table on the emulator, which applies each transaction atomically as DynamoDB
@@ -33,6 +37,8 @@ async fn table() -> Table {
     Table {
         payments: DynamoPaymentStore::new(ddb.clone(), &name),
         wallets: DynamoWalletStore::new(ddb.clone(), &name),
+        top_ups: DynamoTopUpStore::new(ddb.clone(), &name),
+        ledger: DynamoLedgerStore::new(ddb.clone(), &name),
         ddb,
         name,
     }
@@ -177,51 +183,196 @@ async fn no_wallet_another_currency_or_too_little_is_refused_and_nothing_is_writ
     assert_eq!(balance(&t, "c-poor").await, 100);
 }
 
-#[tokio::test]
-async fn top_ups_create_add_and_refuse_another_currency() {
-    let t = table().await;
-    assert!(t.wallets.get("c-1").await.unwrap().is_none());
-    let w = match t
-        .wallets
-        .top_up("c-1", &Money::new(2500, "EUR"))
-        .await
-        .unwrap()
-    {
-        TopUp::Credited(w) => w,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(
-        (w.customer_id.as_str(), w.balance, w.currency.as_str()),
-        ("c-1", 2500, "EUR")
-    );
-    let w = match t
-        .wallets
-        .top_up("c-1", &Money::new(500, "EUR"))
-        .await
-        .unwrap()
-    {
-        TopUp::Credited(w) => w,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(w.balance, 3000);
-    assert_eq!(
-        t.wallets
-            .top_up("c-1", &Money::new(700, "USD"))
+fn pending_top_up(customer_id: &str, id: &str, amount: i64, currency: &str) -> TopUp {
+    let at = "2026-12-06T08:00:00.000Z".to_owned();
+    TopUp {
+        top_up_id: id.into(),
+        customer_id: customer_id.into(),
+        amount,
+        currency: currency.into(),
+        status: TopUpStatus::Pending,
+        fingerprint: "f".into(),
+        card_token: Some("tok_visa".into()),
+        charge_id: None,
+        reason: None,
+        created_at: at.clone(),
+        updated_at: at,
+    }
+}
+
+/// Credits one settled top-up (PENDING -> CREDITED with its entry).
+async fn credit_top_up(t: &Table, p: &TopUp, charge: &str) -> Credit {
+    let at = "2026-12-06T08:00:01.000Z";
+    let credited = p.settled(TopUpStatus::Credited, Some(charge.into()), None, at);
+    let entry = LedgerEntry::top_up(&p.customer_id, &p.top_up_id, charge, &p.money(), at);
+    t.top_ups.credit(&credited, &entry).await.unwrap()
+}
+
+async fn ledger_sum(t: &Table, customer_id: &str) -> i64 {
+    let mut sum = 0;
+    let mut token = None;
+    loop {
+        let page = t
+            .ledger
+            .page(customer_id, 2, token.as_deref())
             .await
-            .unwrap(),
-        TopUp::CurrencyMismatch
+            .unwrap();
+        sum += page.entries.iter().map(|e| e.amount).sum::<i64>();
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => return sum,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_top_up_credits_once_with_its_entry_even_when_credited_concurrently() {
+    let t = table().await;
+    for round in 0..4 {
+        let customer = format!("c-{round}");
+        let p = pending_top_up(&customer, &format!("t-{round}"), 2500, "EUR");
+        assert!(t.top_ups.begin(&p).await.unwrap());
+        assert!(
+            !t.top_ups.begin(&p).await.unwrap(),
+            "one record per top-up id"
+        );
+        let (a, b) = tokio::join!(credit_top_up(&t, &p, "ch_1"), credit_top_up(&t, &p, "ch_1"));
+        let mut outcomes = [a, b];
+        outcomes.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(
+            outcomes,
+            [Credit::AlreadySettled, Credit::Credited],
+            "round {round}"
+        );
+        assert_eq!(balance(&t, &customer).await, 2500);
+        let stored = t
+            .top_ups
+            .get(&customer, &p.top_up_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                stored.status,
+                stored.card_token,
+                stored.charge_id.as_deref()
+            ),
+            (TopUpStatus::Credited, None, Some("ch_1"))
+        );
+        assert_eq!(ledger_sum(&t, &customer).await, 2500);
+    }
+}
+
+#[tokio::test]
+async fn credits_keep_the_wallet_currency_and_limit_and_write_nothing_when_refused() {
+    let t = table().await;
+    let first = pending_top_up("c-1", "t-1", 2000, "EUR");
+    t.top_ups.begin(&first).await.unwrap();
+    assert_eq!(credit_top_up(&t, &first, "ch_1").await, Credit::Credited);
+    let usd = pending_top_up("c-1", "t-2", 100, "USD");
+    t.top_ups.begin(&usd).await.unwrap();
+    assert_eq!(
+        credit_top_up(&t, &usd, "ch_2").await,
+        Credit::CurrencyMismatch
     );
-    let w = t.wallets.get("c-1").await.unwrap().unwrap();
-    assert_eq!((w.balance, w.currency.as_str()), (3000, "EUR"));
-    // A topped-up wallet pays for orders (the same flat item the captures condition on).
+    let big = pending_top_up("c-1", "t-3", MAX_BALANCE - 1999, "EUR");
+    t.top_ups.begin(&big).await.unwrap();
+    assert_eq!(credit_top_up(&t, &big, "ch_3").await, Credit::LimitExceeded);
+    // Refused credits left their top-ups PENDING and wrote no entry.
+    for id in ["t-2", "t-3"] {
+        let stored = t.top_ups.get("c-1", id).await.unwrap().unwrap();
+        assert_eq!(stored.status, TopUpStatus::Pending);
+    }
+    assert_eq!(balance(&t, "c-1").await, 2000);
+    assert_eq!(ledger_sum(&t, "c-1").await, 2000);
+    // Settling one as refunded happens once.
+    let refunded = usd.settled(
+        TopUpStatus::Refunded,
+        Some("ch_2".into()),
+        Some("CURRENCY_MISMATCH".into()),
+        "2026-12-06T09:00:00.000Z",
+    );
+    assert!(t.top_ups.settle(&refunded).await.unwrap());
+    assert!(!t.top_ups.settle(&refunded).await.unwrap());
+}
+
+#[tokio::test]
+async fn every_wallet_movement_is_an_entry_and_the_balance_is_their_sum() {
+    let t = table().await;
+    let credit = |id: &str, amount: i64| AdminCredit {
+        credit_id: id.into(),
+        fingerprint: "f".into(),
+        entry: LedgerEntry::admin_credit(
+            "c-1",
+            id,
+            &Money::new(amount, "EUR"),
+            "opening balance",
+            "root",
+            "2025-12-06T08:00:00.000Z",
+        ),
+    };
+    assert_eq!(
+        t.wallets.credit_admin(&credit("g-1", 5000)).await.unwrap(),
+        Credit::Credited
+    );
+    assert_eq!(
+        t.wallets.credit_admin(&credit("g-1", 5000)).await.unwrap(),
+        Credit::AlreadySettled
+    );
+    let recorded = t.wallets.admin_credit("c-1", "g-1").await.unwrap().unwrap();
+    assert_eq!(recorded.entry.reason.as_deref(), Some("opening balance"));
     assert_eq!(
         t.payments
-            .capture_from_wallet(&payment("o-1", "c-1", 3000))
+            .capture_from_wallet(&payment("o-1", "c-1", 1200))
             .await
             .unwrap(),
         Capture::Captured
     );
-    assert_eq!(balance(&t, "c-1").await, 0);
+    assert_eq!(
+        t.payments
+            .capture_from_wallet(&payment("o-1", "c-1", 1200))
+            .await
+            .unwrap(),
+        Capture::Exists
+    );
+    assert_eq!(
+        t.payments
+            .capture_from_wallet(&payment("o-2", "c-1", 300))
+            .await
+            .unwrap(),
+        Capture::Captured
+    );
+    assert!(t
+        .payments
+        .refund_to_wallet(&payment("o-1", "c-1", 1200))
+        .await
+        .unwrap());
+    assert!(!t
+        .payments
+        .refund_to_wallet(&payment("o-1", "c-1", 1200))
+        .await
+        .unwrap());
+    assert_eq!(balance(&t, "c-1").await, 4700);
+    assert_eq!(ledger_sum(&t, "c-1").await, 4700);
+
+    let page = t.ledger.page("c-1", 10, None).await.unwrap();
+    let kinds: Vec<EntryKind> = page.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 4);
+    assert_eq!(kinds[3], EntryKind::AdminCredit, "newest first: {kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == EntryKind::Capture).count(),
+        2
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == EntryKind::Refund).count(), 1);
+    assert!(page.next_token.is_none());
+    // Another customer's wallet partition holds none of it.
+    assert!(t
+        .ledger
+        .page("c-2", 10, None)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
 }
 
 #[tokio::test]
@@ -237,22 +388,46 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
     let invoke = |event| dishpatch::runtime::invoke(&app, event, Default::default());
     let customer = unique("cust");
 
-    // The customer tops up over HTTP, then a USD top-up is refused.
-    let top_up = |amount: i64, currency: &str| {
-        let body = json!({"amount": {"amount": amount, "currency": currency}}).to_string();
-        let route = "/v1/wallet/top-ups";
-        let claims = Some((customer.as_str(), "[CUSTOMER]"));
-        http_event("POST", route, route, &[], "", Some(&body), claims)
-    };
-    let (status, body) = call(&app, top_up(2000, "EUR")).await;
+    // No provider is configured here: a top-up is refused as unavailable, nothing credited.
+    let body =
+        json!({"amount": {"amount": 2000, "currency": "EUR"}, "cardToken": "tok_visa"}).to_string();
+    let route = "/v1/wallet/top-ups";
+    let claims = Some((customer.as_str(), "[CUSTOMER]"));
+    let (status, p) = call(
+        &app,
+        http_event("POST", route, route, &[], "", Some(&body), claims),
+    )
+    .await;
     assert_eq!(
-        (status, body),
+        (status, p["code"].clone()),
+        (503, json!("PAYMENT_PROVIDER_UNAVAILABLE"))
+    );
+    // An ADMIN credits the wallet with a reason; a USD credit is refused.
+    let credit = |amount: i64, currency: &str| {
+        let body = json!({"amount": {"amount": amount, "currency": currency}, "reason": "opening balance"}).to_string();
+        let route = "/v1/admin/wallets/{customerId}/credits";
+        let path = format!("/v1/admin/wallets/{customer}/credits");
+        let params = [("customerId", customer.as_str())];
+        http_event(
+            "POST",
+            route,
+            &path,
+            &params,
+            "",
+            Some(&body),
+            Some(("root", "[ADMIN]")),
+        )
+    };
+    let (status, body) = call(&app, credit(2000, "EUR")).await;
+    assert_eq!(
+        (status, body["kind"].clone(), body["amount"].clone()),
         (
-            200,
-            json!({"customerId": customer, "balance": {"amount": 2000, "currency": "EUR"}})
+            201,
+            json!("ADMIN_CREDIT"),
+            json!({"amount": 2000, "currency": "EUR"})
         )
     );
-    let (status, body) = call(&app, top_up(100, "USD")).await;
+    let (status, body) = call(&app, credit(100, "USD")).await;
     assert_eq!(
         (status, body["code"].clone()),
         (422, json!("CURRENCY_MISMATCH"))
@@ -315,6 +490,18 @@ async fn the_wired_function_captures_refunds_publishes_and_serves_the_wallet() {
         (status, body["balance"].clone()),
         (200, json!({"amount": 2000, "currency": "EUR"}))
     );
+    // The ledger says how: the credit, the capture, its refund.
+    let route = "/v1/wallet/transactions";
+    let (status, page) = call(&app, http_event("GET", route, route, &[], "", None, claims)).await;
+    assert_eq!(status, 200);
+    let amounts: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["amount"]["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts.len(), 3, "{page}");
+    assert_eq!(amounts.iter().sum::<i64>(), 2000);
 }
 
 // ---- Cancel wins: a refund that overtakes its capture (the saga's step deadline)

@@ -336,3 +336,68 @@ async fn an_outage_delays_orders_opens_the_breaker_and_loses_none() {
         assert_eq!(rig.sandbox.handle().charges_for(order).len(), 1, "{order}");
     }
 }
+
+// ---- Paid top-ups
+
+async fn top_up(rig: &Rig, customer: &str, key: &str, token: &str) -> (u16, Value) {
+    let body =
+        json!({"amount": {"amount": 1500, "currency": "EUR"}, "cardToken": token}).to_string();
+    let route = "/v1/wallet/top-ups";
+    let mut req = dishpatch::testing::http_request(
+        "POST",
+        route,
+        route,
+        &[],
+        "",
+        Some(&body),
+        Some((customer, "[CUSTOMER]")),
+    );
+    req.headers_mut()
+        .insert("idempotency-key", key.parse().unwrap());
+    let resp = dishpatch::http::respond(&req, payment::routes::route(&rig.app, &req).await);
+    dishpatch::testing::parts(resp)
+}
+
+async fn wallet_balance(rig: &Rig, customer: &str) -> Option<i64> {
+    rig.app
+        .wallets
+        .get(customer)
+        .await
+        .unwrap()
+        .map(|w| w.balance)
+}
+
+#[tokio::test]
+async fn top_ups_are_credited_only_against_a_charge_and_once() {
+    let mut rig = rig().await;
+    let customer = unique("c-top");
+    let (status, body) = top_up(&rig, &customer, "k-visa", tokens::VISA).await;
+    assert_eq!(status, 201, "{body}");
+    let reference = format!("topup:{}", body["topUpId"].as_str().unwrap());
+    let charges = rig.sandbox.handle().charges_for(&reference);
+    assert_eq!(charges.len(), 1);
+    assert_eq!(body["chargeId"], json!(charges[0].charge_id));
+    assert_eq!(wallet_balance(&rig, &customer).await, Some(1500));
+
+    let (status, p) = top_up(&rig, &customer, "k-funds", tokens::DECLINE_FUNDS).await;
+    assert_eq!((status, p["code"].clone()), (402, json!("CARD_DECLINED")));
+    assert_eq!(wallet_balance(&rig, &customer).await, Some(1500));
+
+    // Charged, then the answer is lost: 503 and nothing credited; the retry with the
+    // key finds the charge and credits it, once.
+    fast(&mut rig, Duration::from_millis(600));
+    let (status, p) = top_up(&rig, &customer, "k-late", tokens::CHARGE_THEN_TIMEOUT).await;
+    assert_eq!(
+        (status, p["code"].clone()),
+        (503, json!("PAYMENT_PROVIDER_UNAVAILABLE")),
+        "{p}"
+    );
+    assert_eq!(wallet_balance(&rig, &customer).await, Some(1500));
+    let (status, body) = top_up(&rig, &customer, "k-late", tokens::CHARGE_THEN_TIMEOUT).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = top_up(&rig, &customer, "k-late", tokens::CHARGE_THEN_TIMEOUT).await;
+    assert_eq!(status, 201);
+    let reference = format!("topup:{}", body["topUpId"].as_str().unwrap());
+    assert_eq!(rig.sandbox.handle().charges_for(&reference).len(), 1);
+    assert_eq!(wallet_balance(&rig, &customer).await, Some(3000));
+}

@@ -1,0 +1,268 @@
+//! `POST /v1/wallet/top-ups`: a paid top-up, charged to a card inside the request.
+//!
+//! Synchronous on purpose: the customer is at the screen waiting for the money, card
+//! calls are bounded (5 s a try, retries within the invocation), and the request either
+//! credits the wallet or says plainly why not. A provider outage answers `503` with
+//! `Retry-After` and leaves the top-up PENDING; nothing is credited.
+//!
+//! Exactly once: the top-up id comes from the caller and the `Idempotency-Key`, its
+//! record is written PENDING before the charge, the charge is keyed by the top-up at the
+//! provider (which answers a repeat with the first charge), and the credit is one
+//! transaction conditional on the record still being PENDING. So a retry — after a lost
+//! answer, a timeout or an outage — repeats the same charge and credits at most once; a
+//! settled top-up answers its recorded outcome (`Idempotent-Replayed: true`), and the
+//! key with another request is `422 IDEMPOTENCY_KEY_REUSED`.
+
+use crate::ledger::LedgerEntry;
+use crate::provider::{Charge, ChargeOutcome, ProviderError, RefundOutcome};
+use crate::requests::{parse_top_up, TopUpRequest};
+use crate::routes::TopUpView;
+use crate::topups::{TopUp, TopUpStatus};
+use crate::wallets::{Credit, MAX_BALANCE};
+use crate::App;
+use dishpatch::envelope::now;
+use dishpatch::error::Problem;
+use dishpatch::http::{body_bytes, caller, json, Role};
+use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
+use lambda_http::{Body, Request, Response};
+
+pub const WALLET_LIMIT_EXCEEDED: &str = "WALLET_LIMIT_EXCEEDED";
+pub const CURRENCY_MISMATCH: &str = "CURRENCY_MISMATCH";
+pub const CARD_DECLINED: &str = "CARD_DECLINED";
+pub const PROVIDER_UNAVAILABLE: &str = "PAYMENT_PROVIDER_UNAVAILABLE";
+/// What a client is told to wait after an outage when the breaker gives no better figure.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Names top-up ids made from an `Idempotency-Key` (a fixed, random namespace).
+const TOP_UP_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x8c2e_41d7_5a90_4b3f_9e16_d4a7_02c5_b819);
+
+/// The id of the top-up a request makes: derived from the caller and the key, so every
+/// retry names the same top-up; random without a key.
+pub fn top_up_id_for(customer_id: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) => {
+            let name = serde_json::to_vec(&[customer_id, k]).expect("strings serialize");
+            uuid::Uuid::new_v5(&TOP_UP_NAMESPACE, &name).to_string()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+pub async fn top_up(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    who.require(&[Role::Customer])?;
+    let key = idempotency_key(req)?;
+    let request = parse_top_up(body_bytes(req))?;
+    let id = top_up_id_for(&who.sub, key.as_deref());
+    let mut record = match app.top_ups.get(&who.sub, &id).await? {
+        Some(earlier) => {
+            if earlier.fingerprint != request.fingerprint() {
+                return Err(key_reused_problem());
+            }
+            if earlier.status != TopUpStatus::Pending {
+                return answer(&earlier).map(replayed);
+            }
+            earlier
+        }
+        None => {
+            admissible(app, &who.sub, &request).await?;
+            let at = now();
+            let fresh = TopUp {
+                top_up_id: id.clone(),
+                customer_id: who.sub.clone(),
+                amount: request.amount.amount,
+                currency: request.amount.currency.clone(),
+                status: TopUpStatus::Pending,
+                fingerprint: request.fingerprint(),
+                card_token: Some(request.card_token.clone()),
+                charge_id: None,
+                reason: None,
+                created_at: at.clone(),
+                updated_at: at,
+            };
+            if !app.top_ups.begin(&fresh).await? {
+                // A concurrent run of this request wrote it first: carry on with its record.
+                match app.top_ups.get(&who.sub, &id).await? {
+                    Some(r) if r.status != TopUpStatus::Pending => return answer(&r).map(replayed),
+                    Some(r) => r,
+                    None => return Err(Problem::internal()),
+                }
+            } else {
+                fresh
+            }
+        }
+    };
+    // The record's token, not the request's: a retry repeats the first charge exactly.
+    let token = record.card_token.clone().unwrap_or(request.card_token);
+    let charge = Charge {
+        order_id: record.provider_key(),
+        amount: record.money(),
+        card_token: token,
+        idempotency_key: record.provider_key(),
+    };
+    match app.provider.authorize_capture(&charge).await {
+        Ok(ChargeOutcome::Captured { charge_id }) => credit(app, &record, charge_id).await,
+        Ok(ChargeOutcome::Declined { code }) => {
+            tracing::info!(top_up_id = %record.top_up_id, code = %code, "top-up declined");
+            record = record.settled(TopUpStatus::Declined, None, Some(code), &now());
+            settle_then_answer(app, &record).await
+        }
+        Err(e) => Err(unavailable(&record, &e)),
+    }
+}
+
+/// Refuses before anything is written what the wallet could not take.
+async fn admissible(app: &App, customer_id: &str, request: &TopUpRequest) -> Result<(), Problem> {
+    let Some(wallet) = app.wallets.get(customer_id).await? else {
+        return Ok(());
+    };
+    if wallet.currency != request.amount.currency {
+        return Err(currency_mismatch(&wallet.currency));
+    }
+    if wallet.balance.saturating_add(request.amount.amount) > MAX_BALANCE {
+        return Err(limit_exceeded());
+    }
+    Ok(())
+}
+
+/// Charged: credit the wallet (PENDING -> CREDITED with the entry). If the wallet can no
+/// longer take it (a concurrent credit reached the limit), the charge is given back.
+async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Response<Body>, Problem> {
+    let at = now();
+    let credited = pending.settled(TopUpStatus::Credited, Some(charge_id.clone()), None, &at);
+    let entry = LedgerEntry::top_up(
+        &pending.customer_id,
+        &pending.top_up_id,
+        &charge_id,
+        &pending.money(),
+        &at,
+    );
+    let reason = match app.top_ups.credit(&credited, &entry).await? {
+        Credit::Credited => {
+            tracing::info!(top_up_id = %pending.top_up_id, customer_id = %pending.customer_id,
+                amount = pending.amount, currency = %pending.currency, "wallet topped up");
+            return answer(&credited);
+        }
+        Credit::AlreadySettled => return settled_elsewhere(app, pending).await,
+        Credit::CurrencyMismatch => CURRENCY_MISMATCH,
+        Credit::LimitExceeded => WALLET_LIMIT_EXCEEDED,
+    };
+    let refund_key = format!("{}:refund", pending.provider_key());
+    match app
+        .provider
+        .refund(&charge_id, &pending.money(), &refund_key)
+        .await
+    {
+        Ok(RefundOutcome::Refunded { .. }) | Ok(RefundOutcome::UnknownCharge) => {
+            tracing::warn!(top_up_id = %pending.top_up_id, reason, "top-up charged but not creditable: refunded");
+            let refunded = pending.settled(
+                TopUpStatus::Refunded,
+                Some(charge_id),
+                Some(reason.into()),
+                &now(),
+            );
+            settle_then_answer(app, &refunded).await
+        }
+        // The record stays PENDING: a retry charges (deduplicated) and tries again.
+        Err(e) => Err(unavailable(pending, &e)),
+    }
+}
+
+async fn settle_then_answer(app: &App, settled: &TopUp) -> Result<Response<Body>, Problem> {
+    if app.top_ups.settle(settled).await? {
+        answer(settled)
+    } else {
+        settled_elsewhere(app, settled).await
+    }
+}
+
+/// Another run of the request settled the top-up first: its outcome is the answer.
+async fn settled_elsewhere(app: &App, top_up: &TopUp) -> Result<Response<Body>, Problem> {
+    match app
+        .top_ups
+        .get(&top_up.customer_id, &top_up.top_up_id)
+        .await?
+    {
+        Some(r) if r.status != TopUpStatus::Pending => answer(&r).map(replayed),
+        _ => Err(Problem::internal()),
+    }
+}
+
+/// The answer a settled top-up gives, from its record alone.
+fn answer(t: &TopUp) -> Result<Response<Body>, Problem> {
+    match t.status {
+        TopUpStatus::Credited => Ok(json(201, &TopUpView::from(t))),
+        TopUpStatus::Declined => Err(Problem::new(
+            402,
+            CARD_DECLINED,
+            format!(
+                "the card was declined ({}); nothing was charged",
+                t.reason.as_deref().unwrap_or("declined")
+            ),
+        )
+        .with_field("cardToken")),
+        TopUpStatus::Refunded if t.reason.as_deref() == Some(CURRENCY_MISMATCH) => {
+            Err(Problem::unprocessable(
+                CURRENCY_MISMATCH,
+                "the wallet holds another currency; the charge was refunded",
+            )
+            .with_field("amount.currency"))
+        }
+        TopUpStatus::Refunded => Err(Problem::unprocessable(
+            WALLET_LIMIT_EXCEEDED,
+            format!(
+                "the wallet may hold at most {MAX_BALANCE} (minor units); the charge was refunded"
+            ),
+        )
+        .with_field("amount.amount")),
+        TopUpStatus::Pending => Err(Problem::internal()),
+    }
+}
+
+fn replayed(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(
+        REPLAYED_HEADER,
+        lambda_http::http::HeaderValue::from_static("true"),
+    );
+    resp
+}
+
+fn currency_mismatch(held: &str) -> Problem {
+    Problem::unprocessable(
+        CURRENCY_MISMATCH,
+        format!("the wallet holds {held}; a top-up cannot change its currency"),
+    )
+    .with_field("amount.currency")
+}
+
+fn limit_exceeded() -> Problem {
+    Problem::unprocessable(
+        WALLET_LIMIT_EXCEEDED,
+        format!("the wallet may hold at most {MAX_BALANCE} (minor units)"),
+    )
+    .with_field("amount.amount")
+}
+
+/// The provider gave no decision: nothing credited, the top-up stays PENDING, and a retry
+/// with the same `Idempotency-Key` settles it.
+fn unavailable(t: &TopUp, e: &ProviderError) -> Problem {
+    let retry_after = match e {
+        ProviderError::CircuitOpen { retry_after } => retry_after.as_secs().max(1),
+        _ => RETRY_AFTER_SECS,
+    };
+    if e.needs_operator() {
+        tracing::error!(top_up_id = %t.top_up_id, error = %e, "top-up: payment provider refused or not configured");
+    } else {
+        tracing::warn!(top_up_id = %t.top_up_id, error = %e, "top-up: payment provider unavailable");
+    }
+    Problem::new(
+        503,
+        PROVIDER_UNAVAILABLE,
+        format!(
+            "the card could not be charged now; nothing was credited. Retry with the same Idempotency-Key (top-up {})",
+            t.top_up_id
+        ),
+    )
+    .with_retry_after(retry_after)
+}
