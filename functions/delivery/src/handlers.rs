@@ -84,14 +84,22 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
 }
 
 pub async fn cancel(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
-    release(app, &cmd.order_id).await?;
-    let fact = cmd.follow(MessageType::DeliveryCancelled, serde_json::json!({}));
+    let fact = match release(app, &cmd.order_id).await? {
+        None => cmd.follow(MessageType::DeliveryCancelled, serde_json::json!({})),
+        // Too late to cancel: the truth is the completion, and the saga, which undoes the
+        // dispatch before anything else, can still deliver the order instead of
+        // refunding a delivered one.
+        Some(courier_id) => {
+            cmd.follow(MessageType::DeliveryCompleted, data::Courier { courier_id })
+        }
+    };
     app.publisher.publish(&fact).await?;
     Ok(())
 }
 
-/// Brings the order's delivery to rest: a DISPATCHED one is cancelled and its courier freed.
-async fn release(app: &App, order_id: &str) -> Result<(), MessageError> {
+/// Brings the order's delivery to rest: a DISPATCHED one is cancelled and its courier
+/// freed. `Some(courier)`: it was delivered already, by that courier.
+async fn release(app: &App, order_id: &str) -> Result<Option<String>, MessageError> {
     for _ in 0..ATTEMPTS {
         match app.deliveries.get(order_id).await? {
             Some(Delivery {
@@ -106,7 +114,7 @@ async fn release(app: &App, order_id: &str) -> Result<(), MessageError> {
                 {
                     Ok(true) => {
                         tracing::info!(order_id, courier_id = %courier_id, "delivery cancelled; courier released");
-                        return Ok(());
+                        return Ok(None);
                     }
                     // It changed under us (completed, cancelled by a duplicate): decide again.
                     Ok(false) | Err(StoreError::Conflict(_)) => continue,
@@ -115,14 +123,17 @@ async fn release(app: &App, order_id: &str) -> Result<(), MessageError> {
             }
             Some(Delivery {
                 status: DeliveryStatus::Delivered,
+                courier_id,
                 ..
             }) => {
-                // The saga never cancels a delivered order; say so loudly, answer as asked.
-                tracing::warn!(order_id, "cancel for a delivered order; nothing to undo");
-                return Ok(());
+                tracing::warn!(
+                    order_id,
+                    "cancel for a delivered order; answering with the completion"
+                );
+                return Ok(Some(courier_id.unwrap_or_default()));
             }
             // Already cancelled, or no courier was found: nothing to undo.
-            Some(_) => return Ok(()),
+            Some(_) => return Ok(None),
             // No dispatch yet, or ever: it may still be in flight (the saga cancels a
             // dispatch that missed its deadline). Cancel wins: leave a tombstone so that
             // dispatch, when it lands, finds a record and claims no courier.
@@ -133,7 +144,7 @@ async fn release(app: &App, order_id: &str) -> Result<(), MessageError> {
                     .await?
                 {
                     tracing::info!(order_id, "cancel before any dispatch; tombstone left");
-                    return Ok(());
+                    return Ok(None);
                 }
                 // The dispatch landed meanwhile: cancel it on the fresh record.
             }
@@ -156,9 +167,16 @@ async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError>
 
 /// Publishes the dispatch outcome a record stands for. A record without a courier answers
 /// DeliveryUnavailable: for a tombstone that is the truth (no courier was claimed, and
-/// there is none to name), and the saga, cancelling by then, ignores a failed step.
+/// there is none to name), and the saga, cancelling by then, ignores a failed step. A
+/// delivered one answers with its completion.
 async fn publish_outcome(app: &App, cmd: &Envelope, d: &Delivery) -> Result<(), MessageError> {
     let fact = match (&d.status, &d.courier_id) {
+        (DeliveryStatus::Delivered, Some(courier_id)) => cmd.follow(
+            MessageType::DeliveryCompleted,
+            data::Courier {
+                courier_id: courier_id.clone(),
+            },
+        ),
         (DeliveryStatus::Unavailable, _) | (_, None) => cmd.follow(
             MessageType::DeliveryUnavailable,
             data::Rejected {

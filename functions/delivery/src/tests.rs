@@ -591,3 +591,26 @@ async fn a_failed_publish_is_503_and_the_retry_heals_it() {
     assert_eq!(status, 200);
     assert_eq!(f.publisher.facts(), vec![completed("c-1")]);
 }
+
+#[tokio::test]
+async fn a_cancel_of_a_completed_delivery_answers_with_the_completion() {
+    let f = dispatched_fixture().await;
+    let (status, _) = complete(&f, "o-1", "c-1", "[COURIER]").await;
+    assert_eq!(status, 200);
+    let cmd = cancel_cmd("o-1");
+    handle(&f.app, &cmd).await.unwrap();
+    // The saga, which cancels the dispatch before refunding, delivers the order instead.
+    assert_eq!(
+        f.publisher.facts(),
+        vec![completed("c-1"), completed("c-1")]
+    );
+    let fact = f.publisher.sent.lock().unwrap()[1].clone();
+    assert_eq!(fact.causation_id.as_deref(), Some(cmd.id.as_str()));
+    assert_eq!(
+        f.store.delivery("o-1").unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    // A duplicate dispatch re-publishes the same truth.
+    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    assert_eq!(f.publisher.facts()[2], completed("c-1"));
+}
