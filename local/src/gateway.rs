@@ -1,7 +1,8 @@
 //! The local HTTP API: serves every `HttpApi` route of the template like API Gateway
 //! HTTP APIs do. Requests become payload-format 2.0 events, routes not opted out with
 //! `Auth: {Authorizer: NONE}` need a valid dev JWT (checked like the JWT authorizer,
-//! before the function is invoked), the function's v2 response JSON is translated back
+//! before the function is invoked: known `kid`, signature, `iss`, `aud`, `exp`/`nbf`/`iat`;
+//! see [`tokens::verify`]), the function's v2 response JSON is translated back
 //! to HTTP. CORS preflights are answered from the template's `CorsConfiguration`.
 //! Not emulated: throttling, stages other than `$default`, custom domains.
 

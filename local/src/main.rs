@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dishpatch-local up [--port 3000] [--endpoint http://127.0.0.1:5000] [--prefix dishpatch] [--no-seed]
-//! dishpatch-local token --sub alice --role CUSTOMER [--role MANAGER]
+//! dishpatch-local token --sub alice --role CUSTOMER [--role MANAGER] [--restaurant r-1]
 //! dishpatch-local seed [--endpoint ...] [--prefix ...]
 //! dishpatch-local invariants [--prefix dishpatch] [--quiescent] [--wait-secs 30]
 //! dishpatch-local soak [--orders 1000] [--seed 1] [--crash-rate 0.02] ... (--help lists every fault knob)
@@ -78,6 +78,10 @@ enum Command {
         /// Role (repeatable): CUSTOMER, COURIER, MANAGER, ADMIN.
         #[arg(long = "role", default_value = "CUSTOMER")]
         roles: Vec<String>,
+        /// A restaurant the MANAGER manages (repeatable; the `restaurants` claim). Default:
+        /// a demo manager's own (manager-1: r-1, manager-2: r-2).
+        #[arg(long = "restaurant")]
+        restaurants: Vec<String>,
         /// Lifetime in hours.
         #[arg(long, default_value_t = 24)]
         ttl_hours: u64,
@@ -261,10 +265,16 @@ async fn main() -> ExitCode {
         Command::Token {
             sub,
             roles,
+            restaurants,
             ttl_hours,
         } => {
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-            tokens::TokenRequest::new(sub, &roles)
+            let mut request = tokens::TokenRequest::new(sub, &roles);
+            if !restaurants.is_empty() {
+                let ids: Vec<&str> = restaurants.iter().map(String::as_str).collect();
+                request = request.restaurants(&ids);
+            }
+            request
                 .ttl(Duration::from_secs(ttl_hours * 3600))
                 .mint()
                 .map(|t| println!("{t}"))
@@ -322,9 +332,14 @@ async fn up(
     println!("  alice (CUSTOMER):     {alice}");
     println!("  bob (CUSTOMER):       {}", token("bob", &["CUSTOMER"])?);
     println!(
-        "  manager-1 (MANAGER):  {}",
+        "  manager-1 (MANAGER of r-1): {}",
         token("manager-1", &["MANAGER"])?
     );
+    println!(
+        "  manager-2 (MANAGER of r-2): {}",
+        token("manager-2", &["MANAGER"])?
+    );
+    println!("  admin-1 (ADMIN):      {}", token("admin-1", &["ADMIN"])?);
     println!(
         "  courier-1 (COURIER):  {}",
         token("courier-1", &["COURIER"])?

@@ -10,36 +10,67 @@ use serde_json::{json, Value};
 use crate::provision::Stack;
 use crate::{Error, Result};
 
+/// The restaurant the demo orders go to.
 pub const RESTAURANT_ID: &str = "r-1";
+/// A second restaurant, managed by someone else.
+pub const OTHER_RESTAURANT_ID: &str = "r-2";
 pub const CUSTOMERS: &[(&str, i64)] = &[("alice", 10_000), ("bob", 5_000)];
 pub const COURIERS: &[(&str, &str)] = &[("courier-1", "Courier One"), ("courier-2", "Courier Two")];
-/// (menuItemId, name, price in cents, stock)
+/// (manager, the restaurants they manage): their tokens carry these.
+pub const MANAGERS: &[(&str, &[&str])] = &[("manager-1", &["r-1"]), ("manager-2", &["r-2"])];
+/// (restaurantId, name)
+pub const RESTAURANTS: &[(&str, &str)] = &[("r-1", "Casa Lisboa"), ("r-2", "Porto Grill")];
+/// (menuItemId, name, price in cents, stock) of r-1
 pub const MENU: &[(&str, &str, i64, i64)] = &[
     ("m-1", "Margherita", 950, 50),
     ("m-2", "Bifana", 650, 50),
     ("m-3", "Pastel de nata", 150, 200),
 ];
+/// The same of r-2
+pub const OTHER_MENU: &[(&str, &str, i64, i64)] = &[("m-21", "Francesinha", 1250, 20)];
+
+/// The restaurants a demo manager manages (none for anyone else).
+pub fn restaurants_of(manager: &str) -> Vec<String> {
+    MANAGERS
+        .iter()
+        .filter(|(m, _)| *m == manager)
+        .flat_map(|(_, rs)| rs.iter().map(|r| r.to_string()))
+        .collect()
+}
 
 /// (table logical id, item) pairs of the demo data.
 pub fn items() -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
-    for (id, name, price, stock) in MENU {
+    let menus = [(RESTAURANTS[0], MENU), (RESTAURANTS[1], OTHER_MENU)];
+    for ((restaurant, restaurant_name), menu) in menus {
+        // The item count a create checks against the cap (functions/inventory/src/menu.rs).
         out.push((
             "InventoryTable",
             json!({
-                "pk": format!("RESTAURANT#{RESTAURANT_ID}"),
-                "sk": format!("ITEM#{id}"),
-                "restaurantId": RESTAURANT_ID,
-                "restaurantName": "Casa Lisboa",
-                "menuItemId": id,
-                "name": name,
-                "price": {"amount": price, "currency": "EUR"},
-                "available": stock,
-                "reserved": 0,
-                "sold": 0,
-                "stocked": stock,
+                "pk": format!("RESTAURANT#{restaurant}"),
+                "sk": "MENU",
+                "restaurantId": restaurant,
+                "itemCount": menu.len(),
             }),
         ));
+        for (id, name, price, stock) in menu {
+            out.push((
+                "InventoryTable",
+                json!({
+                    "pk": format!("RESTAURANT#{restaurant}"),
+                    "sk": format!("ITEM#{id}"),
+                    "restaurantId": restaurant,
+                    "restaurantName": restaurant_name,
+                    "menuItemId": id,
+                    "name": name,
+                    "price": {"amount": price, "currency": "EUR"},
+                    "available": stock,
+                    "reserved": 0,
+                    "sold": 0,
+                    "stocked": stock,
+                }),
+            ));
+        }
     }
     for (customer, balance) in CUSTOMERS {
         out.push((
@@ -98,4 +129,37 @@ pub async fn seed(stack: &Stack, sdk: &SdkConfig) -> Result<usize> {
     }
     tracing::info!(prefix = %stack.prefix, written, "demo data seeded");
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_menu_item_reads_as_a_menu_item_and_counts_match() {
+        let inventory: Vec<Value> = items()
+            .into_iter()
+            .filter(|(t, _)| *t == "InventoryTable")
+            .map(|(_, i)| i)
+            .collect();
+        for (restaurant, _) in RESTAURANTS {
+            let pk = format!("RESTAURANT#{restaurant}");
+            let menu: Vec<&Value> = inventory
+                .iter()
+                .filter(|i| i["pk"] == pk.as_str() && i["sk"] != "MENU")
+                .collect();
+            for item in &menu {
+                let m: dishpatch::menu::MenuItem = serde_json::from_value((*item).clone()).unwrap();
+                assert_eq!(item["sk"], format!("ITEM#{}", m.menu_item_id));
+                assert!(m.conserves_stock() && m.price.amount > 0);
+            }
+            let count = inventory
+                .iter()
+                .find(|i| i["pk"] == pk.as_str() && i["sk"] == "MENU")
+                .unwrap();
+            assert_eq!(count["itemCount"], menu.len());
+        }
+        assert_eq!(restaurants_of("manager-1"), vec!["r-1"]);
+        assert!(restaurants_of("alice").is_empty());
+    }
 }

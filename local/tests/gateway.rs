@@ -97,6 +97,33 @@ async fn rejects_missing_and_bad_tokens_without_invoking() {
             tokens::sign(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": "other", "exp": now + 60})).unwrap()
         ),
         format!("Basic {good}"),
+        // No key with that kid, or no kid at all.
+        format!(
+            "Bearer {}",
+            tokens::sign_with_kid(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE, "exp": now + 60}), Some("another-key")).unwrap()
+        ),
+        format!(
+            "Bearer {}",
+            tokens::sign_with_kid(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE, "exp": now + 60}), None).unwrap()
+        ),
+        // Issued, or valid from, beyond the allowed skew in the future.
+        format!(
+            "Bearer {}",
+            tokens::sign(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE, "exp": now + 600, "iat": now + 120})).unwrap()
+        ),
+        format!(
+            "Bearer {}",
+            tokens::sign(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE, "exp": now + 600, "nbf": now + 120})).unwrap()
+        ),
+        // A group whose name would read as two roles once rendered `[CUSTOMER ADMIN]`.
+        format!(
+            "Bearer {}",
+            tokens::sign(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE, "exp": now + 60, "cognito:groups": ["CUSTOMER ADMIN"]})).unwrap()
+        ),
+        format!(
+            "Bearer {}",
+            tokens::sign(&json!({"sub": "a", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE, "exp": now + 60, "roles": ["CUSTOMER ADMIN"]})).unwrap()
+        ),
     ];
     for auth in &bad {
         let r = http
@@ -175,6 +202,28 @@ async fn passes_claims_params_and_body_like_api_gateway() {
         "claims are strings, as API Gateway passes them"
     );
 
+    // A manager's restaurants arrive as the comma-separated string; a group named with
+    // a comma arrives as one entry, which the functions read as no role.
+    let now = chrono::Utc::now().timestamp();
+    let odd = tokens::sign(&json!({"sub": "m", "iss": tokens::ISSUER, "aud": tokens::AUDIENCE,
+        "iat": now, "exp": now + 60, "cognito:groups": ["x,ADMIN", "MANAGER"], "restaurants": "r-1,r-2"}))
+    .unwrap();
+    let r = http
+        .get(format!("{}/v1/orders/o-1", local.url()))
+        .bearer_auth(&odd)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let claims = &v["context"]["authorizer"]["jwt"]["claims"];
+    assert_eq!(claims["cognito:groups"], "[x,ADMIN MANAGER]");
+    assert_eq!(claims["restaurants"], "r-1,r-2");
+    assert_eq!(
+        dishpatch::http::parse_roles(claims["cognito:groups"].as_str().unwrap()),
+        vec![dishpatch::http::Role::Manager]
+    );
+
     // Bodies arrive intact; non-UTF-8 bodies base64-encoded and decoded by the runtime.
     let r = http
         .post(format!("{}/v1/orders", local.url()))
@@ -197,7 +246,7 @@ async fn passes_claims_params_and_body_like_api_gateway() {
         .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["body"]["binary"], 4);
-    assert_eq!(echo.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(echo.calls.load(Ordering::SeqCst), 4);
     local.shutdown();
 }
 

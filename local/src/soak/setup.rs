@@ -66,7 +66,9 @@ pub async fn prepare(config: &SoakConfig, local: &LocalStack) -> Result<World> {
 
     // Stock through the manager's API, as a restaurant would set it.
     let http = reqwest::Client::new();
-    let token = crate::tokens::mint("soak-manager", &["MANAGER"])
+    let token = crate::tokens::TokenRequest::new("soak-manager", &["MANAGER"])
+        .restaurants(&[seed::RESTAURANT_ID])
+        .mint()
         .map_err(|e| Error::Other(e.to_string()))?;
     let plenty = (config.orders as i64 * 6).clamp(100, 100_000);
     let mut stock: Vec<(&str, &str, i64, i64)> = ITEMS
