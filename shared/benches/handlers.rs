@@ -71,6 +71,7 @@ fn order() -> Order {
         version: 1,
         saga: saga::start().state,
         timeline: vec![],
+        deadline: None,
     }
 }
 

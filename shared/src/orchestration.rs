@@ -82,8 +82,24 @@ pub fn advance(
         cause: cause.to_owned(),
         detail: detail(&next, t),
     });
+    next.deadline = deadline(order, t, at, timings);
     let outbox = messages(&next, t, caused_by, timings);
     (next, outbox)
+}
+
+/// When the step the order now waits on is due: the latest timeout this transition
+/// asks for, else the one already running (say a late result waiting for the undo in
+/// flight), else none.
+fn deadline(order: &Order, t: &Transition, at: &str, timings: &Timings) -> Option<String> {
+    crate::saga::awaiting(&t.state)?;
+    match t.timeouts.iter().map(|x| timings.delay(x)).max() {
+        Some(secs) => {
+            let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+            let due = at.with_timezone(&chrono::Utc) + chrono::Duration::seconds(secs.into());
+            Some(due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+        None => order.deadline.clone(),
+    }
 }
 
 fn detail(order: &Order, t: &Transition) -> Option<String> {
@@ -249,5 +265,57 @@ mod tests {
         v.as_object_mut().unwrap().remove("cardToken");
         let o: Order = serde_json::from_value(v).unwrap();
         assert_eq!(o.card_token, None);
+    }
+
+    #[test]
+    fn the_order_carries_the_deadline_it_waits_on() {
+        use crate::saga::Step;
+        let t = Timings::default();
+        let at = "2026-01-01T00:00:00.000Z";
+        let o = order(PaymentMethod::Wallet, None);
+        let step = |o: &Order, e: SagaEvent, at: &str| {
+            let Outcome::Apply(tr) = saga::transition(&o.saga, &e).unwrap() else {
+                panic!("{e:?} moves the order")
+            };
+            advance(o, &tr, "test", None, at, &t).0
+        };
+        let (placed, _) = advance(&o, &saga::start(), "PlaceOrder", None, at, &t);
+        assert_eq!(placed.deadline.as_deref(), Some("2026-01-01T00:05:00.000Z"));
+        // A step's own deadline replaces the last one; an undo's is 30 s + 1 s.
+        let undo = step(
+            &placed,
+            SagaEvent::StepTimeout {
+                step: Step::Inventory,
+                attempt: 0,
+            },
+            "2026-01-01T00:05:00.000Z",
+        );
+        assert_eq!(undo.deadline.as_deref(), Some("2026-01-01T00:05:31.000Z"));
+        // At rest: none, so the order leaves the sweeper's index.
+        let done = step(
+            &undo,
+            SagaEvent::InventoryReleased,
+            "2026-01-01T00:05:02.000Z",
+        );
+        assert_eq!(done.status(), crate::order::OrderStatus::Cancelled);
+        assert_eq!(done.deadline, None);
+        // A late result waiting for the undo in flight keeps that undo's deadline.
+        let declined = step(
+            &step(&placed, SagaEvent::InventoryReserved, at),
+            SagaEvent::PaymentDeclined {
+                reason: "NO_FUNDS".into(),
+            },
+            "2026-01-01T00:01:00.000Z",
+        );
+        let late = step(
+            &declined,
+            SagaEvent::PaymentCaptured,
+            "2026-01-01T00:01:10.000Z",
+        );
+        assert_eq!(late.deadline, declined.deadline);
+        assert_eq!(
+            declined.deadline.as_deref(),
+            Some("2026-01-01T00:01:31.000Z")
+        );
     }
 }

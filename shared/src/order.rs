@@ -110,6 +110,10 @@ pub struct Order {
     pub version: u64,
     pub saga: SagaState,
     pub timeline: Vec<TimelineEntry>,
+    /// When the step the order waits on is due ([`crate::saga::awaiting`]); absent at
+    /// rest. The sweeper finds orders left past it by a lost message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
 }
 
 impl Order {

@@ -32,6 +32,26 @@ pub trait OrderStore: Send + Sync {
         page_size: u32,
         page_token: Option<&str>,
     ) -> Result<Page, StoreError>;
+    /// Ids of up to `limit` orders whose [`Order::deadline`] is before `before`, earliest
+    /// first within each shard. A store without that index finds none.
+    async fn overdue(&self, _before: &str, _limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(vec![])
+    }
+}
+
+/// The sparse index of orders waiting on a deadline: only an order with a deadline has
+/// its `sweepShard`, so the index holds exactly the orders not at rest.
+pub const OVERDUE_INDEX: &str = "gsi2";
+/// Open orders spread over this many index partitions, so their updates do not all
+/// write one.
+pub const SWEEP_SHARDS: u32 = 4;
+
+/// The shard of an order in [`OVERDUE_INDEX`] (FNV-1a: stable across builds).
+pub fn sweep_shard(order_id: &str) -> String {
+    let h = order_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("OPEN#{}", h % u64::from(SWEEP_SHARDS))
 }
 
 /// The stored item: the order plus its keys and the outbox of its latest write.
@@ -42,6 +62,13 @@ struct OrderRecord {
     gsi1pk: String,
     gsi1sk: String,
     status: String,
+    /// Present only with a deadline: the key of the sparse [`OVERDUE_INDEX`].
+    #[serde(
+        rename = "sweepShard",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    sweep_shard: Option<String>,
     #[serde(flatten)]
     order: Order,
     #[serde(default)]
@@ -112,6 +139,10 @@ impl OrderStore for DynamoOrderStore {
             gsi1pk: format!("CUSTOMER#{}", order.customer_id),
             gsi1sk: format!("{}#{}", order.created_at, order.order_id),
             status: order.status().as_str().to_owned(),
+            sweep_shard: order
+                .deadline
+                .as_ref()
+                .map(|_| sweep_shard(&order.order_id)),
             order: order.clone(),
             outbox: outbox.to_vec(),
         };
@@ -199,6 +230,62 @@ impl OrderStore for DynamoOrderStore {
             }))
         });
         Ok(Page { orders, next_token })
+    }
+
+    async fn overdue(&self, before: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for shard in 0..SWEEP_SHARDS {
+            if ids.len() >= limit as usize {
+                break;
+            }
+            let left = limit - ids.len() as u32;
+            ids.extend(
+                self.overdue_in(&format!("OPEN#{shard}"), before, left)
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
+}
+
+impl DynamoOrderStore {
+    /// The id of every order of one shard overdue before `before`, up to `limit`.
+    async fn overdue_in(
+        &self,
+        shard: &str,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OVERDUE_INDEX)
+                .key_condition_expression("sweepShard = :s AND deadline < :t")
+                .expression_attribute_values(":s", s(shard))
+                .expression_attribute_values(":t", s(before))
+                .limit((limit as usize - ids.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(id) = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("ORDER#"))
+                {
+                    ids.push(id.to_owned());
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if ids.len() < limit as usize => start = Some(k),
+                _ => return Ok(ids),
+            }
+        }
     }
 }
 

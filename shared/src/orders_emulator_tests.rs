@@ -35,6 +35,8 @@ async fn table() -> DynamoOrderStore {
             attr("sk"),
             attr("gsi1pk"),
             attr("gsi1sk"),
+            attr("sweepShard"),
+            attr("deadline"),
         ]))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
@@ -43,6 +45,19 @@ async fn table() -> DynamoOrderStore {
                 .index_name("gsi1")
                 .key_schema(key("gsi1pk", KeyType::Hash))
                 .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(crate::orders::OVERDUE_INDEX)
+                .key_schema(key("sweepShard", KeyType::Hash))
+                .key_schema(key("deadline", KeyType::Range))
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::KeysOnly)
@@ -149,4 +164,49 @@ async fn lists_own_orders_newest_first_across_pages() {
         .list_for_customer("bob", 2, Some(&stolen))
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn overdue_finds_only_orders_past_their_deadline() {
+    let store = table().await;
+    let at = |id: &str, deadline: Option<&str>| Order {
+        deadline: deadline.map(str::to_owned),
+        ..order(id, "alice", "2026-11-22T10:00:00.000Z")
+    };
+    for i in 0..6 {
+        let o = at(&format!("late-{i}"), Some("2026-11-22T10:05:00.000Z"));
+        store.save(&o, None, &[]).await.unwrap();
+    }
+    store
+        .save(&at("later", Some("2026-11-22T11:00:00.000Z")), None, &[])
+        .await
+        .unwrap();
+    store.save(&at("at-rest", None), None, &[]).await.unwrap();
+    let mut ids = store
+        .overdue("2026-11-22T10:10:00.000Z", 100)
+        .await
+        .unwrap();
+    ids.sort();
+    assert_eq!(ids, (0..6).map(|i| format!("late-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        store
+            .overdue("2026-11-22T10:10:00.000Z", 4)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    // Brought to rest: the order leaves the index.
+    let mut o = store.get("late-0").await.unwrap().unwrap();
+    o.deadline = None;
+    o.version += 1;
+    store.save(&o, Some(1), &[]).await.unwrap();
+    let ids = store
+        .overdue("2026-11-22T10:10:00.000Z", 100)
+        .await
+        .unwrap();
+    assert!(
+        !ids.contains(&"late-0".to_owned()) && ids.len() == 5,
+        "{ids:?}"
+    );
 }

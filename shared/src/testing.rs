@@ -41,6 +41,7 @@ pub fn sample_order() -> Order {
         version: 0,
         saga: crate::saga::start().state,
         timeline: vec![],
+        deadline: None,
     }
 }
 
@@ -78,6 +79,20 @@ impl OrderStore for InMemoryOrderStore {
         }
         self.outbox.lock().unwrap().extend_from_slice(outbox);
         Ok(())
+    }
+
+    async fn overdue(&self, before: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        let orders = self.orders.lock().unwrap();
+        let mut due: Vec<&Order> = orders
+            .iter()
+            .filter(|o| o.deadline.as_deref().is_some_and(|d| d < before))
+            .collect();
+        due.sort_by(|a, b| a.deadline.cmp(&b.deadline));
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|o| o.order_id.clone())
+            .collect())
     }
 
     async fn list_for_customer(

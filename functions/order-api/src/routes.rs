@@ -151,6 +151,7 @@ async fn create_order(
         version: 0,
         saga: start.state.clone(),
         timeline: vec![],
+        deadline: None,
     };
     let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
     let Err(e) = app.orders.save(&order, None, &outbox).await else {
