@@ -1,5 +1,5 @@
 //! One entry point per Lambda, whatever triggers it: HTTP API (payload v2), SQS
-//! batches, or DynamoDB stream batches. The local stack calls [`invoke`] too, so
+//! batches, DynamoDB stream batches, or EventBridge scheduled events. The local stack calls [`invoke`] too, so
 //! the code path it exercises is the one that deploys.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
@@ -37,11 +37,29 @@ pub trait Function: Send + Sync + 'static {
         Err(MessageError::Unsupported)
     }
 
+    /// Handles an EventBridge scheduled event (a `Schedule` trigger); its answer is the
+    /// invocation's result. An `Err` fails the invocation, which EventBridge retries.
+    async fn scheduled(&self, _event: &Scheduled) -> Result<Value, MessageError> {
+        Err(MessageError::Unsupported)
+    }
+
     /// Where this function parks the messages it cannot process, with the reason
     /// ([`dead_letters`]). `None`: failures are left to the queue's redrive policy.
     fn dead_letters(&self) -> Option<&dyn DeadLetters> {
         None
     }
+}
+
+/// The fields of an EventBridge scheduled event (`detail-type: Scheduled Event`) a
+/// handler may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Scheduled {
+    /// The scheduled time (RFC 3339), not the time of delivery.
+    #[serde(default)]
+    pub time: String,
+    /// The rule's ARN.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,13 +122,16 @@ async fn dispatch(f: &dyn Function, event: Value, ctx: Context) -> Result<Value,
     } else if source.as_deref() == Some("aws:dynamodb") {
         let batch: StreamEvent = serde_json::from_value(event)?;
         Ok(stream_batch(f, batch).await)
+    } else if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        let scheduled: Scheduled = serde_json::from_value(event)?;
+        Ok(f.scheduled(&scheduled).await?)
     } else if event
         .get("Records")
         .is_some_and(|r| r.as_array().is_some_and(Vec::is_empty))
     {
         Ok(serde_json::json!({"batchItemFailures": []}))
     } else {
-        Err("unrecognised event shape: expected an HTTP API v2 request, SQS or DynamoDB stream batch".into())
+        Err("unrecognised event shape: expected an HTTP API v2 request, SQS or DynamoDB stream batch, or a scheduled event".into())
     }
 }
 
@@ -329,5 +350,36 @@ mod tests {
             assert_eq!(failed, ["m-1"]);
             assert!(f.parked.lock().unwrap().is_empty());
         }
+    }
+
+    struct Sweeping;
+
+    #[async_trait::async_trait]
+    impl Function for Sweeping {
+        async fn scheduled(&self, event: &Scheduled) -> Result<Value, MessageError> {
+            Ok(serde_json::json!({"at": event.time, "rule": event.resources}))
+        }
+    }
+
+    #[tokio::test]
+    async fn scheduled_events_reach_their_handler() {
+        let event = serde_json::json!({
+            "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"], "detail": {}
+        });
+        let out = invoke(&Sweeping, event.clone(), Context::default())
+            .await
+            .unwrap();
+        assert_eq!(out["at"], "2026-11-22T10:00:00Z");
+        assert_eq!(
+            out["rule"][0],
+            "arn:aws:events:us-east-1:123456789012:rule/sweep"
+        );
+        // A function without a schedule fails the invocation, so it is seen.
+        assert!(invoke(&failing(false, false), event, Context::default())
+            .await
+            .is_err());
     }
 }
