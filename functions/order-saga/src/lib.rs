@@ -1,9 +1,11 @@
 //! order-saga: the orchestrator. It applies step results to the order through the
 //! pure state machine (one conditional write per transition, carrying its outbox),
-//! and relays each write's outbox from the table stream to SNS and SQS.
+//! relays each write's outbox from the table stream to SNS and SQS, and on a schedule
+//! sweeps up orders left past their deadline.
 
 pub mod relay;
 pub mod steps;
+pub mod sweep;
 
 use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 pub struct App {
     pub timings: Timings,
+    pub sweep: sweep::SweepConfig,
     pub orders: Arc<dyn OrderStore>,
     pub publisher: Arc<dyn Publisher>,
     /// Where messages that cannot be processed are parked, with the reason.
@@ -34,6 +37,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
     };
     Ok(App {
         timings: Timings::from_env(env),
+        sweep: sweep::SweepConfig::from_env(env),
         orders: Arc::new(DynamoOrderStore::new(ddb, env.require("ORDERS_TABLE")?)),
         publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
         dead_letters: SqsDeadLetters::from_env(sdk, env)?,
@@ -51,6 +55,20 @@ impl dishpatch::runtime::Function for App {
         record: &aws_lambda_events::dynamodb::EventRecord,
     ) -> Result<(), MessageError> {
         relay::publish_outbox(&*self.publisher, record).await
+    }
+
+    async fn scheduled(
+        &self,
+        _event: &dishpatch::runtime::Scheduled,
+    ) -> Result<serde_json::Value, MessageError> {
+        let summary = sweep::sweep(
+            &*self.orders,
+            &self.timings,
+            &self.sweep,
+            chrono::Utc::now(),
+        )
+        .await?;
+        Ok(serde_json::to_value(summary).expect("a summary serializes"))
     }
 
     fn dead_letters(&self) -> Option<&dyn DeadLetters> {

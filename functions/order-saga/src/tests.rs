@@ -299,3 +299,99 @@ async fn a_stale_timeout_is_a_no_op() {
     .unwrap();
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
 }
+
+// ---- the sweeper ----
+
+mod sweeper {
+    use super::*;
+    use crate::sweep::{sweep, Summary, SweepConfig, CAUSE};
+    use chrono::{DateTime, Utc};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    async fn run(store: &InMemoryOrderStore, when: &str) -> Summary {
+        sweep(
+            store,
+            &Default::default(),
+            &SweepConfig::default(),
+            at(when),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_order_whose_timeouts_are_lost_is_driven_to_rest() {
+        let store = InMemoryOrderStore::default();
+        placed(&store).await;
+        // Placed at 10:00, reservation due 10:05; within the margin it is left alone.
+        assert_eq!(
+            run(&store, "2026-11-22T10:05:30Z").await,
+            Summary::default()
+        );
+        assert_eq!(status(&store).await, OrderStatus::Pending);
+        // Every message after the write is lost: each run moves it one deadline on.
+        let mut runs = 0;
+        let mut clock = at("2026-11-22T10:06:01Z");
+        while !status(&store).await.is_terminal() {
+            runs += 1;
+            assert!(runs <= 5, "not at rest after {runs} sweeps");
+            let due: DateTime<Utc> = store
+                .get("o-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .deadline
+                .unwrap()
+                .parse()
+                .unwrap();
+            clock = clock.max(due + chrono::Duration::seconds(61));
+            let s = run(&store, &clock.to_rfc3339()).await;
+            assert_eq!((s.overdue, s.driven), (1, 1));
+        }
+        let order = store.get("o-1").await.unwrap().unwrap();
+        // Reserve timed out, then its release tried three times and given up on.
+        assert_eq!(order.status(), OrderStatus::CompensationFailed);
+        assert_eq!(runs, 4);
+        assert_eq!(order.deadline, None);
+        assert!(order.timeline.iter().skip(1).all(|e| e.cause == CAUSE));
+        let sent: Vec<String> = store
+            .outbox
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect();
+        assert_eq!(
+            sent.iter().filter(|k| *k == "ReleaseInventory").count(),
+            3,
+            "{sent:?}"
+        );
+        assert!(sent.contains(&"OpsAlert".to_owned()), "{sent:?}");
+        // At rest: nothing more to sweep.
+        assert_eq!(run(&store, "2026-11-23T00:00:00Z").await.overdue, 0);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_moved_on_is_left_alone() {
+        let store = InMemoryOrderStore::default();
+        placed(&store).await;
+        let f = fact(MessageType::InventoryReserved, json!({}));
+        on_step_result(
+            &store,
+            &Default::default(),
+            &f,
+            MessageType::InventoryReserved,
+        )
+        .await
+        .unwrap();
+        let before = store.get("o-1").await.unwrap().unwrap();
+        // Its first deadline is long past, its new one not yet: nothing to sweep.
+        let due: DateTime<Utc> = before.deadline.as_deref().unwrap().parse().unwrap();
+        let s = run(&store, &(due + chrono::Duration::seconds(59)).to_rfc3339()).await;
+        assert_eq!(s.overdue, 0);
+        assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
+    }
+}

@@ -1,0 +1,183 @@
+//! The sweeper, run on a schedule: an order whose deadline passed a margin ago without
+//! its `StepTimeout` arriving (the delayed message was lost, or the stream record that
+//! carried its outbox ran out of retries) is timed out here, through the same saga
+//! transition the message would have caused. A forward step is undone; an undo is tried
+//! again, and after its last try the order ends COMPENSATION_FAILED: every swept order
+//! reaches rest in a bounded number of sweeps.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use dishpatch::config::Env;
+use dishpatch::envelope::now;
+use dishpatch::error::StoreError;
+use dishpatch::orchestration::{advance, Timings};
+use dishpatch::order::Order;
+use dishpatch::orders::OrderStore;
+use dishpatch::resilience::metrics::{emit, METRICS_NAMESPACE};
+use dishpatch::saga::{self, Outcome, SagaEvent, Timeout};
+use serde::Serialize;
+use serde_json::json;
+
+/// What the timeline records as the cause of a swept transition.
+pub const CAUSE: &str = "SweepOverdue";
+/// Re-reads when another writer won the conditional write.
+const ATTEMPTS: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// How long past its deadline an order is left to its own `StepTimeout` first.
+    pub margin_seconds: u32,
+    /// Orders driven per run at most; the next run takes the rest.
+    pub batch: u32,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            margin_seconds: 60,
+            batch: 100,
+        }
+    }
+}
+
+impl SweepConfig {
+    /// `SWEEP_MARGIN_SECONDS`, `SWEEP_BATCH_SIZE`; unset or unreadable keep the defaults.
+    pub fn from_env(env: &Env) -> Self {
+        let d = SweepConfig::default();
+        let num = |name: &str, default: u32| {
+            env.get(name)
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .unwrap_or(default)
+        };
+        SweepConfig {
+            margin_seconds: num("SWEEP_MARGIN_SECONDS", d.margin_seconds),
+            batch: num("SWEEP_BATCH_SIZE", d.batch).max(1),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Orders the index listed as overdue.
+    pub overdue: usize,
+    /// Orders moved on.
+    pub driven: usize,
+    /// Orders that had moved on by themselves since (the index lags the table).
+    pub skipped: usize,
+}
+
+pub async fn sweep(
+    orders: &dyn OrderStore,
+    timings: &Timings,
+    config: &SweepConfig,
+    at: DateTime<Utc>,
+) -> Result<Summary, StoreError> {
+    let before = (at - chrono::Duration::seconds(config.margin_seconds.into()))
+        .to_rfc3339_opts(SecondsFormat::Millis, true);
+    let ids = orders.overdue(&before, config.batch).await?;
+    let mut summary = Summary {
+        overdue: ids.len(),
+        ..Summary::default()
+    };
+    for id in ids {
+        match drive(orders, timings, &id, &before).await? {
+            true => summary.driven += 1,
+            false => summary.skipped += 1,
+        }
+    }
+    if summary.overdue > 0 {
+        tracing::info!(
+            overdue = summary.overdue,
+            driven = summary.driven,
+            skipped = summary.skipped,
+            "sweep done"
+        );
+    }
+    Ok(summary)
+}
+
+/// Times out the step `order_id` waits on, if it is still overdue. `true`: moved on.
+async fn drive(
+    orders: &dyn OrderStore,
+    timings: &Timings,
+    order_id: &str,
+    before: &str,
+) -> Result<bool, StoreError> {
+    for _ in 0..ATTEMPTS {
+        let Some(order) = orders.get(order_id).await? else {
+            return Ok(false);
+        };
+        let overdue = order.deadline.as_deref().is_some_and(|d| d < before);
+        let Some(due) = saga::awaiting(&order.saga).filter(|_| overdue) else {
+            tracing::info!(
+                order_id,
+                status = order.status().as_str(),
+                "swept order moved on meanwhile"
+            );
+            return Ok(false);
+        };
+        let event = SagaEvent::StepTimeout {
+            step: due.step,
+            attempt: due.attempt,
+        };
+        let transition = match saga::transition(&order.saga, &event) {
+            Ok(Outcome::Apply(t)) => t,
+            other => {
+                tracing::warn!(order_id, status = order.status().as_str(), outcome = ?other,
+                    "overdue order whose deadline the saga does not take; left as it is");
+                return Ok(false);
+            }
+        };
+        let (next, outbox) = advance(&order, &transition, CAUSE, None, &now(), timings);
+        match orders.save(&next, Some(order.version), &outbox).await {
+            Ok(()) => {
+                report(&order, &next, due);
+                return Ok(true);
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    // Still changing under us: it is alive; the next run looks again.
+    Ok(false)
+}
+
+/// One log line and one metric per order moved on.
+fn report(before: &Order, after: &Order, due: Timeout) {
+    let (from, to) = (before.status().as_str(), after.status().as_str());
+    tracing::warn!(
+        order_id = %before.order_id, from, to, step = due.step.as_str(), attempt = due.attempt,
+        deadline = before.deadline.as_deref().unwrap_or_default(),
+        "overdue order timed out by the sweeper"
+    );
+    emit(&emf_line(
+        before,
+        from,
+        to,
+        due,
+        Utc::now().timestamp_millis(),
+    ));
+}
+
+/// Namespace `dishpatch`, dimension `Step`, metric `OrdersSwept` (count 1); the order,
+/// its move and the missed deadline ride along as properties.
+pub fn emf_line(order: &Order, from: &str, to: &str, due: Timeout, timestamp_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Step"]],
+                "Metrics": [{ "Name": "OrdersSwept", "Unit": "Count" }],
+            }],
+        },
+        "Step": due.step.as_str(),
+        "OrdersSwept": 1,
+        "orderId": order.order_id,
+        "from": from,
+        "to": to,
+        "attempt": due.attempt,
+        "deadline": order.deadline,
+    })
+    .to_string()
+}
