@@ -150,18 +150,90 @@ async fn api_conventions_hold_over_real_http() {
         .clone();
     assert_eq!(m2["price"], json!({"amount": 700, "currency": "EUR"}));
 
-    // Wallet top-ups.
+    // Wallet top-ups are paid: an unpaid one (and one past the bound) is refused and
+    // writes nothing; a card charge credits, once, with a ledger entry.
     let before = sys.wallet("carol").await;
+    for body in [
+        json!({"amount": {"amount": 1_000_000, "currency": "EUR"}}),
+        json!({"amount": {"amount": 1_000_000, "currency": "EUR"}, "cardToken": "tok_visa"}),
+    ] {
+        let r = sys
+            .call(
+                "POST",
+                "/v1/wallet/top-ups",
+                Some(("carol", &["CUSTOMER"])),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.content_type.as_str()),
+            (400, "application/problem+json"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(sys.wallet("carol").await, before);
     let r = sys
         .call(
             "POST",
             "/v1/wallet/top-ups",
             Some(("carol", &["CUSTOMER"])),
-            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}})),
+            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_visa"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (201, json!("CREDITED")),
+        "{}",
+        r.body
+    );
+    assert_eq!(sys.wallet("carol").await, before + 2500);
+    let r = sys
+        .call(
+            "POST",
+            "/v1/wallet/top-ups",
+            Some(("carol", &["CUSTOMER"])),
+            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_decline_funds"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].clone()),
+        (402, json!("CARD_DECLINED")),
+        "{}",
+        r.body
+    );
+    let r = sys
+        .call(
+            "GET",
+            "/v1/wallet/transactions?page_size=1",
+            Some(("carol", &["CUSTOMER"])),
+            None,
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(sys.wallet("carol").await, before + 2500);
+    assert_eq!(r.body["items"][0]["kind"], "TOP_UP");
+    assert_eq!(
+        r.body["items"][0]["amount"],
+        json!({"amount": 2500, "currency": "EUR"})
+    );
+    // Every wallet's balance is its ledger, and the top-up matches the sandbox's charge.
+    let charges = sys
+        .stack
+        .provider_charges()
+        .expect("the stack runs the sandbox");
+    let report = sys
+        .stack
+        .checker()
+        .check(&dishpatch_local::invariants::CheckOptions::default().provider_charges(charges))
+        .await
+        .unwrap();
+    for money in [
+        dishpatch_local::invariants::Invariant::WalletMatchesLedger,
+        dishpatch_local::invariants::Invariant::MoneyEntersOnlyByChargeOrReason,
+        dishpatch_local::invariants::Invariant::LedgerMatchesPayments,
+    ] {
+        assert!(report.of(money).is_empty(), "{report}");
+    }
 
     // Unknown routes answer like API Gateway.
     assert_eq!(sys.call("GET", "/v1/nowhere", None, None).await.status, 404);

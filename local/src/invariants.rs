@@ -113,6 +113,15 @@ pub enum Invariant {
     WalletNonNegative,
     /// `balance == initial − captured` per customer (quiescent, with initial balances).
     WalletConservation,
+    /// A wallet's balance equals the sum of its ledger entries.
+    WalletMatchesLedger,
+    /// Every wallet capture and refund has its one ledger entry, and every entry of that
+    /// kind its payment, of the same amount.
+    LedgerMatchesPayments,
+    /// Money enters a wallet only by a paid top-up (one entry per CREDITED top-up, each
+    /// against its own provider charge, matching the provider's record when it is
+    /// known), an ADMIN credit with a reason, or the refund of a capture.
+    MoneyEntersOnlyByChargeOrReason,
     /// A courier's own item is consistent: AVAILABLE has `gsi1pk` and no
     /// `activeOrderId`; BUSY has an `activeOrderId` and no `gsi1pk`.
     CourierStateConsistent,
@@ -151,6 +160,9 @@ impl Invariant {
             DeliveredCharged => "money.delivered-charged",
             WalletNonNegative => "money.wallet-non-negative",
             WalletConservation => "money.wallet-conservation",
+            WalletMatchesLedger => "money.wallet-matches-ledger",
+            LedgerMatchesPayments => "money.ledger-matches-payments",
+            MoneyEntersOnlyByChargeOrReason => "money.enters-only-by-charge-or-reason",
             CourierStateConsistent => "courier.state-consistent",
             CourierSingleDelivery => "courier.single-delivery",
             CourierBusyMatchesDelivery => "courier.busy-matches-delivery",
@@ -171,6 +183,7 @@ impl Invariant {
             | DeliveredCharged
             | WalletNonNegative
             | WalletConservation => 2,
+            WalletMatchesLedger | LedgerMatchesPayments | MoneyEntersOnlyByChargeOrReason => 6,
             StockConservation
             | StockNonNegative
             | StockReservedMatchesReservations
@@ -468,6 +481,21 @@ pub struct CheckOptions {
     /// Initial wallet balances by customer: adds `balance == initial − captured`
     /// (assumes no top-ups since).
     pub initial_balances: Option<BTreeMap<String, i64>>,
+    /// The card provider's charges (e.g. the sandbox's `GET /_sandbox/charges`): each
+    /// credited top-up must match one of them exactly. `None`: checked within the
+    /// tables only.
+    pub provider_charges: Option<Vec<ProviderCharge>>,
+}
+
+/// A charge as the card provider records it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderCharge {
+    pub charge_id: String,
+    pub reference: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub refunded_amount: i64,
 }
 
 impl CheckOptions {
@@ -491,6 +519,10 @@ impl CheckOptions {
         balances: impl IntoIterator<Item = (S, i64)>,
     ) -> Self {
         self.initial_balances = Some(balances.into_iter().map(|(c, b)| (c.into(), b)).collect());
+        self
+    }
+    pub fn provider_charges(mut self, charges: Vec<ProviderCharge>) -> Self {
+        self.provider_charges = Some(charges);
         self
     }
 }
@@ -589,6 +621,29 @@ struct WalletView {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
+struct LedgerView {
+    entry_id: String,
+    customer_id: String,
+    kind: String,
+    amount: i64,
+    order_id: Option<String>,
+    top_up_id: Option<String>,
+    charge_id: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TopUpView {
+    top_up_id: String,
+    customer_id: String,
+    amount: i64,
+    status: String,
+    charge_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 struct PaymentView {
     order_id: String,
     customer_id: String,
@@ -623,6 +678,8 @@ struct State {
     reservations: BTreeMap<String, ReservationView>,
     wallets: BTreeMap<String, WalletView>,
     payments: BTreeMap<String, PaymentView>,
+    ledger: Vec<LedgerView>,
+    top_ups: BTreeMap<String, TopUpView>,
     couriers: BTreeMap<String, CourierView>,
     deliveries: BTreeMap<String, DeliveryView>,
     other: usize,
@@ -693,6 +750,18 @@ impl State {
             if let Some(mut v) = self.read::<PaymentView>("payments", item) {
                 v.order_id = o.clone();
                 self.payments.insert(o, v);
+            }
+        } else if let Some(c) = id_after(&pk, "WALLET#").filter(|_| sk.starts_with("TX#")) {
+            let c = c.to_owned();
+            if let Some(mut v) = self.read::<LedgerView>("payments", item) {
+                v.customer_id = c;
+                self.ledger.push(v);
+            }
+        } else if let Some(c) = id_after(&pk, "WALLET#").filter(|_| sk.starts_with("TOPUP#")) {
+            let c = c.to_owned();
+            if let Some(mut v) = self.read::<TopUpView>("payments", item) {
+                v.customer_id = c;
+                self.top_ups.insert(v.top_up_id.clone(), v);
             }
         } else {
             self.other += 1;
@@ -1138,6 +1207,7 @@ fn check_money(st: &State, opts: &CheckOptions, r: &mut Report) {
             }
         }
     }
+    check_ledger(st, opts, r);
     if !q {
         return;
     }
@@ -1169,6 +1239,168 @@ fn check_money(st: &State, opts: &CheckOptions, r: &mut Report) {
                     ),
                 ),
             }
+        }
+    }
+}
+
+/// Invariant 6: every wallet movement is an entry, the balance is their sum, and money
+/// enters only by a provider charge, an ADMIN's recorded reason or a capture's refund.
+/// Entries are written in the transaction that moves the money, so these hold in flight.
+fn check_ledger(st: &State, opts: &CheckOptions, r: &mut Report) {
+    let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut ids: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for e in &st.ledger {
+        *sums.entry(e.customer_id.as_str()).or_default() += e.amount;
+        *ids.entry((e.customer_id.as_str(), e.entry_id.as_str()))
+            .or_default() += 1;
+    }
+    for (c, w) in &st.wallets {
+        let sum = sums.get(c.as_str()).copied().unwrap_or(0);
+        if sum != w.balance {
+            r.violate(
+                Invariant::WalletMatchesLedger,
+                format!("wallet {c}"),
+                format!("balance {} but its ledger entries sum to {sum}", w.balance),
+            );
+        }
+    }
+    for ((c, id), n) in ids.iter().filter(|(_, n)| **n > 1) {
+        r.violate(
+            Invariant::LedgerMatchesPayments,
+            format!("wallet {c}"),
+            format!("entry {id} recorded {n} times"),
+        );
+    }
+    let wallet_paid = |p: &PaymentView| {
+        !p.method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("CARD"))
+            && p.amount != 0
+    };
+    // Each wallet payment's movements, and each movement's payment.
+    for (o, p) in st.payments.iter().filter(|(_, p)| wallet_paid(p)) {
+        let wants: &[(&str, i64)] = match p.status.as_str() {
+            "CAPTURED" => &[("capture", -1)],
+            "REFUNDED" => &[("capture", -1), ("refund", 1)],
+            _ => &[],
+        };
+        for (prefix, sign) in wants {
+            let id = format!("{prefix}:{o}");
+            match st.ledger.iter().find(|e| e.entry_id == id) {
+                Some(e) if e.amount == sign * p.amount && e.customer_id == p.customer_id => {}
+                Some(e) => r.violate(
+                    Invariant::LedgerMatchesPayments,
+                    format!("order {o}"),
+                    format!(
+                        "entry {id} moves {} for {} but the payment is {} {}",
+                        e.amount, e.customer_id, p.status, p.amount
+                    ),
+                ),
+                None => r.violate(
+                    Invariant::LedgerMatchesPayments,
+                    format!("order {o}"),
+                    format!(
+                        "{} wallet payment of {} without its entry {id}",
+                        p.status, p.amount
+                    ),
+                ),
+            }
+        }
+    }
+    let charges: Option<BTreeMap<&str, &ProviderCharge>> = opts
+        .provider_charges
+        .as_ref()
+        .map(|cs| cs.iter().map(|c| (c.charge_id.as_str(), c)).collect());
+    let mut charge_uses: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &st.ledger {
+        let subject = format!("wallet {}", e.customer_id);
+        match e.kind.as_str() {
+            "CAPTURE" | "REFUND" => {
+                let paid = e.order_id.as_deref().and_then(|o| st.payments.get(o));
+                let ok = paid.is_some_and(|p| match e.kind.as_str() {
+                    "CAPTURE" => {
+                        matches!(p.status.as_str(), "CAPTURED" | "REFUNDED")
+                            && -e.amount == p.amount
+                    }
+                    _ => p.status == "REFUNDED" && e.amount == p.amount,
+                });
+                if !ok {
+                    r.violate(
+                        Invariant::LedgerMatchesPayments,
+                        subject,
+                        format!(
+                            "{} entry {} of {} without a matching wallet payment",
+                            e.kind, e.entry_id, e.amount
+                        ),
+                    );
+                }
+            }
+            "TOP_UP" => {
+                let top_up = e.top_up_id.as_deref().and_then(|t| st.top_ups.get(t));
+                let charge = e.charge_id.as_deref().unwrap_or("");
+                *charge_uses.entry(charge).or_default() += 1;
+                let recorded = top_up.is_some_and(|t| {
+                    t.status == "CREDITED"
+                        && t.amount == e.amount
+                        && t.customer_id == e.customer_id
+                        && t.charge_id.as_deref() == Some(charge)
+                });
+                let at_provider = match (&charges, top_up) {
+                    (None, _) => true,
+                    (Some(cs), Some(t)) => cs.get(charge).is_some_and(|c| {
+                        c.reference == format!("topup:{}", t.top_up_id)
+                            && c.amount == e.amount
+                            && c.refunded_amount == 0
+                    }),
+                    (Some(_), None) => false,
+                };
+                if e.amount <= 0 || charge.is_empty() || !recorded || !at_provider {
+                    r.violate(
+                        Invariant::MoneyEntersOnlyByChargeOrReason,
+                        subject,
+                        format!("top-up entry {} of {} (charge {charge:?}) matches no credited top-up{}", e.entry_id, e.amount,
+                            if at_provider { "" } else { " or no provider charge" }),
+                    );
+                }
+            }
+            "ADMIN_CREDIT" => {
+                if e.amount <= 0 || e.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                    r.violate(
+                        Invariant::MoneyEntersOnlyByChargeOrReason,
+                        subject,
+                        format!(
+                            "admin credit {} of {} without a reason",
+                            e.entry_id, e.amount
+                        ),
+                    );
+                }
+            }
+            other => r.violate(
+                Invariant::MoneyEntersOnlyByChargeOrReason,
+                subject,
+                format!("entry {} of an unknown kind {other:?}", e.entry_id),
+            ),
+        }
+    }
+    for (charge, n) in charge_uses.iter().filter(|(_, n)| **n > 1) {
+        r.violate(
+            Invariant::MoneyEntersOnlyByChargeOrReason,
+            format!("charge {charge}"),
+            format!("credited {n} times"),
+        );
+    }
+    for t in st.top_ups.values().filter(|t| t.status == "CREDITED") {
+        let entries = st
+            .ledger
+            .iter()
+            .filter(|e| e.top_up_id.as_deref() == Some(t.top_up_id.as_str()))
+            .count();
+        if entries != 1 {
+            r.violate(
+                Invariant::MoneyEntersOnlyByChargeOrReason,
+                format!("top-up {}", t.top_up_id),
+                format!("CREDITED with {entries} ledger entries"),
+            );
         }
     }
 }
@@ -1806,6 +2038,16 @@ mod tests {
             "pk": "PAYMENT#o-1", "sk": "PAYMENT", "customerId": "alice", "amount": 300,
             "currency": "EUR", "status": "CAPTURED", "method": "WALLET",
         })));
+        st.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TX#2026-01-01T00:00:00.000Z#credit:open",
+            "entryId": "credit:open", "kind": "ADMIN_CREDIT", "amount": 1000,
+            "currency": "EUR", "reason": "opening balance", "actor": "seed",
+        })));
+        st.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TX#2026-01-02T00:00:00.000Z#capture:o-1",
+            "entryId": "capture:o-1", "kind": "CAPTURE", "amount": -300,
+            "currency": "EUR", "orderId": "o-1",
+        })));
         st.add_delivery(item(serde_json::json!({
             "pk": "COURIER#c-1", "sk": "COURIER", "status": "AVAILABLE",
             "gsi1pk": "COURIER#AVAILABLE", "gsi1sk": "c-1",
@@ -1827,6 +2069,105 @@ mod tests {
         assert_eq!(r.orders_by_status["DELIVERED"], 1);
         assert_eq!(r.customers["alice"].captured, 300);
         assert_eq!(r.stock["r-1/m-1"].sold, 3);
+    }
+
+    /// A paid top-up of 500 by alice: its record, its entry, the wallet's new balance.
+    fn with_top_up(mut st: State, charge: &str) -> State {
+        st.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TOPUP#t-1", "topUpId": "t-1", "amount": 500,
+            "currency": "EUR", "status": "CREDITED", "chargeId": charge,
+        })));
+        st.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TX#2026-01-03T00:00:00.000Z#topup:t-1",
+            "entryId": "topup:t-1", "kind": "TOP_UP", "amount": 500, "currency": "EUR",
+            "topUpId": "t-1", "chargeId": charge,
+        })));
+        st.wallets.get_mut("alice").unwrap().balance += 500;
+        st
+    }
+
+    fn charge(id: &str, reference: &str, amount: i64) -> ProviderCharge {
+        ProviderCharge {
+            charge_id: id.into(),
+            reference: reference.into(),
+            amount,
+            refunded_amount: 0,
+        }
+    }
+
+    #[test]
+    fn money_enters_a_wallet_only_by_a_charge_or_a_reason() {
+        let st = with_top_up(base(), "ch_1");
+        let known =
+            CheckOptions::default().provider_charges(vec![charge("ch_1", "topup:t-1", 500)]);
+        let r = evaluate(st.clone(), &known);
+        assert!(r.is_clean(), "{r}");
+        // The provider never took that money.
+        for charges in [
+            vec![],
+            vec![charge("ch_1", "topup:t-9", 500)],
+            vec![charge("ch_1", "topup:t-1", 50)],
+        ] {
+            let r = evaluate(
+                st.clone(),
+                &CheckOptions::default().provider_charges(charges),
+            );
+            assert!(
+                r.has(Invariant::MoneyEntersOnlyByChargeOrReason, "wallet alice"),
+                "{r}"
+            );
+        }
+        // A balance the entries do not explain.
+        let mut printed = st.clone();
+        printed.wallets.get_mut("alice").unwrap().balance += 1_000_000;
+        let r = evaluate(printed, &CheckOptions::default());
+        assert!(r.has(Invariant::WalletMatchesLedger, "wallet alice"), "{r}");
+        // An entry with no top-up behind it, or a credit without a reason.
+        let mut forged = base();
+        forged.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TX#2026-01-04T00:00:00.000Z#topup:t-2",
+            "entryId": "topup:t-2", "kind": "TOP_UP", "amount": 100, "topUpId": "t-2", "chargeId": "ch_9",
+        })));
+        forged.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TX#2026-01-04T00:00:00.000Z#credit:x",
+            "entryId": "credit:x", "kind": "ADMIN_CREDIT", "amount": 100, "reason": " ",
+        })));
+        forged.wallets.get_mut("alice").unwrap().balance += 200;
+        let r = evaluate(forged, &CheckOptions::default());
+        assert_eq!(
+            r.of(Invariant::MoneyEntersOnlyByChargeOrReason).len(),
+            2,
+            "{r}"
+        );
+        assert!(
+            !r.has(Invariant::WalletMatchesLedger, "wallet alice"),
+            "{r}"
+        );
+        // One charge credited twice.
+        let mut twice = with_top_up(base(), "ch_1");
+        twice.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TOPUP#t-2", "topUpId": "t-2", "amount": 500,
+            "currency": "EUR", "status": "CREDITED", "chargeId": "ch_1",
+        })));
+        twice.add_payments(item(serde_json::json!({
+            "pk": "WALLET#alice", "sk": "TX#2026-01-05T00:00:00.000Z#topup:t-2",
+            "entryId": "topup:t-2", "kind": "TOP_UP", "amount": 500, "topUpId": "t-2", "chargeId": "ch_1",
+        })));
+        twice.wallets.get_mut("alice").unwrap().balance += 500;
+        let r = evaluate(twice, &CheckOptions::default());
+        assert!(
+            r.has(Invariant::MoneyEntersOnlyByChargeOrReason, "charge ch_1"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn a_wallet_payment_without_its_entry_is_named() {
+        let mut st = base();
+        st.ledger.retain(|e| e.kind != "CAPTURE");
+        st.wallets.get_mut("alice").unwrap().balance = 1000;
+        let r = evaluate(st, &CheckOptions::default());
+        assert!(r.has(Invariant::LedgerMatchesPayments, "order o-1"), "{r}");
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn items() -> Vec<(&'static str, Value)> {
                 "currency": "EUR",
             }),
         ));
+        out.push(("PaymentsTable", opening_entry(customer, *balance)));
     }
     for (courier, name) in COURIERS {
         out.push((
@@ -129,6 +130,23 @@ pub async fn seed(stack: &Stack, sdk: &SdkConfig) -> Result<usize> {
     }
     tracing::info!(prefix = %stack.prefix, written, "demo data seeded");
     Ok(written)
+}
+
+/// The ledger entry that explains a seeded wallet's balance (an ADMIN credit with a
+/// reason), so `balance == sum of entries` holds from the start.
+pub fn opening_entry(customer: &str, balance: i64) -> Value {
+    let entry = payment::LedgerEntry::admin_credit(
+        customer,
+        "opening-balance",
+        &dishpatch::money::Money::new(balance, "EUR"),
+        "opening balance (demo data)",
+        "seed",
+        "2026-01-01T00:00:00.000Z",
+    );
+    let mut item = serde_json::to_value(&entry).expect("entries serialize");
+    item["pk"] = json!(payment::wallets::wallet_pk(customer));
+    item["sk"] = json!(entry.sort_key());
+    item
 }
 
 #[cfg(test)]

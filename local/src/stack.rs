@@ -17,6 +17,7 @@ use crate::functions::{self, InvokeError, LocalFunction};
 use crate::gateway::{Gateway, Route};
 use crate::invariants::{AlertTap, Checker};
 use crate::provision::{self, Stack};
+use crate::schedule::{self, ScheduleSource};
 use crate::template::Template;
 use crate::{sdk, seed, Error, Result};
 
@@ -35,9 +36,12 @@ pub struct LocalStackOptions {
     pub seed: bool,
     /// Event-source mapping knobs (retry delay, duplicate deliveries, batching cap...).
     pub esm: EsmConfig,
-    /// Start the SQS / stream pollers (off: drive functions by hand with
-    /// [`LocalStack::invoke`]).
+    /// Start the SQS / stream pollers and the schedules (off: drive functions by hand
+    /// with [`LocalStack::invoke`]).
     pub pollers: bool,
+    /// Run every `Schedule` event at this period instead of its `rate(...)`; `None`:
+    /// `DISHPATCH_SCHEDULE_INTERVAL_MS`, else the template's ([`crate::schedule`]).
+    pub schedule_interval: Option<Duration>,
     /// A template file; `None`: the `template.yaml` embedded at build time.
     pub template: Option<PathBuf>,
     /// Replacement handlers, by function logical id or binary name (tests).
@@ -72,6 +76,7 @@ impl std::fmt::Debug for LocalStackOptions {
             .field("seed", &self.seed)
             .field("esm", &self.esm)
             .field("pollers", &self.pollers)
+            .field("schedule_interval", &self.schedule_interval)
             .field("template", &self.template)
             .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
             .field("wrappers", &self.wrappers.keys().collect::<Vec<_>>())
@@ -92,6 +97,7 @@ impl Default for LocalStackOptions {
             seed: true,
             esm: EsmConfig::default(),
             pollers: true,
+            schedule_interval: None,
             template: None,
             overrides: HashMap::new(),
             wrappers: HashMap::new(),
@@ -157,6 +163,11 @@ impl LocalStackOptions {
     }
     pub fn pollers(mut self, on: bool) -> Self {
         self.pollers = on;
+        self
+    }
+    /// Run every `Schedule` event at `period` (tests: a sweep every second, say).
+    pub fn schedule_interval(mut self, period: Duration) -> Self {
+        self.schedule_interval = Some(period);
         self
     }
     pub fn template(mut self, path: impl Into<PathBuf>) -> Self {
@@ -409,6 +420,27 @@ impl LocalStack {
                         opts.esm.clone(),
                     ));
                 }
+                for e in f.schedule_events().filter(|e| e.enabled) {
+                    let period = opts
+                        .schedule_interval
+                        .or_else(schedule::interval_from_env)
+                        .or(e.interval);
+                    let Some(interval) = period else {
+                        tracing::warn!(function = %f.logical_id, event = %e.name,
+                            expression = %e.expression, "schedule not run locally (only rate(...))");
+                        continue;
+                    };
+                    let source = ScheduleSource {
+                        rule_arn: format!(
+                            "arn:aws:events:{}:{}:rule/{}-{}-{}",
+                            stack.region, stack.account_id, stack.prefix, f.logical_id, e.name
+                        ),
+                        region: stack.region.clone(),
+                        account_id: stack.account_id.clone(),
+                        interval,
+                    };
+                    tasks.push(schedule::spawn_scheduler(source, function.clone()));
+                }
             }
         }
         tracing::info!(prefix = %stack.prefix, %addr, tasks = tasks.len(), "local stack started");
@@ -456,6 +488,24 @@ impl LocalStack {
     /// The invariant checker of this stack ([`crate::invariants`]).
     pub fn checker(&self) -> Checker {
         Checker::for_stack(&self.sdk, &self.stack).with_alert_tap(self.alert_tap.clone())
+    }
+
+    /// The sandbox provider's charges, as the invariant checker matches top-ups against
+    /// them (`None` without the sandbox).
+    pub fn provider_charges(&self) -> Option<Vec<crate::invariants::ProviderCharge>> {
+        let sandbox = self.psp.as_ref()?;
+        Some(
+            sandbox
+                .charges()
+                .into_iter()
+                .map(|c| crate::invariants::ProviderCharge {
+                    charge_id: c.charge_id,
+                    reference: c.reference,
+                    amount: c.amount,
+                    refunded_amount: c.refunded_amount,
+                })
+                .collect(),
+        )
     }
 
     /// Order ids alerted on `OpsAlertsTopic` so far (empty without the tap).

@@ -48,6 +48,7 @@ pub async fn prepare(config: &SoakConfig, local: &LocalStack) -> Result<World> {
                    "balance": balance, "currency": "EUR"}),
         )
         .await?;
+        put(&db, &payments, seed::opening_entry(&id, balance)).await?;
         balances.push((id.clone(), balance));
         customers.push(id);
     }

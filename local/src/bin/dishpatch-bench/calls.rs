@@ -198,13 +198,13 @@ pub async fn provision_orders(api: &Api, orders: usize) -> Result<(), String> {
     }
     let mut needed = orders as i64 * price;
     while needed > 0 {
-        let amount = needed.min(1_000_000);
+        let amount = needed.min(payment::requests::MAX_TOP_UP);
         let r = api
             .call(
                 "POST",
                 "/v1/wallet/top-ups",
                 (CUSTOMER, "CUSTOMER"),
-                Some(json!({"amount": {"amount": amount, "currency": "EUR"}})),
+                Some(json!({"amount": {"amount": amount, "currency": "EUR"}, "cardToken": "tok_visa"})),
             )
             .await?;
         if !(200..300).contains(&r.0) {
