@@ -47,6 +47,7 @@ const EVERYONE: [Who; 8] = [
 ];
 
 /// (route key, caller, expected status): one row per route and caller.
+#[rustfmt::skip]
 const MATRIX: &[(&str, Who, u16)] = &[
     ("GET /v1/health", Anonymous, 200),
     ("GET /v1/health", Customer, 200),
@@ -104,57 +105,21 @@ const MATRIX: &[(&str, Who, u16)] = &[
     //
     ("GET /v1/restaurants/{restaurantId}/menu", Anonymous, 200),
     ("GET /v1/restaurants/{restaurantId}/menu", Customer, 200),
-    (
-        "GET /v1/restaurants/{restaurantId}/menu",
-        OtherCustomer,
-        200,
-    ),
+    ("GET /v1/restaurants/{restaurantId}/menu", OtherCustomer, 200),
     ("GET /v1/restaurants/{restaurantId}/menu", Courier, 200),
     ("GET /v1/restaurants/{restaurantId}/menu", OtherCourier, 200),
     ("GET /v1/restaurants/{restaurantId}/menu", Manager, 200),
     ("GET /v1/restaurants/{restaurantId}/menu", OtherManager, 200),
     ("GET /v1/restaurants/{restaurantId}/menu", Admin, 200),
     //
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        Anonymous,
-        401,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        Customer,
-        403,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        OtherCustomer,
-        403,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        Courier,
-        403,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        OtherCourier,
-        403,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        Manager,
-        200,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        OtherManager,
-        403,
-    ),
-    (
-        "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
-        Admin,
-        200,
-    ),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Anonymous, 401),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Customer, 403),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", OtherCustomer, 403),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Courier, 403),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", OtherCourier, 403),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Manager, 200),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", OtherManager, 403),
+    ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Admin, 200),
     // Each customer's own wallet; Admin has every role.
     ("GET /v1/wallet", Anonymous, 401),
     ("GET /v1/wallet", Customer, 200),
@@ -183,29 +148,13 @@ const MATRIX: &[(&str, Who, u16)] = &[
     ("GET /v1/wallet/transactions", OtherManager, 403),
     ("GET /v1/wallet/transactions", Admin, 200),
     //
-    (
-        "POST /v1/admin/wallets/{customerId}/credits",
-        Anonymous,
-        401,
-    ),
+    ("POST /v1/admin/wallets/{customerId}/credits", Anonymous, 401),
     ("POST /v1/admin/wallets/{customerId}/credits", Customer, 403),
-    (
-        "POST /v1/admin/wallets/{customerId}/credits",
-        OtherCustomer,
-        403,
-    ),
+    ("POST /v1/admin/wallets/{customerId}/credits", OtherCustomer, 403),
     ("POST /v1/admin/wallets/{customerId}/credits", Courier, 403),
-    (
-        "POST /v1/admin/wallets/{customerId}/credits",
-        OtherCourier,
-        403,
-    ),
+    ("POST /v1/admin/wallets/{customerId}/credits", OtherCourier, 403),
     ("POST /v1/admin/wallets/{customerId}/credits", Manager, 403),
-    (
-        "POST /v1/admin/wallets/{customerId}/credits",
-        OtherManager,
-        403,
-    ),
+    ("POST /v1/admin/wallets/{customerId}/credits", OtherManager, 403),
     ("POST /v1/admin/wallets/{customerId}/credits", Admin, 201),
     // Another courier's delivery is indistinguishable from none.
     ("POST /v1/deliveries/{orderId}/complete", Anonymous, 401),
