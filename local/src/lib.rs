@@ -54,6 +54,7 @@ pub mod gateway;
 pub mod invariants;
 pub mod ops;
 pub mod provision;
+pub mod schedule;
 pub mod sdk;
 pub mod seed;
 pub mod serve;

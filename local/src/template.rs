@@ -185,11 +185,36 @@ pub struct StreamEventDef {
     pub enabled: bool,
 }
 
+/// A `Schedule` event (EventBridge): `rate(N minute|minutes|hour|hours|day|days)`.
+/// A `cron(...)` expression has no `interval` and is not run locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEventDef {
+    pub name: String,
+    pub expression: String,
+    pub interval: Option<std::time::Duration>,
+    pub enabled: bool,
+}
+
+/// The period of an EventBridge `rate(...)` expression.
+pub fn rate_interval(expression: &str) -> Option<std::time::Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.trim().parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3_600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n * secs))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventDef {
     Http(HttpRouteDef),
     Sqs(SqsEventDef),
     DynamoDb(StreamEventDef),
+    Schedule(ScheduleEventDef),
     /// An event type the local stack does not emulate (kept for diagnostics).
     Unsupported {
         name: String,
@@ -226,6 +251,12 @@ impl FunctionDef {
     pub fn stream_events(&self) -> impl Iterator<Item = &StreamEventDef> {
         self.events.iter().filter_map(|e| match e {
             EventDef::DynamoDb(r) => Some(r),
+            _ => None,
+        })
+    }
+    pub fn schedule_events(&self) -> impl Iterator<Item = &ScheduleEventDef> {
+        self.events.iter().filter_map(|e| match e {
+            EventDef::Schedule(r) => Some(r),
             _ => None,
         })
     }
@@ -788,6 +819,15 @@ fn parse_event(fid: &str, name: &str, ev: &Value) -> Result<EventDef, TemplateEr
                 .and_then(|d| get_att_of(d, "Arn", &what).ok()),
             enabled: bool_prop(p, "Enabled").unwrap_or(true),
         }),
+        "Schedule" => {
+            let expression = str_prop(p, "Schedule").unwrap_or_default();
+            EventDef::Schedule(ScheduleEventDef {
+                name: name.to_owned(),
+                interval: rate_interval(&expression),
+                expression,
+                enabled: bool_prop(p, "Enabled").unwrap_or(true),
+            })
+        }
         other => EventDef::Unsupported {
             name: name.to_owned(),
             event_type: other.to_owned(),
@@ -977,6 +1017,7 @@ impl Bindings {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn t() -> Template {
         Template::embedded().expect("template.yaml parses")
@@ -1195,6 +1236,11 @@ mod tests {
             streams[0].on_failure_queue.as_deref(),
             Some("OrdersStreamDLQ")
         );
+        let schedules: Vec<_> = saga.schedule_events().collect();
+        assert_eq!(schedules.len(), 1);
+        assert_eq!(schedules[0].expression, "rate(1 minute)");
+        assert_eq!(schedules[0].interval, Some(Duration::from_secs(60)));
+        assert!(schedules[0].enabled);
 
         let api = t.function("OrderApiFunction").unwrap();
         let routes: Vec<_> = api.http_routes().map(|r| r.route_key()).collect();
@@ -1217,6 +1263,28 @@ mod tests {
             .unwrap();
         assert_eq!(menu.0.binary, "inventory");
         assert!(!t.http_api.requires_auth(menu.1));
+    }
+
+    #[test]
+    fn rate_expressions_read_as_intervals() {
+        assert_eq!(
+            rate_interval("rate(1 minute)"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            rate_interval("rate(5 minutes)"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            rate_interval("rate(2 hours)"),
+            Some(Duration::from_secs(7_200))
+        );
+        assert_eq!(
+            rate_interval("rate(1 day)"),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(rate_interval("rate(0 minutes)"), None);
+        assert_eq!(rate_interval("cron(0 12 * * ? *)"), None);
     }
 
     #[test]
