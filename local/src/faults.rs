@@ -56,9 +56,48 @@ pub fn fail_messages(
     )
 }
 
+/// Serves `inner`, except that the stream records `drop` selects (by the messages of
+/// their outbox) are skipped without being relayed, like records that ran out of
+/// retries: the messages that order write caused are lost.
+pub fn drop_stream_records(
+    inner: Arc<dyn Function>,
+    drop: impl Fn(&[Envelope]) -> bool + Send + Sync + 'static,
+) -> Arc<dyn Function> {
+    wrap(inner, LostRecords(Box::new(drop)))
+}
+
+type OutboxPredicate = Box<dyn Fn(&[Envelope]) -> bool + Send + Sync>;
+
+struct LostRecords(OutboxPredicate);
+
+impl Fault for LostRecords {
+    fn before(&self, _: &Envelope, _: MessageType) -> Option<Result<(), MessageError>> {
+        None
+    }
+
+    fn skip_record(&self, record: &aws_lambda_events::dynamodb::EventRecord) -> bool {
+        let Ok(image) = serde_dynamo::from_item::<_, dishpatch::orders::OutboxImage>(
+            record.change.new_image.clone(),
+        ) else {
+            return false;
+        };
+        let skip = (self.0)(&image.outbox);
+        if skip {
+            let kinds: Vec<&str> = image.outbox.iter().map(|e| e.kind.as_str()).collect();
+            tracing::info!(?kinds, "fault injection: stream record dropped");
+        }
+        skip
+    }
+}
+
 /// What a fault does before a message reaches the handler: `None` lets it through.
 trait Fault: Send + Sync + 'static {
     fn before(&self, envelope: &Envelope, kind: MessageType) -> Option<Result<(), MessageError>>;
+
+    /// Whether a stream record is acknowledged without reaching the handler.
+    fn skip_record(&self, _record: &aws_lambda_events::dynamodb::EventRecord) -> bool {
+        false
+    }
 }
 
 /// `inner` with `fault` in front of its messages; everything else passes straight on.
@@ -88,7 +127,17 @@ impl<F: Fault> Function for Wrapped<F> {
         &self,
         record: &aws_lambda_events::dynamodb::EventRecord,
     ) -> Result<(), MessageError> {
+        if self.fault.skip_record(record) {
+            return Ok(());
+        }
         self.inner.stream_record(record).await
+    }
+
+    async fn scheduled(
+        &self,
+        event: &dishpatch::runtime::Scheduled,
+    ) -> Result<serde_json::Value, MessageError> {
+        self.inner.scheduled(event).await
     }
 
     fn dead_letters(&self) -> Option<&dyn dishpatch::runtime::dead_letters::DeadLetters> {

@@ -89,4 +89,11 @@ impl Function for Counted {
     ) -> Result<(), MessageError> {
         self.inner.stream_record(record).await
     }
+
+    async fn scheduled(
+        &self,
+        event: &dishpatch::runtime::Scheduled,
+    ) -> Result<serde_json::Value, MessageError> {
+        self.inner.scheduled(event).await
+    }
 }

@@ -77,6 +77,13 @@ impl Function for Metered {
         self.tally.add(&self.name, t.elapsed());
         r
     }
+
+    async fn scheduled(
+        &self,
+        event: &dishpatch::runtime::Scheduled,
+    ) -> Result<serde_json::Value, MessageError> {
+        self.inner.scheduled(event).await
+    }
 }
 
 /// Counts the bytes of the JSON log lines the functions write (as they would go to
