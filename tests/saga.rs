@@ -1,13 +1,11 @@
 //! The saga end to end on the local stack: HTTP in, SNS/SQS/stream through the
 //! emulator, state read back over HTTP.
 
-use dishpatch::envelope::{Envelope, MessageType};
-use dishpatch::runtime::{Function, MessageError};
+use dishpatch::envelope::MessageType;
 use dishpatch_e2e::System;
 use dishpatch_local::testing::unique_prefix;
 use dishpatch_local::LocalStackOptions;
 use serde_json::json;
-use std::sync::Arc;
 
 #[tokio::test]
 async fn an_order_travels_the_whole_way_to_delivered() {
@@ -164,20 +162,14 @@ async fn no_free_courier_refunds_and_releases_in_reverse_order() {
     );
 }
 
-/// A delivery service that never answers: the order waits in PAID.
-struct SilentDelivery;
-
-#[async_trait::async_trait]
-impl Function for SilentDelivery {
-    async fn message(&self, _: Envelope, _: MessageType) -> Result<(), MessageError> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn customer_cancel_before_dispatch_refunds_and_releases() {
-    let opts = LocalStackOptions::new(unique_prefix("cancel"))
-        .override_function("delivery", Arc::new(SilentDelivery));
+    use dishpatch_local::faults;
+    // The dispatch is lost: the order waits in PAID. The cancel of the dispatch, sent
+    // before the refund, leaves a tombstone.
+    let opts = LocalStackOptions::new(unique_prefix("cancel")).wrap_function("delivery", |inner| {
+        faults::drop_messages(inner, |_, kind| kind == MessageType::DispatchDelivery)
+    });
     let sys = System::start_with(opts).await;
     let wallet_before = sys.wallet("alice").await;
     let stock_before = sys.available("m-1").await;
@@ -201,6 +193,17 @@ async fn customer_cancel_before_dispatch_refunds_and_releases() {
     assert_eq!(o["cancelReason"], "CUSTOMER_CANCELLED");
     assert_eq!(sys.wallet("alice").await, wallet_before);
     assert_eq!(sys.available("m-1").await, stock_before);
+    let causes = sys.timeline("alice", &id, "STATUS", "cause").await;
+    assert_eq!(
+        &causes[3..],
+        [
+            "CancelRequested",
+            "DeliveryCancelled",
+            "PaymentRefunded",
+            "InventoryReleased"
+        ],
+        "the dispatch is undone before the refund"
+    );
     // Another customer cannot cancel it, and a cancelled order stays cancelled.
     let r = sys
         .call(
@@ -266,4 +269,80 @@ async fn a_step_that_never_answers_times_out_and_is_compensated() {
         ],
         "the timed-out dispatch is undone first (tombstone), then the rest in reverse"
     );
+}
+
+/// A stack whose sweeper runs every 200 ms and takes orders 1 s past a 2 s deadline.
+fn swept(name: &str) -> LocalStackOptions {
+    LocalStackOptions::new(unique_prefix(name))
+        .function_env("*", "STEP_TIMEOUT_SECONDS", "2")
+        .function_env("OrderSagaFunction", "SWEEP_MARGIN_SECONDS", "1")
+        .schedule_interval(std::time::Duration::from_millis(200))
+}
+
+async fn assert_swept_to_cancelled(sys: &System, id: &str, wallet_before: i64, stock_before: i64) {
+    let o = sys.wait_for("alice", id, "CANCELLED").await;
+    assert_eq!(o["cancelReason"], "DELIVERY_TIMEOUT");
+    assert_eq!(sys.wallet("alice").await, wallet_before, "refunded");
+    assert_eq!(sys.available("m-1").await, stock_before, "released");
+    let causes = sys.timeline("alice", id, "STATUS", "cause").await;
+    assert_eq!(
+        causes,
+        [
+            "PlaceOrder",
+            "InventoryReserved",
+            "PaymentCaptured",
+            "SweepOverdue",
+            "DeliveryCancelled",
+            "PaymentRefunded",
+            "InventoryReleased"
+        ],
+    );
+    let report = sys
+        .stack
+        .checker()
+        .check(&dishpatch_local::invariants::CheckOptions::quiescent())
+        .await
+        .unwrap();
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
+
+#[tokio::test]
+async fn an_order_whose_stream_record_is_lost_is_swept_to_rest() {
+    use dishpatch_local::faults;
+    // The write into PAID is never relayed: its DispatchDelivery and its StepTimeout are
+    // lost with it, and nothing but the sweeper would ever look at the order again.
+    let opts = swept("sweep-stream").wrap_function("OrderSagaFunction", |inner| {
+        faults::drop_stream_records(inner, |outbox| {
+            outbox.iter().any(|m| m.kind == "DispatchDelivery")
+        })
+    });
+    let sys = System::start_with(opts).await;
+    let wallet_before = sys.wallet("alice").await;
+    let stock_before = sys.available("m-1").await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
+        .await;
+    assert_swept_to_cancelled(&sys, &id, wallet_before, stock_before).await;
+}
+
+#[tokio::test]
+async fn an_order_whose_timeout_message_is_lost_is_swept_to_rest() {
+    use dishpatch_local::faults;
+    // The dispatch is lost, and so is the delayed StepTimeout that would catch it.
+    let opts = swept("sweep-queue")
+        .wrap_function("delivery", |inner| {
+            faults::drop_messages(inner, |_, kind| kind == MessageType::DispatchDelivery)
+        })
+        .wrap_function("OrderSagaFunction", |inner| {
+            faults::drop_messages(inner, |env, kind| {
+                kind == MessageType::StepTimeout && env.data["step"] == "Delivery"
+            })
+        });
+    let sys = System::start_with(opts).await;
+    let wallet_before = sys.wallet("alice").await;
+    let stock_before = sys.available("m-1").await;
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
+        .await;
+    assert_swept_to_cancelled(&sys, &id, wallet_before, stock_before).await;
 }
