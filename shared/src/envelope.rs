@@ -107,6 +107,9 @@ impl DecodeError {
     }
 }
 
+/// The longest id or timestamp an envelope's header may carry.
+pub const MAX_HEADER_FIELD: usize = 128;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
@@ -162,7 +165,46 @@ impl Envelope {
             serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let kind = envelope.kind.parse::<MessageType>()?;
         envelope.check_version()?;
+        envelope.check_bounds()?;
         Ok((envelope, kind))
+    }
+
+    /// Every header field is an id or a timestamp of bounded length: a message is
+    /// refused before any handler reads it, however it was made. (The body as a whole is
+    /// bounded by SQS's 256 KiB.)
+    fn check_bounds(&self) -> Result<(), DecodeError> {
+        use crate::validation::is_valid_id;
+        let bad = |field: &str| {
+            Err(DecodeError::Malformed(format!(
+                "{field} is missing, too long or not an id"
+            )))
+        };
+        if self.id.is_empty()
+            || self.id.len() > MAX_HEADER_FIELD
+            || self.id.chars().any(char::is_control)
+        {
+            return bad("id");
+        }
+        if !is_valid_id(&self.order_id) {
+            return bad("orderId");
+        }
+        if self.correlation_id.is_empty()
+            || self.correlation_id.len() > MAX_HEADER_FIELD
+            || self.correlation_id.chars().any(char::is_control)
+        {
+            return bad("correlationId");
+        }
+        if self
+            .causation_id
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_HEADER_FIELD || c.chars().any(char::is_control))
+        {
+            return bad("causationId");
+        }
+        if self.version.len() > 16 || self.occurred_at.len() > MAX_HEADER_FIELD {
+            return bad("version or occurredAt");
+        }
+        Ok(())
     }
 
     fn check_version(&self) -> Result<(), DecodeError> {
@@ -305,6 +347,27 @@ mod tests {
         let wrapped =
             serde_json::json!({"Type": "Notification", "MessageId": "m", "Message": env.to_json()});
         assert_eq!(Envelope::decode(&wrapped.to_string()).unwrap().0, env);
+    }
+
+    #[test]
+    fn header_fields_past_their_bounds_are_malformed() {
+        let long = "x".repeat(MAX_HEADER_FIELD + 1);
+        let cases: [(&str, fn(&mut Envelope, &str)); 5] = [
+            ("id", |e, v| e.id = v.into()),
+            ("orderId", |e, v| e.order_id = v.into()),
+            ("correlationId", |e, v| e.correlation_id = v.into()),
+            ("causationId", |e, v| e.causation_id = Some(v.into())),
+            ("occurredAt", |e, v| e.occurred_at = v.into()),
+        ];
+        for (field, set) in cases {
+            let mut env = sample();
+            set(&mut env, &long);
+            let err = Envelope::decode(&env.to_json()).unwrap_err();
+            assert_eq!(err.code(), "MALFORMED_MESSAGE", "{field}");
+        }
+        let mut env = sample();
+        env.order_id = "../o-1".into();
+        assert!(Envelope::decode(&env.to_json()).is_err());
     }
 
     #[test]

@@ -179,6 +179,19 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, Problem> {
         .ok_or_else(|| Problem::not_found(name))
 }
 
+/// The largest request body any route reads (the biggest valid order is a few KB):
+/// anything larger is refused before a handler parses it.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+pub fn too_large(n: usize) -> Problem {
+    Problem::new(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        format!("the body is {n} bytes; at most {MAX_BODY_BYTES} are accepted"),
+    )
+    .with_field("body")
+}
+
 pub fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {
         Body::Text(s) => s.as_bytes(),

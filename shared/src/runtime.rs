@@ -113,7 +113,12 @@ async fn dispatch(f: &dyn Function, event: Value, ctx: Context) -> Result<Value,
         let req: LambdaRequest = serde_json::from_value(event)?;
         let req: Request = req.into();
         let req = lambda_http::RequestExt::with_lambda_context(req, ctx);
-        let resp = f.http(req).await;
+        let resp = match crate::http::body_bytes(&req).len() {
+            n if n > crate::http::MAX_BODY_BYTES => {
+                crate::http::problem(&req, crate::http::too_large(n))
+            }
+            _ => f.http(req).await,
+        };
         Ok(serde_json::to_value(to_v2_response(resp))?)
     } else if source.as_deref() == Some("aws:sqs") {
         let batch: SqsEvent = serde_json::from_value(event)?;

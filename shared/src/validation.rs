@@ -8,6 +8,10 @@ pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: u32 = 99;
 /// The longest card token accepted (the provider's tokens are far shorter).
 pub const MAX_CARD_TOKEN_LEN: usize = 64;
+/// Delivery address bounds, in characters.
+pub const MAX_ADDRESS_LINE: usize = 200;
+pub const MAX_CITY: usize = 100;
+pub const MAX_POSTCODE: usize = 20;
 
 /// The body of `POST /v1/orders`, as the client sent it (untrusted).
 #[derive(Debug, Clone, Deserialize)]
@@ -98,15 +102,36 @@ pub fn validate(req: PlaceOrderRequest) -> Result<ValidOrderRequest, Problem> {
     let address = req
         .delivery_address
         .ok_or_else(|| Problem::bad_request("deliveryAddress", "deliveryAddress is required"))?;
-    for (field, value, max) in [
-        ("deliveryAddress.line1", &address.line1, 200),
-        ("deliveryAddress.city", &address.city, 100),
-        ("deliveryAddress.postcode", &address.postcode, 20),
+    let empty = String::new();
+    for (field, value, max, required) in [
+        (
+            "deliveryAddress.line1",
+            &address.line1,
+            MAX_ADDRESS_LINE,
+            true,
+        ),
+        (
+            "deliveryAddress.line2",
+            address.line2.as_ref().unwrap_or(&empty),
+            MAX_ADDRESS_LINE,
+            false,
+        ),
+        ("deliveryAddress.city", &address.city, MAX_CITY, true),
+        (
+            "deliveryAddress.postcode",
+            &address.postcode,
+            MAX_POSTCODE,
+            true,
+        ),
     ] {
-        if value.trim().is_empty() || value.len() > max {
+        if !is_bounded_text(value, max, required) {
             return Err(Problem::bad_request(
                 field,
-                format!("must be 1..={max} characters"),
+                format!(
+                    "must be {}..={max} characters (at most {} bytes), no control characters",
+                    u8::from(required),
+                    max * 4
+                ),
             ));
         }
     }
@@ -151,6 +176,16 @@ pub fn validate(req: PlaceOrderRequest) -> Result<ValidOrderRequest, Problem> {
         payment_method,
         card_token,
     })
+}
+
+/// Free text a person typed: at most `max_chars` characters and `4 × max_chars` bytes,
+/// no control characters (they break logs, headers and notifications), and not blank
+/// when `required`.
+pub fn is_bounded_text(value: &str, max_chars: usize, required: bool) -> bool {
+    (!required || !value.trim().is_empty())
+        && value.len() <= max_chars * 4
+        && value.chars().count() <= max_chars
+        && !value.chars().any(char::is_control)
 }
 
 /// A card token as the payment provider issues them (`tok_visa`): 1-64 characters of

@@ -78,6 +78,8 @@ fn order_body() -> Value {
     })
 }
 
+/// Size bounds on every field, and what the biggest order costs to store.
+mod bounds;
 /// `Idempotency-Key` on `POST /v1/orders`.
 mod idempotency;
 
