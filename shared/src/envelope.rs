@@ -352,7 +352,8 @@ mod tests {
     #[test]
     fn header_fields_past_their_bounds_are_malformed() {
         let long = "x".repeat(MAX_HEADER_FIELD + 1);
-        let cases: [(&str, fn(&mut Envelope, &str)); 5] = [
+        type Set = fn(&mut Envelope, &str);
+        let cases: [(&str, Set); 5] = [
             ("id", |e, v| e.id = v.into()),
             ("orderId", |e, v| e.order_id = v.into()),
             ("correlationId", |e, v| e.correlation_id = v.into()),
