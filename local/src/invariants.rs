@@ -109,6 +109,9 @@ pub enum Invariant {
     ChargedOnlyIfNotCancelled,
     /// A DELIVERED order paid by wallet has a CAPTURED payment (quiescent).
     DeliveredCharged,
+    /// A delivered order (the order or its delivery record DELIVERED) is neither
+    /// refunded nor CANCELLED: a courier never completes a cancelled order.
+    DeliveredNotRefunded,
     /// A wallet balance is never negative.
     WalletNonNegative,
     /// `balance == initial − captured` per customer (quiescent, with initial balances).
@@ -158,6 +161,7 @@ impl Invariant {
             PaymentMatchesOrder => "money.payment-matches-order",
             ChargedOnlyIfNotCancelled => "money.charged-only-if-not-cancelled",
             DeliveredCharged => "money.delivered-charged",
+            DeliveredNotRefunded => "money.delivered-not-refunded",
             WalletNonNegative => "money.wallet-non-negative",
             WalletConservation => "money.wallet-conservation",
             WalletMatchesLedger => "money.wallet-matches-ledger",
@@ -181,6 +185,7 @@ impl Invariant {
             PaymentMatchesOrder
             | ChargedOnlyIfNotCancelled
             | DeliveredCharged
+            | DeliveredNotRefunded
             | WalletNonNegative
             | WalletConservation => 2,
             WalletMatchesLedger | LedgerMatchesPayments | MoneyEntersOnlyByChargeOrReason => 6,
@@ -1208,6 +1213,7 @@ fn check_money(st: &State, opts: &CheckOptions, r: &mut Report) {
         }
     }
     check_ledger(st, opts, r);
+    check_delivered_not_refunded(st, r);
     if !q {
         return;
     }
@@ -1239,6 +1245,40 @@ fn check_money(st: &State, opts: &CheckOptions, r: &mut Report) {
                     ),
                 ),
             }
+        }
+    }
+}
+
+/// Once both hold they hold for good: no need to wait for quiescence.
+fn check_delivered_not_refunded(st: &State, r: &mut Report) {
+    let delivered: BTreeSet<&String> = st
+        .orders
+        .iter()
+        .filter(|(_, o)| o.status() == "DELIVERED")
+        .map(|(id, _)| id)
+        .chain(
+            st.deliveries
+                .iter()
+                .filter(|(_, d)| d.status == "DELIVERED")
+                .map(|(id, _)| id),
+        )
+        .collect();
+    for id in delivered {
+        let payment = st.payments.get(id).map(|p| p.status.as_str());
+        let order = st.orders.get(id).map(|o| o.status());
+        if payment == Some("REFUNDED") || order == Some("CANCELLED") {
+            r.violate(
+                Invariant::DeliveredNotRefunded,
+                format!("order {id}"),
+                format!(
+                    "delivered (order {}, delivery {}) but its payment is {}",
+                    order.unwrap_or("missing"),
+                    st.deliveries
+                        .get(id)
+                        .map_or("missing", |d| d.status.as_str()),
+                    payment.unwrap_or("missing")
+                ),
+            );
         }
     }
 }
@@ -2192,6 +2232,27 @@ mod tests {
         st.payments.get_mut("o-2").unwrap().method = Some("WALLET".into());
         let r = evaluate(st, &opts);
         assert!(r.has(Invariant::WalletConservation, "wallet alice"), "{r}");
+    }
+
+    #[test]
+    fn a_delivered_order_that_was_refunded_is_a_violation() {
+        let mut st = base();
+        // The courier completed while the order was being cancelled, and it was refunded.
+        st.add_order(order("o-2", "CANCELLED", 1));
+        st.add_delivery(item(serde_json::json!({
+            "pk": "DELIVERY#o-2", "sk": "DELIVERY", "courierId": "c-1", "status": "DELIVERED",
+        })));
+        st.add_payments(item(serde_json::json!({
+            "pk": "PAYMENT#o-2", "sk": "PAYMENT", "customerId": "alice", "amount": 100,
+            "currency": "EUR", "status": "REFUNDED", "method": "WALLET",
+        })));
+        let r = evaluate(st, &CheckOptions::default());
+        assert!(r.has(Invariant::DeliveredNotRefunded, "order o-2"), "{r}");
+        assert_eq!(r.of(Invariant::DeliveredNotRefunded).len(), 1, "{r}");
+        assert_eq!(
+            Invariant::DeliveredNotRefunded.name(),
+            "money.delivered-not-refunded"
+        );
     }
 
     #[test]

@@ -1055,7 +1055,12 @@ mod tests {
         assert_eq!(gsi.name, "gsi1");
         assert_eq!(gsi.key_schema[0].name, "gsi1pk");
         assert_eq!(gsi.projection_type, "KEYS_ONLY");
-        assert_eq!(orders.attribute_definitions.len(), 4);
+        let overdue = &orders.global_secondary_indexes[1];
+        assert_eq!(overdue.name, dishpatch::orders::OVERDUE_INDEX);
+        assert_eq!(overdue.key_schema[0].name, "sweepShard");
+        assert_eq!(overdue.key_schema[1].name, "deadline");
+        assert_eq!(overdue.projection_type, "KEYS_ONLY");
+        assert_eq!(orders.attribute_definitions.len(), 6);
 
         let idem = t.table("IdempotencyTable").unwrap();
         assert_eq!(idem.key_schema.len(), 1);
