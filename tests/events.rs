@@ -47,6 +47,7 @@ async fn place_sample_order(sys: &System) {
         version: 0,
         saga: start.state.clone(),
         timeline: vec![],
+        deadline: None,
     };
     let (order, _) = dishpatch::orchestration::advance(
         &draft,
@@ -91,6 +92,9 @@ async fn every_sample_event_is_accepted_by_its_handler() {
             assert!((200..500).contains(&status), "{name}: {out}");
             let body = out["body"].as_str().unwrap_or("");
             assert!(!body.contains("route"), "{name}: not routed: {out}");
+        } else if event["detail-type"] == "Scheduled Event" {
+            // The sweep ran and said what it found.
+            assert!(out["overdue"].is_u64(), "{name}: {out}");
         } else {
             assert_eq!(
                 out["batchItemFailures"],
