@@ -10,6 +10,8 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod http;
+#[cfg(any(test, feature = "testing"))]
+pub mod http_fuzz;
 pub mod idempotency;
 pub mod logging;
 pub mod menu;

@@ -614,3 +614,21 @@ async fn a_cancel_of_a_completed_delivery_answers_with_the_completion() {
     handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
     assert_eq!(f.publisher.facts()[2], completed("c-1"));
 }
+
+/// Generated requests on every route: no panic, no 5xx, every 4xx a problem with a code.
+#[test]
+fn any_request_gets_a_clean_answer() {
+    use dishpatch::http_fuzz::{run, Route};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let f = fixture(FakeStore::with_couriers(&["courier-1"]));
+    rt.block_on(handle(&f.app, &dispatch_cmd("o-1"))).unwrap();
+    drop(rt);
+    run(
+        &f.app,
+        vec![Route::new(
+            "POST",
+            "/v1/deliveries/{orderId}/complete",
+            None,
+        )],
+    );
+}

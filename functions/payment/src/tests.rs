@@ -630,3 +630,31 @@ async fn get_wallet(f: &Fixture, sub: &str, roles: &str) -> (u16, Value) {
 mod card;
 /// Paid top-ups, the ledger and ADMIN credits over HTTP.
 mod wallet;
+
+/// Generated requests on every route: no panic, no 5xx, every 4xx a problem with a code.
+/// (The provider is the fake: a top-up's 503 is an outage answer, not checked here.)
+#[test]
+fn any_request_gets_a_clean_answer() {
+    use dishpatch::http_fuzz::{run, Route};
+    let f = fixture(FakePayments::with_wallet("alice", 5000, "EUR"));
+    run(
+        &f.app,
+        vec![
+            Route::new("GET", "/v1/wallet", None),
+            Route::new(
+                "POST",
+                "/v1/wallet/top-ups",
+                Some(
+                    json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_visa"}),
+                ),
+            ),
+            Route::new("GET", "/v1/wallet/transactions", None),
+            Route::new(
+                "POST",
+                "/v1/admin/wallets/{customerId}/credits",
+                Some(json!({"amount": {"amount": 100, "currency": "EUR"}, "reason": "goodwill"})),
+            ),
+        ],
+    );
+    f.store.state.lock().unwrap().assert_ledger_balances();
+}
