@@ -202,6 +202,7 @@ struct OrderList {
 
 async fn list_orders(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let who = caller(req)?;
+    who.require(&[Role::Customer])?;
     let page_size = match query(req, "page_size") {
         None => DEFAULT_PAGE_SIZE,
         Some(v) => v
