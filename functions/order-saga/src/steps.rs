@@ -6,6 +6,10 @@ use dishpatch::orchestration::{advance, Timings};
 use dishpatch::orders::OrderStore;
 use dishpatch::runtime::MessageError;
 use dishpatch::saga::{self, Outcome, SagaEvent};
+use dishpatch::validation::{is_bounded_text, is_valid_id};
+
+/// The longest reason a step's refusal may carry into the order.
+pub const MAX_REASON_CHARS: usize = 200;
 
 /// Re-reads and retries when another writer won the conditional write.
 const ATTEMPTS: usize = 4;
@@ -13,8 +17,27 @@ const ATTEMPTS: usize = 4;
 /// The saga input a fact stands for.
 pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, MessageError> {
     use MessageType as M;
-    let reason = || envelope.data_as::<data::Rejected>().map(|r| r.reason);
-    let courier = || envelope.data_as::<data::Courier>().map(|c| c.courier_id);
+    // What a fact carries into the order (its cancel reason, its courier) is bounded
+    // here, so no message can grow the order item.
+    let malformed = |what: &str| {
+        MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(format!(
+            "{what} is not bounded text"
+        )))
+    };
+    let reason = || -> Result<String, MessageError> {
+        let r = envelope.data_as::<data::Rejected>()?.reason;
+        if !is_bounded_text(&r, MAX_REASON_CHARS, true) {
+            return Err(malformed("reason"));
+        }
+        Ok(r)
+    };
+    let courier = || -> Result<String, MessageError> {
+        let c = envelope.data_as::<data::Courier>()?.courier_id;
+        if !is_valid_id(&c) {
+            return Err(malformed("courierId"));
+        }
+        Ok(c)
+    };
     Ok(match kind {
         M::InventoryReserved => SagaEvent::InventoryReserved,
         M::InventoryRejected => SagaEvent::InventoryRejected { reason: reason()? },

@@ -159,6 +159,28 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
         .await,
         Err(MessageError::Decode(_))
     ));
+    // What a fact would carry into the order is bounded: a huge reason, a control
+    // character, a courier that is no id.
+    for (kind, data) in [
+        (
+            MessageType::InventoryRejected,
+            json!({"reason": "x".repeat(100_000)}),
+        ),
+        (
+            MessageType::InventoryRejected,
+            json!({"reason": "out of stock\u{0}"}),
+        ),
+        (
+            MessageType::DeliveryDispatched,
+            json!({"courierId": "c/../1"}),
+        ),
+    ] {
+        let hostile = fact(kind, data);
+        assert!(matches!(
+            on_step_result(&store, &Default::default(), &hostile, kind).await,
+            Err(MessageError::Decode(_))
+        ));
+    }
     let mut stray = fact(MessageType::InventoryReserved, json!({}));
     stray.order_id = "o-404".into();
     assert!(matches!(
