@@ -55,11 +55,31 @@ pub fn is_stale(kind: MessageType, occurred_at: &str, now: DateTime<Utc>) -> boo
     is_informational(kind) && age(occurred_at, now).is_some_and(|a| a > STALE_AFTER)
 }
 
+/// The longest reason a fact may carry into a customer's message.
+pub const MAX_REASON_CHARS: usize = 200;
+
 pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(), MessageError> {
     if !TOLD.contains(&kind) {
         return Err(MessageError::Unsupported);
     }
     let data: OrderFact = fact.data_as()?;
+    // What is rendered into the customer's message and its record is bounded.
+    let bounded = dishpatch::validation::is_valid_id(&data.customer_id)
+        && data
+            .courier_id
+            .as_deref()
+            .is_none_or(dishpatch::validation::is_valid_id)
+        && data
+            .reason
+            .as_deref()
+            .is_none_or(|r| dishpatch::validation::is_bounded_text(r, MAX_REASON_CHARS, false));
+    if !bounded {
+        return Err(MessageError::Decode(
+            dishpatch::envelope::DecodeError::Malformed(
+                "customerId, courierId or reason is not bounded".into(),
+            ),
+        ));
+    }
     let now = app.clock.now();
     if is_stale(kind, &fact.occurred_at, now) {
         let age_ms = age(&fact.occurred_at, now)

@@ -279,6 +279,17 @@ async fn other_types_and_bad_payloads_are_refused() {
         json!({"customerId": "cust-1"}),
     );
     assert!(matches!(f.handle(&bad).await, Err(MessageError::Decode(_))));
+    for data in [
+        json!({"customerId": "cust-1", "total": {"amount": 1, "currency": "EUR"}, "reason": "x".repeat(201)}),
+        json!({"customerId": "cust 1\n", "total": {"amount": 1, "currency": "EUR"}}),
+        json!({"customerId": "cust-1", "total": {"amount": 1, "currency": "EUR"}, "courierId": "a/b"}),
+    ] {
+        let hostile = f.fact(MessageType::OrderCancelled, Duration::zero(), data);
+        assert!(matches!(
+            f.handle(&hostile).await,
+            Err(MessageError::Decode(_))
+        ));
+    }
     assert!(f.sent().is_empty());
 }
 
