@@ -316,7 +316,10 @@ async fn the_checker_names_what_was_corrupted() {
         .await
         .unwrap();
     assert!(clean.is_clean(), "the demo data is consistent:\n{clean}");
-    assert_eq!(clean.scanned.menu_items, seed::MENU.len() + seed::OTHER_MENU.len());
+    assert_eq!(
+        clean.scanned.menu_items,
+        seed::MENU.len() + seed::OTHER_MENU.len()
+    );
     assert_eq!(clean.scanned.couriers, 2);
 
     let db = aws_sdk_dynamodb::Client::new(&sys.stack.sdk);
