@@ -131,3 +131,59 @@ async fn settled(sys: &System, id: &str) -> serde_json::Value {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// A top-up during an outage answers 503 and credits nothing; its settlement is queued,
+/// and once the provider is back the payment queue charges and credits it, once, though
+/// the customer never retried.
+#[tokio::test]
+async fn a_top_up_during_an_outage_is_settled_from_the_queue() {
+    let opts =
+        LocalStackOptions::new(unique_prefix("topup-outage")).retry_delay(Duration::from_secs(2));
+    let sys = System::start_exactly(opts).await;
+    let psp = sys.stack.psp.as_ref().unwrap().handle();
+    let mut config = psp.config();
+    config.down = true;
+    psp.set_config(config.clone()).unwrap();
+    let r = sys
+        .call(
+            "POST",
+            "/v1/wallet/top-ups",
+            Some(("dora", &["CUSTOMER"])),
+            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_visa"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].clone()),
+        (503, json!("PAYMENT_PROVIDER_UNAVAILABLE")),
+        "{}",
+        r.body
+    );
+    assert_eq!(sys.wallet("dora").await, 0);
+    config.down = false;
+    psp.set_config(config).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sys.wallet("dora").await != 2500 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued top-up was never credited"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let top_ups: Vec<_> = psp
+        .charges()
+        .into_iter()
+        .filter(|c| c.reference.starts_with("topup:") && c.amount == 2500)
+        .collect();
+    assert_eq!(top_ups.len(), 1, "{top_ups:?}");
+    let charges = sys.stack.provider_charges().unwrap();
+    let report = sys
+        .stack
+        .checker()
+        .check_at_quiescence(
+            &dishpatch_local::invariants::CheckOptions::quiescent().provider_charges(charges),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report}");
+}

@@ -369,6 +369,7 @@ async fn the_checker_names_what_was_corrupted() {
         (Invariant::CourierBusyMatchesDelivery, "courier courier-2"),
         (Invariant::WalletNonNegative, "wallet bob"),
         (Invariant::WalletConservation, "wallet bob"),
+        (Invariant::WalletMatchesLedger, "wallet bob"),
     ] {
         assert!(
             r.has(invariant, subject),
@@ -379,7 +380,7 @@ async fn the_checker_names_what_was_corrupted() {
     assert!(busy.detail.contains("ghost-order"), "{busy}");
     let text = r.to_string();
     assert!(text.contains("stock.conservation") && text.contains("courier.busy-matches-delivery"));
-    assert_eq!(r.violations.len(), 4, "nothing else:\n{r}");
+    assert_eq!(r.violations.len(), 5, "nothing else:\n{r}");
 }
 
 /// A heavier drill for bug hunting (not part of the normal run): many concurrent

@@ -125,6 +125,9 @@ pub enum Invariant {
     /// against its own provider charge, matching the provider's record when it is
     /// known), an ADMIN credit with a reason, or the refund of a capture.
     MoneyEntersOnlyByChargeOrReason,
+    /// No top-up is left PENDING at rest: a charge during an outage is settled from the
+    /// payment queue or by the customer's retry (quiescent).
+    TopUpSettled,
     /// A courier's own item is consistent: AVAILABLE has `gsi1pk` and no
     /// `activeOrderId`; BUSY has an `activeOrderId` and no `gsi1pk`.
     CourierStateConsistent,
@@ -167,6 +170,7 @@ impl Invariant {
             WalletMatchesLedger => "money.wallet-matches-ledger",
             LedgerMatchesPayments => "money.ledger-matches-payments",
             MoneyEntersOnlyByChargeOrReason => "money.enters-only-by-charge-or-reason",
+            TopUpSettled => "money.top-up-settled",
             CourierStateConsistent => "courier.state-consistent",
             CourierSingleDelivery => "courier.single-delivery",
             CourierBusyMatchesDelivery => "courier.busy-matches-delivery",
@@ -188,7 +192,10 @@ impl Invariant {
             | DeliveredNotRefunded
             | WalletNonNegative
             | WalletConservation => 2,
-            WalletMatchesLedger | LedgerMatchesPayments | MoneyEntersOnlyByChargeOrReason => 6,
+            WalletMatchesLedger
+            | LedgerMatchesPayments
+            | MoneyEntersOnlyByChargeOrReason
+            | TopUpSettled => 6,
             StockConservation
             | StockNonNegative
             | StockReservedMatchesReservations
@@ -1428,6 +1435,15 @@ fn check_ledger(st: &State, opts: &CheckOptions, r: &mut Report) {
             format!("charge {charge}"),
             format!("credited {n} times"),
         );
+    }
+    if opts.expect_quiescent {
+        for t in st.top_ups.values().filter(|t| t.status == "PENDING") {
+            r.violate(
+                Invariant::TopUpSettled,
+                format!("top-up {}", t.top_up_id),
+                format!("{} of {} still PENDING at rest", t.amount, t.customer_id),
+            );
+        }
     }
     for t in st.top_ups.values().filter(|t| t.status == "CREDITED") {
         let entries = st

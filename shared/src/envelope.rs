@@ -74,6 +74,7 @@ message_types! {
     CommitInventory => InventoryQueue,
     CapturePayment => PaymentQueue,
     RefundPayment => PaymentQueue,
+    SettleTopUp => PaymentQueue,
     DispatchDelivery => DeliveryQueue,
     CancelDelivery => DeliveryQueue,
     StepTimeout => SagaQueue,
@@ -272,6 +273,14 @@ pub mod data {
     #[serde(rename_all = "camelCase")]
     pub struct Rejected {
         pub reason: String,
+    }
+
+    /// Settle a wallet top-up left PENDING by a provider outage (payment's own queue).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SettleTopUp {
+        pub customer_id: String,
+        pub top_up_id: String,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -58,6 +58,8 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
     let table = env.require("WALLETS_TABLE")?;
     let to = Destinations {
         order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
+        // Its own queue: top-ups left PENDING by an outage are settled from it.
+        payment_queue: env.require("PAYMENT_QUEUE_URL").ok(),
         ..Default::default()
     };
     Ok(App {
@@ -99,6 +101,7 @@ impl dishpatch::runtime::Function for App {
         match kind {
             MessageType::CapturePayment => handlers::capture(self, &envelope).await,
             MessageType::RefundPayment => handlers::refund(self, &envelope).await,
+            MessageType::SettleTopUp => top_up::settle_queued(self, &envelope).await,
             _ => Err(MessageError::Unsupported),
         }
     }

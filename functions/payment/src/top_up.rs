@@ -20,10 +20,12 @@ use crate::routes::TopUpView;
 use crate::topups::{TopUp, TopUpStatus};
 use crate::wallets::{Credit, MAX_BALANCE};
 use crate::App;
-use dishpatch::envelope::now;
-use dishpatch::error::Problem;
+use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
+use dishpatch::error::{Problem, StoreError};
 use dishpatch::http::{body_bytes, caller, json, Role};
 use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
+use dishpatch::runtime::MessageError;
+use dishpatch::validation::is_valid_id;
 use lambda_http::{Body, Request, Response};
 
 pub const WALLET_LIMIT_EXCEEDED: &str = "WALLET_LIMIT_EXCEEDED";
@@ -55,7 +57,7 @@ pub async fn top_up(app: &App, req: &Request) -> Result<Response<Body>, Problem>
     let key = idempotency_key(req)?;
     let request = parse_top_up(body_bytes(req))?;
     let id = top_up_id_for(&who.sub, key.as_deref());
-    let mut record = match app.top_ups.get(&who.sub, &id).await? {
+    let record = match app.top_ups.get(&who.sub, &id).await? {
         Some(earlier) => {
             if earlier.fingerprint != request.fingerprint() {
                 return Err(key_reused_problem());
@@ -93,22 +95,90 @@ pub async fn top_up(app: &App, req: &Request) -> Result<Response<Body>, Problem>
             }
         }
     };
-    // The record's token, not the request's: a retry repeats the first charge exactly.
-    let token = record.card_token.clone().unwrap_or(request.card_token);
+    match settle(app, &record).await? {
+        Settlement::Settled(done) => answer(&done),
+        Settlement::ByAnother(done) => answer(&done).map(replayed),
+        Settlement::Unavailable(e) => {
+            enqueue_settle(app, &record).await;
+            Err(unavailable(&record, &e))
+        }
+    }
+}
+
+/// What charging a PENDING top-up came to.
+pub enum Settlement {
+    /// Settled by this run (CREDITED, DECLINED or REFUNDED).
+    Settled(TopUp),
+    /// Another run settled it first: its record.
+    ByAnother(TopUp),
+    /// The provider gave no decision: still PENDING.
+    Unavailable(ProviderError),
+}
+
+/// Charges a PENDING top-up with its own card token and key (the provider answers a
+/// charge that already happened with that charge) and settles it: credited, declined,
+/// or refunded when the wallet can no longer take it.
+pub async fn settle(app: &App, pending: &TopUp) -> Result<Settlement, StoreError> {
+    let Some(token) = pending.card_token.clone() else {
+        return Err(StoreError::Corrupt(format!(
+            "PENDING top-up {} has no card token",
+            pending.top_up_id
+        )));
+    };
     let charge = Charge {
-        order_id: record.provider_key(),
-        amount: record.money(),
+        order_id: pending.provider_key(),
+        amount: pending.money(),
         card_token: token,
-        idempotency_key: record.provider_key(),
+        idempotency_key: pending.provider_key(),
     };
     match app.provider.authorize_capture(&charge).await {
-        Ok(ChargeOutcome::Captured { charge_id }) => credit(app, &record, charge_id).await,
+        Ok(ChargeOutcome::Captured { charge_id }) => credit(app, pending, charge_id).await,
         Ok(ChargeOutcome::Declined { code }) => {
-            tracing::info!(top_up_id = %record.top_up_id, code = %code, "top-up declined");
-            record = record.settled(TopUpStatus::Declined, None, Some(code), &now());
-            settle_then_answer(app, &record).await
+            tracing::info!(top_up_id = %pending.top_up_id, code = %code, "top-up declined");
+            let declined = pending.settled(TopUpStatus::Declined, None, Some(code), &now());
+            record_settled(app, declined).await
         }
-        Err(e) => Err(unavailable(&record, &e)),
+        Err(e) => Ok(Settlement::Unavailable(e)),
+    }
+}
+
+/// Asks the payment queue to settle the top-up later, so a charge that happened during
+/// an outage is credited even if the customer never retries. Best effort: the customer's
+/// retry with the same key settles it too.
+async fn enqueue_settle(app: &App, pending: &TopUp) {
+    let cmd = Envelope::new(
+        MessageType::SettleTopUp,
+        &pending.provider_key().replace(':', "-"),
+        data::SettleTopUp {
+            customer_id: pending.customer_id.clone(),
+            top_up_id: pending.top_up_id.clone(),
+        },
+    );
+    if let Err(e) = app.publisher.publish(&cmd).await {
+        tracing::error!(top_up_id = %pending.top_up_id, error = %e, "could not queue the top-up's settlement; it waits for a retry");
+    }
+}
+
+/// `SettleTopUp` from the payment queue: settles a top-up left PENDING by an outage. No
+/// decision yet is a transient failure (the queue brings it back, then parks it in the DLQ
+/// with the reason for an operator's redrive).
+pub async fn settle_queued(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
+    let req: data::SettleTopUp = cmd.data_as()?;
+    if !is_valid_id(&req.customer_id) || !is_valid_id(&req.top_up_id) {
+        return Err(DecodeError::Malformed("customerId or topUpId is not an id".into()).into());
+    }
+    let Some(top_up) = app.top_ups.get(&req.customer_id, &req.top_up_id).await? else {
+        return Err(DecodeError::Malformed(format!("no top-up {}", req.top_up_id)).into());
+    };
+    if top_up.status != TopUpStatus::Pending {
+        return Ok(());
+    }
+    match settle(app, &top_up).await? {
+        Settlement::Settled(t) | Settlement::ByAnother(t) => {
+            tracing::info!(top_up_id = %t.top_up_id, status = t.status.as_str(), "queued top-up settled");
+            Ok(())
+        }
+        Settlement::Unavailable(e) => Err(MessageError::Transient(e.to_string())),
     }
 }
 
@@ -128,7 +198,7 @@ async fn admissible(app: &App, customer_id: &str, request: &TopUpRequest) -> Res
 
 /// Charged: credit the wallet (PENDING -> CREDITED with the entry). If the wallet can no
 /// longer take it (a concurrent credit reached the limit), the charge is given back.
-async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Response<Body>, Problem> {
+async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Settlement, StoreError> {
     let at = now();
     let credited = pending.settled(TopUpStatus::Credited, Some(charge_id.clone()), None, &at);
     let entry = LedgerEntry::top_up(
@@ -142,7 +212,7 @@ async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Respons
         Credit::Credited => {
             tracing::info!(top_up_id = %pending.top_up_id, customer_id = %pending.customer_id,
                 amount = pending.amount, currency = %pending.currency, "wallet topped up");
-            return answer(&credited);
+            return Ok(Settlement::Settled(credited));
         }
         Credit::AlreadySettled => return settled_elsewhere(app, pending).await,
         Credit::CurrencyMismatch => CURRENCY_MISMATCH,
@@ -162,30 +232,33 @@ async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Respons
                 Some(reason.into()),
                 &now(),
             );
-            settle_then_answer(app, &refunded).await
+            record_settled(app, refunded).await
         }
         // The record stays PENDING: a retry charges (deduplicated) and tries again.
-        Err(e) => Err(unavailable(pending, &e)),
+        Err(e) => Ok(Settlement::Unavailable(e)),
     }
 }
 
-async fn settle_then_answer(app: &App, settled: &TopUp) -> Result<Response<Body>, Problem> {
-    if app.top_ups.settle(settled).await? {
-        answer(settled)
+async fn record_settled(app: &App, settled: TopUp) -> Result<Settlement, StoreError> {
+    if app.top_ups.settle(&settled).await? {
+        Ok(Settlement::Settled(settled))
     } else {
-        settled_elsewhere(app, settled).await
+        settled_elsewhere(app, &settled).await
     }
 }
 
-/// Another run of the request settled the top-up first: its outcome is the answer.
-async fn settled_elsewhere(app: &App, top_up: &TopUp) -> Result<Response<Body>, Problem> {
+/// Another run settled the top-up first: its outcome is the answer.
+async fn settled_elsewhere(app: &App, top_up: &TopUp) -> Result<Settlement, StoreError> {
     match app
         .top_ups
         .get(&top_up.customer_id, &top_up.top_up_id)
         .await?
     {
-        Some(r) if r.status != TopUpStatus::Pending => answer(&r).map(replayed),
-        _ => Err(Problem::internal()),
+        Some(r) if r.status != TopUpStatus::Pending => Ok(Settlement::ByAnother(r)),
+        _ => Err(StoreError::Corrupt(format!(
+            "top-up {} vanished or is still PENDING after a settle conflict",
+            top_up.top_up_id
+        ))),
     }
 }
 

@@ -433,3 +433,58 @@ async fn wallets_are_for_customers() {
     assert_eq!(status, 401);
     assert!(f.store.state.lock().unwrap().wallets.is_empty());
 }
+
+#[tokio::test]
+async fn a_top_up_left_pending_by_an_outage_is_settled_from_the_queue() {
+    let f = fixture(FakePayments::default());
+    // Charged, then the answer is lost: 503, and the settlement is queued.
+    f.psp.then(Script::ActThenLose);
+    let (status, _) = Req::top_up("c-1", paid(800, "tok_visa"))
+        .key("q")
+        .parts(&f)
+        .await;
+    assert_eq!(status, 503);
+    let queued: Vec<Envelope> = f.publisher.sent.lock().unwrap().clone();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].kind, "SettleTopUp");
+    // Still down when it first arrives: a transient failure, nothing credited.
+    f.psp.unavailable();
+    assert!(matches!(
+        handle(&f.app, &queued[0]).await,
+        Err(MessageError::Transient(_))
+    ));
+    assert_eq!(f.store.balance("c-1"), None);
+    // Back: the queued step finds the charge and credits it, once, with no new charge.
+    handle(&f.app, &queued[0]).await.unwrap();
+    handle(&f.app, &queued[0]).await.unwrap();
+    assert_eq!(f.store.balance("c-1"), Some(800));
+    let top_up = f
+        .store
+        .state
+        .lock()
+        .unwrap()
+        .top_ups
+        .values()
+        .next()
+        .cloned()
+        .unwrap();
+    assert_eq!(top_up.status, TopUpStatus::Credited);
+    assert_eq!(f.psp.charges_for(&top_up.provider_key()).len(), 1);
+    // The customer's retry answers the settled top-up.
+    let (status, body) = Req::top_up("c-1", paid(800, "tok_visa"))
+        .key("q")
+        .parts(&f)
+        .await;
+    assert_eq!((status, body["status"].clone()), (201, json!("CREDITED")));
+    assert_eq!(top_up_entries(&f, "c-1").len(), 1);
+    // A command naming no top-up is parked, not retried.
+    let stray = Envelope::new(
+        MessageType::SettleTopUp,
+        "topup-x",
+        json!({"customerId": "c-1", "topUpId": "nope"}),
+    );
+    assert!(matches!(
+        handle(&f.app, &stray).await,
+        Err(MessageError::Decode(_))
+    ));
+}
