@@ -143,7 +143,7 @@ async fn a_top_up_during_an_outage_is_settled_from_the_queue() {
     let psp = sys.stack.psp.as_ref().unwrap().handle();
     let mut config = psp.config();
     config.down = true;
-    psp.set_config(config.clone()).unwrap();
+    psp.set_config(config).unwrap();
     let r = sys
         .call(
             "POST",
