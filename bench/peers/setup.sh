@@ -9,7 +9,18 @@ mkdir -p "$out/python" "$out/node"
 
 # Python: its own venv with Powertools and boto3, byte-compiled up front as a Lambda
 # package or layer would ship it.
-py=${PEER_PYTHON:-$(command -v python3.12 || command -v python3)}
+# A version-manager shim may exist for a version that is not installed: take the first
+# interpreter that actually runs.
+py=${PEER_PYTHON:-}
+if [ -z "$py" ]; then
+  for candidate in python3.12 python3; do
+    if command -v "$candidate" > /dev/null && "$candidate" -c 'import venv' 2> /dev/null; then
+      py=$candidate
+      break
+    fi
+  done
+fi
+[ -n "$py" ] || { echo "no working python3 found (set PEER_PYTHON)" >&2; exit 1; }
 cp bench/peers/python/handler.py bench/peers/python/bootstrap.py bench/peers/python/requirements.txt "$out/python/"
 if [ ! -x "$out/python/venv/bin/python" ]; then
   "$py" -m venv "$out/python/venv"
