@@ -1,5 +1,5 @@
 //! The invariant checker: scans a stack's tables and reports every state that breaks
-//! one of DESIGN.md's invariants (1–5), as far as stored state can show them.
+//! one of the invariants (1–8) of `docs/architecture.md`, as far as stored state can show them.
 //!
 //! ```no_run
 //! # async fn t(local: &dishpatch_local::LocalStack) -> dishpatch_local::Result<()> {
@@ -75,7 +75,7 @@ type Item = std::collections::HashMap<String, AttributeValue>;
 // ------------------------------------------------------------------ the report
 
 /// Which invariant a [`Violation`] breaks. [`Invariant::name`] is stable (tests and
-/// dashboards match on it); [`Invariant::design`] is the DESIGN.md invariant it proves.
+/// dashboards match on it); [`Invariant::design`] is the invariant (1–8) of `docs/architecture.md` it proves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Invariant {
     /// `available + reserved + sold == stocked` for a menu item.
@@ -181,7 +181,7 @@ impl Invariant {
         }
     }
 
-    /// The DESIGN.md invariant (1–5) this check proves.
+    /// The invariant (1–8) of `docs/architecture.md` this check proves.
     pub fn design(self) -> u8 {
         use Invariant::*;
         match self {
