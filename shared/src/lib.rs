@@ -1,30 +1,28 @@
 //! The dishpatch shared crate: what every function agrees on.
 //!
-//! Pure parts (no I/O, no AWS types): [`money`], [`order`], [`menu`], [`validation`],
-//! [`pricing`], [`envelope`], [`saga`], [`error`].
-//! Edges: [`http`] (API conventions), [`runtime`] (one entry point per Lambda),
-//! [`aws`] (adapters behind narrow ports), [`config`], [`logging`].
+//! It builds on `dishpatch-core`, the pure domain, and re-exports its modules under
+//! the same paths: [`money`], [`order`], [`menu`], [`validation`], [`pricing`],
+//! [`envelope`], [`saga`], [`orchestration`], [`error`].
+//! What it adds are the edges, where I/O happens: [`http`] (API conventions),
+//! [`runtime`] (one entry point per Lambda), [`aws`] (adapters behind narrow ports),
+//! [`orders`] (the order store), [`idempotency`], [`resilience`], [`config`] (the
+//! environment and the SDK configuration), [`logging`], [`tls`].
+
+pub use dishpatch_core::{
+    envelope, error, menu, money, orchestration, order, pricing, saga, validation,
+};
 
 pub mod aws;
 pub mod config;
-pub mod envelope;
-pub mod error;
 pub mod http;
 #[cfg(any(test, feature = "testing"))]
 pub mod http_fuzz;
 pub mod idempotency;
 pub mod logging;
-pub mod menu;
-pub mod money;
-pub mod orchestration;
-pub mod order;
 pub mod orders;
-pub mod pricing;
 pub mod resilience;
 pub mod runtime;
-pub mod saga;
 /// Fakes and emulator helpers for tests; not part of any deployed binary.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
-pub mod validation;

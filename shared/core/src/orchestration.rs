@@ -220,7 +220,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             version: 1,
-            ..crate::testing::sample_order()
+            ..crate::fixtures::sample_order()
         }
     }
 
