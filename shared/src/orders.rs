@@ -39,20 +39,7 @@ pub trait OrderStore: Send + Sync {
     }
 }
 
-/// The sparse index of orders waiting on a deadline: only an order with a deadline has
-/// its `sweepShard`, so the index holds exactly the orders not at rest.
-pub const OVERDUE_INDEX: &str = "gsi2";
-/// Open orders spread over this many index partitions, so their updates do not all
-/// write one.
-pub const SWEEP_SHARDS: u32 = 4;
-
-/// The shard of an order in [`OVERDUE_INDEX`] (FNV-1a: stable across builds).
-pub fn sweep_shard(order_id: &str) -> String {
-    let h = order_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("OPEN#{}", h % u64::from(SWEEP_SHARDS))
-}
+pub use dishpatch_core::keys::{order_pk, sweep_shard, OVERDUE_INDEX, SWEEP_SHARDS};
 
 /// The stored item: the order plus its keys and the outbox of its latest write.
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,10 +67,6 @@ struct OrderRecord {
 pub struct OutboxImage {
     #[serde(default)]
     pub outbox: Vec<Envelope>,
-}
-
-pub fn order_pk(order_id: &str) -> String {
-    format!("ORDER#{order_id}")
 }
 
 #[derive(Clone, Debug)]

@@ -67,9 +67,7 @@ pub trait WalletStore: Send + Sync {
     async fn credit_admin(&self, credit: &AdminCredit) -> Result<Credit, StoreError>;
 }
 
-pub fn wallet_pk(customer_id: &str) -> String {
-    format!("WALLET#{customer_id}")
-}
+pub use dishpatch::keys::wallet_pk;
 
 pub fn wallet_key(customer_id: &str) -> Item {
     Item::from([

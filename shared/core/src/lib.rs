@@ -3,7 +3,7 @@
 //! [`money`], [`order`], [`menu`], [`pricing`], [`validation`], the message
 //! [`envelope`], the [`saga`] state machine, [`orchestration`] (a saga transition in,
 //! the next order version and its messages out), API [`error`]s and function
-//! [`config`] as a plain map.
+//! [`config`] as a plain map; the table [`keys`] computed from an id.
 //!
 //! This crate may not depend on any AWS, Lambda or HTTP crate, nor on an async
 //! runtime: what lives here is testable as plain functions, and `tests/core_is_pure.rs`
@@ -16,6 +16,7 @@ pub mod error;
 /// A sample order for tests; not part of any deployed binary.
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod keys;
 pub mod menu;
 pub mod money;
 pub mod orchestration;
