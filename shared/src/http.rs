@@ -172,6 +172,18 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
         .and_then(|q| q.first(name).map(str::to_owned))
 }
 
+/// The `page_size` query parameter: `default` when absent, else 1..=`max`.
+pub fn page_size(req: &Request, default: u32, max: u32) -> Result<u32, Problem> {
+    match query(req, "page_size") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| Problem::bad_request("page_size", format!("must be 1..={max}"))),
+    }
+}
+
 pub fn path_param(req: &Request, name: &str) -> Result<String, Problem> {
     req.path_parameters_ref()
         .and_then(|p| p.first(name).map(str::to_owned))

@@ -6,7 +6,7 @@ use crate::App;
 use dishpatch::error::{Problem, StoreError};
 use dishpatch::http::{body_bytes, caller, json, path_param, route_key, Role};
 use dishpatch::menu::MenuItem;
-use dishpatch::money::{is_currency_code, Money};
+use dishpatch::money::Money;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -121,33 +121,12 @@ pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
             ))
         }
     };
-    if !v.get("price").is_some_and(Value::is_object) {
-        return Err(Problem::bad_request(
-            "price",
-            "price {amount, currency} is required",
-        ));
-    }
     // A free item would let any order of it through without payment.
-    let amount = integer_in(&v["price"]["amount"], 1, MAX_PRICE).ok_or_else(|| {
-        Problem::bad_request(
-            "price.amount",
-            format!("must be an integer 1..={MAX_PRICE} (minor units)"),
-        )
-    })?;
-    let currency = v["price"]["currency"]
-        .as_str()
-        .filter(|c| is_currency_code(c))
-        .ok_or_else(|| {
-            Problem::bad_request("price.currency", "must be an ISO 4217 code such as EUR")
-        })?;
+    let price = dishpatch::validation::money_field(&v, "price", 1, MAX_PRICE)?;
     let stock = integer_in(&v["stock"], 0, MAX_STOCK).ok_or_else(|| {
         Problem::bad_request("stock", format!("must be an integer 0..={MAX_STOCK}"))
     })?;
-    Ok(ItemUpdate {
-        name,
-        price: Money::new(amount, currency),
-        stock,
-    })
+    Ok(ItemUpdate { name, price, stock })
 }
 
 fn integer_in(v: &Value, min: i64, max: i64) -> Option<i64> {

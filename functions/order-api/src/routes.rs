@@ -68,11 +68,7 @@ const ORDER_ID_NAMESPACE: uuid::Uuid =
 /// its write (a timeout, a crash) meets that write instead of placing a second order.
 pub fn order_id_for(customer_id: &str, key: Option<&str>) -> String {
     match key {
-        // JSON keeps the two parts apart whatever they contain.
-        Some(k) => {
-            let name = serde_json::to_vec(&[customer_id, k]).expect("strings serialize");
-            uuid::Uuid::new_v5(&ORDER_ID_NAMESPACE, &name).to_string()
-        }
+        Some(k) => dishpatch::keys::derived_id(ORDER_ID_NAMESPACE, &[customer_id, k]),
         None => uuid::Uuid::new_v4().to_string(),
     }
 }
@@ -203,19 +199,7 @@ struct OrderList {
 async fn list_orders(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let who = caller(req)?;
     who.require(&[Role::Customer])?;
-    let page_size = match query(req, "page_size") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                Problem::bad_request(
-                    "page_size",
-                    format!("page_size must be 1..={MAX_PAGE_SIZE}"),
-                )
-            })?,
-    };
+    let page_size = dishpatch::http::page_size(req, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let token = query(req, "page_token");
     let page = app
         .orders

@@ -24,10 +24,7 @@ const CREDIT_NAMESPACE: uuid::Uuid =
 
 pub fn credit_id_for(admin: &str, customer_id: &str, key: Option<&str>) -> String {
     match key {
-        Some(k) => {
-            let name = serde_json::to_vec(&[admin, customer_id, k]).expect("strings serialize");
-            uuid::Uuid::new_v5(&CREDIT_NAMESPACE, &name).to_string()
-        }
+        Some(k) => dishpatch::keys::derived_id(CREDIT_NAMESPACE, &[admin, customer_id, k]),
         None => uuid::Uuid::new_v4().to_string(),
     }
 }

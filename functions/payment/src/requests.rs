@@ -4,8 +4,8 @@
 #![allow(clippy::result_large_err)]
 
 use dishpatch::error::Problem;
-use dishpatch::money::{is_currency_code, Money};
-use dishpatch::validation::{is_valid_card_token, MAX_CARD_TOKEN_LEN};
+use dishpatch::money::Money;
+use dishpatch::validation::{is_valid_card_token, money_field, MAX_CARD_TOKEN_LEN};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -72,28 +72,7 @@ fn object(body: &[u8]) -> Result<Value, Problem> {
 }
 
 fn amount(v: &Value, max: i64) -> Result<Money, Problem> {
-    if !v.get("amount").is_some_and(Value::is_object) {
-        return Err(Problem::bad_request(
-            "amount",
-            "amount {amount, currency} is required",
-        ));
-    }
-    let minor = v["amount"]["amount"]
-        .as_i64()
-        .filter(|a| (1..=max).contains(a))
-        .ok_or_else(|| {
-            Problem::bad_request(
-                "amount.amount",
-                format!("must be an integer 1..={max} (minor units)"),
-            )
-        })?;
-    let currency = v["amount"]["currency"]
-        .as_str()
-        .filter(|c| is_currency_code(c))
-        .ok_or_else(|| {
-            Problem::bad_request("amount.currency", "must be an ISO 4217 code such as EUR")
-        })?;
-    Ok(Money::new(minor, currency))
+    money_field(v, "amount", 1, max)
 }
 
 pub fn parse_top_up(body: &[u8]) -> Result<TopUpRequest, Problem> {

@@ -5,7 +5,7 @@ use crate::topups::TopUp;
 use crate::wallets::{Wallet, DEFAULT_CURRENCY};
 use crate::App;
 use dishpatch::error::Problem;
-use dishpatch::http::{body_bytes, caller, json, path_param, query, route_key, Role};
+use dishpatch::http::{body_bytes, caller, json, page_size, path_param, query, route_key, Role};
 use dishpatch::money::Money;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -95,16 +95,7 @@ struct EntriesView {
 async fn transactions(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let who = caller(req)?;
     who.require(&[Role::Customer])?;
-    let page_size = match query(req, "page_size") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                Problem::bad_request("page_size", format!("must be 1..={MAX_PAGE_SIZE}"))
-            })?,
-    };
+    let page_size = page_size(req, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let token = query(req, "page_token");
     if let Some(t) = &token {
         if crate::ledger::decode_cursor(t).is_none() {

@@ -43,10 +43,7 @@ const TOP_UP_NAMESPACE: uuid::Uuid =
 /// retry names the same top-up; random without a key.
 pub fn top_up_id_for(customer_id: &str, key: Option<&str>) -> String {
     match key {
-        Some(k) => {
-            let name = serde_json::to_vec(&[customer_id, k]).expect("strings serialize");
-            uuid::Uuid::new_v5(&TOP_UP_NAMESPACE, &name).to_string()
-        }
+        Some(k) => dishpatch::keys::derived_id(TOP_UP_NAMESPACE, &[customer_id, k]),
         None => uuid::Uuid::new_v4().to_string(),
     }
 }

@@ -25,3 +25,27 @@ pub fn sweep_shard(order_id: &str) -> String {
 pub fn wallet_pk(customer_id: &str) -> String {
     format!("WALLET#{customer_id}")
 }
+
+/// An id derived from its parts under `namespace` (UUID v5): the same parts always name
+/// the same thing (a retried request its first order, top-up or credit), and different
+/// parts never collide however they are spelled (they are hashed as a JSON list).
+pub fn derived_id(namespace: uuid::Uuid, parts: &[&str]) -> String {
+    let name = serde_json::to_vec(parts).expect("strings serialize");
+    uuid::Uuid::new_v5(&namespace, &name).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_keep_their_parts_apart() {
+        let ns = uuid::Uuid::from_u128(1);
+        assert_eq!(derived_id(ns, &["a", "b"]), derived_id(ns, &["a", "b"]));
+        assert_ne!(derived_id(ns, &["a", "b"]), derived_id(ns, &["ab", ""]));
+        assert_ne!(
+            derived_id(ns, &["a", "b"]),
+            derived_id(uuid::Uuid::from_u128(2), &["a", "b"])
+        );
+    }
+}

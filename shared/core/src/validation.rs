@@ -178,6 +178,42 @@ pub fn validate(req: PlaceOrderRequest) -> Result<ValidOrderRequest, Problem> {
     })
 }
 
+/// The money object `{amount, currency}` at `body[field]`: an integer amount in
+/// `min..=max` minor units and an ISO 4217 code; each error names the failing part.
+#[allow(clippy::result_large_err)]
+pub fn money_field(
+    body: &serde_json::Value,
+    field: &str,
+    min: i64,
+    max: i64,
+) -> Result<crate::money::Money, Problem> {
+    let Some(obj) = body.get(field).filter(|v| v.is_object()) else {
+        return Err(Problem::bad_request(
+            field,
+            format!("{field} {{amount, currency}} is required"),
+        ));
+    };
+    let amount = obj["amount"]
+        .as_i64()
+        .filter(|a| (min..=max).contains(a))
+        .ok_or_else(|| {
+            Problem::bad_request(
+                &format!("{field}.amount"),
+                format!("must be an integer {min}..={max} (minor units)"),
+            )
+        })?;
+    let currency = obj["currency"]
+        .as_str()
+        .filter(|c| crate::money::is_currency_code(c))
+        .ok_or_else(|| {
+            Problem::bad_request(
+                &format!("{field}.currency"),
+                "must be an ISO 4217 code such as EUR",
+            )
+        })?;
+    Ok(crate::money::Money::new(amount, currency))
+}
+
 /// Free text a person typed: at most `max_chars` characters and `4 × max_chars` bytes,
 /// no control characters (they break logs, headers and notifications), and not blank
 /// when `required`.
