@@ -5,7 +5,8 @@
 //! [`envelope`], [`saga`], [`orchestration`], [`error`], [`keys`].
 //! What it adds are the edges, where I/O happens: [`http`] (API conventions),
 //! [`runtime`] (one entry point per Lambda), [`aws`] (adapters behind narrow ports),
-//! [`orders`] (the order store), [`idempotency`], [`resilience`], [`config`] (the
+//! [`orders`] (the order store), [`transition`] (a saga step on a stored order,
+//! retried on a conflicting write), [`idempotency`], [`resilience`], [`config`] (the
 //! environment and the SDK configuration), [`logging`], [`tls`].
 
 pub use dishpatch_core::{
@@ -26,3 +27,4 @@ pub mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod transition;

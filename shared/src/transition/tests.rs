@@ -1,0 +1,257 @@
+//! The loop over the in-memory store, and over a store where another writer gets in
+//! before the first saves.
+
+use super::*;
+use crate::envelope::MessageType;
+use crate::order::OrderStatus;
+use crate::orders::Page;
+use crate::saga::SagaError;
+use crate::testing::{sample_order, InMemoryOrderStore};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+const ATTEMPTS: usize = 4;
+
+const NO_MESSAGE: Cause = Cause {
+    name: "Test",
+    message: None,
+};
+
+/// o-1, PENDING (version 1), its outbox written.
+async fn placed(store: &dyn OrderStore) -> Order {
+    let (order, outbox) = advance(
+        &sample_order(),
+        &saga::start(),
+        "PlaceOrder",
+        None,
+        "2026-11-22T10:00:00.000Z",
+        &Timings::default(),
+    );
+    store.save(&order, None, &outbox).await.unwrap();
+    order
+}
+
+fn cancel() -> SagaEvent {
+    SagaEvent::CancelRequested {
+        reason: "CUSTOMER_CANCELLED".into(),
+    }
+}
+
+async fn run(store: &dyn OrderStore, event: &SagaEvent, cause: Cause<'_>) -> Applied {
+    apply(store, &Timings::default(), "o-1", event, cause, ATTEMPTS)
+        .await
+        .unwrap()
+}
+
+fn sent(store: &InMemoryOrderStore) -> Vec<String> {
+    let outbox = store.outbox.lock().unwrap();
+    outbox.iter().map(|e| e.kind.clone()).collect()
+}
+
+#[tokio::test]
+async fn an_event_the_saga_takes_is_written_with_its_outbox() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let fact = Envelope::new(MessageType::InventoryReserved, "o-1", serde_json::json!({}));
+    let cause = Cause {
+        name: "InventoryReserved",
+        message: Some(&fact),
+    };
+    let Applied::Moved { from, to } = run(&store, &SagaEvent::InventoryReserved, cause).await
+    else {
+        panic!("the reservation moves the order on")
+    };
+    assert_eq!((from.version, to.version), (1, 2));
+    assert_eq!(to.status(), OrderStatus::Reserved);
+    assert_eq!(to.timeline.last().unwrap().cause, "InventoryReserved");
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), *to);
+    let outbox = store.outbox.lock().unwrap();
+    let capture = outbox.iter().find(|e| e.kind == "CapturePayment").unwrap();
+    assert_eq!(capture.causation_id.as_deref(), Some(fact.id.as_str()));
+}
+
+#[tokio::test]
+async fn a_duplicate_or_refused_event_writes_nothing() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    assert!(matches!(
+        run(&store, &cancel(), NO_MESSAGE).await,
+        Applied::Moved { .. }
+    ));
+    let version = store.get("o-1").await.unwrap().unwrap().version;
+    let sent_before = sent(&store);
+    let Applied::Ignored { order, .. } = run(&store, &cancel(), NO_MESSAGE).await else {
+        panic!("a second cancel is a duplicate")
+    };
+    assert_eq!(order.status(), OrderStatus::Cancelled);
+    store.orders.lock().unwrap()[0].saga.status = OrderStatus::Delivered;
+    let Applied::Refused { error, .. } = run(&store, &cancel(), NO_MESSAGE).await else {
+        panic!("a delivered order cannot be cancelled")
+    };
+    assert_eq!(error, SagaError::NotCancellable("DELIVERED"));
+    assert_eq!(store.get("o-1").await.unwrap().unwrap().version, version);
+    assert_eq!(sent(&store), sent_before);
+}
+
+#[tokio::test]
+async fn an_unknown_order_is_missing() {
+    let store = InMemoryOrderStore::default();
+    assert!(matches!(
+        run(&store, &cancel(), NO_MESSAGE).await,
+        Applied::Missing
+    ));
+    assert!(sent(&store).is_empty());
+}
+
+#[tokio::test]
+async fn decide_can_send_no_event() {
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let not_alices = |o: &Order| match o.customer_id.as_str() {
+        "bob" => Ok(cancel()),
+        other => Err(other.to_owned()),
+    };
+    let applied = apply_with(
+        &store,
+        &Timings::default(),
+        "o-1",
+        not_alices,
+        NO_MESSAGE,
+        3,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(applied, Applied::Declined(who) if who == "alice"));
+    assert_eq!(sent(&store).len(), 3, "only the placement's outbox");
+}
+
+/// Before each of its first `races` saves, another writer moves the order on (rewrites
+/// it one version up), so that save's condition fails.
+struct Racing {
+    inner: InMemoryOrderStore,
+    races: AtomicUsize,
+    saves: AtomicUsize,
+}
+
+impl Racing {
+    fn new(races: usize) -> Self {
+        Racing {
+            inner: InMemoryOrderStore::default(),
+            races: AtomicUsize::new(races),
+            saves: AtomicUsize::new(0),
+        }
+    }
+
+    async fn race(&self, order_id: &str) {
+        let lost = self
+            .races
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+        if lost.is_ok() {
+            let mut theirs = self.inner.get(order_id).await.unwrap().unwrap();
+            let read = theirs.version;
+            theirs.version += 1;
+            self.inner.save(&theirs, Some(read), &[]).await.unwrap();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderStore for Racing {
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+        self.inner.get(order_id).await
+    }
+
+    async fn save(
+        &self,
+        order: &Order,
+        expected: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
+        if expected.is_some() {
+            self.saves.fetch_add(1, SeqCst);
+            self.race(&order.order_id).await;
+        }
+        self.inner.save(order, expected, outbox).await
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer_id: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        (self.inner)
+            .list_for_customer(customer_id, page_size, page_token)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_loses_a_race_is_decided_again_on_the_fresh_order() {
+    let store = Racing::new(1);
+    placed(&store).await;
+    let reads = std::sync::Mutex::new(vec![]);
+    let decide = |o: &Order| {
+        reads.lock().unwrap().push(o.version);
+        Ok::<_, Infallible>(cancel())
+    };
+    let applied = apply_with(&store, &Timings::default(), "o-1", decide, NO_MESSAGE, 3)
+        .await
+        .unwrap();
+    let Applied::Moved { from, to } = applied else {
+        panic!("the second try is written")
+    };
+    assert_eq!(*reads.lock().unwrap(), [1, 2], "decided on each read");
+    assert_eq!((from.version, to.version), (2, 3));
+    assert_eq!(to.status(), OrderStatus::Cancelled);
+    assert_eq!(store.saves.load(SeqCst), 2);
+    let sent = sent(&store.inner);
+    assert_eq!(sent.iter().filter(|k| *k == "OrderCancelled").count(), 1);
+}
+
+#[tokio::test]
+async fn a_write_that_loses_every_race_gives_up_after_its_attempts() {
+    let store = Racing::new(usize::MAX);
+    placed(&store).await;
+    for attempts in [1, 3, 4] {
+        store.saves.store(0, SeqCst);
+        let applied = apply(
+            &store,
+            &Timings::default(),
+            "o-1",
+            &cancel(),
+            NO_MESSAGE,
+            attempts,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(applied, Applied::Contended));
+        assert_eq!(store.saves.load(SeqCst), attempts);
+    }
+    let order = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(order.status(), OrderStatus::Pending, "never written");
+    assert!(!sent(&store.inner).contains(&"OrderCancelled".to_owned()));
+}
+
+#[tokio::test]
+async fn a_store_failure_is_returned_as_it_is() {
+    struct Down;
+    #[async_trait::async_trait]
+    impl OrderStore for Down {
+        async fn get(&self, _: &str) -> Result<Option<Order>, StoreError> {
+            Err(StoreError::Aws("throttled".into()))
+        }
+        async fn save(&self, _: &Order, _: Option<u64>, _: &[Envelope]) -> Result<(), StoreError> {
+            unreachable!("nothing was read")
+        }
+        async fn list_for_customer(
+            &self,
+            _: &str,
+            _: u32,
+            _: Option<&str>,
+        ) -> Result<Page, StoreError> {
+            unreachable!("not listed")
+        }
+    }
+    let failed = apply(&Down, &Timings::default(), "o-1", &cancel(), NO_MESSAGE, 4).await;
+    assert!(matches!(failed, Err(StoreError::Aws(_))));
+}
