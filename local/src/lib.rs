@@ -60,10 +60,10 @@ pub mod seed;
 pub mod serve;
 pub mod soak;
 pub mod stack;
-pub mod template;
 pub mod testing;
 pub mod tokens;
 
+pub use dishpatch_template as template;
 pub use provision::Stack;
 pub use stack::{LocalStack, LocalStackOptions};
 

@@ -161,32 +161,39 @@ impl Stack {
     }
 }
 
-/// `{prefix}-{logical}`, kept within `max` characters (including `suffix`): long names
-/// are shortened with a stable hash so two logical ids never collide.
-pub fn physical_name(prefix: &str, logical_id: &str, max: usize, suffix: &str) -> String {
-    let full = format!("{prefix}-{logical_id}");
-    if full.len() + suffix.len() <= max {
-        return format!("{full}{suffix}");
-    }
-    // FNV-1a: stable across runs and platforms.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in full.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    let tag = format!("-{:08x}", h as u32);
-    let keep = max.saturating_sub(tag.len() + suffix.len());
-    let mut cut = full[..keep.min(full.len())].to_owned();
-    while !cut.is_char_boundary(cut.len()) {
-        cut.pop();
-    }
-    format!("{cut}{tag}{suffix}")
-}
+pub use crate::template::names::{
+    physical_name, FUNCTION_NAME_MAX, QUEUE_NAME_MAX, TABLE_NAME_MAX, TOPIC_NAME_MAX,
+};
 
-pub(crate) const TABLE_NAME_MAX: usize = 255;
-pub(crate) const QUEUE_NAME_MAX: usize = 80;
-const TOPIC_NAME_MAX: usize = 256;
-const FUNCTION_NAME_MAX: usize = 64;
+impl crate::template::StackNames for Stack {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn template(&self) -> &Template {
+        &self.template
+    }
+
+    fn table_name_of(&self, logical_id: &str) -> Option<String> {
+        self.tables.get(logical_id).map(|t| t.name.clone())
+    }
+
+    fn queue_urls(&self) -> BTreeMap<String, String> {
+        self.queues
+            .iter()
+            .map(|(id, q)| (id.clone(), q.url.clone()))
+            .collect()
+    }
+
+    fn topic_of(&self, logical_id: &str) -> Option<crate::template::TopicName> {
+        self.topics
+            .get(logical_id)
+            .map(|t| crate::template::TopicName {
+                name: t.name.clone(),
+                arn: t.arn.clone(),
+            })
+    }
+}
 
 /// Provisions the template's resources under `prefix` and returns what was created.
 pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -> Result<Stack> {
@@ -734,29 +741,6 @@ pub fn variable<'a>(stack: &'a Stack, function: &str, name: &str) -> Option<&'a 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn physical_names_fit_the_limits() {
-        assert_eq!(
-            physical_name("dishpatch", "SagaQueue", 80, ""),
-            "dishpatch-SagaQueue"
-        );
-        let long = physical_name(
-            &"p".repeat(40),
-            &"VeryLongLogicalIdentifier".repeat(3),
-            80,
-            ".fifo",
-        );
-        assert_eq!(long.len(), 80);
-        assert!(long.ends_with(".fifo"));
-        let other = physical_name(
-            &"p".repeat(40),
-            &"VeryLongLogicalIdentifierX".repeat(3),
-            80,
-            ".fifo",
-        );
-        assert_ne!(long, other, "hash keeps truncated names distinct");
-    }
 
     #[test]
     fn prefixes_are_validated() {
