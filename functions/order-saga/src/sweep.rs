@@ -7,13 +7,13 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use dishpatch::config::Env;
-use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
-use dishpatch::orchestration::{advance, Timings};
+use dishpatch::orchestration::Timings;
 use dishpatch::order::Order;
 use dishpatch::orders::OrderStore;
 use dishpatch::resilience::metrics::{emit, METRICS_NAMESPACE};
-use dishpatch::saga::{self, Outcome, SagaEvent, Timeout};
+use dishpatch::saga::{self, SagaEvent, Timeout};
+use dishpatch::transition::{self, Applied, Cause};
 use serde::Serialize;
 use serde_json::json;
 
@@ -103,43 +103,52 @@ async fn drive(
     order_id: &str,
     before: &str,
 ) -> Result<bool, StoreError> {
-    for _ in 0..ATTEMPTS {
-        let Some(order) = orders.get(order_id).await? else {
-            return Ok(false);
-        };
-        let overdue = order.deadline.as_deref().is_some_and(|d| d < before);
-        let Some(due) = saga::awaiting(&order.saga).filter(|_| overdue) else {
-            tracing::info!(
-                order_id,
-                status = order.status().as_str(),
-                "swept order moved on meanwhile"
-            );
-            return Ok(false);
-        };
-        let event = SagaEvent::StepTimeout {
+    let cause = Cause {
+        name: CAUSE,
+        message: None,
+    };
+    let decide = |order: &Order| match overdue(order, before) {
+        Some(due) => Ok(SagaEvent::StepTimeout {
             step: due.step,
             attempt: due.attempt,
-        };
-        let transition = match saga::transition(&order.saga, &event) {
-            Ok(Outcome::Apply(t)) => t,
-            other => {
-                tracing::warn!(order_id, status = order.status().as_str(), outcome = ?other,
-                    "overdue order whose deadline the saga does not take; left as it is");
-                return Ok(false);
+        }),
+        None => Err(order.status()),
+    };
+    let applied =
+        transition::apply_with(orders, timings, order_id, decide, cause, ATTEMPTS).await?;
+    Ok(match applied {
+        Applied::Moved { from, to } => {
+            // Decided on `from`, so this is the deadline it missed.
+            if let Some(due) = overdue(&from, before) {
+                report(&from, &to, due);
             }
-        };
-        let (next, outbox) = advance(&order, &transition, CAUSE, None, &now(), timings);
-        match orders.save(&next, Some(order.version), &outbox).await {
-            Ok(()) => {
-                report(&order, &next, due);
-                return Ok(true);
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
+            true
         }
-    }
-    // Still changing under us: it is alive; the next run looks again.
-    Ok(false)
+        Applied::Declined(status) => {
+            tracing::info!(
+                order_id,
+                status = status.as_str(),
+                "swept order moved on meanwhile"
+            );
+            false
+        }
+        Applied::Ignored { order, why } => left_as_it_is(&order, why),
+        Applied::Refused { order, error } => left_as_it_is(&order, &error.to_string()),
+        // Gone, or still changing under us (alive): the next run looks again.
+        Applied::Missing | Applied::Contended => false,
+    })
+}
+
+/// The step timeout `order` has been due since before `before`, if any.
+fn overdue(order: &Order, before: &str) -> Option<Timeout> {
+    let overdue = order.deadline.as_deref().is_some_and(|d| d < before);
+    saga::awaiting(&order.saga).filter(|_| overdue)
+}
+
+fn left_as_it_is(order: &Order, why: &str) -> bool {
+    tracing::warn!(order_id = %order.order_id, status = order.status().as_str(), why,
+        "overdue order whose deadline the saga does not take; left as it is");
+    false
 }
 
 /// One log line and one metric per order moved on.
