@@ -346,6 +346,63 @@ async fn cancel_before_dispatch_then_refuse_after_terminal() {
     );
 }
 
+/// Every update loses to another writer (new orders are written).
+struct Contended {
+    inner: Arc<InMemoryOrderStore>,
+    updates: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl dishpatch::orders::OrderStore for Contended {
+    async fn get(&self, id: &str) -> Result<Option<dishpatch::order::Order>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn save(
+        &self,
+        order: &dishpatch::order::Order,
+        expected: Option<u64>,
+        outbox: &[dishpatch::envelope::Envelope],
+    ) -> Result<(), StoreError> {
+        if expected.is_none() {
+            return self.inner.save(order, expected, outbox).await;
+        }
+        self.updates
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(StoreError::Conflict("version".into()))
+    }
+    async fn list_for_customer(
+        &self,
+        customer: &str,
+        size: u32,
+        token: Option<&str>,
+    ) -> Result<dishpatch::orders::Page, StoreError> {
+        self.inner.list_for_customer(customer, size, token).await
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_that_keeps_losing_the_write_is_409_after_three_tries() {
+    let (mut app, store) = app();
+    let contended = Arc::new(Contended {
+        inner: store.clone(),
+        updates: Default::default(),
+    });
+    app.orders = contended.clone();
+    let (_, order) = place(&app, &order_body(), ALICE).await;
+    let id = order["orderId"].as_str().unwrap();
+    let (status, problem) = cancel(&app, id, ALICE).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("CONCURRENT_UPDATE"))
+    );
+    let tries = contended.updates.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(tries, 3);
+    assert_eq!(
+        get(&app, "/v1/orders/{orderId}", id, ALICE).await.1["status"],
+        "PENDING"
+    );
+}
+
 #[tokio::test]
 async fn timeline_merges_transitions_and_notifications_in_time_order() {
     let (app, _) = app();
