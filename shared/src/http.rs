@@ -1,6 +1,6 @@
 //! HTTP conventions: caller identity from the JWT authorizer, JSON and problem responses.
 
-use crate::error::Problem;
+use crate::error::{Problem, ProblemCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
@@ -198,7 +198,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024;
 pub fn too_large(n: usize) -> Problem {
     Problem::new(
         413,
-        "PAYLOAD_TOO_LARGE",
+        ProblemCode::PayloadTooLarge,
         format!("the body is {n} bytes; at most {MAX_BODY_BYTES} are accepted"),
     )
     .with_field("body")
@@ -310,7 +310,7 @@ mod tests {
         assert!(m.require_manager_of("r-1").is_ok());
         assert!(m.require_manager_of("r-3").is_ok());
         let e = m.require_manager_of("r-2").unwrap_err();
-        assert_eq!((e.status, e.code), (403, "FORBIDDEN"));
+        assert_eq!((e.status, e.code), (403, ProblemCode::Forbidden));
         assert!(who(&[Role::Admin], &[]).require_manager_of("r-2").is_ok());
         // The claim alone grants nothing without the role.
         let c = who(&[Role::Customer], &["r-1"]);

@@ -3,7 +3,7 @@
 use crate::deliveries::{Delivery, DeliveryStatus};
 use crate::App;
 use dishpatch::envelope::{data, Envelope, MessageType};
-use dishpatch::error::{Problem, StoreError};
+use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{caller, json, path_param, route_key, Caller, Role};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -60,7 +60,7 @@ async fn complete(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
             Some(DeliveryStatus::Delivered) => {}
             Some(DeliveryStatus::Cancelled) => {
                 return Err(Problem::conflict(
-                    "DELIVERY_CANCELLED",
+                    ProblemCode::DeliveryCancelled,
                     "the order was cancelled; do not deliver it",
                 ))
             }
@@ -87,7 +87,7 @@ async fn complete(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
         ));
     }
     Err(Problem::conflict(
-        "CONCURRENT_UPDATE",
+        ProblemCode::ConcurrentUpdate,
         "the delivery is changing; retry",
     ))
 }

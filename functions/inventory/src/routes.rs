@@ -3,7 +3,7 @@
 
 use crate::menu::Created;
 use crate::App;
-use dishpatch::error::{Problem, StoreError};
+use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{body_bytes, caller, json, path_param, route_key, Role};
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
@@ -194,7 +194,7 @@ async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
             }
             Ok(Created::MenuFull) => {
                 return Err(Problem::conflict(
-                    "MENU_FULL",
+                    ProblemCode::MenuFull,
                     format!(
                         "a restaurant has at most {MAX_ITEMS_PER_RESTAURANT} menu items; edit one instead"
                     ),
@@ -206,7 +206,7 @@ async fn put_item(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
         }
     }
     Err(Problem::conflict(
-        "CONCURRENT_UPDATE",
+        ProblemCode::ConcurrentUpdate,
         "the item kept changing; retry",
     ))
 }

@@ -2,7 +2,7 @@
 
 use crate::App;
 use dishpatch::envelope::now;
-use dishpatch::error::{Problem, StoreError};
+use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{body_bytes, caller, json, path_param, query, route_key, Caller, Role};
 use dishpatch::idempotency::http::idempotency_key;
 use dishpatch::orchestration::advance;
@@ -229,7 +229,12 @@ async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Proble
     for _ in 0..CANCEL_ATTEMPTS {
         let order = visible_order(app, &who, &order_id).await?;
         let transition = match saga::transition(&order.saga, &event) {
-            Err(e) => return Err(Problem::conflict("ORDER_NOT_CANCELLABLE", e.to_string())),
+            Err(e) => {
+                return Err(Problem::conflict(
+                    ProblemCode::OrderNotCancellable,
+                    e.to_string(),
+                ))
+            }
             Ok(Outcome::Ignore(_)) => return Ok(json(202, &OrderView::from(&order))),
             Ok(Outcome::Apply(t)) => t,
         };
@@ -252,7 +257,7 @@ async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Proble
         }
     }
     Err(Problem::conflict(
-        "CONCURRENT_UPDATE",
+        ProblemCode::ConcurrentUpdate,
         "the order is changing; retry",
     ))
 }

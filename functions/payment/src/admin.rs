@@ -9,11 +9,10 @@
 use crate::ledger::LedgerEntry;
 use crate::requests::parse_admin_credit;
 use crate::routes::{customer_param, EntryView};
-use crate::top_up::{CURRENCY_MISMATCH, WALLET_LIMIT_EXCEEDED};
 use crate::wallets::{AdminCredit, Credit, MAX_BALANCE};
 use crate::App;
 use dishpatch::envelope::now;
-use dishpatch::error::Problem;
+use dishpatch::error::{Problem, ProblemCode};
 use dishpatch::http::{body_bytes, caller, json, Role};
 use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
 use lambda_http::{Body, Request, Response};
@@ -66,12 +65,12 @@ pub async fn credit(app: &App, req: &Request) -> Result<Response<Body>, Problem>
             None => Err(Problem::internal()),
         },
         Credit::CurrencyMismatch => Err(Problem::unprocessable(
-            CURRENCY_MISMATCH,
+            ProblemCode::CurrencyMismatch,
             "the wallet holds another currency",
         )
         .with_field("amount.currency")),
         Credit::LimitExceeded => Err(Problem::unprocessable(
-            WALLET_LIMIT_EXCEEDED,
+            ProblemCode::WalletLimitExceeded,
             format!("the wallet may hold at most {MAX_BALANCE} (minor units)"),
         )
         .with_field("amount.amount")),

@@ -21,17 +21,13 @@ use crate::topups::{TopUp, TopUpStatus};
 use crate::wallets::{Credit, MAX_BALANCE};
 use crate::App;
 use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
-use dishpatch::error::{Problem, StoreError};
+use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{body_bytes, caller, json, Role};
 use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
 use dishpatch::runtime::MessageError;
 use dishpatch::validation::is_valid_id;
 use lambda_http::{Body, Request, Response};
 
-pub const WALLET_LIMIT_EXCEEDED: &str = "WALLET_LIMIT_EXCEEDED";
-pub const CURRENCY_MISMATCH: &str = "CURRENCY_MISMATCH";
-pub const CARD_DECLINED: &str = "CARD_DECLINED";
-pub const PROVIDER_UNAVAILABLE: &str = "PAYMENT_PROVIDER_UNAVAILABLE";
 /// What a client is told to wait after an outage when the breaker gives no better figure.
 const RETRY_AFTER_SECS: u64 = 5;
 
@@ -212,8 +208,9 @@ async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Settlem
             return Ok(Settlement::Settled(credited));
         }
         Credit::AlreadySettled => return settled_elsewhere(app, pending).await,
-        Credit::CurrencyMismatch => CURRENCY_MISMATCH,
-        Credit::LimitExceeded => WALLET_LIMIT_EXCEEDED,
+        // The stored reason is the code the replayed answer carries.
+        Credit::CurrencyMismatch => ProblemCode::CurrencyMismatch.as_str(),
+        Credit::LimitExceeded => ProblemCode::WalletLimitExceeded.as_str(),
     };
     let refund_key = format!("{}:refund", pending.provider_key());
     match app
@@ -265,22 +262,24 @@ fn answer(t: &TopUp) -> Result<Response<Body>, Problem> {
         TopUpStatus::Credited => Ok(json(201, &TopUpView::from(t))),
         TopUpStatus::Declined => Err(Problem::new(
             402,
-            CARD_DECLINED,
+            ProblemCode::CardDeclined,
             format!(
                 "the card was declined ({}); nothing was charged",
                 t.reason.as_deref().unwrap_or("declined")
             ),
         )
         .with_field("cardToken")),
-        TopUpStatus::Refunded if t.reason.as_deref() == Some(CURRENCY_MISMATCH) => {
+        TopUpStatus::Refunded
+            if t.reason.as_deref() == Some(ProblemCode::CurrencyMismatch.as_str()) =>
+        {
             Err(Problem::unprocessable(
-                CURRENCY_MISMATCH,
+                ProblemCode::CurrencyMismatch,
                 "the wallet holds another currency; the charge was refunded",
             )
             .with_field("amount.currency"))
         }
         TopUpStatus::Refunded => Err(Problem::unprocessable(
-            WALLET_LIMIT_EXCEEDED,
+            ProblemCode::WalletLimitExceeded,
             format!(
                 "the wallet may hold at most {MAX_BALANCE} (minor units); the charge was refunded"
             ),
@@ -300,7 +299,7 @@ fn replayed(mut resp: Response<Body>) -> Response<Body> {
 
 fn currency_mismatch(held: &str) -> Problem {
     Problem::unprocessable(
-        CURRENCY_MISMATCH,
+        ProblemCode::CurrencyMismatch,
         format!("the wallet holds {held}; a top-up cannot change its currency"),
     )
     .with_field("amount.currency")
@@ -308,7 +307,7 @@ fn currency_mismatch(held: &str) -> Problem {
 
 fn limit_exceeded() -> Problem {
     Problem::unprocessable(
-        WALLET_LIMIT_EXCEEDED,
+        ProblemCode::WalletLimitExceeded,
         format!("the wallet may hold at most {MAX_BALANCE} (minor units)"),
     )
     .with_field("amount.amount")
@@ -328,7 +327,7 @@ fn unavailable(t: &TopUp, e: &ProviderError) -> Problem {
     }
     Problem::new(
         503,
-        PROVIDER_UNAVAILABLE,
+        ProblemCode::PaymentProviderUnavailable,
         format!(
             "the card could not be charged now; nothing was credited. Retry with the same Idempotency-Key (top-up {})",
             t.top_up_id

@@ -1,6 +1,6 @@
 //! Pricing from the menu: the client never supplies a price.
 
-use crate::error::Problem;
+use crate::error::{Problem, ProblemCode};
 use crate::menu::MenuItem;
 use crate::money::Money;
 use crate::order::{ItemQuantity, LineItem};
@@ -22,7 +22,7 @@ pub fn price(items: &[ItemQuantity], menu: &[MenuItem]) -> Result<Priced, Proble
             .find(|m| m.menu_item_id == item.menu_item_id)
             .ok_or_else(|| {
                 Problem::unprocessable(
-                    "UNKNOWN_MENU_ITEM",
+                    ProblemCode::UnknownMenuItem,
                     format!(
                         "menu item {:?} is not on this restaurant's menu",
                         item.menu_item_id
@@ -31,7 +31,7 @@ pub fn price(items: &[ItemQuantity], menu: &[MenuItem]) -> Result<Priced, Proble
                 .with_field(format!("items[{i}].menuItemId"))
             })?;
         let overflow =
-            || Problem::unprocessable("AMOUNT_TOO_LARGE", "the order total is too large");
+            || Problem::unprocessable(ProblemCode::AmountTooLarge, "the order total is too large");
         let line_total = m
             .price
             .checked_mul(item.quantity as i64)
@@ -40,7 +40,7 @@ pub fn price(items: &[ItemQuantity], menu: &[MenuItem]) -> Result<Priced, Proble
             None => line_total.clone(),
             Some(t) => t.checked_add(&line_total).ok_or_else(|| {
                 Problem::unprocessable(
-                    "MIXED_CURRENCIES",
+                    ProblemCode::MixedCurrencies,
                     "menu items are priced in different currencies",
                 )
             })?,
@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn unknown_item_is_422_naming_the_line() {
         let e = price(&[q("a", 1), q("zzz", 1)], &[item("a", 1)]).unwrap_err();
-        assert_eq!((e.status, e.code), (422, "UNKNOWN_MENU_ITEM"));
+        assert_eq!((e.status, e.code), (422, ProblemCode::UnknownMenuItem));
         assert_eq!(e.field.as_deref(), Some("items[1].menuItemId"));
     }
 
@@ -106,13 +106,13 @@ mod tests {
             price(&[q("a", 1), q("b", 1)], &[item("a", 1), usd])
                 .unwrap_err()
                 .code,
-            "MIXED_CURRENCIES"
+            ProblemCode::MixedCurrencies
         );
         assert_eq!(
             price(&[q("a", 2)], &[item("a", i64::MAX)])
                 .unwrap_err()
                 .code,
-            "AMOUNT_TOO_LARGE"
+            ProblemCode::AmountTooLarge
         );
     }
 

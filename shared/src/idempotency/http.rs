@@ -5,7 +5,7 @@
 //! anything else releases the key, so a corrected request may use it.
 
 use super::{Handled, Idempotency, IdempotencyError};
-use crate::error::Problem;
+use crate::error::{Problem, ProblemCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ enum NotStored {
 
 pub fn in_progress_problem() -> Problem {
     Problem::conflict(
-        "REQUEST_IN_PROGRESS",
+        ProblemCode::RequestInProgress,
         format!("a request with this {HEADER} is still being processed; retry shortly"),
     )
     .with_field(HEADER)
@@ -106,7 +106,7 @@ pub fn in_progress_problem() -> Problem {
 
 pub fn key_reused_problem() -> Problem {
     Problem::unprocessable(
-        "IDEMPOTENCY_KEY_REUSED",
+        ProblemCode::IdempotencyKeyReused,
         format!("this {HEADER} was already used with a different request body"),
     )
     .with_field(HEADER)
