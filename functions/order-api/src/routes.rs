@@ -7,7 +7,8 @@ use dishpatch::http::{body_bytes, caller, json, path_param, query, route_key, Ca
 use dishpatch::idempotency::http::idempotency_key;
 use dishpatch::orchestration::advance;
 use dishpatch::order::{Order, OrderView};
-use dishpatch::saga::{self, Outcome, SagaEvent};
+use dishpatch::saga::{self, SagaEvent};
+use dishpatch::transition::{self, Applied, Cause};
 use dishpatch::validation::{parse_place_order, ValidOrderRequest};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -177,9 +178,13 @@ async fn create_order(
 /// Loads an order the caller may see; another customer's order is indistinguishable from none.
 async fn visible_order(app: &App, who: &Caller, order_id: &str) -> Result<Order, Problem> {
     match app.orders.get(order_id).await? {
-        Some(o) if o.customer_id == who.sub || who.has(Role::Admin) => Ok(o),
+        Some(o) if visible(who, &o) => Ok(o),
         _ => Err(Problem::not_found("order")),
     }
+}
+
+fn visible(who: &Caller, order: &Order) -> bool {
+    order.customer_id == who.sub || who.has(Role::Admin)
 }
 
 async fn get_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
@@ -223,43 +228,40 @@ async fn list_orders(app: &App, req: &Request) -> Result<Response<Body>, Problem
 async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let who = caller(req)?;
     let order_id = path_param(req, "orderId")?;
-    let event = SagaEvent::CancelRequested {
+    let cancel = SagaEvent::CancelRequested {
         reason: "CUSTOMER_CANCELLED".into(),
     };
-    for _ in 0..CANCEL_ATTEMPTS {
-        let order = visible_order(app, &who, &order_id).await?;
-        let transition = match saga::transition(&order.saga, &event) {
-            Err(e) => {
-                return Err(Problem::conflict(
-                    ProblemCode::OrderNotCancellable,
-                    e.to_string(),
-                ))
-            }
-            Ok(Outcome::Ignore(_)) => return Ok(json(202, &OrderView::from(&order))),
-            Ok(Outcome::Apply(t)) => t,
-        };
-        let (next, outbox) = advance(
-            &order,
-            &transition,
-            "CancelRequested",
-            None,
-            &now(),
-            &app.timings,
-        );
-        match app.orders.save(&next, Some(order.version), &outbox).await {
-            Ok(()) => {
-                tracing::info!(order_id = %order_id, status = next.status().as_str(), "cancel requested");
-                return Ok(json(202, &OrderView::from(&next)));
-            }
-            // The saga moved the order meanwhile: decide again on the fresh state.
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
+    let decide = |order: &Order| visible(&who, order).then(|| cancel.clone()).ok_or(());
+    let cause = Cause {
+        name: "CancelRequested",
+        message: None,
+    };
+    let applied = transition::apply_with(
+        &*app.orders,
+        &app.timings,
+        &order_id,
+        decide,
+        cause,
+        CANCEL_ATTEMPTS,
+    )
+    .await?;
+    match applied {
+        Applied::Moved { to, .. } => {
+            tracing::info!(order_id = %order_id, status = to.status().as_str(), "cancel requested");
+            Ok(json(202, &OrderView::from(&*to)))
         }
+        Applied::Ignored { order, .. } => Ok(json(202, &OrderView::from(&*order))),
+        Applied::Refused { error, .. } => Err(Problem::conflict(
+            ProblemCode::OrderNotCancellable,
+            error.to_string(),
+        )),
+        // Another customer's order is indistinguishable from none.
+        Applied::Declined(()) | Applied::Missing => Err(Problem::not_found("order")),
+        Applied::Contended => Err(Problem::conflict(
+            ProblemCode::ConcurrentUpdate,
+            "the order is changing; retry",
+        )),
     }
-    Err(Problem::conflict(
-        ProblemCode::ConcurrentUpdate,
-        "the order is changing; retry",
-    ))
 }
 
 #[derive(Serialize)]
