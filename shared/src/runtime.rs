@@ -67,6 +67,10 @@ pub enum MessageError {
     /// Cannot ever succeed: the message goes to the DLQ after its retries.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// Decoded, but cannot ever succeed either: it names nothing of ours or carries a value
+    /// no handler may act on. Parked like a decode error, under its own code.
+    #[error("refused: {reason}")]
+    Permanent { code: PermanentCode, reason: String },
     #[error("this function does not handle that message")]
     Unsupported,
     /// May succeed later (AWS error, contention): retried.
@@ -74,11 +78,47 @@ pub enum MessageError {
     Transient(String),
 }
 
+/// Why a decoded message is refused for good (its `failureCode` in the DLQ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermanentCode {
+    /// It names an order or a top-up that does not exist here.
+    UnknownReference,
+    /// A value is out of bounds or unsafe to act on: text too long, an id that is no id,
+    /// a negative amount, too many lines.
+    InvalidContent,
+}
+
+impl PermanentCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermanentCode::UnknownReference => "UNKNOWN_REFERENCE",
+            PermanentCode::InvalidContent => "INVALID_CONTENT",
+        }
+    }
+}
+
 impl MessageError {
+    /// The message names something that does not exist here.
+    pub fn unknown_reference(reason: impl Into<String>) -> Self {
+        MessageError::Permanent {
+            code: PermanentCode::UnknownReference,
+            reason: reason.into(),
+        }
+    }
+
+    /// The message carries a value no handler may act on.
+    pub fn invalid_content(reason: impl Into<String>) -> Self {
+        MessageError::Permanent {
+            code: PermanentCode::InvalidContent,
+            reason: reason.into(),
+        }
+    }
+
     /// The stable code a parked message carries.
     pub fn code(&self) -> &'static str {
         match self {
             MessageError::Decode(e) => e.code(),
+            MessageError::Permanent { code, .. } => code.as_str(),
             MessageError::Unsupported => "UNSUPPORTED",
             MessageError::Transient(_) => "RETRIES_EXHAUSTED",
         }
@@ -257,11 +297,12 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Fails every message: transiently, or for good when the body is not an envelope.
+    /// Fails every message with `error`, or for good when the body is not an envelope.
     struct Failing {
         parked: Mutex<Vec<Failure>>,
         park_fails: bool,
         with_dlq: bool,
+        error: fn() -> MessageError,
     }
 
     #[async_trait::async_trait]
@@ -281,7 +322,7 @@ mod tests {
     #[async_trait::async_trait]
     impl Function for Failing {
         async fn message(&self, _: Envelope, _: MessageType) -> Result<(), MessageError> {
-            Err(MessageError::Transient("table throttled".into()))
+            Err((self.error)())
         }
         fn dead_letters(&self) -> Option<&dyn DeadLetters> {
             self.with_dlq.then_some(self as &dyn DeadLetters)
@@ -293,6 +334,7 @@ mod tests {
             parked: Mutex::new(Vec::new()),
             park_fails,
             with_dlq,
+            error: || MessageError::Transient("table throttled".into()),
         }
     }
 
@@ -330,6 +372,37 @@ mod tests {
         assert_eq!(parked[0].code, "MALFORMED_MESSAGE");
         assert_eq!(parked[0].function, "inventory");
         assert!(!parked[0].reason.is_empty());
+    }
+
+    #[tokio::test]
+    async fn refused_messages_are_parked_at_once_under_their_own_code() {
+        let mut f = failing(true, false);
+        f.error = || MessageError::unknown_reference("no order o-1");
+        let failed = failed_ids(&f, vec![message("m-1", &envelope_body(), 1)]).await;
+        assert!(failed.is_empty(), "parked counts as handled: {failed:?}");
+        let parked = f.parked.lock().unwrap();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].code, "UNKNOWN_REFERENCE");
+        assert_eq!(parked[0].receive_count, 1);
+        assert!(parked[0].reason.contains("no order o-1"), "{parked:?}");
+    }
+
+    #[test]
+    fn every_failure_has_a_distinct_stable_code() {
+        let codes = [
+            MessageError::Decode(DecodeError::Malformed(String::new())).code(),
+            MessageError::Decode(DecodeError::UnknownType(String::new())).code(),
+            MessageError::Decode(DecodeError::UnsupportedVersion(String::new())).code(),
+            MessageError::unknown_reference("").code(),
+            MessageError::invalid_content("").code(),
+            MessageError::Unsupported.code(),
+            MessageError::Transient(String::new()).code(),
+        ];
+        let mut distinct = codes.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), codes.len(), "{codes:?}");
+        assert_eq!(MessageError::invalid_content("x").code(), "INVALID_CONTENT");
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 
 use crate::reservations::{Reservation, ReservationStatus, Reserve};
 use crate::App;
-use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
+use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::order::ItemQuantity;
 use dishpatch::runtime::MessageError;
 
@@ -21,11 +21,10 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let req: data::ReserveInventory = cmd.data_as()?;
     let items = merge_lines(req.items);
     if items.len() > MAX_LINES {
-        return Err(DecodeError::Malformed(format!(
+        return Err(MessageError::invalid_content(format!(
             "{} lines; at most {MAX_LINES} can be reserved",
             items.len()
-        ))
-        .into());
+        )));
     }
     let at = now();
     let reservation = Reservation {

@@ -9,7 +9,7 @@ use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::order::ItemQuantity;
-use dishpatch::runtime::MessageError;
+use dishpatch::runtime::{MessageError, PermanentCode};
 use dishpatch::testing::{call, handle, http_event, with_claim, RecordingPublisher};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -403,7 +403,10 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
     let lines: Vec<(&str, u32)> = too_many.iter().map(|(id, q)| (id.as_str(), *q)).collect();
     assert!(matches!(
         handle(&f.app, &reserve_cmd("o-2", &lines)).await,
-        Err(MessageError::Decode(_))
+        Err(MessageError::Permanent {
+            code: PermanentCode::InvalidContent,
+            ..
+        })
     ));
     assert!(matches!(
         handle(&f.app, &cmd(MessageType::CapturePayment, "o-1")).await,

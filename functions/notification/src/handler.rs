@@ -74,10 +74,8 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
             .as_deref()
             .is_none_or(|r| dishpatch::validation::is_bounded_text(r, MAX_REASON_CHARS, false));
     if !bounded {
-        return Err(MessageError::Decode(
-            dishpatch::envelope::DecodeError::Malformed(
-                "customerId, courierId or reason is not bounded".into(),
-            ),
+        return Err(MessageError::invalid_content(
+            "customerId, courierId or reason is not bounded",
         ));
     }
     let now = app.clock.now();

@@ -7,7 +7,7 @@ use crate::App;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
-use dishpatch::runtime::MessageError;
+use dishpatch::runtime::{MessageError, PermanentCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -287,7 +287,10 @@ async fn other_types_and_bad_payloads_are_refused() {
         let hostile = f.fact(MessageType::OrderCancelled, Duration::zero(), data);
         assert!(matches!(
             f.handle(&hostile).await,
-            Err(MessageError::Decode(_))
+            Err(MessageError::Permanent {
+                code: PermanentCode::InvalidContent,
+                ..
+            })
         ));
     }
     assert!(f.sent().is_empty());

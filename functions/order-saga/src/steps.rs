@@ -19,22 +19,19 @@ pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, M
     use MessageType as M;
     // What a fact carries into the order (its cancel reason, its courier) is bounded
     // here, so no message can grow the order item.
-    let malformed = |what: &str| {
-        MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(format!(
-            "{what} is not bounded text"
-        )))
-    };
+    let unbounded =
+        |what: &str| MessageError::invalid_content(format!("{what} is not bounded text"));
     let reason = || -> Result<String, MessageError> {
         let r = envelope.data_as::<data::Rejected>()?.reason;
         if !is_bounded_text(&r, MAX_REASON_CHARS, true) {
-            return Err(malformed("reason"));
+            return Err(unbounded("reason"));
         }
         Ok(r)
     };
     let courier = || -> Result<String, MessageError> {
         let c = envelope.data_as::<data::Courier>()?.courier_id;
         if !is_valid_id(&c) {
-            return Err(malformed("courierId"));
+            return Err(unbounded("courierId"));
         }
         Ok(c)
     };
@@ -74,12 +71,10 @@ pub async fn on_step_result(
     for _ in 0..ATTEMPTS {
         let Some(order) = orders.get(&envelope.order_id).await? else {
             // Results only exist for orders that were written first: this one is not ours.
-            return Err(MessageError::Decode(
-                dishpatch::envelope::DecodeError::Malformed(format!(
-                    "no order {}",
-                    envelope.order_id
-                )),
-            ));
+            return Err(MessageError::unknown_reference(format!(
+                "no order {}",
+                envelope.order_id
+            )));
         };
         let transition = match saga::transition(&order.saga, &event) {
             Ok(Outcome::Apply(t)) => t,

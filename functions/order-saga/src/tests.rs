@@ -6,7 +6,7 @@ use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::orchestration::advance;
 use dishpatch::order::{Order, OrderStatus};
 use dishpatch::orders::OrderStore;
-use dishpatch::runtime::MessageError;
+use dishpatch::runtime::{MessageError, PermanentCode};
 use dishpatch::testing::{InMemoryOrderStore, RecordingPublisher};
 use serde_json::json;
 
@@ -178,7 +178,10 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
         let hostile = fact(kind, data);
         assert!(matches!(
             on_step_result(&store, &Default::default(), &hostile, kind).await,
-            Err(MessageError::Decode(_))
+            Err(MessageError::Permanent {
+                code: PermanentCode::InvalidContent,
+                ..
+            })
         ));
     }
     let mut stray = fact(MessageType::InventoryReserved, json!({}));
@@ -191,7 +194,10 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
             MessageType::InventoryReserved
         )
         .await,
-        Err(MessageError::Decode(_))
+        Err(MessageError::Permanent {
+            code: PermanentCode::UnknownReference,
+            ..
+        })
     ));
     let cmd = fact(MessageType::ReserveInventory, json!({}));
     assert!(matches!(

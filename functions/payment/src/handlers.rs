@@ -34,7 +34,7 @@
 use crate::payments::{Capture, Payment, PaymentStatus};
 use crate::provider::{refund_key, Charge, ChargeOutcome, ProviderError, RefundOutcome};
 use crate::App;
-use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
+use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::money::{is_currency_code, Money};
 use dishpatch::order::PaymentMethod;
 use dishpatch::runtime::MessageError;
@@ -58,7 +58,10 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let req: data::CapturePayment = cmd.data_as()?;
     if req.amount.amount < 0 || !is_currency_code(&req.amount.currency) {
         // A negative debit would credit the wallet: never act on such a command.
-        return Err(DecodeError::Malformed(format!("invalid amount {:?}", req.amount)).into());
+        return Err(MessageError::invalid_content(format!(
+            "invalid amount {:?}",
+            req.amount
+        )));
     }
     if req.method == PaymentMethod::Card {
         return capture_card(app, cmd, req).await;

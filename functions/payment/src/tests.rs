@@ -11,7 +11,7 @@ use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::money::Money;
 use dishpatch::order::PaymentMethod;
-use dishpatch::runtime::MessageError;
+use dishpatch::runtime::{MessageError, PermanentCode};
 use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -501,7 +501,10 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
     // A negative amount would credit the wallet.
     assert!(matches!(
         handle(&f.app, &capture_cmd("o-1", "c-1", -500, "WALLET")).await,
-        Err(MessageError::Decode(_))
+        Err(MessageError::Permanent {
+            code: PermanentCode::InvalidContent,
+            ..
+        })
     ));
     let other = Envelope::new(MessageType::ReserveInventory, "o-1", json!({}));
     assert!(matches!(

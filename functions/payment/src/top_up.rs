@@ -20,7 +20,7 @@ use crate::routes::TopUpView;
 use crate::topups::{TopUp, TopUpStatus};
 use crate::wallets::{Credit, MAX_BALANCE};
 use crate::App;
-use dishpatch::envelope::{data, now, DecodeError, Envelope, MessageType};
+use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{body_bytes, caller, json, Role};
 use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
@@ -158,10 +158,15 @@ async fn enqueue_settle(app: &App, pending: &TopUp) {
 pub async fn settle_queued(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let req: data::SettleTopUp = cmd.data_as()?;
     if !is_valid_id(&req.customer_id) || !is_valid_id(&req.top_up_id) {
-        return Err(DecodeError::Malformed("customerId or topUpId is not an id".into()).into());
+        return Err(MessageError::invalid_content(
+            "customerId or topUpId is not an id",
+        ));
     }
     let Some(top_up) = app.top_ups.get(&req.customer_id, &req.top_up_id).await? else {
-        return Err(DecodeError::Malformed(format!("no top-up {}", req.top_up_id)).into());
+        return Err(MessageError::unknown_reference(format!(
+            "no top-up {}",
+            req.top_up_id
+        )));
     };
     if top_up.status != TopUpStatus::Pending {
         return Ok(());

@@ -3,10 +3,10 @@
 //! SQS's own redrive moves a message to the DLQ unchanged, so why it failed would live
 //! only in the logs. A function that knows its DLQ (`DEAD_LETTER_QUEUE_URL`) parks a
 //! message itself, with the reason as message attributes, when it can never succeed
-//! (undecodable, not this function's) or on the receive that would otherwise be its
-//! last (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`). It then reports the item
-//! handled, so Lambda deletes the original. If parking fails, the item is reported
-//! failed as before and SQS's redrive stays the safety net.
+//! (undecodable, refused, not this function's) or on the receive that would otherwise
+//! be its last (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`). It then reports
+//! the item handled, so Lambda deletes the original. If parking fails, the item is
+//! reported failed as before and SQS's redrive stays the safety net.
 
 use std::sync::Arc;
 
@@ -38,8 +38,8 @@ const MAX_REASON_CHARS: usize = 1024;
 /// Why a message is parked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// Stable: a decode error's code (`MALFORMED_MESSAGE`, ...), `UNSUPPORTED` or
-    /// `RETRIES_EXHAUSTED`.
+    /// Stable: a decode error's code (`MALFORMED_MESSAGE`, ...), a refusal's
+    /// (`UNKNOWN_REFERENCE`, `INVALID_CONTENT`), `UNSUPPORTED` or `RETRIES_EXHAUSTED`.
     pub code: &'static str,
     pub reason: String,
     pub function: String,

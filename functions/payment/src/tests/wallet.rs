@@ -485,6 +485,9 @@ async fn a_top_up_left_pending_by_an_outage_is_settled_from_the_queue() {
     );
     assert!(matches!(
         handle(&f.app, &stray).await,
-        Err(MessageError::Decode(_))
+        Err(MessageError::Permanent {
+            code: PermanentCode::UnknownReference,
+            ..
+        })
     ));
 }
