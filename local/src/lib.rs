@@ -51,7 +51,6 @@ pub mod esm;
 pub mod faults;
 pub mod functions;
 pub mod gateway;
-pub mod invariants;
 pub mod ops;
 pub mod provision;
 pub mod schedule;
@@ -63,6 +62,7 @@ pub mod stack;
 pub mod testing;
 pub mod tokens;
 
+pub use dishpatch_invariants as invariants;
 pub use dishpatch_template as template;
 pub use provision::Stack;
 pub use stack::{LocalStack, LocalStackOptions};
@@ -72,6 +72,8 @@ pub use stack::{LocalStack, LocalStackOptions};
 pub enum Error {
     #[error(transparent)]
     Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Invariants(#[from] invariants::Error),
     #[error("{0}")]
     Aws(String),
     #[error("function {function}: {source}")]

@@ -511,7 +511,7 @@ impl LocalStack {
     /// Order ids alerted on `OpsAlertsTopic` so far (empty without the tap).
     pub async fn alerted_orders(&self) -> Result<std::collections::BTreeSet<String>> {
         match &self.alert_tap {
-            Some(t) => t.alerted_orders().await,
+            Some(t) => Ok(t.alerted_orders().await?),
             None => Ok(Default::default()),
         }
     }

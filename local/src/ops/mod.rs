@@ -118,7 +118,7 @@ impl Target {
     /// The invariant checker of this target's stack.
     pub async fn checker(&self) -> Result<Checker> {
         if !self.is_deployed() {
-            return Checker::for_prefix(&self.sdk, &self.template, &self.prefix).await;
+            return Ok(Checker::for_prefix(&self.sdk, &self.template, &self.prefix).await?);
         }
         let name = |i: usize| self.table_name(TABLE_IDS[i]);
         let tables = Tables {

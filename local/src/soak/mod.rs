@@ -323,7 +323,7 @@ async fn settle(
         }
         if Instant::now() >= deadline {
             // Adds the busy queues to the report.
-            return checker.check_at_quiescence(opts, Duration::ZERO).await;
+            return Ok(checker.check_at_quiescence(opts, Duration::ZERO).await?);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

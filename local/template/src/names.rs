@@ -58,6 +58,29 @@ pub trait StackNames {
     fn topic_of(&self, logical_id: &str) -> Option<TopicName>;
 }
 
+/// A stack shared between tasks is read the same way.
+impl<S: StackNames + ?Sized> StackNames for std::sync::Arc<S> {
+    fn prefix(&self) -> &str {
+        (**self).prefix()
+    }
+
+    fn template(&self) -> &Template {
+        (**self).template()
+    }
+
+    fn table_name_of(&self, logical_id: &str) -> Option<String> {
+        (**self).table_name_of(logical_id)
+    }
+
+    fn queue_urls(&self) -> BTreeMap<String, String> {
+        (**self).queue_urls()
+    }
+
+    fn topic_of(&self, logical_id: &str) -> Option<TopicName> {
+        (**self).topic_of(logical_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
