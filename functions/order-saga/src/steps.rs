@@ -1,11 +1,11 @@
 //! Applies a step result (a fact from a worker) to its order.
 
-use dishpatch::envelope::{data, now, Envelope, MessageType};
-use dishpatch::error::StoreError;
-use dishpatch::orchestration::{advance, Timings};
+use dishpatch::envelope::{data, Envelope, MessageType};
+use dishpatch::orchestration::Timings;
 use dishpatch::orders::OrderStore;
 use dishpatch::runtime::MessageError;
-use dishpatch::saga::{self, Outcome, SagaEvent};
+use dishpatch::saga::SagaEvent;
+use dishpatch::transition::{self, Applied, Cause};
 use dishpatch::validation::{is_bounded_text, is_valid_id};
 
 /// The longest reason a step's refusal may carry into the order.
@@ -68,47 +68,36 @@ pub async fn on_step_result(
     kind: MessageType,
 ) -> Result<(), MessageError> {
     let event = saga_event(envelope, kind)?;
-    for _ in 0..ATTEMPTS {
-        let Some(order) = orders.get(&envelope.order_id).await? else {
-            // Results only exist for orders that were written first: this one is not ours.
-            return Err(MessageError::unknown_reference(format!(
-                "no order {}",
-                envelope.order_id
-            )));
-        };
-        let transition = match saga::transition(&order.saga, &event) {
-            Ok(Outcome::Apply(t)) => t,
-            Ok(Outcome::Ignore(why)) => {
-                tracing::info!(order_id = %order.order_id, status = order.status().as_str(), event = %kind, why, "no-op");
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::warn!(order_id = %order.order_id, error = %e, "refused transition");
-                return Ok(());
-            }
-        };
-        let (next, outbox) = advance(
-            &order,
-            &transition,
-            kind.as_str(),
-            Some(envelope),
-            &now(),
-            timings,
-        );
-        match orders.save(&next, Some(order.version), &outbox).await {
-            Ok(()) => {
-                tracing::info!(
-                    order_id = %order.order_id, from = order.status().as_str(),
-                    to = next.status().as_str(), event = %kind, "transition"
-                );
-                return Ok(());
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
+    let cause = Cause {
+        name: kind.as_str(),
+        message: Some(envelope),
+    };
+    let applied =
+        transition::apply(orders, timings, &envelope.order_id, &event, cause, ATTEMPTS).await?;
+    match applied {
+        Applied::Moved { from, to } => {
+            tracing::info!(
+                order_id = %from.order_id, from = from.status().as_str(),
+                to = to.status().as_str(), event = %kind, "transition"
+            );
+            Ok(())
         }
+        Applied::Ignored { order, why } => {
+            tracing::info!(order_id = %order.order_id, status = order.status().as_str(), event = %kind, why, "no-op");
+            Ok(())
+        }
+        Applied::Refused { order, error } => {
+            tracing::warn!(order_id = %order.order_id, error = %error, "refused transition");
+            Ok(())
+        }
+        // Results only exist for orders that were written first: this one is not ours.
+        Applied::Missing => Err(MessageError::unknown_reference(format!(
+            "no order {}",
+            envelope.order_id
+        ))),
+        Applied::Contended => Err(MessageError::Transient(format!(
+            "order {} kept changing; retrying later",
+            envelope.order_id
+        ))),
     }
-    Err(MessageError::Transient(format!(
-        "order {} kept changing; retrying later",
-        envelope.order_id
-    )))
 }
