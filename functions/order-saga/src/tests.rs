@@ -213,6 +213,71 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
     assert_eq!(status(&store).await, OrderStatus::Pending);
 }
 
+/// Every update loses to another writer.
+struct Contended {
+    inner: InMemoryOrderStore,
+    updates: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl OrderStore for Contended {
+    async fn get(&self, id: &str) -> Result<Option<Order>, dishpatch::error::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn save(
+        &self,
+        order: &Order,
+        expected: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), dishpatch::error::StoreError> {
+        if expected.is_none() {
+            return self.inner.save(order, expected, outbox).await;
+        }
+        self.updates
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(dishpatch::error::StoreError::Conflict("version".into()))
+    }
+    async fn list_for_customer(
+        &self,
+        customer: &str,
+        size: u32,
+        token: Option<&str>,
+    ) -> Result<dishpatch::orders::Page, dishpatch::error::StoreError> {
+        self.inner.list_for_customer(customer, size, token).await
+    }
+    async fn overdue(
+        &self,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, dishpatch::error::StoreError> {
+        self.inner.overdue(before, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_result_that_keeps_losing_the_write_is_retried_later_after_four_tries() {
+    let store = Contended {
+        inner: InMemoryOrderStore::default(),
+        updates: Default::default(),
+    };
+    placed(&store.inner).await;
+    let f = fact(MessageType::InventoryReserved, json!({}));
+    let failed = on_step_result(
+        &store,
+        &Default::default(),
+        &f,
+        MessageType::InventoryReserved,
+    )
+    .await;
+    assert!(
+        matches!(failed, Err(MessageError::Transient(_))),
+        "{failed:?}"
+    );
+    let tries = store.updates.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(tries, 4);
+    assert_eq!(status(&store.inner).await, OrderStatus::Pending);
+}
+
 #[tokio::test]
 async fn relay_publishes_the_outbox_of_the_stream_image() {
     let publisher = RecordingPublisher::default();
@@ -400,6 +465,26 @@ mod sweeper {
         assert!(sent.contains(&"OpsAlert".to_owned()), "{sent:?}");
         // At rest: nothing more to sweep.
         assert_eq!(run(&store, "2026-11-23T00:00:00Z").await.overdue, 0);
+    }
+
+    #[tokio::test]
+    async fn an_order_still_changing_is_left_to_the_next_run() {
+        let store = Contended {
+            inner: InMemoryOrderStore::default(),
+            updates: Default::default(),
+        };
+        placed(&store.inner).await;
+        let s = sweep(
+            &store,
+            &Default::default(),
+            &SweepConfig::default(),
+            at("2026-11-22T10:06:01Z"),
+        )
+        .await
+        .unwrap();
+        assert_eq!((s.overdue, s.driven, s.skipped), (1, 0, 1));
+        assert_eq!(store.updates.load(std::sync::atomic::Ordering::SeqCst), 4);
+        assert_eq!(status(&store.inner).await, OrderStatus::Pending);
     }
 
     #[tokio::test]
