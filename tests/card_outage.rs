@@ -3,9 +3,9 @@
 //! charged exactly once.
 
 use dishpatch_e2e::{order_body, System};
-use dishpatch_local::ops::{breaker, Target};
 use dishpatch_local::testing::{self, unique_prefix};
 use dishpatch_local::LocalStackOptions;
+use dishpatch_ops::{breaker, Target};
 use serde_json::json;
 use std::time::Duration;
 

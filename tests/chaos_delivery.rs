@@ -248,12 +248,12 @@ async fn a_refund_that_keeps_failing_ends_compensation_failed_and_alerted() {
         "{report}"
     );
     // ...each parked by the payment function with why it failed.
-    let target = dishpatch_local::ops::Target::new(
+    let target = dishpatch_ops::Target::new(
         sys.stack.sdk.clone(),
         sys.stack.stack.template.clone(),
         sys.stack.stack.prefix.as_str(),
     );
-    let letters = dishpatch_local::ops::dlq::show(&target, "PaymentQueueDLQ", 10)
+    let letters = dishpatch_ops::dlq::show(&target, "PaymentQueueDLQ", 10)
         .await
         .unwrap();
     assert!(!letters.is_empty(), "{report}");

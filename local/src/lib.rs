@@ -1,7 +1,8 @@
 //! The dishpatch local stack: the whole system on one laptop, against an AWS emulator
 //! (moto server) for DynamoDB, SQS and SNS.
 //!
-//! * [`template`] reads `template.yaml`, the single source of truth for the topology;
+//! * [`template`] (the `dishpatch-template` crate) reads `template.yaml`, the single
+//!   source of truth for the topology;
 //! * [`provision`] creates every table, topic, queue (with its DLQ and redrive policy),
 //!   subscription (with its filter policy) from it, under a name prefix, and resolves
 //!   each function's environment;
@@ -11,8 +12,9 @@
 //! * [`gateway`] emulates the HTTP API (routes, payload v2, JWT authorizer);
 //! * [`tokens`] mints dev JWTs; [`seed`] writes demo data; [`stack`] ties it all
 //!   together as [`LocalStack`]; [`testing`] starts a moto server for tests;
-//! * [`invariants`] scans a stack's tables and reports every broken invariant
-//!   (also `dishpatch-local invariants`); [`faults`] wraps handlers to inject faults;
+//! * [`invariants`] (the `dishpatch-invariants` crate) scans a stack's tables and
+//!   reports every broken invariant (also `dishpatch invariants check`, the operator
+//!   CLI of the `dishpatch-ops` crate); [`faults`] wraps handlers to inject faults;
 //! * [`awsproxy`] sits between the functions and the emulator (opt-in): counts AWS calls,
 //!   meters DynamoDB request units, injects AWS errors and throttling.
 //!
@@ -51,7 +53,6 @@ pub mod esm;
 pub mod faults;
 pub mod functions;
 pub mod gateway;
-pub mod ops;
 pub mod provision;
 pub mod schedule;
 pub mod sdk;

@@ -4,9 +4,11 @@
 //! dishpatch-local up [--port 3000] [--endpoint http://127.0.0.1:5000] [--prefix dishpatch] [--no-seed]
 //! dishpatch-local token --sub alice --role CUSTOMER [--role MANAGER] [--restaurant r-1]
 //! dishpatch-local seed [--endpoint ...] [--prefix ...]
-//! dishpatch-local invariants [--prefix dishpatch] [--quiescent] [--wait-secs 30]
 //! dishpatch-local soak [--orders 1000] [--seed 1] [--crash-rate 0.02] ... (--help lists every fault knob)
 //! ```
+//!
+//! A running stack's invariants are checked by the operator CLI, with the same command
+//! as a deployed stack's: `dishpatch invariants check --endpoint ... --prefix ...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use dishpatch_local::invariants::{CheckOptions, Checker};
 use dishpatch_local::{
     provision, sdk, seed, template::Template, tokens, LocalStack, LocalStackOptions,
 };
@@ -90,28 +91,6 @@ enum Command {
     Seed {
         #[command(flatten)]
         stack: StackArgs,
-    },
-    /// Scan the stack's tables and check the invariants; exits non-zero on any violation.
-    Invariants {
-        #[command(flatten)]
-        stack: StackArgs,
-        /// The stack is at rest: also check that every order is terminal and the
-        /// cross-record invariants (reservations vs counters, couriers vs deliveries,
-        /// orders vs payments), and that no message sits in a DLQ.
-        #[arg(long)]
-        quiescent: bool,
-        /// Wait up to this many seconds for the stack to come to rest, then check as
-        /// --quiescent.
-        #[arg(long)]
-        wait_secs: Option<u64>,
-        /// An order known to be alerted on OpsAlertsTopic (repeatable). Default: read the
-        /// stack's alert tap queue, if `up` created one.
-        #[arg(long = "alerted")]
-        alerted: Vec<String>,
-        /// Initial wallet balance, `customer=minor units` (repeatable), e.g. the demo
-        /// data's `alice=10000`: adds `balance == initial - captured` (no top-ups).
-        #[arg(long = "initial-balance", value_parser = parse_balance)]
-        initial_balances: Vec<(String, i64)>,
     },
     /// The chaos soak: N orders with every fault class injected, then the invariants at
     /// rest; prints a summary table and exits non-zero on any violation.
@@ -210,17 +189,6 @@ struct SoakArgs {
     strict_dead_letters: bool,
 }
 
-fn parse_balance(s: &str) -> Result<(String, i64), String> {
-    let (c, b) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected customer=amount, got {s:?}"))?;
-    let b = b
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad amount in {s:?}: {e}"))?;
-    Ok((c.trim().to_owned(), b))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("soak") && std::env::var_os("RUST_LOG").is_none()
@@ -251,17 +219,6 @@ async fn main() -> ExitCode {
             }
             up(stack, host, port, !no_seed, opts).await
         }
-        Command::Invariants {
-            stack,
-            quiescent,
-            wait_secs,
-            alerted,
-            initial_balances,
-        } => match invariants(stack, quiescent, wait_secs, alerted, initial_balances).await {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
-            Err(e) => Err(e),
-        },
         Command::Token {
             sub,
             roles,
@@ -360,7 +317,7 @@ async fn up(
     println!("Then: curl -sS {url}/v1/orders -H 'Authorization: Bearer {alice}'");
     println!("Menu: curl -sS {url}/v1/restaurants/r-1/menu");
     println!(
-        "Invariants: dishpatch-local invariants --endpoint {endpoint} --prefix {} [--wait-secs 30]",
+        "Invariants: dishpatch invariants check --endpoint {endpoint} --prefix {} [--wait-secs 30]",
         local.stack.prefix
     );
     if let Some(seed) = local.shuffle_seed {
@@ -395,45 +352,6 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Runs the checker; `Ok(true)` when clean.
-async fn invariants(
-    args: StackArgs,
-    quiescent: bool,
-    wait_secs: Option<u64>,
-    alerted: Vec<String>,
-    initial_balances: Vec<(String, i64)>,
-) -> Result<bool, String> {
-    let template = match &args.template {
-        Some(p) => Template::from_path(p),
-        None => Template::embedded(),
-    }
-    .map_err(|e| e.to_string())?;
-    let endpoint = sdk::endpoint(args.endpoint.as_deref());
-    let config = sdk::emulator_config(Some(&endpoint)).await;
-    let checker = Checker::for_prefix(&config, &template, &args.prefix)
-        .await
-        .map_err(|e| format!("{e} (is moto running at {endpoint}?)"))?;
-    let mut opts = CheckOptions::default().expect_quiescent(quiescent || wait_secs.is_some());
-    if !alerted.is_empty() {
-        opts = opts.alerted_orders(alerted);
-    }
-    if !initial_balances.is_empty() {
-        opts = opts.initial_balances(initial_balances);
-    }
-    let report = match wait_secs {
-        Some(s) => {
-            checker
-                .check_at_quiescence(&opts, Duration::from_secs(s))
-                .await
-        }
-        None => checker.check(&opts).await,
-    }
-    .map_err(|e| e.to_string())?;
-    println!("invariants of stack {:?} at {endpoint}", args.prefix);
-    print!("{report}");
-    Ok(report.is_clean())
 }
 
 async fn seed_only(args: StackArgs) -> Result<(), String> {

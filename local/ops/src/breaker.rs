@@ -2,7 +2,7 @@
 //! transitions as EMF (`BreakerOpened` / `BreakerHalfOpened` / `BreakerClosed`,
 //! namespace `dishpatch`, dimension `Provider`), CloudWatch turns them into metrics, and
 //! the latest transition per provider is its state. Locally the stack puts the same
-//! metrics to the emulator ([`crate::cloudwatch`]).
+//! metrics to the emulator (`dishpatch_local::cloudwatch`).
 //!
 //! The state is a fleet view: each container has a breaker of its own, so "OPEN" means
 //! the latest transition any container made was an opening.
@@ -15,7 +15,7 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use dishpatch::resilience::METRICS_NAMESPACE;
 
-use super::Target;
+use crate::Target;
 use crate::{Error, Result};
 
 /// Metric name -> the state it records a move into.

@@ -1,28 +1,16 @@
-//! Operator tools behind the `dishpatch` CLI: dead-letter queues (list, show, redrive),
-//! following an order's timeline, the invariant checker, the payment breaker.
-//!
-//! Every command is a library call on a [`Target`] (an SDK configuration, the template,
-//! and how to find the physical resources) so tests drive them without the binary.
-//! Resources are named by their `template.yaml` logical ids. Locally they are found by
-//! the local stack's naming (`{prefix}-{LogicalId}`, see [`crate::provision`]); against
-//! a deployed stack (whose names CloudFormation generates) they are looked up by stack
-//! name ([`Target::with_stack`], `--stack`), or given one by one with
-//! [`Target::with_queue_url`] / [`Target::with_table`] (`--queue-url` / `--table`).
-
-pub mod breaker;
-pub mod cli;
-pub mod dlq;
-pub mod orders;
+//! Where the commands act: the SDK configuration, the template, and how each
+//! template resource is found (by prefix locally, by stack or by hand when deployed).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
-use crate::invariants::{Checker, Tables, TABLE_IDS};
-use crate::provision::{physical_name, QUEUE_NAME_MAX, TABLE_NAME_MAX};
-use crate::template::Template;
-use crate::{Error, Result};
+use dishpatch_invariants::{Checker, Tables, TABLE_IDS};
+use dishpatch_template::names::{physical_name, QUEUE_NAME_MAX, TABLE_NAME_MAX};
+use dishpatch_template::Template;
+
+use crate::{dlq, Error, Result};
 
 /// One resource of a deployed stack.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! `dishpatch-local invariants` against a stack on the emulator: clean demo data exits
+//! `dishpatch invariants check` against a stack on the emulator: clean demo data exits
 //! 0; a corrupted item is named and exits non-zero; an unknown prefix is an error.
 
 use std::process::Output;
@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue as A;
 use dishpatch_local::{testing, LocalStack, LocalStackOptions};
 
 async fn run(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_dishpatch-local"))
-        .arg("invariants")
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_dishpatch"))
+        .args(["invariants", "check"])
         .args(["--endpoint", testing::moto()])
         .args(args)
         .env("RUST_LOG", "warn")

@@ -7,13 +7,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use clap::{CommandFactory, Parser};
-use dishpatch_local::ops::cli::{self, Cli, Command, DlqCommand};
-use dishpatch_local::ops::dlq::{
-    self, ReasonSource, RedriveOptions, Source, REDRIVE_COUNT_ATTRIBUTE,
-};
-use dishpatch_local::ops::orders::{self, WatchOptions};
-use dishpatch_local::ops::Target;
 use dishpatch_local::{testing, LocalStack, LocalStackOptions};
+use dishpatch_ops::cli::{self, Cli, Command, DlqCommand};
+use dishpatch_ops::dlq::{self, ReasonSource, RedriveOptions, Source, REDRIVE_COUNT_ATTRIBUTE};
+use dishpatch_ops::orders::{self, WatchOptions};
+use dishpatch_ops::Target;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -520,7 +518,7 @@ async fn a_deployed_stack_is_found_by_name() {
 #[tokio::test(flavor = "multi_thread")]
 async fn breaker_status_reads_the_cloudwatch_metrics() {
     use dishpatch::resilience::{emf_line, metrics, BreakerState, Transition};
-    use dishpatch_local::ops::breaker;
+    use dishpatch_ops::breaker;
 
     let (local, target) = start("ops-breaker", false).await;
     // A provider of this test's own: other tests share the emulator's metrics.

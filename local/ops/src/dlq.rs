@@ -19,10 +19,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName as Sys};
 use serde_json::Value;
 
-use super::Target;
-use crate::template::Template;
+use crate::Target;
 use crate::{Error, Result};
 use dishpatch::runtime::dead_letters;
+use dishpatch_template::Template;
 
 /// The message attribute counting how many times a message was redriven.
 pub const REDRIVE_COUNT_ATTRIBUTE: &str = "DishpatchRedriveCount";

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
-use super::Target;
+use crate::Target;
 use crate::{Error, Result};
 
 /// Statuses after which nothing more happens to an order.

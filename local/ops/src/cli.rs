@@ -9,13 +9,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
-use super::breaker;
-use super::dlq::{self, RedriveOptions};
-use super::orders::{self, WatchOptions};
-use super::Target;
-use crate::invariants::CheckOptions;
-use crate::template::Template;
+use crate::breaker;
+use crate::dlq::{self, RedriveOptions};
+use crate::orders::{self, WatchOptions};
+use crate::Target;
 use crate::{Error, Result};
+use dishpatch_invariants::CheckOptions;
+use dishpatch_template::Template;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -142,7 +142,26 @@ pub enum InvariantsCommand {
         /// Wait up to this many seconds for rest, then check as --quiescent.
         #[arg(long)]
         wait_secs: Option<u64>,
+        /// An order known to be alerted on OpsAlertsTopic (repeatable). Default: read the
+        /// local stack's alert tap queue, if `dishpatch-local up` created one.
+        #[arg(long = "alerted")]
+        alerted: Vec<String>,
+        /// Initial wallet balance, `customer=minor units` (repeatable), e.g. the demo
+        /// data's `alice=10000`: adds `balance == initial - captured` (no top-ups).
+        #[arg(long = "initial-balance", value_parser = parse_balance)]
+        initial_balances: Vec<(String, i64)>,
     },
+}
+
+fn parse_balance(s: &str) -> std::result::Result<(String, i64), String> {
+    let (c, b) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected customer=amount, got {s:?}"))?;
+    let b = b
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad amount in {s:?}: {e}"))?;
+    Ok((c.trim().to_owned(), b))
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,7 +185,7 @@ pub async fn target(args: &TargetArgs) -> Result<Target> {
         None => Template::embedded()?,
     };
     let sdk = match &args.endpoint {
-        Some(e) if !e.is_empty() => crate::sdk::emulator_config(Some(e)).await,
+        Some(e) if !e.is_empty() => crate::sdk::emulator_config(e).await,
         _ => dishpatch::config::sdk_config().await,
     };
     let mut t = Target::new(sdk, Arc::new(template), &args.prefix);
@@ -230,9 +249,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
         Command::Invariants(InvariantsCommand::Check {
             quiescent,
             wait_secs,
+            alerted,
+            initial_balances,
         }) => {
             let checker = target.checker().await?;
-            let opts = CheckOptions::default().expect_quiescent(quiescent || wait_secs.is_some());
+            let mut opts =
+                CheckOptions::default().expect_quiescent(quiescent || wait_secs.is_some());
+            if !alerted.is_empty() {
+                opts = opts.alerted_orders(alerted);
+            }
+            if !initial_balances.is_empty() {
+                opts = opts.initial_balances(initial_balances);
+            }
             let report = match wait_secs {
                 Some(s) => {
                     checker
