@@ -64,7 +64,7 @@ pub struct Scheduled {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
-    /// Cannot ever succeed: the message goes to the DLQ after its retries.
+    /// Cannot ever be read (bad JSON, unknown type or version): parked on its first receive.
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// Decoded, but cannot ever succeed either: it names nothing of ours or carries a value
