@@ -1,7 +1,6 @@
 //! The AWS SDK configuration for the emulator.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sqs::config::Credentials;
+use aws_config::SdkConfig;
 
 /// moto server's usual address (`moto_server` defaults to port 5000).
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5000";
@@ -19,27 +18,8 @@ pub fn endpoint(explicit: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|s| !s.is_empty())
-}
-
-/// An SDK configuration pointing at the emulator: region from `AWS_REGION` /
-/// `AWS_DEFAULT_REGION` (default `us-east-1`), credentials from `AWS_ACCESS_KEY_ID` /
-/// `AWS_SECRET_ACCESS_KEY` (default `test` / `test`).
+/// An SDK configuration pointing at the emulator (see
+/// [`dishpatch::config::endpoint_config`] for the region and credentials).
 pub async fn emulator_config(endpoint_url: Option<&str>) -> SdkConfig {
-    let region = env("AWS_REGION")
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".to_owned());
-    let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        (Some(id), Some(secret)) => {
-            Credentials::new(id, secret, env("AWS_SESSION_TOKEN"), None, "environment")
-        }
-        _ => Credentials::new("test", "test", None, None, "dishpatch-local"),
-    };
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint(endpoint_url))
-        .region(Region::new(region))
-        .credentials_provider(credentials)
-        .load()
-        .await
+    dishpatch::config::endpoint_config(&endpoint(endpoint_url), "dishpatch-local").await
 }
