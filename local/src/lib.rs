@@ -94,10 +94,7 @@ impl Error {
     where
         E: std::error::Error,
     {
-        Error::Aws(format!(
-            "{context}: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(err)
-        ))
+        Error::Aws(dishpatch_invariants::aws_context(context, err))
     }
 }
 

@@ -107,11 +107,17 @@ impl Error {
     where
         E: std::error::Error,
     {
-        Error::Aws(format!(
-            "{context}: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(err)
-        ))
+        Error::Aws(aws_context(context, err))
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An AWS SDK error with its full context, as one line (the SDK's `Display` alone says
+/// little); the stack and the operator CLI report their AWS failures the same way.
+pub fn aws_context<E: std::error::Error>(context: impl std::fmt::Display, err: E) -> String {
+    format!(
+        "{context}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(err)
+    )
+}
