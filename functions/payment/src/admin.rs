@@ -14,7 +14,7 @@ use crate::App;
 use dishpatch::envelope::now;
 use dishpatch::error::{Problem, ProblemCode};
 use dishpatch::http::{body_bytes, caller, json, Role};
-use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
+use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, replayed};
 use lambda_http::{Body, Request, Response};
 
 /// Names credit ids made from an `Idempotency-Key` (a fixed, random namespace).
@@ -81,10 +81,5 @@ fn replay(earlier: &AdminCredit, fingerprint: &str) -> Result<Response<Body>, Pr
     if earlier.fingerprint != fingerprint {
         return Err(key_reused_problem());
     }
-    let mut resp = json(201, &EntryView::from(earlier.entry.clone()));
-    resp.headers_mut().insert(
-        REPLAYED_HEADER,
-        lambda_http::http::HeaderValue::from_static("true"),
-    );
-    Ok(resp)
+    Ok(replayed(json(201, &EntryView::from(earlier.entry.clone()))))
 }

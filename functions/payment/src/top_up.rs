@@ -23,7 +23,7 @@ use crate::App;
 use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{body_bytes, caller, json, Role};
-use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, REPLAYED_HEADER};
+use dishpatch::idempotency::http::{idempotency_key, key_reused_problem, replayed};
 use dishpatch::runtime::MessageError;
 use dishpatch::validation::is_valid_id;
 use lambda_http::{Body, Request, Response};
@@ -292,14 +292,6 @@ fn answer(t: &TopUp) -> Result<Response<Body>, Problem> {
         .with_field("amount.amount")),
         TopUpStatus::Pending => Err(Problem::internal()),
     }
-}
-
-fn replayed(mut resp: Response<Body>) -> Response<Body> {
-    resp.headers_mut().insert(
-        REPLAYED_HEADER,
-        lambda_http::http::HeaderValue::from_static("true"),
-    );
-    resp
 }
 
 fn currency_mismatch(held: &str) -> Problem {

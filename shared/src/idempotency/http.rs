@@ -96,6 +96,15 @@ enum NotStored {
     Unsuccessful(Response<Body>),
 }
 
+/// `resp` marked as the replay of an earlier answer (`Idempotent-Replayed: true`).
+pub fn replayed(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(
+        REPLAYED_HEADER,
+        lambda_http::http::HeaderValue::from_static("true"),
+    );
+    resp
+}
+
 pub fn in_progress_problem() -> Problem {
     Problem::conflict(
         ProblemCode::RequestInProgress,
@@ -137,14 +146,7 @@ where
         .await;
     match outcome {
         Ok(Handled::Ran(stored)) => Ok(stored.into_response()),
-        Ok(Handled::Replayed(stored)) => {
-            let mut resp = stored.into_response();
-            resp.headers_mut().insert(
-                REPLAYED_HEADER,
-                lambda_http::http::HeaderValue::from_static("true"),
-            );
-            Ok(resp)
-        }
+        Ok(Handled::Replayed(stored)) => Ok(replayed(stored.into_response())),
         Err(IdempotencyError::InProgress) => {
             let mut resp = crate::http::problem(req, in_progress_problem());
             resp.headers_mut().insert(

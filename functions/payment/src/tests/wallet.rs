@@ -97,6 +97,13 @@ fn header(resp: &Response<Body>, name: &str) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_owned())
 }
 
+/// The one top-up the fixture holds.
+fn only_top_up(f: &Fixture) -> TopUp {
+    let s = f.store.state.lock().unwrap();
+    assert_eq!(s.top_ups.len(), 1);
+    s.top_ups.values().next().cloned().unwrap()
+}
+
 fn top_up_entries(f: &Fixture, customer: &str) -> Vec<LedgerEntry> {
     f.store
         .ledger(customer)
@@ -218,17 +225,7 @@ async fn an_outage_answers_503_and_a_retry_with_the_key_credits_exactly_once() {
         None,
         "nothing credited during an outage"
     );
-    let pending: Vec<TopUp> = f
-        .store
-        .state
-        .lock()
-        .unwrap()
-        .top_ups
-        .values()
-        .cloned()
-        .collect();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].status, TopUpStatus::Pending);
+    assert_eq!(only_top_up(&f).status, TopUpStatus::Pending);
 
     let (status, body) = Req::top_up("c-1", paid(900, "tok_visa"))
         .key("o")
@@ -303,16 +300,7 @@ async fn a_charge_the_wallet_can_no_longer_take_is_refunded_not_credited() {
         (422, json!("WALLET_LIMIT_EXCEEDED")),
         "{p}"
     );
-    let top_up = f
-        .store
-        .state
-        .lock()
-        .unwrap()
-        .top_ups
-        .values()
-        .next()
-        .cloned()
-        .unwrap();
+    let top_up = only_top_up(&f);
     assert_eq!(top_up.status, TopUpStatus::Refunded);
     let charges = f.psp.charges_for(&top_up.provider_key());
     assert_eq!((charges.len(), charges[0].refunded), (1, 300));
@@ -458,16 +446,7 @@ async fn a_top_up_left_pending_by_an_outage_is_settled_from_the_queue() {
     handle(&f.app, &queued[0]).await.unwrap();
     handle(&f.app, &queued[0]).await.unwrap();
     assert_eq!(f.store.balance("c-1"), Some(800));
-    let top_up = f
-        .store
-        .state
-        .lock()
-        .unwrap()
-        .top_ups
-        .values()
-        .next()
-        .cloned()
-        .unwrap();
+    let top_up = only_top_up(&f);
     assert_eq!(top_up.status, TopUpStatus::Credited);
     assert_eq!(f.psp.charges_for(&top_up.provider_key()).len(), 1);
     // The customer's retry answers the settled top-up.
