@@ -148,12 +148,7 @@ where
         Ok(Handled::Ran(stored)) => Ok(stored.into_response()),
         Ok(Handled::Replayed(stored)) => Ok(replayed(stored.into_response())),
         Err(IdempotencyError::InProgress) => {
-            let mut resp = crate::http::problem(req, in_progress_problem());
-            resp.headers_mut().insert(
-                "retry-after",
-                lambda_http::http::HeaderValue::from(RETRY_AFTER_SECS),
-            );
-            Ok(resp)
+            Err(in_progress_problem().with_retry_after(u64::from(RETRY_AFTER_SECS)))
         }
         Err(IdempotencyError::PayloadMismatch) => Err(key_reused_problem()),
         Err(IdempotencyError::Handler(NotStored::Problem(p))) => Err(p),
