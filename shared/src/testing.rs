@@ -269,70 +269,19 @@ pub fn parts(resp: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json
     (status, body)
 }
 
-/// The AWS emulator for tests: `AWS_ENDPOINT_URL` if the test command started one,
-/// otherwise a moto server from the project venv, started once per test binary and
-/// stopped when it exits.
-///
-/// Both serve one request at a time (`local/moto_serial.py`, as `scripts/test` starts it).
-/// moto's own threaded server applies a TransactWriteItems item by item while other
-/// requests run (and rolls a failed one back by restoring a snapshot over their writes),
-/// so two racing conditional transactions could both "win" there, which DynamoDB never
-/// allows. Tests that race writes rely on this; the clients still interleave freely.
+/// An SDK configuration for the test emulator ([`dishpatch_emulator::endpoint`]: the
+/// test command's, or one moto per test binary serving one request at a time).
 pub async fn emulator() -> aws_config::SdkConfig {
-    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let endpoint = ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => start_moto(),
-    });
     let creds =
         aws_credential_types::Credentials::new("test", "test", None, None, "dishpatch-tests");
     // The functions' own HTTPS client, so every emulator test goes through it.
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(crate::tls::https_client(crate::tls::Roots::Bundled))
-        .endpoint_url(endpoint)
+        .endpoint_url(dishpatch_emulator::endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(creds)
         .load()
         .await
-}
-
-fn start_moto() -> String {
-    let venv = std::env::var("DISHPATCH_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let bin = venv.join("bin/python");
-    let serial = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../local/moto_serial.py");
-    // Under a shell that kills moto when our end of its stdin closes, which the OS does
-    // when the test process exits, even after a panic.
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(r#""$0" "$1" "$2" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
-        .arg(&bin)
-        .arg(&serial)
-        .arg(port.to_string())
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} ({e}); run scripts/setup first",
-                bin.display()
-            )
-        });
-    static MOTO: std::sync::Mutex<Option<std::process::Child>> = std::sync::Mutex::new(None);
-    *MOTO.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "moto did not start on port {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    format!("http://127.0.0.1:{port}")
 }
 
 /// A unique name for per-test resources on the shared emulator.
