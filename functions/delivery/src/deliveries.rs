@@ -7,19 +7,18 @@
 //! active deliveries (invariant 4).
 
 use dishpatch::aws::dynamo::{
-    applied, built, cancellation_reasons, classify, from_item, get_consistent, s, to_item,
+    applied, built, cancellation_reasons, classify, from_item, get_consistent, key, s, to_item,
     update_alone, Item, CONDITION_FAILED,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
+use dishpatch::keys::{courier_pk, delivery_pk, COURIER_SK, DELIVERY_SK};
 use dishpatch::order::Address;
 use serde::{Deserialize, Serialize};
 
 /// The partition key of the sparse "free couriers" index.
-pub const AVAILABLE_KEY: &str = "COURIER#AVAILABLE";
+pub use dishpatch::keys::AVAILABLE_COURIERS as AVAILABLE_KEY;
 const GSI: &str = "gsi1";
-const DELIVERY_SK: &str = "DELIVERY";
-const COURIER_SK: &str = "COURIER";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -125,18 +124,6 @@ struct DeliveryItem {
     sk: String,
     #[serde(flatten)]
     delivery: Delivery,
-}
-
-pub fn delivery_pk(order_id: &str) -> String {
-    format!("DELIVERY#{order_id}")
-}
-
-pub fn courier_pk(courier_id: &str) -> String {
-    format!("COURIER#{courier_id}")
-}
-
-fn key(pk: String, sk: &str) -> Item {
-    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
 #[derive(Clone, Debug)]

@@ -3,9 +3,10 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use delivery::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliveryStore};
-use dishpatch::aws::dynamo::s;
+use dishpatch::aws::dynamo::{key, s};
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::keys::{courier_pk, AVAILABLE_COURIERS, COURIER_SK};
 use dishpatch::runtime::Function;
 use dishpatch::testing::{
     create_table, deliver, deliver_racing, emulator, topic_with_subscription, Subscription,
@@ -19,23 +20,23 @@ type Item = HashMap<String, AttributeValue>;
 async fn seed_courier(ddb: &aws_sdk_dynamodb::Client, table: &str, id: &str) {
     ddb.put_item()
         .table_name(table)
-        .item("pk", s(format!("COURIER#{id}")))
-        .item("sk", s("COURIER"))
+        .item("pk", s(courier_pk(id)))
+        .item("sk", s(COURIER_SK))
         .item("courierId", s(id))
         .item("name", s(format!("Courier {id}")))
         .item("status", s("AVAILABLE"))
-        .item("gsi1pk", s("COURIER#AVAILABLE"))
+        .item("gsi1pk", s(AVAILABLE_COURIERS))
         .item("gsi1sk", s(id))
         .send()
         .await
         .unwrap();
 }
 
-async fn raw(ddb: &aws_sdk_dynamodb::Client, table: &str, pk: String, sk: &str) -> Item {
+/// The stored courier item, as it is.
+async fn courier(ddb: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> Item {
     ddb.get_item()
         .table_name(table)
-        .key("pk", s(pk))
-        .key("sk", s(sk))
+        .set_key(Some(key(courier_pk(id), COURIER_SK)))
         .consistent_read(true)
         .send()
         .await
@@ -84,7 +85,7 @@ async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() 
     assert_eq!(store.claim("c-1", &o1).await.unwrap(), Claim::Claimed);
     // The busy courier really left the index.
     assert_eq!(store.available_couriers(5).await.unwrap(), vec!["c-2"]);
-    let c1 = raw(&ddb, &table, "COURIER#c-1".into(), "COURIER").await;
+    let c1 = courier(&ddb, &table, "c-1").await;
     assert_eq!(
         (text(&c1, "status"), text(&c1, "activeOrderId")),
         (Some("BUSY"), Some("o-1"))
@@ -103,10 +104,7 @@ async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() 
         Claim::DeliveryExists
     );
     assert_eq!(
-        text(
-            &raw(&ddb, &table, "COURIER#c-2".into(), "COURIER").await,
-            "status"
-        ),
+        text(&courier(&ddb, &table, "c-2").await, "status"),
         Some("AVAILABLE")
     );
     assert_eq!(
@@ -137,7 +135,7 @@ async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() 
         store.get("o-1").await.unwrap().unwrap().status,
         DeliveryStatus::Cancelled
     );
-    let c1 = raw(&ddb, &table, "COURIER#c-1".into(), "COURIER").await;
+    let c1 = courier(&ddb, &table, "c-1").await;
     assert_eq!(
         (
             text(&c1, "status"),
@@ -182,8 +180,7 @@ async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
     // Someone reassigned the courier by hand.
     ddb.update_item()
         .table_name(&table)
-        .key("pk", s("COURIER#c-1"))
-        .key("sk", s("COURIER"))
+        .set_key(Some(key(courier_pk("c-1"), COURIER_SK)))
         .update_expression("SET activeOrderId = :o")
         .expression_attribute_values(":o", s("o-other"))
         .send()
@@ -197,7 +194,7 @@ async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
         store.get("o-1").await.unwrap().unwrap().status,
         DeliveryStatus::Delivered
     );
-    let c1 = raw(&ddb, &table, "COURIER#c-1".into(), "COURIER").await;
+    let c1 = courier(&ddb, &table, "c-1").await;
     assert_eq!(
         (text(&c1, "status"), text(&c1, "activeOrderId")),
         (Some("BUSY"), Some("o-other"))
@@ -242,7 +239,7 @@ impl Stack {
     }
 
     async fn courier(&self, id: &str) -> Item {
-        raw(&self.ddb, &self.table, format!("COURIER#{id}"), "COURIER").await
+        courier(&self.ddb, &self.table, id).await
     }
 }
 
@@ -290,7 +287,7 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
             store.get(&loser).await.unwrap().unwrap().status,
             DeliveryStatus::Unavailable
         );
-        let c1 = raw(&st.ddb, &st.table, "COURIER#c-1".into(), "COURIER").await;
+        let c1 = courier(&st.ddb, &st.table, "c-1").await;
         assert_eq!(text(&c1, "activeOrderId"), Some(winner.as_str()));
 
         // Replays of both commands re-publish the same outcomes and change nothing.
@@ -305,10 +302,7 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
         let mut again = st.facts(2).await;
         again.sort_by(|x, y| x.1.cmp(&y.1));
         assert_eq!(again, facts);
-        assert_eq!(
-            raw(&st.ddb, &st.table, "COURIER#c-1".into(), "COURIER").await,
-            c1
-        );
+        assert_eq!(courier(&st.ddb, &st.table, "c-1").await, c1);
 
         // Cancel the winner: the courier is free for the next round.
         let cancel = Envelope::new(MessageType::CancelDelivery, &winner, json!({}));
@@ -372,7 +366,7 @@ async fn the_courier_completes_over_http_and_is_free_again() {
             )]
         );
     }
-    let c1 = raw(&st.ddb, &st.table, "COURIER#c-1".into(), "COURIER").await;
+    let c1 = courier(&st.ddb, &st.table, "c-1").await;
     assert_eq!(
         (text(&c1, "status"), text(&c1, "gsi1pk")),
         (Some("AVAILABLE"), Some("COURIER#AVAILABLE"))

@@ -13,18 +13,8 @@ use dishpatch::aws::dynamo::{
     CONDITION_FAILED,
 };
 use dishpatch::error::StoreError;
+use dishpatch::keys::{item_sk, restaurant_pk, ITEM_SK_PREFIX, MENU_SK};
 use dishpatch::menu::MenuItem;
-
-/// Sort key of a restaurant's item count.
-pub const MENU_SK: &str = "MENU";
-
-pub fn restaurant_pk(restaurant_id: &str) -> String {
-    format!("RESTAURANT#{restaurant_id}")
-}
-
-pub fn item_sk(menu_item_id: &str) -> String {
-    format!("ITEM#{menu_item_id}")
-}
 
 #[async_trait::async_trait]
 pub trait MenuStore: Send + Sync {
@@ -66,11 +56,9 @@ impl DynamoMenuStore {
     }
 }
 
-fn key(restaurant_id: &str, menu_item_id: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), s(restaurant_pk(restaurant_id))),
-        ("sk".to_owned(), s(item_sk(menu_item_id))),
-    ])
+/// The key of one menu item.
+pub fn key(restaurant_id: &str, menu_item_id: &str) -> Item {
+    dishpatch::aws::dynamo::key(restaurant_pk(restaurant_id), item_sk(menu_item_id))
 }
 
 #[async_trait::async_trait]
@@ -85,7 +73,7 @@ impl MenuStore for DynamoMenuStore {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :item)")
                 .expression_attribute_values(":pk", s(restaurant_pk(restaurant_id)))
-                .expression_attribute_values(":item", s("ITEM#"))
+                .expression_attribute_values(":item", s(ITEM_SK_PREFIX))
                 .set_exclusive_start_key(start)
                 .send()
                 .await

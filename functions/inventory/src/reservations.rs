@@ -8,15 +8,14 @@
 //! every write (invariant 3).
 
 use dishpatch::aws::dynamo::{
-    built, cancellation_reasons, classify, from_item, get_consistent, n, put_alone, s, to_item,
-    Item, CONDITION_FAILED,
+    built, cancellation_reasons, classify, from_item, get_consistent, key, n, put_alone, s,
+    to_item, Item, CONDITION_FAILED,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
+use dishpatch::keys::{reservation_pk, RESERVATION_SK};
 use dishpatch::order::ItemQuantity;
 use serde::{Deserialize, Serialize};
-
-const RESERVATION_SK: &str = "RESERVATION";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -117,23 +116,8 @@ struct ReservationItem {
     reservation: Reservation,
 }
 
-pub fn reservation_pk(order_id: &str) -> String {
-    format!("RESERVATION#{order_id}")
-}
-
-fn key(pk: String, sk: String) -> Item {
-    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
 fn reservation_key(order_id: &str) -> Item {
-    key(reservation_pk(order_id), RESERVATION_SK.to_owned())
-}
-
-fn menu_item_key(restaurant_id: &str, menu_item_id: &str) -> Item {
-    key(
-        crate::menu::restaurant_pk(restaurant_id),
-        crate::menu::item_sk(menu_item_id),
-    )
+    key(reservation_pk(order_id), RESERVATION_SK)
 }
 
 #[derive(Clone, Debug)]
@@ -179,7 +163,7 @@ impl DynamoReservationStore {
         built(
             aws_sdk_dynamodb::types::Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(menu_item_key(restaurant_id, &line.menu_item_id)))
+                .set_key(Some(crate::menu::key(restaurant_id, &line.menu_item_id)))
                 .update_expression("SET #from = #from - :q, #to = #to + :q")
                 // Also refuses a missing item: the update would otherwise create one.
                 .condition_expression("#from >= :q")

@@ -1,7 +1,7 @@
 //! The DynamoDB adapters (and the wired function) against the AWS emulator: the
 //! conditional semantics that keep stock conserved and reservations idempotent.
 
-use dishpatch::aws::dynamo::{from_item, n, s, to_attr, Item};
+use dishpatch::aws::dynamo::{from_item, n, to_attr, Item};
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::error::StoreError;
@@ -56,8 +56,7 @@ async fn seed(t: &Table, id: &str, available: i64) {
         stocked: available,
     };
     let mut attrs: Item = serde_dynamo::to_item(&item).unwrap();
-    attrs.insert("pk".into(), s(format!("RESTAURANT#{R}")));
-    attrs.insert("sk".into(), s(format!("ITEM#{id}")));
+    attrs.extend(inventory::menu::key(R, id));
     t.ddb
         .put_item()
         .table_name(&t.name)
@@ -307,8 +306,7 @@ async fn menu_edits_are_conditional_on_what_was_read() {
         .ddb
         .get_item()
         .table_name(&t.name)
-        .key("pk", s(format!("RESTAURANT#{R}")))
-        .key("sk", s("ITEM#m-1"))
+        .set_key(Some(inventory::menu::key(R, "m-1")))
         .send()
         .await
         .unwrap()

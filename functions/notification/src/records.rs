@@ -5,8 +5,9 @@
 //! again on retry (at least once, as any delivery to a customer channel). Rendering is
 //! deterministic, so a re-send carries the same words the record keeps.
 
-use dishpatch::aws::dynamo::{applied, classify, from_item, get_consistent, s, to_item, Item};
+use dishpatch::aws::dynamo::{applied, classify, from_item, get_consistent, to_item, Item};
 use dishpatch::error::StoreError;
+use dishpatch::keys::{notification_sk, order_pk};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +41,7 @@ struct RecordItem {
 }
 
 fn key(order_id: &str, event_id: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), s(format!("ORDER#{order_id}"))),
-        ("sk".to_owned(), s(format!("NOTIFICATION#{event_id}"))),
-    ])
+    dishpatch::aws::dynamo::key(order_pk(order_id), notification_sk(event_id))
 }
 
 #[derive(Clone, Debug)]
@@ -80,8 +78,8 @@ impl NotificationStore for DynamoNotificationStore {
 
     async fn record_sent(&self, record: &NotificationRecord) -> Result<bool, StoreError> {
         let item = to_item(&RecordItem {
-            pk: format!("ORDER#{}", record.order_id),
-            sk: format!("NOTIFICATION#{}", record.event_id),
+            pk: order_pk(&record.order_id),
+            sk: notification_sk(&record.event_id),
             record: record.clone(),
         })?;
         applied(

@@ -1,7 +1,8 @@
 //! Reads menu items for pricing (the inventory table is owned by inventory; we only read).
 
-use dishpatch::aws::dynamo::{batch_get_consistent, from_item, s, Item};
+use dishpatch::aws::dynamo::{batch_get_consistent, from_item, key, Item};
 use dishpatch::error::StoreError;
+use dishpatch::keys::{item_sk, restaurant_pk};
 use dishpatch::menu::MenuItem;
 
 #[async_trait::async_trait]
@@ -32,12 +33,7 @@ impl MenuReader for DynamoMenuReader {
         // BatchGetItem takes at most 100 keys; orders have at most 50 lines.
         let keys: Vec<Item> = ids
             .iter()
-            .map(|id| {
-                Item::from([
-                    ("pk".to_owned(), s(format!("RESTAURANT#{restaurant_id}"))),
-                    ("sk".to_owned(), s(format!("ITEM#{id}"))),
-                ])
-            })
+            .map(|id| key(restaurant_pk(restaurant_id), item_sk(id)))
             .collect();
         batch_get_consistent(&self.client, &self.table, keys)
             .await?

@@ -2,6 +2,7 @@
 
 use dishpatch::aws::dynamo::{classify, from_item, s};
 use dishpatch::error::StoreError;
+use dishpatch::keys::{order_pk, NOTIFICATION_SK_PREFIX};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,8 +39,8 @@ impl NotificationReader for DynamoNotificationReader {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :n)")
-            .expression_attribute_values(":pk", s(format!("ORDER#{order_id}")))
-            .expression_attribute_values(":n", s("NOTIFICATION#"))
+            .expression_attribute_values(":pk", s(order_pk(order_id)))
+            .expression_attribute_values(":n", s(NOTIFICATION_SK_PREFIX))
             .send()
             .await
             .map_err(classify)?;

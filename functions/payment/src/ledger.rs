@@ -8,10 +8,10 @@
 
 use dishpatch::aws::dynamo::{built, classify, from_item, s, to_item, Item};
 use dishpatch::error::StoreError;
+use dishpatch::keys::{ledger_sk, LEDGER_SK_PREFIX as SK_PREFIX};
 use dishpatch::money::Money;
 use serde::{Deserialize, Serialize};
 
-const SK_PREFIX: &str = "TX#";
 /// Longest sort key a page token may carry (`TX#` + a timestamp + an entry id).
 const MAX_CURSOR_LEN: usize = 200;
 
@@ -155,7 +155,7 @@ impl LedgerEntry {
     }
 
     pub fn sort_key(&self) -> String {
-        format!("{SK_PREFIX}{}#{}", self.created_at, self.entry_id)
+        ledger_sk(&self.created_at, &self.entry_id)
     }
 }
 

@@ -15,16 +15,15 @@
 use crate::ledger::{put_entry, LedgerEntry};
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{
-    applied, built, cancellation_reasons, classify, from_item, get_consistent, n, put_alone, s,
-    to_item, Item, CONDITION_FAILED,
+    applied, built, cancellation_reasons, classify, from_item, get_consistent, key, n, put_alone,
+    s, to_item, Item, CONDITION_FAILED,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
+use dishpatch::keys::{payment_pk, PAYMENT_SK};
 use dishpatch::money::Money;
 use dishpatch::order::PaymentMethod;
 use serde::{Deserialize, Serialize};
-
-const PAYMENT_SK: &str = "PAYMENT";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -196,15 +195,8 @@ struct PaymentItem {
     payment: Payment,
 }
 
-pub fn payment_pk(order_id: &str) -> String {
-    format!("PAYMENT#{order_id}")
-}
-
 fn payment_key(order_id: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), s(payment_pk(order_id))),
-        ("sk".to_owned(), s(PAYMENT_SK)),
-    ])
+    key(payment_pk(order_id), PAYMENT_SK)
 }
 
 #[derive(Clone, Debug)]

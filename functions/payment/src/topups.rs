@@ -12,8 +12,9 @@
 
 use crate::ledger::LedgerEntry;
 use crate::wallets::{wallet_pk, Credit};
-use dishpatch::aws::dynamo::{built, from_item, get_consistent, put_alone, s, to_item, Item};
+use dishpatch::aws::dynamo::{built, from_item, get_consistent, key, put_alone, s, to_item, Item};
 use dishpatch::error::StoreError;
+use dishpatch::keys::top_up_sk;
 use dishpatch::money::Money;
 use serde::{Deserialize, Serialize};
 
@@ -117,7 +118,7 @@ struct TopUpItem {
 fn item(top_up: &TopUp) -> Result<Item, StoreError> {
     to_item(&TopUpItem {
         pk: wallet_pk(&top_up.customer_id),
-        sk: format!("TOPUP#{}", top_up.top_up_id),
+        sk: top_up_sk(&top_up.top_up_id),
         top_up: top_up.clone(),
     })
 }
@@ -153,10 +154,7 @@ impl DynamoTopUpStore {
 #[async_trait::async_trait]
 impl TopUpStore for DynamoTopUpStore {
     async fn get(&self, customer_id: &str, top_up_id: &str) -> Result<Option<TopUp>, StoreError> {
-        let key = Item::from([
-            ("pk".to_owned(), s(wallet_pk(customer_id))),
-            ("sk".to_owned(), s(format!("TOPUP#{top_up_id}"))),
-        ]);
+        let key = key(wallet_pk(customer_id), top_up_sk(top_up_id));
         get_consistent(&self.client, &self.table, key)
             .await?
             .map(|i| from_item::<TopUpItem>(i).map(|r| r.top_up))

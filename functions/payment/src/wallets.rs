@@ -8,10 +8,11 @@
 
 use crate::ledger::{put_entry, LedgerEntry};
 use dishpatch::aws::dynamo::{
-    built, cancellation_reasons, classify, from_item, get_consistent, n, s, to_item, Item,
+    built, cancellation_reasons, classify, from_item, get_consistent, key, n, s, to_item, Item,
     CONDITION_FAILED,
 };
 use dishpatch::error::StoreError;
+use dishpatch::keys::{credit_sk, WALLET_SK};
 use serde::{Deserialize, Serialize};
 
 /// The currency of a wallet that does not exist yet (what `GET /v1/wallet` shows).
@@ -70,17 +71,11 @@ pub trait WalletStore: Send + Sync {
 pub use dishpatch::keys::wallet_pk;
 
 pub fn wallet_key(customer_id: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), s(wallet_pk(customer_id))),
-        ("sk".to_owned(), s("WALLET")),
-    ])
+    key(wallet_pk(customer_id), WALLET_SK)
 }
 
 fn admin_credit_key(customer_id: &str, credit_id: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), s(wallet_pk(customer_id))),
-        ("sk".to_owned(), s(format!("CREDIT#{credit_id}"))),
-    ])
+    key(wallet_pk(customer_id), credit_sk(credit_id))
 }
 
 /// Moves `entry.amount` into its wallet with `guard` and the ledger entry in one
@@ -202,7 +197,7 @@ impl WalletStore for DynamoWalletStore {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let item = to_item(&AdminCreditItem {
             pk: wallet_pk(&credit.entry.customer_id),
-            sk: format!("CREDIT#{}", credit.credit_id),
+            sk: credit_sk(&credit.credit_id),
             credit: credit.clone(),
         })?;
         let guard = built(

@@ -4,6 +4,7 @@
 use dishpatch::aws::dynamo::{n, s};
 use dishpatch::config::Env;
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::keys::{wallet_pk, WALLET_SK};
 use dishpatch::money::Money;
 use dishpatch::order::PaymentMethod;
 use dishpatch::testing::{
@@ -49,8 +50,8 @@ async fn seed_wallet(t: &Table, customer_id: &str, balance: i64, currency: &str)
     t.ddb
         .put_item()
         .table_name(&t.name)
-        .item("pk", s(format!("WALLET#{customer_id}")))
-        .item("sk", s("WALLET"))
+        .item("pk", s(wallet_pk(customer_id)))
+        .item("sk", s(WALLET_SK))
         .item("customerId", s(customer_id))
         .item("balance", n(balance))
         .item("currency", s(currency))
