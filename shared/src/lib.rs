@@ -28,3 +28,4 @@ pub mod runtime;
 pub mod testing;
 pub mod tls;
 pub mod transition;
+pub mod worker;

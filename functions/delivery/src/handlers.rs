@@ -9,6 +9,7 @@ use crate::App;
 use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::runtime::MessageError;
+use dishpatch::worker::{kept_changing, stored};
 use std::hash::{Hash, Hasher};
 
 /// Couriers read from the free index per dispatch.
@@ -93,7 +94,7 @@ pub async fn cancel(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             cmd.follow(MessageType::DeliveryCompleted, data::Courier { courier_id })
         }
     };
-    app.publisher.publish(&fact).await?;
+    app.outlets.publisher.publish(&fact).await?;
     Ok(())
 }
 
@@ -150,19 +151,13 @@ async fn release(app: &App, order_id: &str) -> Result<Option<String>, MessageErr
             }
         }
     }
-    Err(MessageError::Transient(
-        "delivery kept changing; retrying".into(),
-    ))
+    Err(kept_changing("delivery"))
 }
 
 /// Reads the record a concurrent duplicate wrote and re-publishes its outcome.
 async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
-    match app.deliveries.get(&cmd.order_id).await? {
-        Some(d) => publish_outcome(app, cmd, &d).await,
-        None => Err(MessageError::Transient(
-            "delivery record vanished; retrying".into(),
-        )),
-    }
+    let d = stored(app.deliveries.get(&cmd.order_id).await?, "delivery")?;
+    publish_outcome(app, cmd, &d).await
 }
 
 /// Publishes the dispatch outcome a record stands for. A record without a courier answers
@@ -190,7 +185,7 @@ async fn publish_outcome(app: &App, cmd: &Envelope, d: &Delivery) -> Result<(), 
             },
         ),
     };
-    app.publisher.publish(&fact).await?;
+    app.outlets.publisher.publish(&fact).await?;
     Ok(())
 }
 

@@ -8,11 +8,11 @@ pub mod routes;
 #[cfg(test)]
 mod tests;
 
-use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
-use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
+use dishpatch::runtime::dead_letters::DeadLetters;
 use dishpatch::runtime::MessageError;
+use dishpatch::worker::{order_events, Outlets};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
@@ -21,24 +21,17 @@ pub use deliveries::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliv
 /// The ports delivery needs; adapters are chosen in [`build`], fakes in tests.
 pub struct App {
     pub deliveries: Arc<dyn DeliveryStore>,
-    pub publisher: Arc<dyn Publisher>,
-    /// Where messages that cannot be processed are parked, with the reason.
-    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub outlets: Outlets,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let to = Destinations {
-        order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
-        ..Default::default()
-    };
     Ok(App {
         deliveries: Arc::new(DynamoDeliveryStore::new(
             ddb,
             env.require("DELIVERY_TABLE")?,
         )),
-        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
-        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
+        outlets: Outlets::from_env(sdk, env, order_events(env)?)?,
     })
 }
 
@@ -58,6 +51,6 @@ impl dishpatch::runtime::Function for App {
     }
 
     fn dead_letters(&self) -> Option<&dyn DeadLetters> {
-        self.dead_letters.as_deref()
+        self.outlets.dead_letters.as_deref()
     }
 }

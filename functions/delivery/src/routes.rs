@@ -73,7 +73,7 @@ async fn complete(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
                 courier_id: courier_id.clone(),
             },
         );
-        if let Err(e) = app.publisher.publish(&fact).await {
+        if let Err(e) = app.outlets.publisher.publish(&fact).await {
             tracing::error!(order_id = %order_id, error = %e, "DeliveryCompleted not published; a retry re-publishes it");
             return Err(Problem::unavailable());
         }

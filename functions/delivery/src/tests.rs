@@ -6,6 +6,7 @@ use dishpatch::envelope::{data, Envelope, MessageType};
 use dishpatch::error::StoreError;
 use dishpatch::runtime::MessageError;
 use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
+use dishpatch::worker::Outlets;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,8 +174,7 @@ fn fixture(store: FakeStore) -> Fixture {
     Fixture {
         app: App {
             deliveries: store.clone(),
-            publisher: publisher.clone(),
-            dead_letters: None,
+            outlets: Outlets::publishing(publisher.clone()),
         },
         store,
         publisher,

@@ -9,6 +9,7 @@ use crate::App;
 use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::order::ItemQuantity;
 use dishpatch::runtime::MessageError;
+use dishpatch::worker::{kept_changing, stored};
 
 pub const OUT_OF_STOCK: &str = "OUT_OF_STOCK";
 /// One transaction holds at most 100 actions: the record plus one per line.
@@ -108,9 +109,7 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             }
         }
     }
-    Err(MessageError::Transient(
-        "reservation kept changing; retrying".into(),
-    ))
+    Err(kept_changing("reservation"))
 }
 
 pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
@@ -140,9 +139,7 @@ pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             }
         }
     }
-    Err(MessageError::Transient(
-        "reservation kept changing; retrying".into(),
-    ))
+    Err(kept_changing("reservation"))
 }
 
 /// The same item on two lines becomes one line: one transaction may touch an item once.
@@ -159,18 +156,14 @@ fn merge_lines(items: Vec<ItemQuantity>) -> Vec<ItemQuantity> {
 
 async fn released(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let fact = cmd.follow(MessageType::InventoryReleased, serde_json::json!({}));
-    app.publisher.publish(&fact).await?;
+    app.outlets.publisher.publish(&fact).await?;
     Ok(())
 }
 
 /// Reads the record a duplicate (or a concurrent one) wrote and re-publishes its outcome.
 async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
-    match app.reservations.get(&cmd.order_id).await? {
-        Some(r) => republish(app, cmd, &r).await,
-        None => Err(MessageError::Transient(
-            "reservation record vanished; retrying".into(),
-        )),
-    }
+    let r = stored(app.reservations.get(&cmd.order_id).await?, "reservation")?;
+    republish(app, cmd, &r).await
 }
 
 /// Publishes the reserve outcome a record stands for. A reservation that was later
@@ -189,6 +182,6 @@ async fn republish(app: &App, cmd: &Envelope, r: &Reservation) -> Result<(), Mes
             cmd.follow(MessageType::InventoryReserved, serde_json::json!({}))
         }
     };
-    app.publisher.publish(&fact).await?;
+    app.outlets.publisher.publish(&fact).await?;
     Ok(())
 }

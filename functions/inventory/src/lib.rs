@@ -9,11 +9,11 @@ pub mod routes;
 #[cfg(test)]
 mod tests;
 
-use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
-use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
+use dishpatch::runtime::dead_letters::DeadLetters;
 use dishpatch::runtime::MessageError;
+use dishpatch::worker::{order_events, Outlets};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
@@ -26,23 +26,16 @@ pub use reservations::{
 pub struct App {
     pub reservations: Arc<dyn ReservationStore>,
     pub menu: Arc<dyn MenuStore>,
-    pub publisher: Arc<dyn Publisher>,
-    /// Where messages that cannot be processed are parked, with the reason.
-    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub outlets: Outlets,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let table = env.require("INVENTORY_TABLE")?;
-    let to = Destinations {
-        order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
-        ..Default::default()
-    };
     Ok(App {
         reservations: Arc::new(DynamoReservationStore::new(ddb.clone(), table.clone())),
         menu: Arc::new(DynamoMenuStore::new(ddb, table)),
-        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
-        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
+        outlets: Outlets::from_env(sdk, env, order_events(env)?)?,
     })
 }
 
@@ -63,6 +56,6 @@ impl dishpatch::runtime::Function for App {
     }
 
     fn dead_letters(&self) -> Option<&dyn DeadLetters> {
-        self.dead_letters.as_deref()
+        self.outlets.dead_letters.as_deref()
     }
 }

@@ -11,6 +11,7 @@ use dishpatch::money::Money;
 use dishpatch::order::ItemQuantity;
 use dishpatch::runtime::{MessageError, PermanentCode};
 use dishpatch::testing::{call, handle, http_event, with_claim, RecordingPublisher};
+use dishpatch::worker::Outlets;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -226,8 +227,7 @@ fn fixture(store: FakeInventory) -> Fixture {
         app: App {
             reservations: store.clone(),
             menu: store.clone(),
-            publisher: publisher.clone(),
-            dead_letters: None,
+            outlets: Outlets::publishing(publisher.clone()),
         },
         store,
         publisher,

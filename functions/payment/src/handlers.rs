@@ -39,6 +39,7 @@ use dishpatch::money::{is_currency_code, Money};
 use dishpatch::order::PaymentMethod;
 use dishpatch::runtime::MessageError;
 use dishpatch::validation::is_valid_card_token;
+use dishpatch::worker::{kept_changing, stored};
 
 pub const INSUFFICIENT_FUNDS: &str = "INSUFFICIENT_FUNDS";
 /// The stable prefix of every card decline reason: `CARD_DECLINED: <provider code>`.
@@ -107,26 +108,21 @@ async fn capture_card(
         tracing::info!(order_id, amount = pending.amount, currency = %pending.currency, "card payment pending; charging");
         pending
     } else {
-        match app.payments.get(order_id).await? {
-            Some(p) if p.status == PaymentStatus::Pending => {
+        match stored(app.payments.get(order_id).await?, "payment")? {
+            p if p.status == PaymentStatus::Pending => {
                 tracing::info!(
                     order_id,
                     "card payment still PENDING (an earlier try got no answer); charging again with the same key"
                 );
                 p
             }
-            Some(p) => {
+            p => {
                 tracing::info!(
                     order_id,
                     status = p.status.as_str(),
                     "duplicate capture; re-publishing the recorded outcome"
                 );
                 return republish(app, cmd, &p).await;
-            }
-            None => {
-                return Err(MessageError::Transient(
-                    "payment record vanished; retrying".into(),
-                ))
             }
         }
     };
@@ -193,9 +189,7 @@ async fn settle_pending(app: &App, pending: Payment) -> Result<Payment, MessageE
     // the same outcome): theirs is the record.
     match app.payments.get(order_id).await? {
         Some(p) if p.status != PaymentStatus::Pending => Ok(p),
-        _ => Err(MessageError::Transient(
-            "payment kept changing; retrying".into(),
-        )),
+        _ => Err(kept_changing("payment")),
     }
 }
 
@@ -321,22 +315,16 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             MessageType::PaymentRefunded,
             data::Amount { amount: refunded },
         );
-        app.publisher.publish(&fact).await?;
+        app.outlets.publisher.publish(&fact).await?;
         return Ok(());
     }
-    Err(MessageError::Transient(
-        "payment kept changing; retrying".into(),
-    ))
+    Err(kept_changing("payment"))
 }
 
 /// Reads the record a duplicate (or a concurrent one) wrote and re-publishes its outcome.
 async fn republish_stored(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
-    match app.payments.get(&cmd.order_id).await? {
-        Some(p) => republish(app, cmd, &p).await,
-        None => Err(MessageError::Transient(
-            "payment record vanished; retrying".into(),
-        )),
-    }
+    let p = stored(app.payments.get(&cmd.order_id).await?, "payment")?;
+    republish(app, cmd, &p).await
 }
 
 /// Publishes the capture outcome a record stands for. A refunded payment was, as a
@@ -363,6 +351,6 @@ async fn republish(app: &App, cmd: &Envelope, p: &Payment) -> Result<(), Message
             data::Amount { amount: p.money() },
         ),
     };
-    app.publisher.publish(&fact).await?;
+    app.outlets.publisher.publish(&fact).await?;
     Ok(())
 }

@@ -22,11 +22,12 @@ pub mod wallets;
 #[cfg(test)]
 mod tests;
 
-use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
+use dishpatch::aws::publisher::Destinations;
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
-use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
+use dishpatch::runtime::dead_letters::DeadLetters;
 use dishpatch::runtime::MessageError;
+use dishpatch::worker::{order_events, Outlets};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
@@ -45,31 +46,27 @@ pub struct App {
     pub wallets: Arc<dyn WalletStore>,
     pub top_ups: Arc<dyn TopUpStore>,
     pub ledger: Arc<dyn LedgerStore>,
-    pub publisher: Arc<dyn Publisher>,
     /// The card payment provider, built once per container: its circuit breaker is
     /// shared by every invocation the container serves.
     pub provider: Arc<dyn PaymentProvider>,
-    /// Where messages that cannot be processed are parked, with the reason.
-    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub outlets: Outlets,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let table = env.require("WALLETS_TABLE")?;
     let to = Destinations {
-        order_events_topic: Some(env.require("ORDER_EVENTS_TOPIC_ARN")?),
         // Its own queue: top-ups left PENDING by an outage are settled from it.
         payment_queue: env.require("PAYMENT_QUEUE_URL").ok(),
-        ..Default::default()
+        ..order_events(env)?
     };
     Ok(App {
         payments: Arc::new(DynamoPaymentStore::new(ddb.clone(), table.clone())),
         wallets: Arc::new(DynamoWalletStore::new(ddb.clone(), table.clone())),
         top_ups: Arc::new(DynamoTopUpStore::new(ddb.clone(), table.clone())),
         ledger: Arc::new(DynamoLedgerStore::new(ddb, table)),
-        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
         provider: card_provider(sdk, env),
-        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
+        outlets: Outlets::from_env(sdk, env, to)?,
     })
 }
 
@@ -107,6 +104,6 @@ impl dishpatch::runtime::Function for App {
     }
 
     fn dead_letters(&self) -> Option<&dyn DeadLetters> {
-        self.dead_letters.as_deref()
+        self.outlets.dead_letters.as_deref()
     }
 }

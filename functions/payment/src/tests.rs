@@ -13,6 +13,7 @@ use dishpatch::money::Money;
 use dishpatch::order::PaymentMethod;
 use dishpatch::runtime::{MessageError, PermanentCode};
 use dishpatch::testing::{call, handle, http_event, RecordingPublisher};
+use dishpatch::worker::Outlets;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -332,9 +333,8 @@ fn fixture(store: FakePayments) -> Fixture {
             wallets: store.clone(),
             top_ups: store.clone(),
             ledger: store.clone(),
-            publisher: publisher.clone(),
             provider: psp.clone() as Arc<dyn PaymentProvider>,
-            dead_letters: None,
+            outlets: Outlets::publishing(publisher.clone()),
         },
         store,
         publisher,

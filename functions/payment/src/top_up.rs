@@ -147,7 +147,7 @@ async fn enqueue_settle(app: &App, pending: &TopUp) {
             top_up_id: pending.top_up_id.clone(),
         },
     );
-    if let Err(e) = app.publisher.publish(&cmd).await {
+    if let Err(e) = app.outlets.publisher.publish(&cmd).await {
         tracing::error!(top_up_id = %pending.top_up_id, error = %e, "could not queue the top-up's settlement; it waits for a retry");
     }
 }
