@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// The function a sample is for, from its file name.
 fn function_for(file: &str) -> &'static str {
-    for f in dishpatch_local::functions::KNOWN_BINARIES {
+    for f in dishpatch_local::template::embedded_binaries() {
         if file.starts_with(&format!("{f}-")) {
             return f;
         }

@@ -15,23 +15,15 @@ use serde_json::Value;
 use crate::provision::FunctionInfo;
 use crate::{Error, Result};
 
-/// Crate names the registry can build.
-pub const KNOWN_BINARIES: &[&str] = &[
-    "order-api",
-    "order-saga",
-    "inventory",
-    "payment",
-    "delivery",
-    "notification",
-];
-
 fn shared<F: Function>(
     r: std::result::Result<F, ConfigError>,
 ) -> std::result::Result<Arc<dyn Function>, ConfigError> {
     r.map(|f| Arc::new(f) as Arc<dyn Function>)
 }
 
-/// Builds the function crate `binary` with its resolved environment.
+/// Builds the function crate `binary` with its resolved environment. Each crate is
+/// named here to be linked in; the list of functions itself is the template's
+/// ([`dishpatch_template::embedded_binaries`]).
 pub async fn build(binary: &str, sdk: &SdkConfig, env: &Env) -> Result<Arc<dyn Function>> {
     let built = match binary {
         "order-api" => shared(order_api::build(sdk, env).await),
@@ -40,12 +32,7 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &Env) -> Result<Arc<dyn F
         "payment" => shared(payment::build(sdk, env).await),
         "delivery" => shared(delivery::build(sdk, env).await),
         "notification" => shared(notification::build(sdk, env).await),
-        other => {
-            return Err(Error::Other(format!(
-                "no function crate {other:?} in the local registry (known: {KNOWN_BINARIES:?}); \
-                 add it to dishpatch_local::functions::build"
-            )))
-        }
+        other => return Err(Error::UnknownFunction(other.to_owned())),
     };
     built.map_err(|source| Error::Config {
         function: binary.to_owned(),
@@ -168,5 +155,30 @@ impl LocalFunction {
                 Err(InvokeError::TimedOut(self.timeout))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function the template declares but the registry does not link would only
+    /// show when a stack starts.
+    #[tokio::test]
+    async fn the_registry_builds_every_function_of_the_template() {
+        let sdk = SdkConfig::builder().build();
+        let env = Env::from_map(Default::default());
+        for binary in dishpatch_template::embedded_binaries() {
+            let built = build(binary, &sdk, &env).await;
+            assert!(
+                !matches!(built, Err(Error::UnknownFunction(_))),
+                "{binary}: {:?}",
+                built.err()
+            );
+        }
+        assert!(matches!(
+            build("no-such-function", &sdk, &env).await,
+            Err(Error::UnknownFunction(_))
+        ));
     }
 }

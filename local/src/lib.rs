@@ -82,6 +82,10 @@ pub enum Error {
         function: String,
         source: dishpatch::config::ConfigError,
     },
+    #[error(
+        "no function crate {0:?} in the local registry; add it to dishpatch_local::functions::build"
+    )]
+    UnknownFunction(String),
     #[error("{0}")]
     Other(String),
     #[error(transparent)]

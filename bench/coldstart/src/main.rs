@@ -19,7 +19,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use report::{Results, SubjectResult};
-use subject::{Kind, Subject, FUNCTIONS};
+use subject::{functions, Kind, Subject};
 
 #[derive(Parser)]
 #[command(name = "dishpatch-coldstart", version, about)]
@@ -142,7 +142,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         endpoint,
         prefix: cli.prefix.clone(),
     });
-    for f in FUNCTIONS {
+    for f in functions() {
         let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, None)?;
         s.env.extend(cli.rust_env.iter().cloned());
         subjects.push(s);

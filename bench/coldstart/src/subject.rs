@@ -6,14 +6,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::Serialize;
 
-pub const FUNCTIONS: [&str; 6] = [
-    "order-api",
-    "order-saga",
-    "inventory",
-    "payment",
-    "delivery",
-    "notification",
-];
+/// The functions, as `template.yaml` lists them.
+pub fn functions() -> &'static [String] {
+    dishpatch_template::embedded_binaries()
+}
 
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "123456789012";
@@ -367,7 +363,7 @@ mod tests {
         assert!(has("order-saga", "SAGA_QUEUE_URL"));
         assert!(has("payment", "PSP_API_KEY"));
         assert!(has("notification", "CUSTOMER_NOTIFICATIONS_TOPIC_ARN"));
-        for f in FUNCTIONS {
+        for f in functions() {
             assert!(has(f, "RUST_LOG"), "{f}");
         }
     }

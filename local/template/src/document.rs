@@ -121,6 +121,11 @@ impl Template {
                 _ => {}
             }
         }
+        // The JSON map sorts resources by logical id; functions keep the template's
+        // order, the one listings and benchmarks show them in.
+        let order = resource_order(yaml)?;
+        t.functions
+            .sort_by_key(|f| order.iter().position(|id| *id == f.logical_id));
         Ok(t)
     }
 
@@ -153,4 +158,18 @@ impl Template {
             .flat_map(|f| f.http_routes().map(move |r| (f, r)))
             .collect()
     }
+}
+
+/// The logical ids under `Resources`, in the order the document lists them.
+fn resource_order(yaml: &str) -> Result<Vec<String>, TemplateError> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml)?;
+    Ok(doc
+        .get("Resources")
+        .and_then(serde_yaml_ng::Value::as_mapping)
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
 }

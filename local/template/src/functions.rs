@@ -1,9 +1,11 @@
 //! Functions and their events: SQS queues, the table stream, schedules and HTTP routes.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
+use crate::document::Template;
 use crate::error::{invalid, TemplateError};
 use crate::http_api::{HttpRouteDef, RouteAuth};
 use crate::props::*;
@@ -34,6 +36,26 @@ pub struct StreamEventDef {
     /// Logical id of an SQS on-failure destination (`DestinationConfig.OnFailure`).
     pub on_failure_queue: Option<String>,
     pub enabled: bool,
+}
+
+impl Template {
+    /// The function crates (`Metadata.BuildProperties.Binary`), in template order.
+    pub fn binaries(&self) -> impl Iterator<Item = &str> {
+        self.functions.iter().map(|f| f.binary.as_str())
+    }
+}
+
+/// The function crates of the embedded template, in its order: the one list of the
+/// product's functions that the local registry, the benchmarks and the tests read.
+pub fn embedded_binaries() -> &'static [String] {
+    static BINARIES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        Template::embedded()
+            .expect("the embedded template parses")
+            .binaries()
+            .map(str::to_owned)
+            .collect()
+    });
+    &BINARIES
 }
 
 /// A `Schedule` event (EventBridge): `rate(N minute|minutes|hour|hours|day|days)`.
@@ -290,17 +312,24 @@ mod tests {
     #[test]
     fn functions_events_and_environment() {
         let t = t();
-        let bins: Vec<_> = t.functions.iter().map(|f| f.binary.as_str()).collect();
-        for b in [
-            "order-api",
-            "order-saga",
-            "inventory",
-            "payment",
-            "delivery",
-            "notification",
-        ] {
-            assert!(bins.contains(&b), "{b} missing from {bins:?}");
-        }
+        let bins: Vec<_> = t.binaries().collect();
+        assert_eq!(bins, embedded_binaries());
+        // Every function crate of the workspace, and nothing else, in the template's order.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../functions");
+        let mut crates: Vec<String> = std::fs::read_dir(dir)
+            .expect("functions/ lists")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        crates.sort();
+        let mut sorted = bins.clone();
+        sorted.sort();
+        assert_eq!(sorted, crates);
+        let at = |b: &str| {
+            crate::EMBEDDED_TEMPLATE
+                .find(&format!("Binary: {b}\n"))
+                .unwrap()
+        };
+        assert!(bins.windows(2).all(|w| at(w[0]) < at(w[1])), "{bins:?}");
         let saga = t.function("OrderSagaFunction").unwrap();
         assert_eq!(saga.binary, "order-saga");
         assert_eq!(saga.timeout, 10);

@@ -30,7 +30,8 @@ pub use bindings::Bindings;
 pub use document::Template;
 pub use error::TemplateError;
 pub use functions::{
-    rate_interval, EventDef, FunctionDef, ScheduleEventDef, SqsEventDef, StreamEventDef,
+    embedded_binaries, rate_interval, EventDef, FunctionDef, ScheduleEventDef, SqsEventDef,
+    StreamEventDef,
 };
 pub use http_api::{CorsDef, HttpApiDef, HttpRouteDef, RouteAuth};
 pub use messaging::{

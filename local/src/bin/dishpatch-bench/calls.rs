@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Args as ClapArgs;
 use dishpatch_local::awsproxy::{units, AwsProxy, AwsProxyConfig, Caller};
 use dishpatch_local::invariants::CheckOptions;
-use dishpatch_local::{functions, sdk, LocalStack, LocalStackOptions};
+use dishpatch_local::{sdk, template, LocalStack, LocalStackOptions};
 use serde_json::{json, Value};
 
 use crate::api::Api;
@@ -71,7 +71,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             "STEP_TIMEOUT_SECONDS",
             &args.step_timeout_secs.to_string(),
         );
-    for binary in functions::KNOWN_BINARIES {
+    for binary in template::embedded_binaries() {
         let t = tally.clone();
         let name = binary.to_string();
         opts = opts.wrap_function(binary, move |inner| t.wrap(&name, inner));
