@@ -63,3 +63,30 @@ where
         pause = (pause * 2).min(Duration::from_millis(250));
     }
 }
+
+/// Creates an on-demand table keyed by a string `pk`: the scratch table of the proxy
+/// tests and of the benchmark's emulator ceiling.
+pub async fn create_pk_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attribute = AttributeDefinition::builder()
+        .attribute_name("pk")
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let key = KeySchemaElement::builder()
+        .attribute_name("pk")
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| e.to_string())?;
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute)
+        .key_schema(key)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}

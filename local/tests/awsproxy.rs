@@ -7,10 +7,11 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_sns::operation::publish::builders::PublishFluentBuilder;
+use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
 use dishpatch_local::awsproxy::{AwsFaults, AwsProxy, AwsProxyConfig, Caller, FaultKind};
 use dishpatch_local::testing::{self, eventually};
 use dishpatch_local::{tokens, LocalStack, LocalStackOptions};
@@ -29,25 +30,7 @@ async fn fixture(name: &str) -> Fixture {
     let direct = testing::sdk().await;
     let prefix = testing::unique_prefix(name);
     let table = format!("{prefix}-items");
-    aws_sdk_dynamodb::Client::new(&direct)
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
+    testing::create_pk_table(&aws_sdk_dynamodb::Client::new(&direct), &table)
         .await
         .expect("table");
     let queue_url = aws_sdk_sqs::Client::new(&direct)
@@ -71,6 +54,33 @@ async fn fixture(name: &str) -> Fixture {
         table,
         queue_url,
         topic_arn,
+    }
+}
+
+impl Fixture {
+    fn put(&self, ddb: &aws_sdk_dynamodb::Client, pk: &str) -> PutItemFluentBuilder {
+        ddb.put_item().table_name(&self.table).item("pk", s(pk))
+    }
+
+    fn get(&self, ddb: &aws_sdk_dynamodb::Client, pk: &str) -> GetItemFluentBuilder {
+        ddb.get_item().table_name(&self.table).key("pk", s(pk))
+    }
+
+    /// Whether the item `pk` is in the table, read straight from the emulator.
+    async fn stored(&self, pk: &str) -> bool {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.direct);
+        let out = self.get(&ddb, pk).consistent_read(true).send().await;
+        out.unwrap().item.is_some()
+    }
+
+    fn send(&self, sqs: &aws_sdk_sqs::Client, body: &str) -> SendMessageFluentBuilder {
+        sqs.send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+    }
+
+    fn publish(&self, sns: &aws_sdk_sns::Client, message: &str) -> PublishFluentBuilder {
+        sns.publish().topic_arn(&self.topic_arn).message(message)
     }
 }
 
@@ -100,26 +110,17 @@ async fn counts_every_call_and_meters_units_from_item_sizes() {
     let sns = aws_sdk_sns::Client::new(&sdk);
 
     // "pk"(2) + "k1"(2) + "data"(4) + 1500 = 1508 bytes: 2 write units, 1 read unit.
-    ddb.put_item()
-        .table_name(&f.table)
-        .item("pk", s("k1"))
+    f.put(&ddb, "k1")
         .item("data", s(&"x".repeat(1500)))
         .send()
         .await
         .unwrap();
-    ddb.get_item()
-        .table_name(&f.table)
-        .key("pk", s("k1"))
+    f.get(&ddb, "k1")
         .consistent_read(true)
         .send()
         .await
         .unwrap();
-    ddb.get_item()
-        .table_name(&f.table)
-        .key("pk", s("k1"))
-        .send()
-        .await
-        .unwrap();
+    f.get(&ddb, "k1").send().await.unwrap();
     // Grows to 2 + 2 + 4 + 3000 = 3008 bytes: 3 units (the larger of before and after).
     ddb.update_item()
         .table_name(&f.table)
@@ -138,10 +139,8 @@ async fn counts_every_call_and_meters_units_from_item_sizes() {
         .await
         .unwrap();
     // A failed condition on a missing item still costs the minimum, 1 unit.
-    let failed = ddb
-        .put_item()
-        .table_name(&f.table)
-        .item("pk", s("k1"))
+    let failed = f
+        .put(&ddb, "k1")
         .condition_expression("attribute_exists(pk)")
         .send()
         .await
@@ -166,12 +165,7 @@ async fn counts_every_call_and_meters_units_from_item_sizes() {
         .await
         .unwrap();
     for body in ["one", "two"] {
-        sqs.send_message()
-            .queue_url(&f.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+        f.send(&sqs, body).send().await.unwrap();
     }
     let got = sqs
         .receive_message()
@@ -181,12 +175,7 @@ async fn counts_every_call_and_meters_units_from_item_sizes() {
         .await
         .unwrap();
     assert!(!got.messages().is_empty());
-    sns.publish()
-        .topic_arn(&f.topic_arn)
-        .message("hello")
-        .send()
-        .await
-        .unwrap();
+    f.publish(&sns, "hello").send().await.unwrap();
 
     let c = proxy.counts();
     let fc = |svc, action| c.count(Caller::Function, svc, action);
@@ -223,30 +212,16 @@ async fn throttled_calls_are_retried_by_the_sdk_until_they_succeed() {
         .unwrap();
     let sdk = through(&proxy, &f.direct);
 
+    let third_attempt = "the third attempt gets through";
     proxy.fault_next(FaultKind::Throttle, 2);
-    aws_sdk_dynamodb::Client::new(&sdk)
-        .put_item()
-        .table_name(&f.table)
-        .item("pk", s("retried"))
-        .send()
-        .await
-        .expect("the third attempt gets through");
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    f.put(&ddb, "retried").send().await.expect(third_attempt);
     proxy.fault_next(FaultKind::Throttle, 2);
-    aws_sdk_sqs::Client::new(&sdk)
-        .send_message()
-        .queue_url(&f.queue_url)
-        .message_body("m")
-        .send()
-        .await
-        .expect("the third attempt gets through");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    f.send(&sqs, "m").send().await.expect(third_attempt);
     proxy.fault_next(FaultKind::Error, 2);
-    aws_sdk_sns::Client::new(&sdk)
-        .publish()
-        .topic_arn(&f.topic_arn)
-        .message("m")
-        .send()
-        .await
-        .expect("the third attempt gets through");
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    f.publish(&sns, "m").send().await.expect(third_attempt);
 
     let c = proxy.counts();
     assert_eq!(c.count(Caller::Function, "dynamodb", "PutItem"), 3);
@@ -256,14 +231,7 @@ async fn throttled_calls_are_retried_by_the_sdk_until_they_succeed() {
     assert_eq!(c.faults_of(FaultKind::Error), 2);
     // Only the successful attempt was applied and metered (1 unit).
     assert_eq!(c.dynamodb.write_units(), 1.0);
-    let item = aws_sdk_dynamodb::Client::new(&f.direct)
-        .get_item()
-        .table_name(&f.table)
-        .key("pk", s("retried"))
-        .send()
-        .await
-        .unwrap();
-    assert!(item.item.is_some());
+    assert!(f.stored("retried").await);
 }
 
 #[tokio::test]
@@ -279,26 +247,14 @@ async fn each_fault_reaches_the_sdk_as_the_service_error() {
 
     // Three attempts (the SDK's default), all faulted: the error surfaces.
     proxy.fault_next(FaultKind::Throttle, 3);
-    let e = ddb
-        .put_item()
-        .table_name(&f.table)
-        .item("pk", s("never"))
-        .send()
-        .await
-        .unwrap_err();
+    let e = f.put(&ddb, "never").send().await.unwrap_err();
     let code = e.code().unwrap_or_default().to_owned();
     assert!(
         code == "ProvisionedThroughputExceededException" || code == "ThrottlingException",
         "{code}"
     );
     proxy.fault_next(FaultKind::Error, 3);
-    let e = ddb
-        .put_item()
-        .table_name(&f.table)
-        .item("pk", s("never"))
-        .send()
-        .await
-        .unwrap_err();
+    let e = f.put(&ddb, "never").send().await.unwrap_err();
     assert_eq!(e.code(), Some("InternalServerError"));
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(500));
     let e = e.into_service_error();
@@ -309,35 +265,15 @@ async fn each_fault_reaches_the_sdk_as_the_service_error() {
             .count(Caller::Function, "dynamodb", "PutItem"),
         6
     );
-    let never = aws_sdk_dynamodb::Client::new(&f.direct)
-        .get_item()
-        .table_name(&f.table)
-        .key("pk", s("never"))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    assert!(never.item.is_none(), "a rejected call is never applied");
+    assert!(!f.stored("never").await, "a rejected call is never applied");
 
     // The error code the SDK reads for a send and a publish, after its retries.
     let sqs_error = || async {
-        let e = sqs
-            .send_message()
-            .queue_url(&f.queue_url)
-            .message_body("m")
-            .send()
-            .await
-            .unwrap_err();
+        let e = f.send(&sqs, "m").send().await.unwrap_err();
         aws_sdk_sqs::error::ProvideErrorMetadata::code(&e).map(str::to_owned)
     };
     let sns_error = || async {
-        let e = sns
-            .publish()
-            .topic_arn(&f.topic_arn)
-            .message("m")
-            .send()
-            .await
-            .unwrap_err();
+        let e = f.publish(&sns, "m").send().await.unwrap_err();
         aws_sdk_sns::error::ProvideErrorMetadata::code(&e).map(str::to_owned)
     };
     for (kind, sqs_code, sns_code) in [
@@ -356,24 +292,14 @@ async fn each_fault_reaches_the_sdk_as_the_service_error() {
     // A lost response: the write happened, the SDK retries it, and the retry meets its
     // own condition. This is what a conditional writer must be ready for.
     proxy.fault_next(FaultKind::LostResponse, 1);
-    let e = ddb
-        .put_item()
-        .table_name(&f.table)
-        .item("pk", s("once"))
+    let e = f
+        .put(&ddb, "once")
         .condition_expression("attribute_not_exists(pk)")
         .send()
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("ConditionalCheckFailedException"));
-    let once = aws_sdk_dynamodb::Client::new(&f.direct)
-        .get_item()
-        .table_name(&f.table)
-        .key("pk", s("once"))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    assert!(once.item.is_some(), "the first attempt was applied");
+    assert!(f.stored("once").await, "the first attempt was applied");
     assert_eq!(proxy.counts().faults_of(FaultKind::LostResponse), 1);
 }
 
@@ -399,21 +325,21 @@ async fn fault_rates_are_drawn_from_the_seed() {
         .retry_config(RetryConfig::disabled())
         .build();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut outcomes = Vec::new();
-    for _ in 0..200 {
-        outcomes.push(
-            sqs.get_queue_attributes()
-                .queue_url(&f.queue_url)
-                .send()
-                .await
-                .is_ok(),
-        );
-    }
+    // Which of 200 calls succeed.
+    let outcomes = || async {
+        let mut ok = Vec::new();
+        for _ in 0..200 {
+            let call = sqs.get_queue_attributes().queue_url(&f.queue_url);
+            ok.push(call.send().await.is_ok());
+        }
+        ok
+    };
+    let first = outcomes().await;
     let c = proxy.counts();
     let throttled = c.faults_of(FaultKind::Throttle);
     let errors = c.faults_of(FaultKind::Error);
     assert_eq!(
-        outcomes.iter().filter(|ok| !**ok).count() as u64,
+        first.iter().filter(|ok| !**ok).count() as u64,
         throttled + errors
     );
     assert!((40..=80).contains(&throttled), "{throttled} of 200 at 0.3");
@@ -422,17 +348,17 @@ async fn fault_rates_are_drawn_from_the_seed() {
     // The same seed replays the same decisions.
     proxy.set_faults(proxy.faults());
     proxy.reset();
-    let mut again = Vec::new();
-    for _ in 0..200 {
-        again.push(
-            sqs.get_queue_attributes()
-                .queue_url(&f.queue_url)
-                .send()
-                .await
-                .is_ok(),
-        );
-    }
-    assert_eq!(outcomes, again);
+    assert_eq!(first, outcomes().await);
+}
+
+/// One seeded menu item, paid from the wallet.
+fn order_body() -> serde_json::Value {
+    serde_json::json!({
+        "restaurantId": "r-1",
+        "items": [{"menuItemId": "m-3", "quantity": 1}],
+        "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
+        "paymentMethod": "WALLET"
+    })
 }
 
 #[tokio::test]
@@ -450,12 +376,7 @@ async fn the_local_stack_routes_functions_and_pollers_through_the_proxy() {
     let placed = reqwest::Client::new()
         .post(format!("{}/v1/orders", local.url()))
         .bearer_auth(token)
-        .json(&serde_json::json!({
-            "restaurantId": "r-1",
-            "items": [{"menuItemId": "m-3", "quantity": 1}],
-            "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
-            "paymentMethod": "WALLET"
-        }))
+        .json(&order_body())
         .send()
         .await
         .unwrap();
@@ -541,12 +462,7 @@ async fn orders_are_delivered_through_throttling_errors_and_lost_responses() {
     .await
     .unwrap();
     let http = reqwest::Client::new();
-    let body = serde_json::json!({
-        "restaurantId": "r-1",
-        "items": [{"menuItemId": "m-3", "quantity": 1}],
-        "deliveryAddress": {"line1": "1 Rua Augusta", "city": "Lisbon", "postcode": "1100-048", "country": "PT"},
-        "paymentMethod": "WALLET"
-    });
+    let body = order_body();
     let mut ids = Vec::new();
     for i in 0..2 {
         // The API may answer 5xx when its own calls fail: the client retries with the

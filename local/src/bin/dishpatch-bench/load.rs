@@ -23,15 +23,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Args as ClapArgs;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::runtime::{Function, MessageError};
 use dishpatch_local::awsproxy::{AwsProxyConfig, Caller};
-use dishpatch_local::{sdk, LocalStack, LocalStackOptions};
+use dishpatch_local::{sdk, testing, LocalStack, LocalStackOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -373,26 +370,7 @@ pub async fn run(args: Args) -> Result<(), String> {
 async fn measure_ceiling(direct: &aws_config::SdkConfig, prefix: &str) -> Result<Ceiling, String> {
     let ddb = aws_sdk_dynamodb::Client::new(direct);
     let table = format!("{prefix}-ceiling");
-    ddb.create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| e.to_string())?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(|e| e.to_string())?,
-        )
-        .send()
-        .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+    testing::create_pk_table(&ddb, &table).await?;
     let sqs = aws_sdk_sqs::Client::new(direct);
     let queue = sqs
         .create_queue()
