@@ -313,7 +313,9 @@ async fn an_order_whose_stream_record_is_lost_is_swept_to_rest() {
     // lost with it, and nothing but the sweeper would ever look at the order again.
     let opts = swept("sweep-stream").wrap_function("OrderSagaFunction", |inner| {
         faults::drop_stream_records(inner, |outbox| {
-            outbox.iter().any(|m| m.kind == "DispatchDelivery")
+            outbox
+                .iter()
+                .any(|m| m.kind == MessageType::DispatchDelivery)
         })
     });
     let sys = System::start_with(opts).await;

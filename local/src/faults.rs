@@ -81,9 +81,10 @@ impl Fault for LostRecords {
         ) else {
             return false;
         };
-        let skip = (self.0)(&image.outbox);
+        let outbox: Vec<Envelope> = image.outbox.into_iter().map(|m| m.envelope).collect();
+        let skip = (self.0)(&outbox);
         if skip {
-            let kinds: Vec<&str> = image.outbox.iter().map(|e| e.kind.as_str()).collect();
+            let kinds: Vec<MessageType> = outbox.iter().map(|e| e.kind).collect();
             tracing::info!(?kinds, "fault injection: stream record dropped");
         }
         skip

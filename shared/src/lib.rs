@@ -2,7 +2,7 @@
 //!
 //! It builds on `dishpatch-core`, the pure domain, and re-exports its modules under
 //! the same paths: [`money`], [`order`], [`menu`], [`validation`], [`pricing`],
-//! [`envelope`], [`saga`], [`orchestration`], [`error`], [`keys`].
+//! [`envelope`], [`saga`], [`orchestration`], [`outbox`], [`error`], [`keys`].
 //! What it adds are the edges, where I/O happens: [`http`] (API conventions),
 //! [`runtime`] (one entry point per Lambda), [`aws`] (adapters behind narrow ports),
 //! [`orders`] (the order store), [`transition`] (a saga step on a stored order,
@@ -10,7 +10,7 @@
 //! environment and the SDK configuration), [`logging`], [`tls`].
 
 pub use dishpatch_core::{
-    envelope, error, keys, menu, money, orchestration, order, pricing, saga, validation,
+    envelope, error, keys, menu, money, orchestration, order, outbox, pricing, saga, validation,
 };
 
 pub mod aws;

@@ -1,11 +1,11 @@
 //! The order store port and its DynamoDB adapter. Every write is conditional on
-//! the version read, and carries the messages it causes (the outbox), which the
-//! table stream publishes.
+//! the version read, and carries the messages it causes with how each is delivered
+//! (the outbox), which the table stream publishes.
 
 use crate::aws::dynamo::{batch_get_consistent, classify, from_item, s, to_item, Item};
-use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::order::Order;
+use crate::outbox::Outgoing;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,7 @@ pub trait OrderStore: Send + Sync {
         &self,
         order: &Order,
         expected_version: Option<u64>,
-        outbox: &[Envelope],
+        outbox: &[Outgoing],
     ) -> Result<(), StoreError>;
     /// The customer's orders, newest first.
     async fn list_for_customer(
@@ -59,14 +59,15 @@ struct OrderRecord {
     #[serde(flatten)]
     order: Order,
     #[serde(default)]
-    outbox: Vec<Envelope>,
+    outbox: Vec<Outgoing>,
 }
 
-/// Only the outbox of a stream image: the relay needs nothing else.
+/// Only the outbox of a stream image: the relay needs nothing else. Items written
+/// before entries carried their delivery read too ([`Outgoing`]).
 #[derive(Debug, Deserialize)]
 pub struct OutboxImage {
     #[serde(default)]
-    pub outbox: Vec<Envelope>,
+    pub outbox: Vec<Outgoing>,
 }
 
 #[derive(Clone, Debug)]
@@ -114,7 +115,7 @@ impl OrderStore for DynamoOrderStore {
         &self,
         order: &Order,
         expected_version: Option<u64>,
-        outbox: &[Envelope],
+        outbox: &[Outgoing],
     ) -> Result<(), StoreError> {
         let record = OrderRecord {
             pk: order_pk(&order.order_id),

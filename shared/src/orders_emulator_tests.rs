@@ -1,8 +1,11 @@
 //! The DynamoDB order store against the emulator: conditional writes and pagination.
 
+use crate::aws::dynamo::{from_item, s, to_item};
+use crate::envelope::{Envelope, MessageType};
 use crate::error::StoreError;
 use crate::order::Order;
-use crate::orders::{DynamoOrderStore, OrderStore};
+use crate::orders::{DynamoOrderStore, OrderStore, OutboxImage};
+use crate::outbox::Outgoing;
 use crate::testing::{emulator, unique};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -40,36 +43,35 @@ async fn table() -> DynamoOrderStore {
         ]))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("gsi1")
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(crate::orders::OVERDUE_INDEX)
-                .key_schema(key("sweepShard", KeyType::Hash))
-                .key_schema(key("deadline", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .global_secondary_indexes(keys_only(
+            "gsi1",
+            key("gsi1pk", KeyType::Hash),
+            key("gsi1sk", KeyType::Range),
+        ))
+        .global_secondary_indexes(keys_only(
+            crate::orders::OVERDUE_INDEX,
+            key("sweepShard", KeyType::Hash),
+            key("deadline", KeyType::Range),
+        ))
         .send()
         .await
         .unwrap();
     DynamoOrderStore::new(client, name)
+}
+
+/// An index of the template's: keys only, so an order's updates never write it.
+fn keys_only(name: &str, hash: KeySchemaElement, range: KeySchemaElement) -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(hash)
+        .key_schema(range)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .unwrap()
 }
 
 fn order(id: &str, customer: &str, created: &str) -> Order {
@@ -87,11 +89,11 @@ fn order(id: &str, customer: &str, created: &str) -> Order {
 async fn writes_are_conditional_on_the_version() {
     let store = table().await;
     let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
-    let outbox = vec![crate::envelope::Envelope::new(
-        crate::envelope::MessageType::OrderPlaced,
+    let outbox = vec![Outgoing::plain(Envelope::new(
+        MessageType::OrderPlaced,
         "o-1",
         serde_json::json!({"n": 1}),
-    )];
+    ))];
     store.save(&o, None, &outbox).await.unwrap();
     assert!(
         matches!(
@@ -209,4 +211,77 @@ async fn overdue_finds_only_orders_past_their_deadline() {
         !ids.contains(&"late-0".to_owned()) && ids.len() == 5,
         "{ids:?}"
     );
+}
+
+/// The outbox as the stream's image of the stored item carries it to the relay.
+async fn stored_outbox(store: &DynamoOrderStore, id: &str) -> (Vec<Outgoing>, serde_json::Value) {
+    let item = store
+        .client
+        .get_item()
+        .table_name(&store.table)
+        .key("pk", s(crate::orders::order_pk(id)))
+        .key("sk", s("ORDER"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let raw: serde_json::Value = from_item(item.clone()).unwrap();
+    (
+        from_item::<OutboxImage>(item).unwrap().outbox,
+        raw["outbox"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn the_outbox_is_stored_with_each_delivery_and_read_back_by_the_relay() {
+    use crate::orchestration::{advance, Timings};
+    let store = table().await;
+    let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
+    let (placed, outbox) = advance(
+        &o,
+        &crate::saga::start(),
+        "PlaceOrder",
+        None,
+        &o.created_at,
+        &Timings::default(),
+    );
+    store.save(&placed, None, &outbox).await.unwrap();
+    let (read, raw) = stored_outbox(&store, "o-1").await;
+    assert_eq!(read, outbox);
+    let delays: Vec<_> = read.iter().map(|m| m.delivery.delay_seconds).collect();
+    assert_eq!(delays, [None, None, Some(300)]);
+    // An entry with nothing but its route stores nothing more than its envelope.
+    assert_eq!(raw[0].as_object().unwrap().len(), 1, "{raw}");
+    assert_eq!(raw[2]["delivery"], serde_json::json!({"delaySeconds": 300}));
+}
+
+#[tokio::test]
+async fn an_outbox_stored_as_bare_envelopes_still_relays() {
+    let store = table().await;
+    let timeout = Envelope::new(
+        MessageType::StepTimeout,
+        "o-1",
+        serde_json::json!({"step": "Payment", "attempt": 1, "delaySeconds": 31}),
+    );
+    let fact = Envelope::new(MessageType::OrderPlaced, "o-1", serde_json::json!({}));
+    // As the store wrote an order's outbox before its entries carried a delivery.
+    let item = to_item(&serde_json::json!({
+        "pk": crate::orders::order_pk("o-1"),
+        "sk": "ORDER",
+        "outbox": [fact, timeout],
+    }))
+    .unwrap();
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let (read, _) = stored_outbox(&store, "o-1").await;
+    assert_eq!(read[0], Outgoing::plain(fact));
+    assert_eq!(read[1].envelope, timeout);
+    assert_eq!(read[1].delivery.delay_seconds, Some(31));
 }

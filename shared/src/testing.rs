@@ -12,6 +12,7 @@ use crate::envelope::{Envelope, MessageType};
 use crate::error::StoreError;
 use crate::order::Order;
 use crate::orders::{OrderStore, Page};
+use crate::outbox::{Delivery, Outgoing};
 use crate::runtime::{Function, MessageError};
 use serde_json::Value;
 use std::sync::Mutex;
@@ -23,7 +24,21 @@ pub use dishpatch_core::fixtures::sample_order;
 pub struct InMemoryOrderStore {
     pub orders: Mutex<Vec<Order>>,
     /// Every outbox written, in order.
-    pub outbox: Mutex<Vec<Envelope>>,
+    pub outbox: Mutex<Vec<Outgoing>>,
+}
+
+impl InMemoryOrderStore {
+    /// The types of every message written, in order.
+    pub fn kinds(&self) -> Vec<MessageType> {
+        let outbox = self.outbox.lock().unwrap();
+        outbox.iter().map(|m| m.envelope.kind).collect()
+    }
+
+    /// The first message of type `kind` written.
+    pub fn first(&self, kind: MessageType) -> Option<Outgoing> {
+        let outbox = self.outbox.lock().unwrap();
+        outbox.iter().find(|m| m.envelope.kind == kind).cloned()
+    }
 }
 
 #[async_trait::async_trait]
@@ -42,7 +57,7 @@ impl OrderStore for InMemoryOrderStore {
         &self,
         order: &Order,
         expected: Option<u64>,
-        outbox: &[Envelope],
+        outbox: &[Outgoing],
     ) -> Result<(), StoreError> {
         let mut orders = self.orders.lock().unwrap();
         let existing = orders.iter().position(|o| o.order_id == order.order_id);
@@ -98,32 +113,95 @@ impl OrderStore for InMemoryOrderStore {
     }
 }
 
+/// Every update loses to another writer; new orders are written to `inner`.
+pub struct ContendedOrderStore {
+    pub inner: std::sync::Arc<InMemoryOrderStore>,
+    /// How many updates were tried.
+    pub updates: std::sync::atomic::AtomicUsize,
+}
+
+impl ContendedOrderStore {
+    pub fn new(inner: std::sync::Arc<InMemoryOrderStore>) -> Self {
+        ContendedOrderStore {
+            inner,
+            updates: Default::default(),
+        }
+    }
+
+    pub fn updates(&self) -> usize {
+        self.updates.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderStore for ContendedOrderStore {
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+        self.inner.get(order_id).await
+    }
+
+    async fn save(
+        &self,
+        order: &Order,
+        expected: Option<u64>,
+        outbox: &[Outgoing],
+    ) -> Result<(), StoreError> {
+        if expected.is_none() {
+            return self.inner.save(order, expected, outbox).await;
+        }
+        self.updates
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(StoreError::Conflict("version".into()))
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer_id: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        (self.inner)
+            .list_for_customer(customer_id, page_size, page_token)
+            .await
+    }
+
+    async fn overdue(&self, before: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.inner.overdue(before, limit).await
+    }
+}
+
 #[derive(Default)]
 pub struct RecordingPublisher {
+    /// Every envelope published, in order.
     pub sent: Mutex<Vec<Envelope>>,
+    /// The same messages, each with how it was to be delivered.
+    pub delivered: Mutex<Vec<Outgoing>>,
     /// When set, every publish fails (an SNS/SQS outage).
     pub fail: std::sync::atomic::AtomicBool,
 }
 
 impl RecordingPublisher {
-    /// `(type, data)` of everything published, in order.
+    /// `(type name, data)` of everything published, in order.
     pub fn facts(&self) -> Vec<(String, Value)> {
         self.sent
             .lock()
             .unwrap()
             .iter()
-            .map(|e| (e.kind.clone(), e.data.clone()))
+            .map(|e| (e.kind.to_string(), e.data.clone()))
             .collect()
     }
 }
 
 #[async_trait::async_trait]
 impl Publisher for RecordingPublisher {
-    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
+    async fn deliver(&self, envelope: &Envelope, delivery: &Delivery) -> Result<(), StoreError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Aws("publish failed".into()));
         }
         self.sent.lock().unwrap().push(envelope.clone());
+        self.delivered.lock().unwrap().push(Outgoing {
+            envelope: envelope.clone(),
+            delivery: delivery.clone(),
+        });
         Ok(())
     }
 }
@@ -221,10 +299,9 @@ pub fn sqs_event(envelope: &Envelope) -> Value {
     }]})
 }
 
-/// Hands one message to `f` as the runtime does for a queue record, typed by its `type`.
+/// Hands one message to `f` as the runtime does for a queue record.
 pub async fn handle(f: &dyn Function, envelope: &Envelope) -> Result<(), MessageError> {
-    let kind: MessageType = envelope.kind.parse().expect("a known message type");
-    f.message(envelope.clone(), kind).await
+    f.message(envelope.clone(), envelope.kind).await
 }
 
 /// Hands `envelope` to `f` until it is handled, as SQS redelivers a message whose handler
@@ -475,7 +552,7 @@ impl Subscription {
                     .unwrap_or_else(|| panic!("no eventType attribute: {body}"))
                     .to_owned();
                 let (envelope, _) = Envelope::decode(body).expect("an envelope");
-                assert_eq!(event_type, envelope.kind, "eventType attribute");
+                assert_eq!(event_type, envelope.kind.as_str(), "eventType attribute");
                 ReceivedFact {
                     event_type,
                     envelope,

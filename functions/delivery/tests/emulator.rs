@@ -234,7 +234,7 @@ impl Stack {
             .received_facts(want)
             .await
             .into_iter()
-            .map(|f| (f.envelope.order_id, f.envelope.kind, f.envelope.data))
+            .map(|f| (f.envelope.order_id, f.envelope.kind.to_string(), f.envelope.data))
             .collect()
     }
 

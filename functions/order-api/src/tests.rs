@@ -7,7 +7,7 @@ use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::runtime::Function;
-use dishpatch::testing::{http_request, parts, InMemoryOrderStore};
+use dishpatch::testing::{http_request, parts, ContendedOrderStore, InMemoryOrderStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -127,19 +127,12 @@ async fn place_prices_from_the_menu_and_writes_the_outbox() {
     assert_eq!(body["status"], "PENDING");
     assert_eq!(body["total"], json!({"amount": 2550, "currency": "EUR"}));
     assert_eq!(body["customerId"], "alice");
-    let kinds: Vec<String> = store
-        .outbox
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
     assert_eq!(
-        kinds,
-        vec![
-            MessageType::ReserveInventory.as_str(),
-            MessageType::OrderPlaced.as_str(),
-            MessageType::StepTimeout.as_str()
+        store.kinds(),
+        [
+            MessageType::ReserveInventory,
+            MessageType::OrderPlaced,
+            MessageType::StepTimeout
         ]
     );
 }
@@ -327,14 +320,9 @@ async fn cancel_before_dispatch_then_refuse_after_terminal() {
         (202, Some("CANCELLED")),
         "idempotent"
     );
-    let kinds: Vec<String> = store
-        .outbox
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
-    assert_eq!(kinds.iter().filter(|k| *k == "OrderCancelled").count(), 1);
+    let kinds = store.kinds();
+    let cancelled = kinds.iter().filter(|k| **k == MessageType::OrderCancelled);
+    assert_eq!(cancelled.count(), 1);
     // A delivered order cannot be cancelled.
     let mut delivered = store.orders.lock().unwrap()[0].clone();
     delivered.saga.status = dishpatch::order::OrderStatus::Delivered;
@@ -346,47 +334,10 @@ async fn cancel_before_dispatch_then_refuse_after_terminal() {
     );
 }
 
-/// Every update loses to another writer (new orders are written).
-struct Contended {
-    inner: Arc<InMemoryOrderStore>,
-    updates: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl dishpatch::orders::OrderStore for Contended {
-    async fn get(&self, id: &str) -> Result<Option<dishpatch::order::Order>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn save(
-        &self,
-        order: &dishpatch::order::Order,
-        expected: Option<u64>,
-        outbox: &[dishpatch::envelope::Envelope],
-    ) -> Result<(), StoreError> {
-        if expected.is_none() {
-            return self.inner.save(order, expected, outbox).await;
-        }
-        self.updates
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Err(StoreError::Conflict("version".into()))
-    }
-    async fn list_for_customer(
-        &self,
-        customer: &str,
-        size: u32,
-        token: Option<&str>,
-    ) -> Result<dishpatch::orders::Page, StoreError> {
-        self.inner.list_for_customer(customer, size, token).await
-    }
-}
-
 #[tokio::test]
 async fn a_cancel_that_keeps_losing_the_write_is_409_after_three_tries() {
     let (mut app, store) = app();
-    let contended = Arc::new(Contended {
-        inner: store.clone(),
-        updates: Default::default(),
-    });
+    let contended = Arc::new(ContendedOrderStore::new(store.clone()));
     app.orders = contended.clone();
     let (_, order) = place(&app, &order_body(), ALICE).await;
     let id = order["orderId"].as_str().unwrap();
@@ -395,8 +346,7 @@ async fn a_cancel_that_keeps_losing_the_write_is_409_after_three_tries() {
         (status, problem["code"].as_str()),
         (409, Some("CONCURRENT_UPDATE"))
     );
-    let tries = contended.updates.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(tries, 3);
+    assert_eq!(contended.updates(), 3);
     assert_eq!(
         get(&app, "/v1/orders/{orderId}", id, ALICE).await.1["status"],
         "PENDING"
@@ -479,7 +429,7 @@ impl dishpatch::orders::OrderStore for AppliedThenFailed {
         &self,
         order: &dishpatch::order::Order,
         expected: Option<u64>,
-        outbox: &[dishpatch::envelope::Envelope],
+        outbox: &[dishpatch::outbox::Outgoing],
     ) -> Result<(), StoreError> {
         self.inner.save(order, expected, outbox).await?;
         if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {

@@ -17,8 +17,9 @@ pub async fn publish_outbox(
         serde_dynamo::from_item(record.change.new_image.clone()).map_err(|e| {
             MessageError::Decode(dishpatch::envelope::DecodeError::Malformed(e.to_string()))
         })?;
-    for envelope in &image.outbox {
-        publisher.publish(envelope).await?;
+    for m in &image.outbox {
+        let envelope = &m.envelope;
+        publisher.deliver(envelope, &m.delivery).await?;
         tracing::info!(order_id = %envelope.order_id, message_type = %envelope.kind, message_id = %envelope.id, "relayed");
     }
     Ok(())

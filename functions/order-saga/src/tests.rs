@@ -6,9 +6,11 @@ use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::orchestration::advance;
 use dishpatch::order::{Order, OrderStatus};
 use dishpatch::orders::OrderStore;
+use dishpatch::outbox::Outgoing;
 use dishpatch::runtime::{MessageError, PermanentCode};
-use dishpatch::testing::{InMemoryOrderStore, RecordingPublisher};
+use dishpatch::testing::{ContendedOrderStore, InMemoryOrderStore, RecordingPublisher};
 use serde_json::json;
+use MessageType as M;
 
 async fn placed(store: &InMemoryOrderStore) -> Order {
     let start = dishpatch::saga::start();
@@ -29,6 +31,18 @@ fn fact(kind: MessageType, data: serde_json::Value) -> Envelope {
     Envelope::new(kind, "o-1", data)
 }
 
+/// Hands a step result to the saga as the runtime does, with the default timings.
+async fn step(store: &dyn OrderStore, envelope: &Envelope) -> Result<(), MessageError> {
+    on_step_result(store, &Default::default(), envelope, envelope.kind).await
+}
+
+/// The order placed, then its stock reserved.
+async fn reserved(store: &dyn OrderStore) -> Envelope {
+    let f = fact(M::InventoryReserved, json!({}));
+    step(store, &f).await.unwrap();
+    f
+}
+
 async fn status(store: &InMemoryOrderStore) -> OrderStatus {
     store.get("o-1").await.unwrap().unwrap().status()
 }
@@ -38,57 +52,44 @@ async fn happy_path_drives_the_order_to_delivered() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
     let steps = [
+        (M::InventoryReserved, json!({}), OrderStatus::Reserved),
         (
-            MessageType::InventoryReserved,
-            json!({}),
-            OrderStatus::Reserved,
-        ),
-        (
-            MessageType::PaymentCaptured,
+            M::PaymentCaptured,
             json!({"amount": {"amount": 1900, "currency": "EUR"}}),
             OrderStatus::Paid,
         ),
         (
-            MessageType::DeliveryDispatched,
+            M::DeliveryDispatched,
             json!({"courierId": "c-1"}),
             OrderStatus::Dispatched,
         ),
         (
-            MessageType::DeliveryCompleted,
+            M::DeliveryCompleted,
             json!({"courierId": "c-1"}),
             OrderStatus::Delivered,
         ),
     ];
     for (kind, data, expected) in steps {
-        on_step_result(&store, &Default::default(), &fact(kind, data), kind)
-            .await
-            .unwrap();
+        step(&store, &fact(kind, data)).await.unwrap();
         assert_eq!(status(&store).await, expected);
     }
     let order = store.get("o-1").await.unwrap().unwrap();
     assert_eq!(order.timeline.len(), 5);
     assert_eq!(order.version, 5);
-    let sent: Vec<String> = store
-        .outbox
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
     assert_eq!(
-        sent,
+        store.kinds(),
         [
-            "ReserveInventory",
-            "OrderPlaced",
-            "StepTimeout",
-            "CapturePayment",
-            "StepTimeout",
-            "DispatchDelivery",
-            "OrderConfirmed",
-            "StepTimeout",
-            "OrderDispatched",
-            "CommitInventory",
-            "OrderDelivered"
+            M::ReserveInventory,
+            M::OrderPlaced,
+            M::StepTimeout,
+            M::CapturePayment,
+            M::StepTimeout,
+            M::DispatchDelivery,
+            M::OrderConfirmed,
+            M::StepTimeout,
+            M::OrderDispatched,
+            M::CommitInventory,
+            M::OrderDelivered
         ]
     );
 }
@@ -97,25 +98,10 @@ async fn happy_path_drives_the_order_to_delivered() {
 async fn a_duplicate_result_changes_nothing_twice() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
-    let f = fact(MessageType::InventoryReserved, json!({}));
-    on_step_result(
-        &store,
-        &Default::default(),
-        &f,
-        MessageType::InventoryReserved,
-    )
-    .await
-    .unwrap();
+    let f = reserved(&store).await;
     let before = store.get("o-1").await.unwrap().unwrap();
     let sent_before = store.outbox.lock().unwrap().len();
-    on_step_result(
-        &store,
-        &Default::default(),
-        &f,
-        MessageType::InventoryReserved,
-    )
-    .await
-    .unwrap();
+    step(&store, &f).await.unwrap();
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
     assert_eq!(store.outbox.lock().unwrap().len(), sent_before);
 }
@@ -124,17 +110,8 @@ async fn a_duplicate_result_changes_nothing_twice() {
 async fn commands_carry_causation_and_correlation() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
-    let f = fact(MessageType::InventoryReserved, json!({}));
-    on_step_result(
-        &store,
-        &Default::default(),
-        &f,
-        MessageType::InventoryReserved,
-    )
-    .await
-    .unwrap();
-    let outbox = store.outbox.lock().unwrap();
-    let capture = outbox.iter().find(|e| e.kind == "CapturePayment").unwrap();
+    let f = reserved(&store).await;
+    let capture = store.first(M::CapturePayment).unwrap().envelope;
     assert_eq!(capture.causation_id.as_deref(), Some(f.id.as_str()));
     assert_eq!(capture.correlation_id, "o-1");
     assert_eq!(
@@ -148,155 +125,71 @@ async fn commands_carry_causation_and_correlation() {
 async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
-    let bad = fact(MessageType::InventoryRejected, json!({"noReason": true}));
+    let bad = fact(M::InventoryRejected, json!({"noReason": true}));
     assert!(matches!(
-        on_step_result(
-            &store,
-            &Default::default(),
-            &bad,
-            MessageType::InventoryRejected
-        )
-        .await,
+        step(&store, &bad).await,
         Err(MessageError::Decode(_))
     ));
     // What a fact would carry into the order is bounded: a huge reason, a control
     // character, a courier that is no id.
     for (kind, data) in [
-        (
-            MessageType::InventoryRejected,
-            json!({"reason": "x".repeat(100_000)}),
-        ),
-        (
-            MessageType::InventoryRejected,
-            json!({"reason": "out of stock\u{0}"}),
-        ),
-        (
-            MessageType::DeliveryDispatched,
-            json!({"courierId": "c/../1"}),
-        ),
+        (M::InventoryRejected, json!({"reason": "x".repeat(100_000)})),
+        (M::InventoryRejected, json!({"reason": "out of stock\u{0}"})),
+        (M::DeliveryDispatched, json!({"courierId": "c/../1"})),
     ] {
-        let hostile = fact(kind, data);
         assert!(matches!(
-            on_step_result(&store, &Default::default(), &hostile, kind).await,
+            step(&store, &fact(kind, data)).await,
             Err(MessageError::Permanent {
                 code: PermanentCode::InvalidContent,
                 ..
             })
         ));
     }
-    let mut stray = fact(MessageType::InventoryReserved, json!({}));
+    let mut stray = fact(M::InventoryReserved, json!({}));
     stray.order_id = "o-404".into();
     assert!(matches!(
-        on_step_result(
-            &store,
-            &Default::default(),
-            &stray,
-            MessageType::InventoryReserved
-        )
-        .await,
+        step(&store, &stray).await,
         Err(MessageError::Permanent {
             code: PermanentCode::UnknownReference,
             ..
         })
     ));
-    let cmd = fact(MessageType::ReserveInventory, json!({}));
+    let cmd = fact(M::ReserveInventory, json!({}));
     assert!(matches!(
-        on_step_result(
-            &store,
-            &Default::default(),
-            &cmd,
-            MessageType::ReserveInventory
-        )
-        .await,
+        step(&store, &cmd).await,
         Err(MessageError::Unsupported)
     ));
     assert_eq!(status(&store).await, OrderStatus::Pending);
 }
 
-/// Every update loses to another writer.
-struct Contended {
-    inner: InMemoryOrderStore,
-    updates: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl OrderStore for Contended {
-    async fn get(&self, id: &str) -> Result<Option<Order>, dishpatch::error::StoreError> {
-        self.inner.get(id).await
-    }
-    async fn save(
-        &self,
-        order: &Order,
-        expected: Option<u64>,
-        outbox: &[Envelope],
-    ) -> Result<(), dishpatch::error::StoreError> {
-        if expected.is_none() {
-            return self.inner.save(order, expected, outbox).await;
-        }
-        self.updates
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Err(dishpatch::error::StoreError::Conflict("version".into()))
-    }
-    async fn list_for_customer(
-        &self,
-        customer: &str,
-        size: u32,
-        token: Option<&str>,
-    ) -> Result<dishpatch::orders::Page, dishpatch::error::StoreError> {
-        self.inner.list_for_customer(customer, size, token).await
-    }
-    async fn overdue(
-        &self,
-        before: &str,
-        limit: u32,
-    ) -> Result<Vec<String>, dishpatch::error::StoreError> {
-        self.inner.overdue(before, limit).await
-    }
-}
-
 #[tokio::test]
 async fn a_result_that_keeps_losing_the_write_is_retried_later_after_four_tries() {
-    let store = Contended {
-        inner: InMemoryOrderStore::default(),
-        updates: Default::default(),
-    };
+    let store = ContendedOrderStore::new(Default::default());
     placed(&store.inner).await;
-    let f = fact(MessageType::InventoryReserved, json!({}));
-    let failed = on_step_result(
-        &store,
-        &Default::default(),
-        &f,
-        MessageType::InventoryReserved,
-    )
-    .await;
+    let failed = step(&store, &fact(M::InventoryReserved, json!({}))).await;
     assert!(
         matches!(failed, Err(MessageError::Transient(_))),
         "{failed:?}"
     );
-    let tries = store.updates.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(tries, 4);
+    assert_eq!(store.updates(), 4);
     assert_eq!(status(&store.inner).await, OrderStatus::Pending);
 }
 
 #[tokio::test]
 async fn relay_publishes_the_outbox_of_the_stream_image() {
     let publisher = RecordingPublisher::default();
-    let envs = vec![
-        fact(
-            MessageType::ReserveInventory,
-            json!({"restaurantId": "r-1", "items": []}),
-        ),
-        fact(MessageType::OrderPlaced, json!({"customerId": "alice"})),
-    ];
-    let image: serde_dynamo::Item =
-        serde_dynamo::to_item(json!({"pk": "ORDER#o-1", "outbox": envs})).unwrap();
-    let mut record = aws_lambda_events::dynamodb::EventRecord::default();
-    record.event_name = "MODIFY".into();
-    record.change.new_image = image;
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let outbox = store.outbox.lock().unwrap().clone();
+    let envs: Vec<Envelope> = outbox.iter().map(|m| m.envelope.clone()).collect();
+    let record = stream_record(json!({"pk": "ORDER#o-1", "outbox": outbox}));
     crate::relay::publish_outbox(&publisher, &record)
         .await
         .unwrap();
     assert_eq!(*publisher.sent.lock().unwrap(), envs);
+    // Each with its delivery: the step deadline delayed.
+    assert_eq!(*publisher.delivered.lock().unwrap(), outbox);
+    assert_eq!(outbox[2].delivery.delay_seconds, Some(300));
     // A failed publish fails the record, so the stream retries it.
     publisher
         .fail
@@ -306,9 +199,32 @@ async fn relay_publishes_the_outbox_of_the_stream_image() {
         .is_err());
 }
 
+/// A stream record of an order write whose new image is `image`.
+fn stream_record(image: serde_json::Value) -> aws_lambda_events::dynamodb::EventRecord {
+    let mut record = aws_lambda_events::dynamodb::EventRecord::default();
+    record.event_name = "MODIFY".into();
+    record.change.new_image = serde_dynamo::to_item(image).unwrap();
+    record
+}
+
+#[tokio::test]
+async fn relay_publishes_an_outbox_stored_as_bare_envelopes_with_its_delivery() {
+    let publisher = RecordingPublisher::default();
+    let timeout = timeout("Payment", 1);
+    let envs = vec![fact(M::RefundPayment, json!({})), timeout.clone()];
+    let record = stream_record(json!({"pk": "ORDER#o-1", "outbox": envs}));
+    crate::relay::publish_outbox(&publisher, &record)
+        .await
+        .unwrap();
+    assert_eq!(*publisher.sent.lock().unwrap(), envs);
+    let delivered = publisher.delivered.lock().unwrap();
+    assert_eq!(delivered[1].delivery.delay_seconds, Some(1));
+    assert!(delivered[0].delivery.is_plain());
+}
+
 fn timeout(step: &str, attempt: u8) -> Envelope {
     fact(
-        MessageType::StepTimeout,
+        M::StepTimeout,
         json!({"step": step, "attempt": attempt, "delaySeconds": 1}),
     )
 }
@@ -317,79 +233,62 @@ fn timeout(step: &str, attempt: u8) -> Envelope {
 async fn a_step_that_times_out_is_undone_and_an_unconfirmed_undo_ends_in_an_alert() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
-    let t = Default::default();
-    on_step_result(
-        &store,
-        &t,
-        &fact(MessageType::InventoryReserved, json!({})),
-        MessageType::InventoryReserved,
-    )
-    .await
-    .unwrap();
+    reserved(&store).await;
     // The payment never answers: its deadline fires, and the refund is tried three times.
-    on_step_result(&store, &t, &timeout("Payment", 0), MessageType::StepTimeout)
-        .await
-        .unwrap();
+    step(&store, &timeout("Payment", 0)).await.unwrap();
     assert_eq!(status(&store).await, OrderStatus::Cancelling);
     for attempt in 1..=3 {
-        on_step_result(
-            &store,
-            &t,
-            &timeout("Payment", attempt),
-            MessageType::StepTimeout,
-        )
-        .await
-        .unwrap();
+        step(&store, &timeout("Payment", attempt)).await.unwrap();
     }
     let order = store.get("o-1").await.unwrap().unwrap();
     assert_eq!(order.status(), OrderStatus::CompensationFailed);
     assert_eq!(order.saga.cancel_reason.as_deref(), Some("PAYMENT_TIMEOUT"));
-    let outbox = store.outbox.lock().unwrap();
-    let refunds = outbox.iter().filter(|e| e.kind == "RefundPayment").count();
+    let kinds = store.kinds();
+    let refunds = kinds.iter().filter(|k| **k == M::RefundPayment).count();
     assert_eq!(refunds, 3, "one refund per try");
-    let alert = outbox
-        .iter()
-        .find(|e| e.kind == "OpsAlert")
-        .expect("operators are alerted");
-    assert_eq!(alert.data["severity"], "CRITICAL");
-    assert_eq!(alert.data["alert"], "CompensationFailed");
-    assert_eq!(alert.data["step"], "Payment");
-    let told = outbox
-        .iter()
-        .find(|e| e.kind == "CompensationFailed")
+    let alert = store.first(M::OpsAlert).expect("operators are alerted");
+    assert_eq!(alert.envelope.data["severity"], "CRITICAL");
+    assert_eq!(alert.envelope.data["alert"], "CompensationFailed");
+    assert_eq!(alert.envelope.data["step"], "Payment");
+    // The topic's attributes and subject travel with it.
+    let page = alert.delivery.alert.expect("its attributes");
+    assert_eq!(
+        (page.event_type.as_str(), page.severity.as_str()),
+        ("CompensationFailed", "CRITICAL")
+    );
+    assert_eq!(page.subject, "CRITICAL CompensationFailed: order o-1");
+    let told = store
+        .first(M::CompensationFailed)
         .expect("the customer is told");
-    assert_eq!(told.data["customerId"], "alice");
-    // Retry delays grow 1 s / 2 s / 4 s on top of the per-try deadline.
-    let delays: Vec<u64> = outbox
+    assert_eq!(told.envelope.data["customerId"], "alice");
+    // Retry delays grow 1 s / 2 s / 4 s on top of the per-try deadline, in the payload
+    // and in how the queue delivers it.
+    let retries: Vec<Outgoing> = store
+        .outbox
+        .lock()
+        .unwrap()
         .iter()
-        .filter(|e| e.kind == "StepTimeout" && e.data["attempt"].as_u64() > Some(0))
-        .map(|e| e.data["delaySeconds"].as_u64().unwrap())
+        .filter(|m| {
+            m.envelope.kind == M::StepTimeout && m.envelope.data["attempt"].as_u64() > Some(0)
+        })
+        .cloned()
+        .collect();
+    let delays: Vec<u64> = retries
+        .iter()
+        .map(|m| m.envelope.data["delaySeconds"].as_u64().unwrap())
         .collect();
     assert_eq!(delays, [31, 32, 34]);
+    let delays: Vec<Option<u32>> = retries.iter().map(|m| m.delivery.delay_seconds).collect();
+    assert_eq!(delays, [Some(31), Some(32), Some(34)]);
 }
 
 #[tokio::test]
 async fn a_stale_timeout_is_a_no_op() {
     let store = InMemoryOrderStore::default();
     placed(&store).await;
-    let t = Default::default();
-    on_step_result(
-        &store,
-        &t,
-        &fact(MessageType::InventoryReserved, json!({})),
-        MessageType::InventoryReserved,
-    )
-    .await
-    .unwrap();
+    reserved(&store).await;
     let before = store.get("o-1").await.unwrap().unwrap();
-    on_step_result(
-        &store,
-        &t,
-        &timeout("Inventory", 0),
-        MessageType::StepTimeout,
-    )
-    .await
-    .unwrap();
+    step(&store, &timeout("Inventory", 0)).await.unwrap();
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), before);
 }
 
@@ -450,29 +349,20 @@ mod sweeper {
         assert_eq!(runs, 4);
         assert_eq!(order.deadline, None);
         assert!(order.timeline.iter().skip(1).all(|e| e.cause == CAUSE));
-        let sent: Vec<String> = store
-            .outbox
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.kind.clone())
-            .collect();
+        let sent = store.kinds();
         assert_eq!(
-            sent.iter().filter(|k| *k == "ReleaseInventory").count(),
+            sent.iter().filter(|k| **k == M::ReleaseInventory).count(),
             3,
             "{sent:?}"
         );
-        assert!(sent.contains(&"OpsAlert".to_owned()), "{sent:?}");
+        assert!(sent.contains(&M::OpsAlert), "{sent:?}");
         // At rest: nothing more to sweep.
         assert_eq!(run(&store, "2026-11-23T00:00:00Z").await.overdue, 0);
     }
 
     #[tokio::test]
     async fn an_order_still_changing_is_left_to_the_next_run() {
-        let store = Contended {
-            inner: InMemoryOrderStore::default(),
-            updates: Default::default(),
-        };
+        let store = ContendedOrderStore::new(Default::default());
         placed(&store.inner).await;
         let s = sweep(
             &store,
@@ -483,7 +373,7 @@ mod sweeper {
         .await
         .unwrap();
         assert_eq!((s.overdue, s.driven, s.skipped), (1, 0, 1));
-        assert_eq!(store.updates.load(std::sync::atomic::Ordering::SeqCst), 4);
+        assert_eq!(store.updates(), 4);
         assert_eq!(status(&store.inner).await, OrderStatus::Pending);
     }
 
@@ -491,15 +381,7 @@ mod sweeper {
     async fn an_order_that_moved_on_is_left_alone() {
         let store = InMemoryOrderStore::default();
         placed(&store).await;
-        let f = fact(MessageType::InventoryReserved, json!({}));
-        on_step_result(
-            &store,
-            &Default::default(),
-            &f,
-            MessageType::InventoryReserved,
-        )
-        .await
-        .unwrap();
+        reserved(&store).await;
         let before = store.get("o-1").await.unwrap().unwrap();
         // Its first deadline is long past, its new one not yet: nothing to sweep.
         let due: DateTime<Utc> = before.deadline.as_deref().unwrap().parse().unwrap();

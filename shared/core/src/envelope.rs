@@ -24,8 +24,9 @@ pub enum Route {
 
 macro_rules! message_types {
     ($($name:ident => $route:ident),* $(,)?) => {
-        /// Every message type dishpatch knows. An unknown type is a decode error.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        /// Every message type dishpatch knows, written as its name. An unknown type is a
+        /// decode error.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum MessageType { $($name),* }
 
         impl MessageType {
@@ -87,6 +88,13 @@ impl fmt::Display for MessageType {
     }
 }
 
+/// A type against its name, as tests that read messages by name compare them.
+impl PartialEq<&str> for MessageType {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     #[error("malformed message: {0}")]
@@ -116,7 +124,7 @@ pub const MAX_HEADER_FIELD: usize = 128;
 pub struct Envelope {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MessageType,
     pub version: String,
     pub occurred_at: String,
     pub order_id: String,
@@ -132,7 +140,7 @@ impl Envelope {
     pub fn new(kind: MessageType, order_id: &str, data: impl Serialize) -> Self {
         Envelope {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: kind.as_str().to_owned(),
+            kind,
             version: VERSION.to_owned(),
             occurred_at: now(),
             order_id: order_id.to_owned(),
@@ -152,21 +160,37 @@ impl Envelope {
     }
 
     /// Parses a message body: a raw envelope (commands) or an SNS notification
-    /// wrapping one (facts delivered to SQS without raw delivery).
+    /// wrapping one (facts delivered to SQS without raw delivery). Also its type
+    /// (`envelope.kind`), which every handler dispatches on.
     pub fn decode(body: &str) -> Result<(Envelope, MessageType), DecodeError> {
         let value: Value =
             serde_json::from_str(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        let value = match (value.get("Type"), value.get("Message")) {
+        let mut value = match (value.get("Type"), value.get("Message")) {
             (Some(Value::String(t)), Some(Value::String(inner))) if t == "Notification" => {
                 serde_json::from_str(inner).map_err(|e| DecodeError::Malformed(e.to_string()))?
             }
             _ => value,
         };
+        // A type we do not know is reported by name, and only for an envelope that is
+        // otherwise well formed: read the rest with a known type in its place.
+        let unknown = match value.get_mut("type") {
+            Some(Value::String(name)) => match name.parse::<MessageType>() {
+                Ok(_) => None,
+                Err(e) => {
+                    *name = MessageType::OrderPlaced.as_str().to_owned();
+                    Some(e)
+                }
+            },
+            _ => None,
+        };
         let envelope: Envelope =
             serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        let kind = envelope.kind.parse::<MessageType>()?;
+        if let Some(e) = unknown {
+            return Err(e);
+        }
         envelope.check_version()?;
         envelope.check_bounds()?;
+        let kind = envelope.kind;
         Ok((envelope, kind))
     }
 
@@ -348,6 +372,20 @@ mod tests {
     }
 
     #[test]
+    fn the_wire_format_is_the_type_name() {
+        let env = Envelope {
+            id: "m-1".into(),
+            occurred_at: "2026-11-22T10:00:00.000Z".into(),
+            causation_id: Some("m-0".into()),
+            ..sample()
+        };
+        assert_eq!(
+            env.to_json(),
+            r#"{"id":"m-1","type":"ReserveInventory","version":"1.0","occurredAt":"2026-11-22T10:00:00.000Z","orderId":"o-1","correlationId":"o-1","causationId":"m-0","data":{"x":1}}"#
+        );
+    }
+
+    #[test]
     fn round_trips_raw_and_sns_wrapped() {
         let env = sample();
         let (raw, kind) = Envelope::decode(&env.to_json()).unwrap();
@@ -391,12 +429,17 @@ mod tests {
 
     #[test]
     fn refuses_unknown_type_newer_major_and_garbage() {
-        let mut env = sample();
-        env.kind = "Teleport".into();
+        let mut v: Value = serde_json::from_str(&sample().to_json()).unwrap();
+        v["type"] = "Teleport".into();
         assert_eq!(
-            Envelope::decode(&env.to_json()).unwrap_err(),
+            Envelope::decode(&v.to_string()).unwrap_err(),
             DecodeError::UnknownType("Teleport".into())
         );
+        // Unknown and malformed besides: malformed.
+        assert!(matches!(
+            Envelope::decode(r#"{"type":"Teleport"}"#),
+            Err(DecodeError::Malformed(_))
+        ));
         let mut env = sample();
         env.version = "2.0".into();
         assert!(matches!(
@@ -427,6 +470,11 @@ mod tests {
     fn every_type_name_parses_back() {
         for t in MessageType::ALL {
             assert_eq!(t.as_str().parse::<MessageType>().unwrap(), *t);
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+            assert_eq!(
+                serde_json::from_value::<MessageType>(t.as_str().into()).unwrap(),
+                *t
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! [`money`], [`order`], [`menu`], [`pricing`], [`validation`], the message
 //! [`envelope`], the [`saga`] state machine, [`orchestration`] (a saga transition in,
-//! the next order version and its messages out), API [`error`]s and function
+//! the next order version and its [`outbox`] out), API [`error`]s and function
 //! [`config`] as a plain map; the table [`keys`] computed from an id.
 //!
 //! This crate may not depend on any AWS, Lambda or HTTP crate, nor on an async
@@ -21,6 +21,7 @@ pub mod menu;
 pub mod money;
 pub mod orchestration;
 pub mod order;
+pub mod outbox;
 pub mod pricing;
 pub mod saga;
 pub mod validation;

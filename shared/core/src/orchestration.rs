@@ -1,9 +1,11 @@
-//! Turns a saga [`Transition`] into the next order version and the messages it sends.
-//! Pure: the caller writes both in one conditional write (the outbox).
+//! Turns a saga [`Transition`] into the next order version and the messages it sends,
+//! each with how it is delivered. Pure: the caller writes both in one conditional write
+//! (the outbox).
 
 use crate::config::Env;
 use crate::envelope::{data, Envelope, MessageType};
 use crate::order::{Order, TimelineEntry};
+use crate::outbox::{Alert, Delivery, Outgoing};
 use crate::saga::{SagaCommand, SagaFact, Timeout, Transition};
 
 /// How long the saga waits for each step (SQS delays a message 900 s at most).
@@ -27,6 +29,7 @@ impl Default for Timings {
     }
 }
 
+/// The longest SQS delays a message; every delay is capped here, by [`Timings::delay`].
 pub const MAX_DELAY_SECONDS: u32 = 900;
 
 impl Timings {
@@ -71,7 +74,7 @@ pub fn advance(
     caused_by: Option<&Envelope>,
     at: &str,
     timings: &Timings,
-) -> (Order, Vec<Envelope>) {
+) -> (Order, Vec<Outgoing>) {
     let mut next = order.clone();
     next.saga = t.state.clone();
     next.version = order.version + 1;
@@ -112,13 +115,14 @@ fn detail(order: &Order, t: &Transition) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// The commands and facts a transition sends, each linked to what caused it.
+/// The commands and facts a transition sends, each linked to what caused it: step
+/// deadlines delayed, alerts with their attributes.
 pub fn messages(
     order: &Order,
     t: &Transition,
     caused_by: Option<&Envelope>,
     timings: &Timings,
-) -> Vec<Envelope> {
+) -> Vec<Outgoing> {
     let make = |kind: MessageType, payload: serde_json::Value| match caused_by {
         Some(cause) => cause.follow(kind, payload),
         None => Envelope::new(kind, &order.order_id, payload),
@@ -168,7 +172,10 @@ pub fn messages(
             SagaCommand::RefundPayment => (MessageType::RefundPayment, Ok(serde_json::json!({}))),
             SagaCommand::CancelDelivery => (MessageType::CancelDelivery, Ok(serde_json::json!({}))),
         };
-        out.push(make(kind, payload.expect("commands serialize")));
+        out.push(Outgoing::plain(make(
+            kind,
+            payload.expect("commands serialize"),
+        )));
     }
     for f in &t.facts {
         let kind = match f {
@@ -186,23 +193,37 @@ pub fn messages(
                     step: order.saga.failed_step,
                     reason: order.saga.cancel_reason.clone(),
                 };
+                let delivery = Delivery {
+                    alert: Some(Alert::of(&alert)),
+                    ..Delivery::default()
+                };
                 let alert = serde_json::to_value(alert).expect("alerts serialize");
-                out.push(make(MessageType::OpsAlert, alert));
+                out.push(Outgoing {
+                    envelope: make(MessageType::OpsAlert, alert),
+                    delivery,
+                });
                 MessageType::CompensationFailed
             }
         };
-        out.push(make(kind, fact()));
+        out.push(Outgoing::plain(make(kind, fact())));
     }
     for timeout in &t.timeouts {
+        let delay = timings.delay(timeout);
         let payload = data::StepTimeout {
             step: timeout.step,
             attempt: timeout.attempt,
-            delay_seconds: timings.delay(timeout),
+            delay_seconds: delay,
         };
-        out.push(make(
-            MessageType::StepTimeout,
-            serde_json::to_value(payload).expect("timeouts serialize"),
-        ));
+        out.push(Outgoing {
+            envelope: make(
+                MessageType::StepTimeout,
+                serde_json::to_value(payload).expect("timeouts serialize"),
+            ),
+            delivery: Delivery {
+                delay_seconds: Some(delay),
+                ..Delivery::default()
+            },
+        });
     }
     out
 }
@@ -233,8 +254,9 @@ mod tests {
         };
         let out = messages(o, &t, None, &Timings::default());
         out.into_iter()
-            .find(|m| m.kind == MessageType::CapturePayment.as_str())
+            .find(|m| m.envelope.kind == MessageType::CapturePayment)
             .expect("a CapturePayment")
+            .envelope
             .data
     }
 
@@ -317,5 +339,34 @@ mod tests {
             declined.deadline.as_deref(),
             Some("2026-01-01T00:01:31.000Z")
         );
+    }
+
+    #[test]
+    fn deadlines_are_delayed_and_alerts_carry_their_attributes() {
+        use crate::saga::{SagaFact, Step, Timeout};
+        let o = order(PaymentMethod::Wallet, None);
+        let t = Transition {
+            state: o.saga.clone(),
+            commands: vec![],
+            facts: vec![SagaFact::CompensationFailed],
+            timeouts: vec![Timeout {
+                step: Step::Payment,
+                attempt: 0,
+            }],
+        };
+        let long = Timings {
+            step_timeout: 5000,
+            ..Timings::default()
+        };
+        let out = messages(&o, &t, None, &long);
+        let of = |kind: MessageType| out.iter().find(|m| m.envelope.kind == kind).unwrap();
+        let timeout = of(MessageType::StepTimeout);
+        assert_eq!(timeout.delivery.delay_seconds, Some(MAX_DELAY_SECONDS));
+        assert_eq!(timeout.envelope.data["delaySeconds"], MAX_DELAY_SECONDS);
+        let alert = of(MessageType::OpsAlert).delivery.alert.clone().unwrap();
+        assert_eq!(alert.event_type, "CompensationFailed");
+        assert_eq!(alert.severity, "CRITICAL");
+        assert_eq!(alert.subject, "CRITICAL CompensationFailed: order o-1");
+        assert!(of(MessageType::CompensationFailed).delivery.is_plain());
     }
 }

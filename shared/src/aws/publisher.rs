@@ -1,14 +1,24 @@
 //! Sends envelopes where they belong: facts to the order-events topic (with the
-//! `eventType` attribute subscribers filter on), commands to the owner's queue.
+//! `eventType` attribute subscribers filter on), commands to the owner's queue. The
+//! route is the message's type; anything more (a delay, an alert's attributes) comes
+//! with it as its [`Delivery`], never from its payload.
 
-use crate::envelope::{data, Envelope, MessageType, Route};
+use crate::envelope::{Envelope, Route};
 use crate::error::StoreError;
+use crate::outbox::Delivery;
 use aws_sdk_sns::types::MessageAttributeValue as SnsAttr;
 use aws_sdk_sqs::types::MessageAttributeValue as SqsAttr;
 
 #[async_trait::async_trait]
 pub trait Publisher: Send + Sync {
-    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError>;
+    /// Sends `envelope` to its route, as `delivery` says.
+    async fn deliver(&self, envelope: &Envelope, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// Sends `envelope` to its route, now, with no attribute but its type: what a
+    /// worker's fact or command needs.
+    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
+        self.deliver(envelope, &Delivery::default()).await
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -40,13 +50,9 @@ impl SnsSqsPublisher {
 
 #[async_trait::async_trait]
 impl Publisher for SnsSqsPublisher {
-    async fn publish(&self, envelope: &Envelope) -> Result<(), StoreError> {
-        let kind: MessageType = envelope
-            .kind
-            .parse()
-            .map_err(|e: crate::envelope::DecodeError| StoreError::Corrupt(e.to_string()))?;
+    async fn deliver(&self, envelope: &Envelope, delivery: &Delivery) -> Result<(), StoreError> {
+        let kind = envelope.kind;
         let missing = |what: &str| StoreError::Aws(format!("no destination configured for {what}"));
-        let mut delay = None;
         let queue = match kind.route() {
             Route::Fact => {
                 let topic = self
@@ -64,26 +70,17 @@ impl Publisher for SnsSqsPublisher {
                     .ops_alerts_topic
                     .as_ref()
                     .ok_or_else(|| missing("alerts"))?;
-                let alert: data::OpsAlert = envelope
-                    .data_as()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let subject = format!(
-                    "{} {}: order {}",
-                    alert.severity, alert.alert, alert.order_id
-                );
+                let alert = delivery.alert.as_ref().ok_or_else(|| {
+                    StoreError::Corrupt(format!("{kind} {} has no alert attributes", envelope.id))
+                })?;
                 let attrs = [
-                    ("eventType", alert.alert.as_str()),
+                    ("eventType", alert.event_type.as_str()),
                     ("severity", alert.severity.as_str()),
                 ];
-                return self.notify(topic, envelope, &attrs, Some(subject)).await;
+                let subject = Some(alert.subject.clone());
+                return self.notify(topic, envelope, &attrs, subject).await;
             }
-            Route::SagaQueue => {
-                let t: data::StepTimeout = envelope
-                    .data_as()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                delay = Some(t.delay_seconds.min(crate::orchestration::MAX_DELAY_SECONDS) as i32);
-                &self.to.saga_queue
-            }
+            Route::SagaQueue => &self.to.saga_queue,
             Route::InventoryQueue => &self.to.inventory_queue,
             Route::PaymentQueue => &self.to.payment_queue,
             Route::DeliveryQueue => &self.to.delivery_queue,
@@ -99,7 +96,8 @@ impl Publisher for SnsSqsPublisher {
             .queue_url(url)
             .message_body(envelope.to_json())
             .message_attributes("type", attr)
-            .set_delay_seconds(delay)
+            // Capped where the message was made (MAX_DELAY_SECONDS): it fits.
+            .set_delay_seconds(delivery.delay_seconds.map(|d| d as i32))
             .send()
             .await
             .map_err(|e| StoreError::Aws(format!("SQS send {kind}: {e:?}")))?;
@@ -133,5 +131,97 @@ impl SnsSqsPublisher {
             .await
             .map_err(|e| StoreError::Aws(format!("SNS publish {}: {e:?}", envelope.kind)))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod emulator_tests {
+    use super::*;
+    use crate::envelope::MessageType;
+    use crate::outbox::Alert;
+    use crate::testing::{emulator, topic_with_subscription, unique};
+    use std::time::Duration;
+
+    fn timeout() -> Envelope {
+        // The payload's delay is the saga's to read, not the publisher's.
+        let data = serde_json::json!({"step": "Payment", "attempt": 0, "delaySeconds": 900});
+        Envelope::new(MessageType::StepTimeout, "o-1", data)
+    }
+
+    #[tokio::test]
+    async fn a_queue_delay_comes_from_the_delivery_alone() {
+        let sdk = emulator().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue = sqs
+            .create_queue()
+            .queue_name(unique("saga"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let publisher = SnsSqsPublisher::new(
+            &sdk,
+            Destinations {
+                saga_queue: Some(queue.clone()),
+                ..Destinations::default()
+            },
+        );
+        let delayed = Delivery {
+            delay_seconds: Some(900),
+            alert: None,
+        };
+        publisher.deliver(&timeout(), &delayed).await.unwrap();
+        let now = timeout();
+        publisher.publish(&now).await.unwrap();
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        let bodies: Vec<Envelope> = got
+            .iter()
+            .map(|m| Envelope::decode(m.body().unwrap()).unwrap().0)
+            .collect();
+        assert_eq!(bodies, [now], "only the undelayed one is visible yet");
+    }
+
+    #[tokio::test]
+    async fn an_alert_carries_its_attributes_and_subject() {
+        let sdk = emulator().await;
+        let (topic, sub) = topic_with_subscription(&sdk, None).await;
+        let publisher = SnsSqsPublisher::new(
+            &sdk,
+            Destinations {
+                ops_alerts_topic: Some(topic),
+                ..Destinations::default()
+            },
+        );
+        let alert = Envelope::new(MessageType::OpsAlert, "o-1", serde_json::json!({}));
+        let page = Delivery {
+            delay_seconds: None,
+            alert: Some(Alert {
+                event_type: "CompensationFailed".into(),
+                severity: "CRITICAL".into(),
+                subject: "CRITICAL CompensationFailed: order o-1".into(),
+            }),
+        };
+        publisher.deliver(&alert, &page).await.unwrap();
+        let bodies = sub.receive(1, Duration::from_secs(10)).await;
+        let sns: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(sns["Subject"], "CRITICAL CompensationFailed: order o-1");
+        let attr = |n: &str| sns["MessageAttributes"][n]["Value"].clone();
+        assert_eq!(attr("eventType"), "CompensationFailed");
+        assert_eq!(attr("severity"), "CRITICAL");
+        assert_eq!(Envelope::decode(&bodies[0]).unwrap().0, alert);
+        // Without them there is nothing to page with.
+        assert!(matches!(
+            publisher.publish(&alert).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -5,6 +5,7 @@ use super::*;
 use crate::envelope::MessageType;
 use crate::order::OrderStatus;
 use crate::orders::Page;
+use crate::outbox::Outgoing;
 use crate::saga::SagaError;
 use crate::testing::{sample_order, InMemoryOrderStore};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -42,11 +43,6 @@ async fn run(store: &dyn OrderStore, event: &SagaEvent, cause: Cause<'_>) -> App
         .unwrap()
 }
 
-fn sent(store: &InMemoryOrderStore) -> Vec<String> {
-    let outbox = store.outbox.lock().unwrap();
-    outbox.iter().map(|e| e.kind.clone()).collect()
-}
-
 #[tokio::test]
 async fn an_event_the_saga_takes_is_written_with_its_outbox() {
     let store = InMemoryOrderStore::default();
@@ -64,8 +60,7 @@ async fn an_event_the_saga_takes_is_written_with_its_outbox() {
     assert_eq!(to.status(), OrderStatus::Reserved);
     assert_eq!(to.timeline.last().unwrap().cause, "InventoryReserved");
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), *to);
-    let outbox = store.outbox.lock().unwrap();
-    let capture = outbox.iter().find(|e| e.kind == "CapturePayment").unwrap();
+    let capture = store.first(MessageType::CapturePayment).unwrap().envelope;
     assert_eq!(capture.causation_id.as_deref(), Some(fact.id.as_str()));
 }
 
@@ -78,7 +73,7 @@ async fn a_duplicate_or_refused_event_writes_nothing() {
         Applied::Moved { .. }
     ));
     let version = store.get("o-1").await.unwrap().unwrap().version;
-    let sent_before = sent(&store);
+    let sent_before = store.kinds();
     let Applied::Ignored { order, .. } = run(&store, &cancel(), NO_MESSAGE).await else {
         panic!("a second cancel is a duplicate")
     };
@@ -89,7 +84,7 @@ async fn a_duplicate_or_refused_event_writes_nothing() {
     };
     assert_eq!(error, SagaError::NotCancellable("DELIVERED"));
     assert_eq!(store.get("o-1").await.unwrap().unwrap().version, version);
-    assert_eq!(sent(&store), sent_before);
+    assert_eq!(store.kinds(), sent_before);
 }
 
 #[tokio::test]
@@ -99,7 +94,7 @@ async fn an_unknown_order_is_missing() {
         run(&store, &cancel(), NO_MESSAGE).await,
         Applied::Missing
     ));
-    assert!(sent(&store).is_empty());
+    assert!(store.kinds().is_empty());
 }
 
 #[tokio::test]
@@ -121,7 +116,7 @@ async fn decide_can_send_no_event() {
     .await
     .unwrap();
     assert!(matches!(applied, Applied::Declined(who) if who == "alice"));
-    assert_eq!(sent(&store).len(), 3, "only the placement's outbox");
+    assert_eq!(store.kinds().len(), 3, "only the placement's outbox");
 }
 
 /// Before each of its first `races` saves, another writer moves the order on (rewrites
@@ -164,7 +159,7 @@ impl OrderStore for Racing {
         &self,
         order: &Order,
         expected: Option<u64>,
-        outbox: &[Envelope],
+        outbox: &[Outgoing],
     ) -> Result<(), StoreError> {
         if expected.is_some() {
             self.saves.fetch_add(1, SeqCst);
@@ -204,8 +199,13 @@ async fn a_write_that_loses_a_race_is_decided_again_on_the_fresh_order() {
     assert_eq!((from.version, to.version), (2, 3));
     assert_eq!(to.status(), OrderStatus::Cancelled);
     assert_eq!(store.saves.load(SeqCst), 2);
-    let sent = sent(&store.inner);
-    assert_eq!(sent.iter().filter(|k| *k == "OrderCancelled").count(), 1);
+    let sent = store.inner.kinds();
+    assert_eq!(
+        sent.iter()
+            .filter(|k| **k == MessageType::OrderCancelled)
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -229,7 +229,7 @@ async fn a_write_that_loses_every_race_gives_up_after_its_attempts() {
     }
     let order = store.get("o-1").await.unwrap().unwrap();
     assert_eq!(order.status(), OrderStatus::Pending, "never written");
-    assert!(!sent(&store.inner).contains(&"OrderCancelled".to_owned()));
+    assert!(!store.inner.kinds().contains(&MessageType::OrderCancelled));
 }
 
 #[tokio::test]
@@ -240,7 +240,7 @@ async fn a_store_failure_is_returned_as_it_is() {
         async fn get(&self, _: &str) -> Result<Option<Order>, StoreError> {
             Err(StoreError::Aws("throttled".into()))
         }
-        async fn save(&self, _: &Order, _: Option<u64>, _: &[Envelope]) -> Result<(), StoreError> {
+        async fn save(&self, _: &Order, _: Option<u64>, _: &[Outgoing]) -> Result<(), StoreError> {
             unreachable!("nothing was read")
         }
         async fn list_for_customer(
