@@ -234,7 +234,13 @@ impl Stack {
             .received_facts(want)
             .await
             .into_iter()
-            .map(|f| (f.envelope.order_id, f.envelope.kind.to_string(), f.envelope.data))
+            .map(|f| {
+                (
+                    f.envelope.order_id,
+                    f.envelope.kind.to_string(),
+                    f.envelope.data,
+                )
+            })
             .collect()
     }
 
