@@ -5,6 +5,7 @@
 //! running stack never resets stock or balances.
 
 use aws_config::SdkConfig;
+use dishpatch::keys;
 use serde_json::{json, Value};
 
 use crate::provision::Stack;
@@ -47,8 +48,8 @@ pub fn items() -> Vec<(&'static str, Value)> {
         out.push((
             "InventoryTable",
             json!({
-                "pk": format!("RESTAURANT#{restaurant}"),
-                "sk": "MENU",
+                "pk": keys::restaurant_pk(restaurant),
+                "sk": keys::MENU_SK,
                 "restaurantId": restaurant,
                 "itemCount": menu.len(),
             }),
@@ -57,8 +58,8 @@ pub fn items() -> Vec<(&'static str, Value)> {
             out.push((
                 "InventoryTable",
                 json!({
-                    "pk": format!("RESTAURANT#{restaurant}"),
-                    "sk": format!("ITEM#{id}"),
+                    "pk": keys::restaurant_pk(restaurant),
+                    "sk": keys::item_sk(id),
                     "restaurantId": restaurant,
                     "restaurantName": restaurant_name,
                     "menuItemId": id,
@@ -76,8 +77,8 @@ pub fn items() -> Vec<(&'static str, Value)> {
         out.push((
             "PaymentsTable",
             json!({
-                "pk": format!("WALLET#{customer}"),
-                "sk": "WALLET",
+                "pk": keys::wallet_pk(customer),
+                "sk": keys::WALLET_SK,
                 "customerId": customer,
                 "balance": balance,
                 "currency": "EUR",
@@ -89,12 +90,12 @@ pub fn items() -> Vec<(&'static str, Value)> {
         out.push((
             "DeliveryTable",
             json!({
-                "pk": format!("COURIER#{courier}"),
-                "sk": "COURIER",
+                "pk": keys::courier_pk(courier),
+                "sk": keys::COURIER_SK,
                 "courierId": courier,
                 "name": name,
                 "status": "AVAILABLE",
-                "gsi1pk": "COURIER#AVAILABLE",
+                "gsi1pk": keys::AVAILABLE_COURIERS,
                 "gsi1sk": courier,
             }),
         ));
@@ -144,7 +145,7 @@ pub fn opening_entry(customer: &str, balance: i64) -> Value {
         "2026-01-01T00:00:00.000Z",
     );
     let mut item = serde_json::to_value(&entry).expect("entries serialize");
-    item["pk"] = json!(payment::wallets::wallet_pk(customer));
+    item["pk"] = json!(keys::wallet_pk(customer));
     item["sk"] = json!(entry.sort_key());
     item
 }
@@ -161,19 +162,19 @@ mod tests {
             .map(|(_, i)| i)
             .collect();
         for (restaurant, _) in RESTAURANTS {
-            let pk = format!("RESTAURANT#{restaurant}");
+            let pk = keys::restaurant_pk(restaurant);
             let menu: Vec<&Value> = inventory
                 .iter()
-                .filter(|i| i["pk"] == pk.as_str() && i["sk"] != "MENU")
+                .filter(|i| i["pk"] == pk.as_str() && i["sk"] != keys::MENU_SK)
                 .collect();
             for item in &menu {
                 let m: dishpatch::menu::MenuItem = serde_json::from_value((*item).clone()).unwrap();
-                assert_eq!(item["sk"], format!("ITEM#{}", m.menu_item_id));
+                assert_eq!(item["sk"], keys::item_sk(&m.menu_item_id));
                 assert!(m.conserves_stock() && m.price.amount > 0);
             }
             let count = inventory
                 .iter()
-                .find(|i| i["pk"] == pk.as_str() && i["sk"] == "MENU")
+                .find(|i| i["pk"] == pk.as_str() && i["sk"] == keys::MENU_SK)
                 .unwrap();
             assert_eq!(count["itemCount"], menu.len());
         }

@@ -12,6 +12,8 @@ use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_sns::operation::publish::builders::PublishFluentBuilder;
 use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
+use dishpatch::aws::dynamo;
+use dishpatch::keys;
 use dishpatch_local::awsproxy::{AwsFaults, AwsProxy, AwsProxyConfig, Caller, FaultKind};
 use dishpatch_local::testing::{self, eventually};
 use dishpatch_local::{tokens, LocalStack, LocalStackOptions};
@@ -424,8 +426,7 @@ async fn order_state(local: &LocalStack, id: &str) -> Option<(String, Option<Str
     let out = aws_sdk_dynamodb::Client::new(&local.sdk)
         .get_item()
         .table_name(local.stack.table_name("OrdersTable"))
-        .key("pk", s(&format!("ORDER#{id}")))
-        .key("sk", s("ORDER"))
+        .set_key(Some(dynamo::key(keys::order_pk(id), keys::ORDER_SK)))
         .consistent_read(true)
         .send()
         .await

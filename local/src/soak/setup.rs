@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use dishpatch::keys;
 use serde_json::{json, Value};
 
 use super::{SoakConfig, World};
@@ -44,7 +45,7 @@ pub async fn prepare(config: &SoakConfig, local: &LocalStack) -> Result<World> {
         put(
             &db,
             &payments,
-            json!({"pk": format!("WALLET#{id}"), "sk": "WALLET", "customerId": id,
+            json!({"pk": keys::wallet_pk(&id), "sk": keys::WALLET_SK, "customerId": id,
                    "balance": balance, "currency": "EUR"}),
         )
         .await?;
@@ -58,9 +59,9 @@ pub async fn prepare(config: &SoakConfig, local: &LocalStack) -> Result<World> {
         put(
             &db,
             &delivery,
-            json!({"pk": format!("COURIER#{id}"), "sk": "COURIER", "courierId": id,
+            json!({"pk": keys::courier_pk(&id), "sk": keys::COURIER_SK, "courierId": id,
                    "name": format!("Soak courier {}", i + 1), "status": "AVAILABLE",
-                   "gsi1pk": "COURIER#AVAILABLE", "gsi1sk": id}),
+                   "gsi1pk": keys::AVAILABLE_COURIERS, "gsi1sk": id}),
         )
         .await?;
     }

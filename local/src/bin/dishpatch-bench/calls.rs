@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Args as ClapArgs;
+use dishpatch::aws::dynamo;
+use dishpatch::keys;
 use dishpatch_local::awsproxy::{units, AwsProxy, AwsProxyConfig, Caller};
 use dishpatch_local::invariants::CheckOptions;
 use dishpatch_local::{sdk, template, LocalStack, LocalStackOptions};
@@ -217,6 +219,22 @@ pub async fn provision_orders(api: &Api, orders: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The order item, read directly (not counted); `None` when there is none yet.
+async fn read_order(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+) -> Result<Option<dynamo::Item>, String> {
+    ddb.get_item()
+        .table_name(table)
+        .set_key(Some(dynamo::key(keys::order_pk(id), keys::ORDER_SK)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map(|out| out.item)
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
 /// Polls the order item (directly, not counted) until its status is `status`; the item
 /// as JSON.
 async fn wait_status(
@@ -228,16 +246,7 @@ async fn wait_status(
     let deadline = Instant::now() + DEADLINE;
     let mut last = String::new();
     loop {
-        let out = ddb
-            .get_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-            .key("sk", AttributeValue::S("ORDER".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        if let Some(item) = out.item {
+        if let Some(item) = read_order(ddb, table, id).await? {
             let v: Value = serde_dynamo::from_item(item).map_err(|e| e.to_string())?;
             last = v["status"].as_str().unwrap_or_default().to_owned();
             if last == status {
@@ -313,16 +322,7 @@ async fn order_item_bytes(
     table: &str,
     id: &str,
 ) -> Result<u64, String> {
-    let out = ddb
-        .get_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-        .key("sk", AttributeValue::S("ORDER".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-    let item = out.item.unwrap_or_default();
+    let item = read_order(ddb, table, id).await?.unwrap_or_default();
     let wire: serde_json::Map<String, Value> =
         item.iter().map(|(k, v)| (k.clone(), typed(v))).collect();
     Ok(units::item_size(&wire))

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Args as ClapArgs;
 use dishpatch::envelope::{Envelope, MessageType};
+use dishpatch::keys;
 use dishpatch::runtime::{Function, MessageError};
 use dishpatch_local::awsproxy::{AwsProxyConfig, Caller};
 use dishpatch_local::{sdk, testing, LocalStack, LocalStackOptions};
@@ -483,12 +484,12 @@ async fn setup(
         let s = |v: &str| AttributeValue::S(v.to_owned());
         ddb.put_item()
             .table_name(table)
-            .item("pk", s(&format!("COURIER#{id}")))
-            .item("sk", s("COURIER"))
+            .item("pk", s(&keys::courier_pk(&id)))
+            .item("sk", s(keys::COURIER_SK))
             .item("courierId", s(&id))
             .item("name", s(&format!("Load courier {i}")))
             .item("status", s("AVAILABLE"))
-            .item("gsi1pk", s("COURIER#AVAILABLE"))
+            .item("gsi1pk", s(keys::AVAILABLE_COURIERS))
             .item("gsi1sk", s(&id))
             .send()
             .await
