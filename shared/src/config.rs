@@ -1,51 +1,5 @@
 //! Function configuration: the environment map ([`Env`], from core) and the AWS SDK
-//! configuration every client is built from.
+//! configuration every client is built from (from `dishpatch-sdk`).
 
 pub use dishpatch_core::config::{ConfigError, Env};
-
-/// Loads the shared AWS SDK configuration once per process. `AWS_ENDPOINT_URL`
-/// (honoured natively by aws-config) points every client at the local emulator. The
-/// HTTPS client trusts the compiled-in roots unless `SSL_CERT_FILE`/`SSL_CERT_DIR`
-/// asks for the system store ([`crate::tls`]).
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    let roots = crate::tls::Roots::from_env(|name| std::env::var(name).ok());
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(crate::tls::https_client(roots))
-        .load()
-        .await
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|s| !s.is_empty())
-}
-
-/// An SDK configuration pointing at an explicit endpoint (the local emulator): region
-/// from `AWS_REGION` / `AWS_DEFAULT_REGION` (default `us-east-1`), credentials from
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (default `test` / `test`, which the
-/// emulator accepts), so every tool that uses it reaches the same emulator account.
-/// `source` names the credentials' provider in the SDK's logs.
-pub async fn endpoint_config(endpoint_url: &str, source: &'static str) -> aws_config::SdkConfig {
-    use aws_credential_types::Credentials;
-    let region = non_empty_env("AWS_REGION")
-        .or_else(|| non_empty_env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".to_owned());
-    let credentials = match (
-        non_empty_env("AWS_ACCESS_KEY_ID"),
-        non_empty_env("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(id), Some(secret)) => Credentials::new(
-            id,
-            secret,
-            non_empty_env("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        ),
-        _ => Credentials::new("test", "test", None, None, source),
-    };
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint_url)
-        .region(aws_config::Region::new(region))
-        .credentials_provider(credentials)
-        .load()
-        .await
-}
+pub use dishpatch_sdk::{endpoint_config, sdk_config};

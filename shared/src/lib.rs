@@ -7,11 +7,13 @@
 //! [`runtime`] (one entry point per Lambda), [`aws`] (adapters behind narrow ports),
 //! [`orders`] (the order store), [`transition`] (a saga step on a stored order,
 //! retried on a conflicting write), [`idempotency`], [`resilience`], [`config`] (the
-//! environment and the SDK configuration), [`logging`], [`tls`].
+//! environment and the SDK configuration), and from `dishpatch-sdk` [`logging`] and
+//! [`tls`].
 
 pub use dishpatch_core::{
     envelope, error, keys, menu, money, orchestration, order, outbox, pricing, saga, validation,
 };
+pub use dishpatch_sdk::{logging, tls};
 
 pub mod aws;
 pub mod config;
@@ -19,13 +21,11 @@ pub mod http;
 #[cfg(any(test, feature = "testing"))]
 pub mod http_fuzz;
 pub mod idempotency;
-pub mod logging;
 pub mod orders;
 pub mod resilience;
 pub mod runtime;
 /// Fakes and emulator helpers for tests; not part of any deployed binary.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod tls;
 pub mod transition;
 pub mod worker;

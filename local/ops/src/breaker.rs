@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use dishpatch::resilience::METRICS_NAMESPACE;
+use dishpatch_core::metrics::METRICS_NAMESPACE;
 
 use crate::Target;
 use crate::{Error, Result};

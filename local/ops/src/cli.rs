@@ -186,7 +186,7 @@ pub async fn target(args: &TargetArgs) -> Result<Target> {
     };
     let sdk = match &args.endpoint {
         Some(e) if !e.is_empty() => crate::sdk::emulator_config(e).await,
-        _ => dishpatch::config::sdk_config().await,
+        _ => dishpatch_sdk::sdk_config().await,
     };
     let mut t = Target::new(sdk, Arc::new(template), &args.prefix);
     for (k, v) in &args.queue_urls {
@@ -281,7 +281,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
                 writeln!(
                     out,
                     "no breaker metrics in namespace {}: every breaker is CLOSED (its initial state)",
-                    dishpatch::resilience::METRICS_NAMESPACE
+                    dishpatch_core::metrics::METRICS_NAMESPACE
                 )?;
             }
             for s in status {
@@ -438,7 +438,7 @@ fn breaker_status(log: &std::path::Path, out: &mut dyn Write) -> Result<()> {
 
 /// The binary's `main`: parse, run, exit code.
 pub async fn main() -> std::process::ExitCode {
-    dishpatch::logging::init();
+    dishpatch_sdk::logging::init();
     let cli = Cli::parse();
     let mut stdout = std::io::stdout();
     match run(cli, &mut stdout).await {

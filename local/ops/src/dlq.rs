@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::Target;
 use crate::{Error, Result};
-use dishpatch::runtime::dead_letters;
+use dishpatch_core::parked;
 use dishpatch_template::Template;
 
 /// The message attribute counting how many times a message was redriven.
@@ -235,7 +235,7 @@ impl DeadLetter {
             code: m
                 .message_attributes
                 .as_ref()
-                .and_then(|a| a.get(dead_letters::FAILURE_CODE))
+                .and_then(|a| a.get(parked::FAILURE_CODE))
                 .and_then(|v| v.string_value.clone()),
             redrives: redrive_count(m),
             body,
@@ -328,7 +328,7 @@ fn reason(m: &Message, body: &str, json: Option<&Value>) -> Option<Reason> {
     };
     match json.get("type").and_then(Value::as_str) {
         None => diagnosed("not an envelope: no `type`".to_owned()),
-        Some(t) => match dishpatch::envelope::MessageType::from_str(t) {
+        Some(t) => match dishpatch_core::envelope::MessageType::from_str(t) {
             Err(e) => diagnosed(e.to_string()),
             Ok(_) if json.get("orderId").and_then(Value::as_str).is_none() => {
                 diagnosed("envelope without `orderId`".to_owned())

@@ -1,12 +1,21 @@
 //! The operator CLI targets real AWS: its build graph holds none of the local stack's
-//! weight (the emulator, the six function crates, the card sandbox, plotting). hyper is
-//! not checked by name: the AWS SDK's HTTPS client brings it in as a client anyway.
+//! weight (the emulator, the six function crates, the card sandbox, plotting), nor the
+//! Lambda runtime the functions' shared crate brings. hyper is not checked by name: the
+//! AWS SDK's HTTPS client brings it in as a client anyway.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
 /// Besides the function crates (the template's list).
-const FORBIDDEN: &[&str] = &["dishpatch-local", "dishpatch-psp-sandbox", "plotters"];
+const FORBIDDEN: &[&str] = &[
+    "dishpatch-local",
+    "dishpatch-emulator",
+    "dishpatch-psp-sandbox",
+    "dishpatch-shared",
+    "lambda_runtime",
+    "lambda_http",
+    "plotters",
+];
 
 fn forbidden() -> impl Iterator<Item = &'static str> {
     let functions = dishpatch_template::embedded_binaries().iter();

@@ -3,7 +3,8 @@
 //! [`money`], [`order`], [`menu`], [`pricing`], [`validation`], the message
 //! [`envelope`], the [`saga`] state machine, [`orchestration`] (a saga transition in,
 //! the next order version and its [`outbox`] out), API [`error`]s and function
-//! [`config`] as a plain map; the table [`keys`] computed from an id.
+//! [`config`] as a plain map; the table [`keys`] computed from an id; the names other
+//! programs read back: [`metrics`] and the attributes of a [`parked`] message.
 //!
 //! This crate may not depend on any AWS, Lambda or HTTP crate, nor on an async
 //! runtime: what lives here is testable as plain functions, and `tests/core_is_pure.rs`
@@ -18,10 +19,12 @@ pub mod error;
 pub mod fixtures;
 pub mod keys;
 pub mod menu;
+pub mod metrics;
 pub mod money;
 pub mod orchestration;
 pub mod order;
 pub mod outbox;
+pub mod parked;
 pub mod pricing;
 pub mod saga;
 pub mod validation;

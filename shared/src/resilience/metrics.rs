@@ -30,7 +30,7 @@ pub fn set_forwarder(forward: impl Fn(&str) + Send + Sync + 'static) -> bool {
     FORWARDER.set(Box::new(forward)).is_ok()
 }
 
-pub const METRICS_NAMESPACE: &str = "dishpatch";
+pub use dishpatch_core::metrics::METRICS_NAMESPACE;
 
 /// The metric a transition into `to` counts toward.
 pub fn metric_name(to: BreakerState) -> &'static str {

@@ -16,19 +16,11 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::config::{ConfigError, Env};
 
+use dishpatch_core::parked::ALL as OURS;
 /// Message attributes of a parked message (what `dishpatch dlq show` prints).
-pub const FAILURE_CODE: &str = "failureCode";
-pub const FAILURE_REASON: &str = "failureReason";
-pub const FAILED_FUNCTION: &str = "failedFunction";
-pub const FAILED_RECEIVE_COUNT: &str = "failedReceiveCount";
-pub const SOURCE_QUEUE: &str = "sourceQueue";
-const OURS: [&str; 5] = [
-    FAILURE_CODE,
-    FAILURE_REASON,
-    FAILED_FUNCTION,
-    FAILED_RECEIVE_COUNT,
-    SOURCE_QUEUE,
-];
+pub use dishpatch_core::parked::{
+    FAILED_FUNCTION, FAILED_RECEIVE_COUNT, FAILURE_CODE, FAILURE_REASON, SOURCE_QUEUE,
+};
 /// SQS accepts at most 10 message attributes.
 const MAX_ATTRIBUTES: usize = 10;
 /// Long enough for any error chain we produce; attribute values count towards the

@@ -6,8 +6,8 @@
 //! roots the set includes. Setting `SSL_CERT_FILE` or `SSL_CERT_DIR` (a private CA, a
 //! TLS-inspecting proxy) switches to the system store, which honours both.
 
-use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_types::sdk_config::SharedHttpClient;
 
 /// Which roots the client trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
