@@ -7,8 +7,8 @@
 //! active deliveries (invariant 4).
 
 use dishpatch::aws::dynamo::{
-    applied, built, cancellation_reasons, classify, from_item, get_consistent, key, s, to_item,
-    update_alone, Item, CONDITION_FAILED,
+    built, classify, from_item, get_as, key, keyed, put_alone, put_new, s, transact, update_alone,
+    Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -117,13 +117,8 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// The stored delivery item: the record plus its keys.
-#[derive(Debug, Serialize, Deserialize)]
-struct DeliveryItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    delivery: Delivery,
+fn delivery_key(order_id: &str) -> Item {
+    key(delivery_pk(order_id), DELIVERY_SK)
 }
 
 #[derive(Clone, Debug)]
@@ -140,12 +135,9 @@ impl DynamoDeliveryStore {
         }
     }
 
-    fn delivery_item(&self, delivery: &Delivery) -> Result<Item, StoreError> {
-        to_item(&DeliveryItem {
-            pk: delivery_pk(&delivery.order_id),
-            sk: DELIVERY_SK.into(),
-            delivery: delivery.clone(),
-        })
+    fn put_new(&self, delivery: &Delivery) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
+        let item = keyed(delivery_key(&delivery.order_id), delivery)?;
+        put_new(&self.table, item)
     }
 
     /// The courier back to AVAILABLE, only if it is still on `order_id`.
@@ -184,7 +176,7 @@ impl DynamoDeliveryStore {
         built(
             aws_sdk_dynamodb::types::Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+                .set_key(Some(delivery_key(order_id)))
                 .update_expression("SET #status = :to, updatedAt = :at")
                 .condition_expression("#status = :dispatched AND courierId = :c")
                 .expression_attribute_names("#status", "status")
@@ -200,14 +192,7 @@ impl DynamoDeliveryStore {
 #[async_trait::async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn get(&self, order_id: &str) -> Result<Option<Delivery>, StoreError> {
-        get_consistent(
-            &self.client,
-            &self.table,
-            key(delivery_pk(order_id), DELIVERY_SK),
-        )
-        .await?
-        .map(|i| from_item::<DeliveryItem>(i).map(|r| r.delivery))
-        .transpose()
+        get_as(&self.client, &self.table, delivery_key(order_id)).await
     }
 
     async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError> {
@@ -236,7 +221,7 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
         let busy = built(
             Update::builder()
                 .table_name(&self.table)
@@ -252,48 +237,30 @@ impl DeliveryStore for DynamoDeliveryStore {
                 .expression_attribute_values(":at", s(now()))
                 .build(),
         )?;
-        let record = built(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(self.delivery_item(delivery)?))
-                .condition_expression("attribute_not_exists(pk)")
+        let tx = vec![
+            TransactWriteItem::builder().update(busy).build(),
+            TransactWriteItem::builder()
+                .put(self.put_new(delivery)?)
                 .build(),
-        )?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(busy).build())
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Claim::Claimed),
-            Err(e) => e,
+        ];
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(Claim::Claimed);
         };
-        let reasons = cancellation_reasons(&err);
-        let reason = |i: usize| reasons.get(i).cloned().flatten();
         // The delivery record decides first: if it exists, whichever courier we tried is moot.
-        if reason(1).as_deref() == Some(CONDITION_FAILED) {
+        if refused.failed(1) {
             return Ok(Claim::DeliveryExists);
         }
-        match reason(0).as_deref() {
-            Some(CONDITION_FAILED) => Ok(Claim::CourierTaken),
+        if refused.failed(0) {
+            return Ok(Claim::CourierTaken);
+        }
+        match refused.reason(0) {
             Some("TransactionConflict") => Ok(Claim::Contended),
-            _ => Err(classify(err)),
+            _ => Err(refused.into()),
         }
     }
 
     async fn record(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        applied(
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(self.delivery_item(delivery)?))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await
-                .map_err(classify),
-        )
+        put_alone(&self.client, &self.put_new(delivery)?).await
     }
 
     async fn finish(
@@ -304,31 +271,21 @@ impl DeliveryStore for DynamoDeliveryStore {
     ) -> Result<bool, StoreError> {
         use aws_sdk_dynamodb::types::TransactWriteItem;
         let at = now();
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(self.move_delivery(order_id, courier_id, to, &at)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(self.release_courier(order_id, courier_id, &at)?)
-                    .build(),
-            )
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
+        let tx = vec![
+            TransactWriteItem::builder()
+                .update(self.move_delivery(order_id, courier_id, to, &at)?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(self.release_courier(order_id, courier_id, &at)?)
+                .build(),
+        ];
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(true);
         };
-        let reasons = cancellation_reasons(&err);
-        let reason = |i: usize| reasons.get(i).cloned().flatten();
-        if reason(0).as_deref() == Some(CONDITION_FAILED) {
+        if refused.failed(0) {
             return Ok(false);
         }
-        if reason(1).as_deref() == Some(CONDITION_FAILED) {
+        if refused.failed(1) {
             // The courier is not on this order any more (edited by hand, or a broken
             // invariant): finish the delivery anyway rather than leave it DISPATCHED for
             // ever, and leave the courier as it is.
@@ -340,6 +297,6 @@ impl DeliveryStore for DynamoDeliveryStore {
             let moved = self.move_delivery(order_id, courier_id, to, &at)?;
             return update_alone(&self.client, &moved).await;
         }
-        Err(classify(err))
+        Err(refused.into())
     }
 }

@@ -9,8 +9,7 @@
 //! being below the cap, so concurrent creates cannot pass it.
 
 use dishpatch::aws::dynamo::{
-    built, cancellation_reasons, classify, from_item, get_consistent, n, s, to_attr, Item,
-    CONDITION_FAILED,
+    built, classify, from_item, get_as, keyed, n, put_new, s, to_attr, transact, Item,
 };
 use dishpatch::error::StoreError;
 use dishpatch::keys::{item_sk, restaurant_pk, ITEM_SK_PREFIX, MENU_SK};
@@ -93,19 +92,18 @@ impl MenuStore for DynamoMenuStore {
         restaurant_id: &str,
         menu_item_id: &str,
     ) -> Result<Option<MenuItem>, StoreError> {
-        get_consistent(&self.client, &self.table, key(restaurant_id, menu_item_id))
-            .await?
-            .map(from_item::<MenuItem>)
-            .transpose()
+        get_as(&self.client, &self.table, key(restaurant_id, menu_item_id)).await
     }
 
     async fn create(&self, item: &MenuItem, max_items: u32) -> Result<Created, StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
         let count = built(
             Update::builder()
                 .table_name(&self.table)
-                .key("pk", s(restaurant_pk(&item.restaurant_id)))
-                .key("sk", s(MENU_SK))
+                .set_key(Some(dishpatch::aws::dynamo::key(
+                    restaurant_pk(&item.restaurant_id),
+                    MENU_SK,
+                )))
                 .update_expression(
                     "SET restaurantId = :r, itemCount = if_not_exists(itemCount, :zero) + :one",
                 )
@@ -116,36 +114,25 @@ impl MenuStore for DynamoMenuStore {
                 .expression_attribute_values(":max", n(max_items))
                 .build(),
         )?;
-        let mut attrs = dishpatch::aws::dynamo::to_item(item)?;
-        attrs.extend(key(&item.restaurant_id, &item.menu_item_id));
-        let put = built(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(attrs))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
+        let put = put_new(
+            &self.table,
+            keyed(key(&item.restaurant_id, &item.menu_item_id), item)?,
         )?;
-        let err = match self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Created::Created),
-            Err(e) => e,
+        let tx = vec![
+            TransactWriteItem::builder().update(count).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(Created::Created);
         };
-        let reasons = cancellation_reasons(&err);
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
         // The item decides first: an edit of an existing item is no create.
-        if failed(1) {
+        if refused.failed(1) {
             return Err(StoreError::Conflict("the item exists".into()));
         }
-        if failed(0) {
+        if refused.failed(0) {
             return Ok(Created::MenuFull);
         }
-        Err(classify(err))
+        Err(refused.into())
     }
 
     async fn save(&self, next: &MenuItem, was: &MenuItem) -> Result<(), StoreError> {

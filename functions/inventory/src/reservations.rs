@@ -7,10 +7,7 @@
 //! the idempotency guard, and `available + reserved + sold == stocked` holds after
 //! every write (invariant 3).
 
-use dishpatch::aws::dynamo::{
-    built, cancellation_reasons, classify, from_item, get_consistent, key, n, put_alone, s,
-    to_item, Item, CONDITION_FAILED,
-};
+use dishpatch::aws::dynamo::{built, get_as, key, keyed, n, put_alone, put_new, s, transact, Item};
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
 use dishpatch::keys::{reservation_pk, RESERVATION_SK};
@@ -107,15 +104,6 @@ pub trait ReservationStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// The stored reservation item: the record plus its keys.
-#[derive(Debug, Serialize, Deserialize)]
-struct ReservationItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    reservation: Reservation,
-}
-
 fn reservation_key(order_id: &str) -> Item {
     key(reservation_pk(order_id), RESERVATION_SK)
 }
@@ -138,18 +126,8 @@ impl DynamoReservationStore {
         &self,
         reservation: &Reservation,
     ) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
-        let item = to_item(&ReservationItem {
-            pk: reservation_pk(&reservation.order_id),
-            sk: RESERVATION_SK.into(),
-            reservation: reservation.clone(),
-        })?;
-        built(
-            aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )
+        let item = keyed(reservation_key(&reservation.order_id), reservation)?;
+        put_new(&self.table, item)
     }
 
     /// Moves `q` units of one menu item between two counters, never below zero.
@@ -178,10 +156,7 @@ impl DynamoReservationStore {
 #[async_trait::async_trait]
 impl ReservationStore for DynamoReservationStore {
     async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
-        get_consistent(&self.client, &self.table, reservation_key(order_id))
-            .await?
-            .map(|i| from_item::<ReservationItem>(i).map(|r| r.reservation))
-            .transpose()
+        get_as(&self.client, &self.table, reservation_key(order_id)).await
     }
 
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError> {
@@ -194,30 +169,21 @@ impl ReservationStore for DynamoReservationStore {
                 self.move_units(&reservation.restaurant_id, line, "available", "reserved")?;
             tx.push(TransactWriteItem::builder().update(hold).build());
         }
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Reserve::Reserved),
-            Err(e) => e,
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(Reserve::Reserved);
         };
-        let reasons = cancellation_reasons(&err);
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
         // The record decides first: if it exists, the stock question is moot.
-        if failed(0) {
+        if refused.failed(0) {
             return Ok(Reserve::Exists);
         }
-        if let Some(i) = (1..reasons.len()).find(|i| failed(*i)) {
+        if let Some(i) = refused.first_failed(1) {
             return Ok(Reserve::OutOfStock {
                 menu_item_id: reservation.items[i - 1].menu_item_id.clone(),
             });
         }
         // A concurrent transaction on the same items (TransactionConflict) or an AWS
         // failure: nothing was written, the command is retried.
-        Err(classify(err))
+        Err(refused.into())
     }
 
     async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError> {
@@ -257,22 +223,13 @@ impl ReservationStore for DynamoReservationStore {
             let moved = self.move_units(&reservation.restaurant_id, line, "reserved", counter)?;
             tx.push(TransactWriteItem::builder().update(moved).build());
         }
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(true);
         };
-        let reasons = cancellation_reasons(&err);
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
-        if failed(0) {
+        if refused.failed(0) {
             return Ok(false);
         }
-        if let Some(i) = (1..reasons.len()).find(|i| failed(*i)) {
+        if let Some(i) = refused.first_failed(1) {
             // The record says RESERVED but the item does not hold the units: the invariant
             // was broken outside this code. Refuse (the command goes to the DLQ after its
             // retries) rather than make the counters worse.
@@ -283,6 +240,6 @@ impl ReservationStore for DynamoReservationStore {
                 reservation.items[i - 1].menu_item_id
             )));
         }
-        Err(classify(err))
+        Err(refused.into())
     }
 }

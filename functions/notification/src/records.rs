@@ -5,7 +5,7 @@
 //! again on retry (at least once, as any delivery to a customer channel). Rendering is
 //! deterministic, so a re-send carries the same words the record keeps.
 
-use dishpatch::aws::dynamo::{applied, classify, from_item, get_consistent, to_item, Item};
+use dishpatch::aws::dynamo::{get_as, keyed, put_alone, put_new, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::{notification_sk, order_pk};
 use serde::{Deserialize, Serialize};
@@ -32,14 +32,6 @@ pub trait NotificationStore: Send + Sync {
     async fn record_sent(&self, record: &NotificationRecord) -> Result<bool, StoreError>;
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct RecordItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    record: NotificationRecord,
-}
-
 fn key(order_id: &str, event_id: &str) -> Item {
     dishpatch::aws::dynamo::key(order_pk(order_id), notification_sk(event_id))
 }
@@ -63,10 +55,7 @@ impl DynamoNotificationStore {
         order_id: &str,
         event_id: &str,
     ) -> Result<Option<NotificationRecord>, StoreError> {
-        get_consistent(&self.client, &self.table, key(order_id, event_id))
-            .await?
-            .map(|i| from_item::<RecordItem>(i).map(|r| r.record))
-            .transpose()
+        get_as(&self.client, &self.table, key(order_id, event_id)).await
     }
 }
 
@@ -77,20 +66,7 @@ impl NotificationStore for DynamoNotificationStore {
     }
 
     async fn record_sent(&self, record: &NotificationRecord) -> Result<bool, StoreError> {
-        let item = to_item(&RecordItem {
-            pk: order_pk(&record.order_id),
-            sk: notification_sk(&record.event_id),
-            record: record.clone(),
-        })?;
-        applied(
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await
-                .map_err(classify),
-        )
+        let item = keyed(key(&record.order_id, &record.event_id), record)?;
+        put_alone(&self.client, &put_new(&self.table, item)?).await
     }
 }

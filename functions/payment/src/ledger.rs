@@ -6,7 +6,7 @@
 //! one query of the wallet's partition, newest first, reads the customer's history.
 //! Entries are never updated or deleted.
 
-use dishpatch::aws::dynamo::{built, classify, from_item, s, to_item, Item};
+use dishpatch::aws::dynamo::{classify, from_item, key, keyed, put_new, s, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::{ledger_sk, LEDGER_SK_PREFIX as SK_PREFIX};
 use dishpatch::money::Money;
@@ -159,32 +159,16 @@ impl LedgerEntry {
     }
 }
 
-/// The stored entry: the entry plus its keys.
-#[derive(Debug, Serialize, Deserialize)]
-struct EntryItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    entry: LedgerEntry,
-}
-
 /// The put that records `entry` (inside the transaction that moves the money).
 pub fn put_entry(
     table: &str,
     entry: &LedgerEntry,
 ) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
-    let item = to_item(&EntryItem {
-        pk: crate::wallets::wallet_pk(&entry.customer_id),
-        sk: entry.sort_key(),
-        entry: entry.clone(),
-    })?;
-    built(
-        aws_sdk_dynamodb::types::Put::builder()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build(),
-    )
+    let key = key(
+        crate::wallets::wallet_pk(&entry.customer_id),
+        entry.sort_key(),
+    );
+    put_new(table, keyed(key, entry)?)
 }
 
 /// One page of a wallet's entries, newest first.
@@ -273,7 +257,7 @@ impl LedgerStore for DynamoLedgerStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| from_item::<EntryItem>(i).map(|e| e.entry))
+            .map(from_item::<LedgerEntry>)
             .collect::<Result<Vec<_>, _>>()?;
         let next_token = out.last_evaluated_key.and_then(|k| {
             k.get("sk")

@@ -15,8 +15,7 @@
 use crate::ledger::{put_entry, LedgerEntry};
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{
-    applied, built, cancellation_reasons, classify, from_item, get_consistent, key, n, put_alone,
-    s, to_item, Item, CONDITION_FAILED,
+    applied, built, classify, get_as, key, keyed, n, put_alone, put_new, s, transact, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -186,15 +185,6 @@ pub trait PaymentStore: Send + Sync {
     async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError>;
 }
 
-/// The stored payment item: the record plus its keys.
-#[derive(Debug, Serialize, Deserialize)]
-struct PaymentItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    payment: Payment,
-}
-
 fn payment_key(order_id: &str) -> Item {
     key(payment_pk(order_id), PAYMENT_SK)
 }
@@ -214,32 +204,18 @@ impl DynamoPaymentStore {
     }
 
     fn item(payment: &Payment) -> Result<Item, StoreError> {
-        to_item(&PaymentItem {
-            pk: payment_pk(&payment.order_id),
-            sk: PAYMENT_SK.into(),
-            payment: payment.clone(),
-        })
+        keyed(payment_key(&payment.order_id), payment)
     }
 
     fn put_new(&self, payment: &Payment) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
-        let item = Self::item(payment)?;
-        built(
-            aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )
+        put_new(&self.table, Self::item(payment)?)
     }
 }
 
 #[async_trait::async_trait]
 impl PaymentStore for DynamoPaymentStore {
     async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
-        get_consistent(&self.client, &self.table, payment_key(order_id))
-            .await?
-            .map(|i| from_item::<PaymentItem>(i).map(|r| r.payment))
-            .transpose()
+        get_as(&self.client, &self.table, payment_key(order_id)).await
     }
 
     async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError> {
@@ -255,46 +231,34 @@ impl PaymentStore for DynamoPaymentStore {
                 .expression_attribute_values(":c", s(&payment.currency))
                 .build(),
         )?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(self.put_new(payment)?)
-                    .build(),
-            )
-            .transact_items(TransactWriteItem::builder().update(debit).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put_entry(
-                        &self.table,
-                        &LedgerEntry::capture(
-                            &payment.customer_id,
-                            &payment.order_id,
-                            &payment.money(),
-                            &payment.created_at,
-                        ),
-                    )?)
-                    .build(),
-            )
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Capture::Captured),
-            Err(e) => e,
+        let entry = LedgerEntry::capture(
+            &payment.customer_id,
+            &payment.order_id,
+            &payment.money(),
+            &payment.created_at,
+        );
+        let tx = vec![
+            TransactWriteItem::builder()
+                .put(self.put_new(payment)?)
+                .build(),
+            TransactWriteItem::builder().update(debit).build(),
+            TransactWriteItem::builder()
+                .put(put_entry(&self.table, &entry)?)
+                .build(),
+        ];
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(Capture::Captured);
         };
-        let reasons = cancellation_reasons(&err);
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
         // The record decides first: if it exists, the wallet question is moot.
-        if failed(0) {
+        if refused.failed(0) {
             return Ok(Capture::Exists);
         }
-        if failed(1) {
+        if refused.failed(1) {
             return Ok(Capture::Refused);
         }
         // TransactionConflict (the wallet is in another transaction) or an AWS failure:
         // nothing was written, the command is retried.
-        Err(classify(err))
+        Err(refused.into())
     }
 
     async fn record(&self, payment: &Payment) -> Result<bool, StoreError> {
@@ -346,36 +310,26 @@ impl PaymentStore for DynamoPaymentStore {
                 .expression_attribute_values(":c", s(&payment.currency))
                 .build(),
         )?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(refunded).build())
-            .transact_items(TransactWriteItem::builder().update(credit).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put_entry(
-                        &self.table,
-                        &LedgerEntry::refund(
-                            &payment.customer_id,
-                            &payment.order_id,
-                            &payment.money(),
-                            &at,
-                        ),
-                    )?)
-                    .build(),
-            )
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
+        let entry = LedgerEntry::refund(
+            &payment.customer_id,
+            &payment.order_id,
+            &payment.money(),
+            &at,
+        );
+        let tx = vec![
+            TransactWriteItem::builder().update(refunded).build(),
+            TransactWriteItem::builder().update(credit).build(),
+            TransactWriteItem::builder()
+                .put(put_entry(&self.table, &entry)?)
+                .build(),
+        ];
+        let Err(refused) = transact(&self.client, tx).await else {
+            return Ok(true);
         };
-        let reasons = cancellation_reasons(&err);
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
-        if failed(0) {
+        if refused.failed(0) {
             return Ok(false);
         }
-        if failed(1) {
+        if refused.failed(1) {
             // The wallet the money came from is gone or changed currency: never true
             // unless edited by hand. Refuse (the command goes to the DLQ after its retries
             // and the saga raises the alert) rather than credit the wrong thing.
@@ -384,6 +338,6 @@ impl PaymentStore for DynamoPaymentStore {
                 payment.customer_id, payment.amount, payment.currency
             )));
         }
-        Err(classify(err))
+        Err(refused.into())
     }
 }

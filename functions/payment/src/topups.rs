@@ -12,7 +12,7 @@
 
 use crate::ledger::LedgerEntry;
 use crate::wallets::{wallet_pk, Credit};
-use dishpatch::aws::dynamo::{built, from_item, get_consistent, key, put_alone, s, to_item, Item};
+use dishpatch::aws::dynamo::{built, get_as, key, keyed, put_alone, put_new, s, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::top_up_sk;
 use dishpatch::money::Money;
@@ -107,20 +107,12 @@ pub trait TopUpStore: Send + Sync {
     async fn credit(&self, credited: &TopUp, entry: &LedgerEntry) -> Result<Credit, StoreError>;
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct TopUpItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    top_up: TopUp,
+fn top_up_key(customer_id: &str, top_up_id: &str) -> Item {
+    key(wallet_pk(customer_id), top_up_sk(top_up_id))
 }
 
 fn item(top_up: &TopUp) -> Result<Item, StoreError> {
-    to_item(&TopUpItem {
-        pk: wallet_pk(&top_up.customer_id),
-        sk: top_up_sk(&top_up.top_up_id),
-        top_up: top_up.clone(),
-    })
+    keyed(top_up_key(&top_up.customer_id, &top_up.top_up_id), top_up)
 }
 
 #[derive(Clone, Debug)]
@@ -154,22 +146,16 @@ impl DynamoTopUpStore {
 #[async_trait::async_trait]
 impl TopUpStore for DynamoTopUpStore {
     async fn get(&self, customer_id: &str, top_up_id: &str) -> Result<Option<TopUp>, StoreError> {
-        let key = key(wallet_pk(customer_id), top_up_sk(top_up_id));
-        get_consistent(&self.client, &self.table, key)
-            .await?
-            .map(|i| from_item::<TopUpItem>(i).map(|r| r.top_up))
-            .transpose()
+        get_as(
+            &self.client,
+            &self.table,
+            top_up_key(customer_id, top_up_id),
+        )
+        .await
     }
 
     async fn begin(&self, top_up: &TopUp) -> Result<bool, StoreError> {
-        let put = built(
-            aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item(top_up)?))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        put_alone(&self.client, &put).await
+        put_alone(&self.client, &put_new(&self.table, item(top_up)?)?).await
     }
 
     async fn settle(&self, settled: &TopUp) -> Result<bool, StoreError> {

@@ -7,10 +7,7 @@
 //! an ADMIN credit's record) in the same transaction: see [`credit`].
 
 use crate::ledger::{put_entry, LedgerEntry};
-use dishpatch::aws::dynamo::{
-    built, cancellation_reasons, classify, from_item, get_consistent, key, n, s, to_item, Item,
-    CONDITION_FAILED,
-};
+use dishpatch::aws::dynamo::{built, get_as, key, keyed, n, put_new, s, transact, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::{credit_sk, WALLET_SK};
 use serde::{Deserialize, Serialize};
@@ -111,38 +108,28 @@ pub async fn credit(
             .expression_attribute_values(":room", n(MAX_BALANCE - entry.amount))
             .build(),
     )?;
-    let result = client
-        .transact_write_items()
-        .transact_items(guard)
-        .transact_items(TransactWriteItem::builder().update(wallet).build())
-        .transact_items(
-            TransactWriteItem::builder()
-                .put(put_entry(table, entry)?)
-                .build(),
-        )
-        .send()
-        .await;
-    let err = match result {
-        Ok(_) => return Ok(Credit::Credited),
-        Err(e) => e,
+    let tx = vec![
+        guard,
+        TransactWriteItem::builder().update(wallet).build(),
+        TransactWriteItem::builder()
+            .put(put_entry(table, entry)?)
+            .build(),
+    ];
+    let Err(refused) = transact(client, tx).await else {
+        return Ok(Credit::Credited);
     };
-    let reasons = cancellation_reasons(&err);
-    let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some(CONDITION_FAILED);
-    if failed(0) {
+    if refused.failed(0) {
         return Ok(Credit::AlreadySettled);
     }
-    if failed(1) {
-        let held = get_consistent(client, table, wallet_key(&entry.customer_id))
-            .await?
-            .map(from_item::<Wallet>)
-            .transpose()?;
+    if refused.failed(1) {
+        let held: Option<Wallet> = get_as(client, table, wallet_key(&entry.customer_id)).await?;
         return Ok(match held {
             Some(w) if w.currency != entry.currency => Credit::CurrencyMismatch,
             // Over the limit then; if the wallet changed since, the caller may retry.
             _ => Credit::LimitExceeded,
         });
     }
-    Err(classify(err))
+    Err(refused.into())
 }
 
 #[derive(Clone, Debug)]
@@ -160,22 +147,10 @@ impl DynamoWalletStore {
     }
 }
 
-/// The stored ADMIN credit record: the record plus its keys.
-#[derive(Debug, Serialize, Deserialize)]
-struct AdminCreditItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    credit: AdminCredit,
-}
-
 #[async_trait::async_trait]
 impl WalletStore for DynamoWalletStore {
     async fn get(&self, customer_id: &str) -> Result<Option<Wallet>, StoreError> {
-        get_consistent(&self.client, &self.table, wallet_key(customer_id))
-            .await?
-            .map(from_item::<Wallet>)
-            .transpose()
+        get_as(&self.client, &self.table, wallet_key(customer_id)).await
     }
 
     async fn admin_credit(
@@ -183,31 +158,16 @@ impl WalletStore for DynamoWalletStore {
         customer_id: &str,
         credit_id: &str,
     ) -> Result<Option<AdminCredit>, StoreError> {
-        get_consistent(
-            &self.client,
-            &self.table,
-            admin_credit_key(customer_id, credit_id),
-        )
-        .await?
-        .map(|i| from_item::<AdminCreditItem>(i).map(|r| r.credit))
-        .transpose()
+        let key = admin_credit_key(customer_id, credit_id);
+        get_as(&self.client, &self.table, key).await
     }
 
     async fn credit_admin(&self, credit: &AdminCredit) -> Result<Credit, StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-        let item = to_item(&AdminCreditItem {
-            pk: wallet_pk(&credit.entry.customer_id),
-            sk: credit_sk(&credit.credit_id),
-            credit: credit.clone(),
-        })?;
-        let guard = built(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        let guard = TransactWriteItem::builder().put(guard).build();
+        let key = admin_credit_key(&credit.entry.customer_id, &credit.credit_id);
+        let guard = put_new(&self.table, keyed(key, credit)?)?;
+        let guard = aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(guard)
+            .build();
         self::credit(&self.client, &self.table, guard, &credit.entry).await
     }
 }

@@ -29,6 +29,13 @@ pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// `value` as the item stored at `key`: its attributes and the key beside them.
+pub fn keyed<T: serde::Serialize>(key: Item, value: &T) -> Result<Item, StoreError> {
+    let mut item = to_item(value)?;
+    item.extend(key);
+    Ok(item)
+}
+
 pub fn to_attr<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -100,6 +107,18 @@ pub async fn get_consistent(
         .await
         .map_err(classify)?;
     Ok(out.item)
+}
+
+/// [`get_consistent`], as a typed value (the key's attributes are not part of it).
+pub async fn get_as<T: serde::de::DeserializeOwned>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<T>, StoreError> {
+    get_consistent(client, table, key)
+        .await?
+        .map(from_item)
+        .transpose()
 }
 
 /// Up to 100 items by key, read strongly consistent, in no particular order; missing
@@ -201,4 +220,67 @@ pub async fn update_alone(
             .await
             .map_err(classify),
     )
+}
+
+/// A `Put` of a new item: its condition fails if an item with the same key exists, so
+/// the first writer of a record wins and a duplicate learns it lost.
+pub fn put_new(table: &str, item: Item) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
+    built(
+        aws_sdk_dynamodb::types::Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build(),
+    )
+}
+
+/// Runs `actions` as one transaction: all of them, or none ([`Refused`] says why).
+pub async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    actions: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<(), Refused> {
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(actions))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) => Err(Refused {
+            reasons: cancellation_reasons(&err),
+            error: classify(err),
+        }),
+    }
+}
+
+/// A transaction that wrote nothing: the reason of each action (by its position), and
+/// the failure as a store error, for when no reason decides the outcome.
+#[derive(Debug)]
+pub struct Refused {
+    reasons: Vec<Option<String>>,
+    pub error: StoreError,
+}
+
+impl Refused {
+    /// The cancellation reason of action `i` (`None` where it passed, or the
+    /// transaction failed as a whole).
+    pub fn reason(&self, i: usize) -> Option<&str> {
+        self.reasons.get(i).and_then(|r| r.as_deref())
+    }
+
+    /// Whether action `i` failed its condition.
+    pub fn failed(&self, i: usize) -> bool {
+        self.reason(i) == Some(CONDITION_FAILED)
+    }
+
+    /// The first action from `from` on that failed its condition.
+    pub fn first_failed(&self, from: usize) -> Option<usize> {
+        (from..self.reasons.len()).find(|i| self.failed(*i))
+    }
+}
+
+impl From<Refused> for StoreError {
+    fn from(r: Refused) -> Self {
+        r.error
+    }
 }
