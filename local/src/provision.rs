@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types as ddb;
 use aws_sdk_sqs::types::QueueAttributeName;
 use dishpatch::config::Env;
 
+use crate::invariants::messages::queue_arn;
 use crate::template::{Bindings, SubscriptionEndpoint, TableDef, Template};
 use crate::{Error, Result};
 
@@ -304,15 +305,8 @@ pub async fn provision(sdk: &SdkConfig, template: Arc<Template>, prefix: &str) -
             }
             Err(e) => return Err(Error::aws(format!("get queue url {name}"), e)),
         };
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| Error::aws(format!("get attributes of queue {name}"), e))?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        let arn = queue_arn(&sqs, &url, &name)
+            .await?
             .unwrap_or_else(|| format!("arn:aws:sqs:{}:{}:{name}", stack.region, stack.account_id));
         stack.bindings.set_ref(&q.logical_id, &url);
         stack.bindings.set_attr(&q.logical_id, "Arn", &arn);
@@ -603,11 +597,12 @@ async fn ensure_table(
                 )
             });
         if !enabled {
-            let spec = ddb::TimeToLiveSpecification::builder()
-                .attribute_name(attr)
-                .enabled(true)
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))?;
+            let spec = built(
+                ddb::TimeToLiveSpecification::builder()
+                    .attribute_name(attr)
+                    .enabled(true)
+                    .build(),
+            )?;
             client
                 .update_time_to_live()
                 .table_name(name)
@@ -628,11 +623,12 @@ async fn ensure_table(
 fn key_schema(keys: &[crate::template::KeyElement]) -> Result<Vec<ddb::KeySchemaElement>> {
     keys.iter()
         .map(|k| {
-            ddb::KeySchemaElement::builder()
-                .attribute_name(&k.name)
-                .key_type(ddb::KeyType::from(k.key_type.as_str()))
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))
+            built(
+                ddb::KeySchemaElement::builder()
+                    .attribute_name(&k.name)
+                    .key_type(ddb::KeyType::from(k.key_type.as_str()))
+                    .build(),
+            )
         })
         .collect()
 }
@@ -646,6 +642,30 @@ fn projection(i: &crate::template::IndexDef) -> ddb::Projection {
         .build()
 }
 
+/// The template's indexes of one kind as the SDK's (global and local ones are built
+/// alike, from types that share no trait).
+macro_rules! indexes {
+    ($kind:ident, $defs:expr) => {
+        $defs
+            .iter()
+            .map(|i| {
+                built(
+                    ddb::$kind::builder()
+                        .index_name(&i.name)
+                        .set_key_schema(Some(key_schema(&i.key_schema)?))
+                        .projection(projection(i))
+                        .build(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+}
+
+/// An SDK builder's result (a missing required field) as this crate's error.
+fn built<T>(r: std::result::Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T> {
+    r.map_err(|e| Error::Other(e.to_string()))
+}
+
 async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     t: &TableDef,
@@ -655,45 +675,23 @@ async fn create_table(
         .attribute_definitions
         .iter()
         .map(|a| {
-            ddb::AttributeDefinition::builder()
-                .attribute_name(&a.name)
-                .attribute_type(ddb::ScalarAttributeType::from(a.attribute_type.as_str()))
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))
+            built(
+                ddb::AttributeDefinition::builder()
+                    .attribute_name(&a.name)
+                    .attribute_type(ddb::ScalarAttributeType::from(a.attribute_type.as_str()))
+                    .build(),
+            )
         })
         .collect::<Result<Vec<_>>>()?;
-    let gsis = t
-        .global_secondary_indexes
-        .iter()
-        .map(|i| {
-            ddb::GlobalSecondaryIndex::builder()
-                .index_name(&i.name)
-                .set_key_schema(Some(key_schema(&i.key_schema)?))
-                .projection(projection(i))
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let lsis = t
-        .local_secondary_indexes
-        .iter()
-        .map(|i| {
-            ddb::LocalSecondaryIndex::builder()
-                .index_name(&i.name)
-                .set_key_schema(Some(key_schema(&i.key_schema)?))
-                .projection(projection(i))
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let gsis = indexes!(GlobalSecondaryIndex, t.global_secondary_indexes);
+    let lsis = indexes!(LocalSecondaryIndex, t.local_secondary_indexes);
     let stream = match &t.stream_view_type {
-        Some(v) => Some(
+        Some(v) => Some(built(
             ddb::StreamSpecification::builder()
                 .stream_enabled(true)
                 .stream_view_type(ddb::StreamViewType::from(v.as_str()))
-                .build()
-                .map_err(|e| Error::Other(e.to_string()))?,
-        ),
+                .build(),
+        )?),
         None => None,
     };
     let out = client

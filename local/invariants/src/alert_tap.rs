@@ -4,10 +4,9 @@
 use std::collections::BTreeSet;
 
 use aws_config::SdkConfig;
-use aws_sdk_sqs::types::QueueAttributeName;
 use dishpatch_template::names::{physical_name, StackNames, QUEUE_NAME_MAX};
 
-use crate::messages::{order_id_of, peek};
+use crate::messages::{order_id_of, peek, queue_arn};
 use crate::{Error, Result};
 
 /// A queue subscribed to `OpsAlertsTopic` so the alerts can be read back:
@@ -40,16 +39,7 @@ impl AlertTap {
             .map_err(|e| Error::aws(format!("create queue {name}"), e))?
             .queue_url
             .unwrap_or_default();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| Error::aws(format!("attributes of {name}"), e))?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .unwrap_or_default();
+        let arn = queue_arn(&sqs, &url, &name).await?.unwrap_or_default();
         sns.subscribe()
             .topic_arn(&topic.arn)
             .protocol("sqs")

@@ -1,9 +1,24 @@
-//! Reading a queue's messages without consuming them, and the order each is about.
+//! Reading a queue: its ARN, its messages without consuming them, and the order each
+//! is about.
 
-use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
 use serde_json::Value;
 
 use crate::{Error, Result};
+
+/// The ARN of the queue at `url` (`name` names it in an error); `None` when the
+/// service gives none.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str, name: &str) -> Result<Option<String>> {
+    Ok(sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| Error::aws(format!("get attributes of queue {name}"), e))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)))
+}
 
 /// Reads every message of a queue without consuming it: receives until empty (each
 /// received message stays invisible meanwhile, so none is read twice), then makes them
