@@ -7,22 +7,21 @@ pub mod relay;
 pub mod steps;
 pub mod sweep;
 
-use dishpatch::aws::publisher::{Destinations, Publisher, SnsSqsPublisher};
+use dishpatch::aws::publisher::Destinations;
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::orchestration::Timings;
 use dishpatch::orders::{DynamoOrderStore, OrderStore};
-use dishpatch::runtime::dead_letters::{DeadLetters, SqsDeadLetters};
+use dishpatch::runtime::dead_letters::DeadLetters;
 use dishpatch::runtime::MessageError;
+use dishpatch::worker::Outlets;
 use std::sync::Arc;
 
 pub struct App {
     pub timings: Timings,
     pub sweep: sweep::SweepConfig,
     pub orders: Arc<dyn OrderStore>,
-    pub publisher: Arc<dyn Publisher>,
-    /// Where messages that cannot be processed are parked, with the reason.
-    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    pub outlets: Outlets,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
@@ -39,8 +38,7 @@ pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, Config
         timings: Timings::from_env(env),
         sweep: sweep::SweepConfig::from_env(env),
         orders: Arc::new(DynamoOrderStore::new(ddb, env.require("ORDERS_TABLE")?)),
-        publisher: Arc::new(SnsSqsPublisher::new(sdk, to)),
-        dead_letters: SqsDeadLetters::from_env(sdk, env)?,
+        outlets: Outlets::from_env(sdk, env, to)?,
     })
 }
 
@@ -54,7 +52,7 @@ impl dishpatch::runtime::Function for App {
         &self,
         record: &aws_lambda_events::dynamodb::EventRecord,
     ) -> Result<(), MessageError> {
-        relay::publish_outbox(&*self.publisher, record).await
+        relay::publish_outbox(&*self.outlets.publisher, record).await
     }
 
     async fn scheduled(
@@ -72,7 +70,7 @@ impl dishpatch::runtime::Function for App {
     }
 
     fn dead_letters(&self) -> Option<&dyn DeadLetters> {
-        self.dead_letters.as_deref()
+        self.outlets.dead_letters.as_deref()
     }
 }
 
