@@ -8,7 +8,7 @@
 
 use dishpatch::aws::dynamo::{
     built, classify, from_item, get_as, key, keyed, put_alone, put_new, s, transact, update_alone,
-    Item,
+    Action, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -221,7 +221,7 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {
-        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::Update;
         let busy = built(
             Update::builder()
                 .table_name(&self.table)
@@ -237,12 +237,7 @@ impl DeliveryStore for DynamoDeliveryStore {
                 .expression_attribute_values(":at", s(now()))
                 .build(),
         )?;
-        let tx = vec![
-            TransactWriteItem::builder().update(busy).build(),
-            TransactWriteItem::builder()
-                .put(self.put_new(delivery)?)
-                .build(),
-        ];
+        let tx = vec![Action::Update(busy), Action::Put(self.put_new(delivery)?)];
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(Claim::Claimed);
         };
@@ -269,15 +264,10 @@ impl DeliveryStore for DynamoDeliveryStore {
         courier_id: &str,
         to: DeliveryStatus,
     ) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::TransactWriteItem;
         let at = now();
         let tx = vec![
-            TransactWriteItem::builder()
-                .update(self.move_delivery(order_id, courier_id, to, &at)?)
-                .build(),
-            TransactWriteItem::builder()
-                .update(self.release_courier(order_id, courier_id, &at)?)
-                .build(),
+            Action::Update(self.move_delivery(order_id, courier_id, to, &at)?),
+            Action::Update(self.release_courier(order_id, courier_id, &at)?),
         ];
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(true);

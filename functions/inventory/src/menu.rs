@@ -9,7 +9,7 @@
 //! being below the cap, so concurrent creates cannot pass it.
 
 use dishpatch::aws::dynamo::{
-    built, classify, from_item, get_as, keyed, n, put_new, s, to_attr, transact, Item,
+    built, classify, from_item, get_as, keyed, n, put_new, s, to_attr, transact, Action, Item,
 };
 use dishpatch::error::StoreError;
 use dishpatch::keys::{item_sk, restaurant_pk, ITEM_SK_PREFIX, MENU_SK};
@@ -96,7 +96,7 @@ impl MenuStore for DynamoMenuStore {
     }
 
     async fn create(&self, item: &MenuItem, max_items: u32) -> Result<Created, StoreError> {
-        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::Update;
         let count = built(
             Update::builder()
                 .table_name(&self.table)
@@ -118,10 +118,7 @@ impl MenuStore for DynamoMenuStore {
             &self.table,
             keyed(key(&item.restaurant_id, &item.menu_item_id), item)?,
         )?;
-        let tx = vec![
-            TransactWriteItem::builder().update(count).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
+        let tx = vec![Action::Update(count), Action::Put(put)];
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(Created::Created);
         };

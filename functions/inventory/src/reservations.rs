@@ -7,7 +7,9 @@
 //! the idempotency guard, and `available + reserved + sold == stocked` holds after
 //! every write (invariant 3).
 
-use dishpatch::aws::dynamo::{built, get_as, key, keyed, n, put_alone, put_new, s, transact, Item};
+use dishpatch::aws::dynamo::{
+    built, get_as, key, keyed, n, put_alone, put_new, s, transact, Action, Item,
+};
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
 use dishpatch::keys::{reservation_pk, RESERVATION_SK};
@@ -160,14 +162,11 @@ impl ReservationStore for DynamoReservationStore {
     }
 
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError> {
-        use aws_sdk_dynamodb::types::TransactWriteItem;
-        let mut tx = vec![TransactWriteItem::builder()
-            .put(self.put_new(reservation)?)
-            .build()];
+        let mut tx = vec![Action::Put(self.put_new(reservation)?)];
         for line in &reservation.items {
             let hold =
                 self.move_units(&reservation.restaurant_id, line, "available", "reserved")?;
-            tx.push(TransactWriteItem::builder().update(hold).build());
+            tx.push(Action::Update(hold));
         }
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(Reserve::Reserved);
@@ -195,7 +194,7 @@ impl ReservationStore for DynamoReservationStore {
         reservation: &Reservation,
         to: ReservationStatus,
     ) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::Update;
         let counter = match to {
             ReservationStatus::Released => "available",
             ReservationStatus::Sold => "sold",
@@ -218,10 +217,10 @@ impl ReservationStore for DynamoReservationStore {
                 .expression_attribute_values(":at", s(now()))
                 .build(),
         )?;
-        let mut tx = vec![TransactWriteItem::builder().update(record).build()];
+        let mut tx = vec![Action::Update(record)];
         for line in &reservation.items {
             let moved = self.move_units(&reservation.restaurant_id, line, "reserved", counter)?;
-            tx.push(TransactWriteItem::builder().update(moved).build());
+            tx.push(Action::Update(moved));
         }
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(true);

@@ -15,7 +15,7 @@
 use crate::ledger::{put_entry, LedgerEntry};
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{
-    applied, built, classify, get_as, key, keyed, n, put_alone, put_new, s, transact, Item,
+    applied, built, classify, get_as, key, keyed, n, put_alone, put_new, s, transact, Action, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -210,6 +210,26 @@ impl DynamoPaymentStore {
     fn put_new(&self, payment: &Payment) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
         put_new(&self.table, Self::item(payment)?)
     }
+
+    /// The payer's wallet balance moved by the payment's amount (`:a`, in its currency
+    /// `:c`) as `update` says, if `condition` holds.
+    fn move_balance(
+        &self,
+        payment: &Payment,
+        update: &str,
+        condition: &str,
+    ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        built(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(wallet_key(&payment.customer_id)))
+                .update_expression(update)
+                .condition_expression(condition)
+                .expression_attribute_values(":a", n(payment.amount))
+                .expression_attribute_values(":c", s(&payment.currency))
+                .build(),
+        )
+    }
 }
 
 #[async_trait::async_trait]
@@ -219,17 +239,11 @@ impl PaymentStore for DynamoPaymentStore {
     }
 
     async fn capture_from_wallet(&self, payment: &Payment) -> Result<Capture, StoreError> {
-        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
-        let debit = built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(wallet_key(&payment.customer_id)))
-                .update_expression("SET balance = balance - :a")
-                // Fails for a missing wallet too (no balance to compare).
-                .condition_expression("balance >= :a AND currency = :c")
-                .expression_attribute_values(":a", n(payment.amount))
-                .expression_attribute_values(":c", s(&payment.currency))
-                .build(),
+        let debit = self.move_balance(
+            payment,
+            "SET balance = balance - :a",
+            // Fails for a missing wallet too (no balance to compare).
+            "balance >= :a AND currency = :c",
         )?;
         let entry = LedgerEntry::capture(
             &payment.customer_id,
@@ -238,13 +252,9 @@ impl PaymentStore for DynamoPaymentStore {
             &payment.created_at,
         );
         let tx = vec![
-            TransactWriteItem::builder()
-                .put(self.put_new(payment)?)
-                .build(),
-            TransactWriteItem::builder().update(debit).build(),
-            TransactWriteItem::builder()
-                .put(put_entry(&self.table, &entry)?)
-                .build(),
+            Action::Put(self.put_new(payment)?),
+            Action::Update(debit),
+            Action::Put(put_entry(&self.table, &entry)?),
         ];
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(Capture::Captured);
@@ -286,7 +296,7 @@ impl PaymentStore for DynamoPaymentStore {
     }
 
     async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::Update;
         let at = now();
         let refunded = built(
             Update::builder()
@@ -300,16 +310,7 @@ impl PaymentStore for DynamoPaymentStore {
                 .expression_attribute_values(":at", s(&at))
                 .build(),
         )?;
-        let credit = built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(wallet_key(&payment.customer_id)))
-                .update_expression("SET balance = balance + :a")
-                .condition_expression("currency = :c")
-                .expression_attribute_values(":a", n(payment.amount))
-                .expression_attribute_values(":c", s(&payment.currency))
-                .build(),
-        )?;
+        let credit = self.move_balance(payment, "SET balance = balance + :a", "currency = :c")?;
         let entry = LedgerEntry::refund(
             &payment.customer_id,
             &payment.order_id,
@@ -317,11 +318,9 @@ impl PaymentStore for DynamoPaymentStore {
             &at,
         );
         let tx = vec![
-            TransactWriteItem::builder().update(refunded).build(),
-            TransactWriteItem::builder().update(credit).build(),
-            TransactWriteItem::builder()
-                .put(put_entry(&self.table, &entry)?)
-                .build(),
+            Action::Update(refunded),
+            Action::Update(credit),
+            Action::Put(put_entry(&self.table, &entry)?),
         ];
         let Err(refused) = transact(&self.client, tx).await else {
             return Ok(true);

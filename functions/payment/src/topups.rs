@@ -12,7 +12,7 @@
 
 use crate::ledger::LedgerEntry;
 use crate::wallets::{wallet_pk, Credit};
-use dishpatch::aws::dynamo::{built, get_as, key, keyed, put_alone, put_new, s, Item};
+use dishpatch::aws::dynamo::{built, get_as, key, keyed, put_alone, put_new, s, Action, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::top_up_sk;
 use dishpatch::money::Money;
@@ -163,9 +163,7 @@ impl TopUpStore for DynamoTopUpStore {
     }
 
     async fn credit(&self, credited: &TopUp, entry: &LedgerEntry) -> Result<Credit, StoreError> {
-        let guard = aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .put(self.replace_pending(credited)?)
-            .build();
+        let guard = Action::Put(self.replace_pending(credited)?);
         crate::wallets::credit(&self.client, &self.table, guard, entry).await
     }
 }

@@ -7,7 +7,7 @@
 //! an ADMIN credit's record) in the same transaction: see [`credit`].
 
 use crate::ledger::{put_entry, LedgerEntry};
-use dishpatch::aws::dynamo::{built, get_as, key, keyed, n, put_new, s, transact, Item};
+use dishpatch::aws::dynamo::{built, get_as, key, keyed, n, put_new, s, transact, Action, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::{credit_sk, WALLET_SK};
 use serde::{Deserialize, Serialize};
@@ -83,10 +83,10 @@ fn admin_credit_key(customer_id: &str, credit_id: &str) -> Item {
 pub async fn credit(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    guard: aws_sdk_dynamodb::types::TransactWriteItem,
+    guard: Action,
     entry: &LedgerEntry,
 ) -> Result<Credit, StoreError> {
-    use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+    use aws_sdk_dynamodb::types::Update;
     if entry.amount <= 0 || entry.amount > MAX_BALANCE {
         return Ok(Credit::LimitExceeded);
     }
@@ -110,10 +110,8 @@ pub async fn credit(
     )?;
     let tx = vec![
         guard,
-        TransactWriteItem::builder().update(wallet).build(),
-        TransactWriteItem::builder()
-            .put(put_entry(table, entry)?)
-            .build(),
+        Action::Update(wallet),
+        Action::Put(put_entry(table, entry)?),
     ];
     let Err(refused) = transact(client, tx).await else {
         return Ok(Credit::Credited);
@@ -165,9 +163,7 @@ impl WalletStore for DynamoWalletStore {
     async fn credit_admin(&self, credit: &AdminCredit) -> Result<Credit, StoreError> {
         let key = admin_credit_key(&credit.entry.customer_id, &credit.credit_id);
         let guard = put_new(&self.table, keyed(key, credit)?)?;
-        let guard = aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .put(guard)
-            .build();
+        let guard = Action::Put(guard);
         self::credit(&self.client, &self.table, guard, &credit.entry).await
     }
 }

@@ -234,14 +234,33 @@ pub fn put_new(table: &str, item: Item) -> Result<aws_sdk_dynamodb::types::Put, 
     )
 }
 
-/// Runs `actions` as one transaction: all of them, or none ([`Refused`] says why).
+/// One action of a transaction.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Put(aws_sdk_dynamodb::types::Put),
+    Update(aws_sdk_dynamodb::types::Update),
+}
+
+impl From<Action> for aws_sdk_dynamodb::types::TransactWriteItem {
+    fn from(action: Action) -> Self {
+        let item = aws_sdk_dynamodb::types::TransactWriteItem::builder();
+        match action {
+            Action::Put(put) => item.put(put),
+            Action::Update(update) => item.update(update),
+        }
+        .build()
+    }
+}
+
+/// Runs `actions` as one transaction: all of them, or none ([`Refused`] says why, by
+/// each action's position).
 pub async fn transact(
     client: &aws_sdk_dynamodb::Client,
-    actions: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    actions: Vec<Action>,
 ) -> Result<(), Refused> {
     match client
         .transact_write_items()
-        .set_transact_items(Some(actions))
+        .set_transact_items(Some(actions.into_iter().map(Into::into).collect()))
         .send()
         .await
     {
