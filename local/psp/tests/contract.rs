@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dishpatch_psp_sandbox::{start, Charge, Sandbox, SandboxConfig, SandboxOptions};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const KEY: &str = "test-psp-key";
@@ -33,6 +33,11 @@ fn client_with_timeout(timeout: Duration) -> reqwest::Client {
         .timeout(timeout)
         .build()
         .expect("client")
+}
+
+/// The sandbox's URL of `path`.
+fn url(sb: &Sandbox, path: &str) -> String {
+    format!("{}{path}", sb.url())
 }
 
 fn charge_body(token: &str, reference: &str, amount: i64) -> Value {
@@ -81,7 +86,7 @@ async fn send(
 async fn charge(sb: &Sandbox, key: &str, body: &Value) -> Answer {
     send(
         &client(),
-        format!("{}/v1/charges", sb.url()),
+        url(sb, "/v1/charges"),
         Some(KEY),
         Some(key),
         body,
@@ -91,9 +96,10 @@ async fn charge(sb: &Sandbox, key: &str, body: &Value) -> Answer {
 }
 
 async fn refund(sb: &Sandbox, charge_id: &str, key: &str, amount: i64) -> Answer {
+    let refunds = url(sb, &format!("/v1/charges/{charge_id}/refunds"));
     send(
         &client(),
-        format!("{}/v1/charges/{charge_id}/refunds", sb.url()),
+        refunds,
         Some(KEY),
         Some(key),
         &json!({ "amount": amount }),
@@ -104,7 +110,7 @@ async fn refund(sb: &Sandbox, charge_id: &str, key: &str, amount: i64) -> Answer
 
 async fn sandbox_charges(sb: &Sandbox) -> Vec<Charge> {
     let v: Value = client()
-        .get(format!("{}/_sandbox/charges", sb.url()))
+        .get(url(sb, "/_sandbox/charges"))
         .send()
         .await
         .unwrap()
@@ -116,7 +122,7 @@ async fn sandbox_charges(sb: &Sandbox) -> Vec<Charge> {
 
 async fn put_config(sb: &Sandbox, patch: Value) -> (StatusCode, Value) {
     let resp = client()
-        .put(format!("{}/_sandbox/config", sb.url()))
+        .put(url(sb, "/_sandbox/config"))
         .json(&patch)
         .send()
         .await
@@ -155,10 +161,10 @@ async fn tok_visa_captures_a_charge() {
 async fn a_missing_or_wrong_api_key_is_401() {
     let sb = sandbox().await;
     let http = client();
-    let url = format!("{}/v1/charges", sb.url());
+    let charges = url(&sb, "/v1/charges");
     let body = charge_body("tok_visa", "order-1", 100);
     for auth in [None, Some("wrong-key"), Some("")] {
-        let a = send(&http, url.clone(), auth, Some("k-1"), &body)
+        let a = send(&http, charges.clone(), auth, Some("k-1"), &body)
             .await
             .unwrap();
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{auth:?}");
@@ -166,7 +172,7 @@ async fn a_missing_or_wrong_api_key_is_401() {
     }
     // Not a bearer token.
     let resp = http
-        .post(&url)
+        .post(&charges)
         .header("Authorization", KEY)
         .header("Idempotency-Key", "k-1")
         .json(&body)
@@ -175,9 +181,10 @@ async fn a_missing_or_wrong_api_key_is_401() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Refunds need it too.
+    let refunds = url(&sb, "/v1/charges/ch_x/refunds");
     let a = send(
         &http,
-        format!("{}/v1/charges/ch_x/refunds", sb.url()),
+        refunds,
         Some("wrong-key"),
         Some("k-2"),
         &json!({ "amount": 1 }),
@@ -193,27 +200,16 @@ async fn a_missing_or_wrong_api_key_is_401() {
 #[tokio::test]
 async fn a_missing_idempotency_key_is_400() {
     let sb = sandbox().await;
-    let a = send(
-        &client(),
-        format!("{}/v1/charges", sb.url()),
-        Some(KEY),
-        None,
-        &charge_body("tok_visa", "order-1", 100),
-    )
-    .await
-    .unwrap();
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert_eq!(a.body["code"], "idempotency_key_missing");
-    let a = send(
-        &client(),
-        format!("{}/v1/charges/ch_x/refunds", sb.url()),
-        Some(KEY),
-        None,
-        &json!({ "amount": 1 }),
-    )
-    .await
-    .unwrap();
-    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    for (path, body) in [
+        ("/v1/charges", charge_body("tok_visa", "order-1", 100)),
+        ("/v1/charges/ch_x/refunds", json!({ "amount": 1 })),
+    ] {
+        let a = send(&client(), url(&sb, path), Some(KEY), None, &body)
+            .await
+            .unwrap();
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(a.body["code"], "idempotency_key_missing", "{path}");
+    }
     assert!(sb.charges().is_empty());
 }
 
@@ -241,7 +237,7 @@ async fn bad_charge_bodies_are_400_and_charge_nothing() {
     }
     // Not JSON at all.
     let resp = client()
-        .post(format!("{}/v1/charges", sb.url()))
+        .post(url(&sb, "/v1/charges"))
         .bearer_auth(KEY)
         .header("Idempotency-Key", "k-raw")
         .body("amount=100")
@@ -295,9 +291,9 @@ async fn concurrent_requests_with_one_key_charge_once() {
     let answers = futures_join(
         (0..16)
             .map(|_| {
-                let (url, body) = (format!("{}/v1/charges", sb.url()), body.clone());
+                let (charges, body) = (url(&sb, "/v1/charges"), body.clone());
                 tokio::spawn(async move {
-                    send(&client(), url, Some(KEY), Some("k-c"), &body)
+                    send(&client(), charges, Some(KEY), Some("k-c"), &body)
                         .await
                         .unwrap()
                 })
@@ -365,9 +361,10 @@ async fn tok_timeout_waits_then_504_and_charges_nothing() {
     );
     assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
     // An impatient one times out.
+    let impatient = client_with_timeout(Duration::from_millis(100));
     let err = send(
-        &client_with_timeout(Duration::from_millis(100)),
-        format!("{}/v1/charges", sb.url()),
+        &impatient,
+        url(&sb, "/v1/charges"),
         Some(KEY),
         Some("k-t"),
         &body,
@@ -383,10 +380,10 @@ async fn tok_timeout_waits_then_504_and_charges_nothing() {
 async fn a_charge_whose_answer_is_lost_is_replayed_on_retry_not_charged_twice() {
     let sb = sandbox().await;
     let http = client_with_timeout(Duration::from_millis(100));
-    let url = format!("{}/v1/charges", sb.url());
+    let charges_url = url(&sb, "/v1/charges");
     let body = charge_body("tok_charge_then_timeout", "order-lost", 2500);
 
-    let err = send(&http, url.clone(), Some(KEY), Some("k-lost"), &body)
+    let err = send(&http, charges_url.clone(), Some(KEY), Some("k-lost"), &body)
         .await
         .err()
         .expect("the first answer is lost");
@@ -395,7 +392,7 @@ async fn a_charge_whose_answer_is_lost_is_replayed_on_retry_not_charged_twice() 
     assert_eq!(charges.len(), 1, "the charge happened");
 
     // The retry, still with a 100 ms timeout, gets the stored 201 at once.
-    let retry = send(&http, url, Some(KEY), Some("k-lost"), &body)
+    let retry = send(&http, charges_url, Some(KEY), Some("k-lost"), &body)
         .await
         .expect("the retry is answered immediately");
     assert_eq!(retry.status, StatusCode::CREATED);
@@ -610,9 +607,10 @@ async fn refunding_an_unknown_charge_is_404_and_bad_amounts_400() {
             StatusCode::BAD_REQUEST
         );
     }
+    let refunds = url(&sb, &format!("/v1/charges/{id}/refunds"));
     let a = send(
         &client(),
-        format!("{}/v1/charges/{id}/refunds", sb.url()),
+        refunds,
         Some(KEY),
         Some("r-x"),
         &json!({ "amount": "10" }),
@@ -628,10 +626,10 @@ async fn the_control_api_reads_and_patches_config_and_resets() {
     let sb = sandbox().await;
     let http = client();
     let get = |http: &reqwest::Client| {
-        let url = format!("{}/_sandbox/config", sb.url());
+        let config = url(&sb, "/_sandbox/config");
         let http = http.clone();
         async move {
-            http.get(url)
+            http.get(config)
                 .send()
                 .await
                 .unwrap()
@@ -681,11 +679,7 @@ async fn the_control_api_reads_and_patches_config_and_resets() {
     put_config(&sb, json!({ "failureRate": 0.0, "latencyMs": 0 })).await;
     let first = charge(&sb, "k-1", &charge_body("tok_visa", "order-1", 100)).await;
     put_config(&sb, json!({ "down": true })).await;
-    let resp = http
-        .post(format!("{}/_sandbox/reset", sb.url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.post(url(&sb, "/_sandbox/reset")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(sb.charges().is_empty());
     assert_eq!(sb.config(), SandboxConfig::default());
@@ -703,38 +697,32 @@ async fn the_control_api_reads_and_patches_config_and_resets() {
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let sb = sandbox().await;
     let http = client();
-    let resp = http
-        .get(format!("{}/v1/nothing", sb.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    let resp = http
-        .get(format!("{}/v1/charges", sb.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let resp = http
-        .delete(format!("{}/_sandbox/config", sb.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    for (method, path, want) in [
+        (Method::GET, "/v1/nothing", StatusCode::NOT_FOUND),
+        (Method::GET, "/v1/charges", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::DELETE,
+            "/_sandbox/config",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let resp = http.request(method.clone(), url(&sb, path)).send().await;
+        assert_eq!(resp.unwrap().status(), want, "{method} {path}");
+    }
 }
 
 #[tokio::test]
 async fn dropping_the_sandbox_stops_it() {
     let sb = sandbox().await;
-    let url = format!("{}/_sandbox/config", sb.url());
+    let config = url(&sb, "/_sandbox/config");
     let http = client_with_timeout(Duration::from_millis(500));
-    assert!(http.get(&url).send().await.is_ok());
+    assert!(http.get(&config).send().await.is_ok());
     drop(sb);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // A fresh client: no pooled connection to an aborted task.
         let fresh = client_with_timeout(Duration::from_millis(500));
-        if fresh.get(&url).send().await.is_err() {
+        if fresh.get(&config).send().await.is_err() {
             break;
         }
         assert!(Instant::now() < deadline, "still serving after drop");
@@ -745,10 +733,10 @@ async fn dropping_the_sandbox_stops_it() {
 #[tokio::test]
 async fn shutdown_stops_it_too() {
     let sb = sandbox().await;
-    let url = format!("{}/_sandbox/config", sb.url());
+    let config = url(&sb, "/_sandbox/config");
     sb.shutdown().await;
     assert!(client_with_timeout(Duration::from_millis(500))
-        .get(&url)
+        .get(&config)
         .send()
         .await
         .is_err());
