@@ -58,6 +58,19 @@ impl FakeStore {
         );
     }
 
+    /// `id` claimed by someone else, and still listed by the stale index.
+    fn taken_but_listed(self, id: &str) -> Self {
+        self.state
+            .lock()
+            .unwrap()
+            .couriers
+            .get_mut(id)
+            .unwrap()
+            .available = false;
+        self.stale_index.lock().unwrap().push(id.into());
+        self
+    }
+
     fn courier(&self, id: &str) -> Courier {
         self.state.lock().unwrap().couriers[id].clone()
     }
@@ -264,34 +277,14 @@ async fn no_courier_records_unavailable_and_keeps_that_outcome() {
 
 #[tokio::test]
 async fn a_courier_taken_meanwhile_is_skipped() {
-    let store = FakeStore::with_couriers(&["c-1", "c-2"]);
-    store
-        .state
-        .lock()
-        .unwrap()
-        .couriers
-        .get_mut("c-1")
-        .unwrap()
-        .available = false;
-    *store.stale_index.lock().unwrap() = vec!["c-1".into()];
-    let f = fixture(store);
+    let f = fixture(FakeStore::with_couriers(&["c-1", "c-2"]).taken_but_listed("c-1"));
     handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
     assert_eq!(f.publisher.facts(), vec![dispatched("c-2")]);
 }
 
 #[tokio::test]
 async fn only_taken_couriers_means_unavailable() {
-    let store = FakeStore::with_couriers(&["c-1"]);
-    store
-        .state
-        .lock()
-        .unwrap()
-        .couriers
-        .get_mut("c-1")
-        .unwrap()
-        .available = false;
-    *store.stale_index.lock().unwrap() = vec!["c-1".into()];
-    let f = fixture(store);
+    let f = fixture(FakeStore::with_couriers(&["c-1"]).taken_but_listed("c-1"));
     handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
     assert_eq!(f.publisher.facts(), vec![unavailable()]);
 }

@@ -118,19 +118,15 @@ async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() 
         Some("c-1")
     );
 
-    // Finishing frees the courier and puts it back in the index; only once.
-    assert!(!store
-        .finish("o-1", "c-2", DeliveryStatus::Cancelled)
-        .await
-        .unwrap());
-    assert!(store
-        .finish("o-1", "c-1", DeliveryStatus::Cancelled)
-        .await
-        .unwrap());
-    assert!(!store
-        .finish("o-1", "c-1", DeliveryStatus::Cancelled)
-        .await
-        .unwrap());
+    // Only its courier finishes the delivery, once: that frees the courier and puts it
+    // back in the index.
+    for (courier_id, applied) in [("c-2", false), ("c-1", true), ("c-1", false)] {
+        let finished = store
+            .finish("o-1", courier_id, DeliveryStatus::Cancelled)
+            .await
+            .unwrap();
+        assert_eq!(finished, applied, "finished by {courier_id}");
+    }
     assert_eq!(
         store.get("o-1").await.unwrap().unwrap().status,
         DeliveryStatus::Cancelled

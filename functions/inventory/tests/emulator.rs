@@ -202,33 +202,18 @@ async fn stock_is_conserved_through_reserve_release_and_commit() {
         t.reservations.settle(&r2, ReservationStatus::Released)
     );
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
-    assert!(!t
-        .reservations
-        .settle(&r2, ReservationStatus::Released)
-        .await
-        .unwrap());
-    // Commit o-3, twice.
-    assert!(t
-        .reservations
-        .settle(&r3, ReservationStatus::Sold)
-        .await
-        .unwrap());
-    assert!(!t
-        .reservations
-        .settle(&r3, ReservationStatus::Sold)
-        .await
-        .unwrap());
-    // A released reservation is not sold, a sold one not released.
-    assert!(!t
-        .reservations
-        .settle(&r2, ReservationStatus::Sold)
-        .await
-        .unwrap());
-    assert!(!t
-        .reservations
-        .settle(&r3, ReservationStatus::Released)
-        .await
-        .unwrap());
+    // In turn: o-2 again; commit o-3, twice; a released reservation is not sold, a sold
+    // one not released.
+    for (r, to, applied) in [
+        (&r2, ReservationStatus::Released, false),
+        (&r3, ReservationStatus::Sold, true),
+        (&r3, ReservationStatus::Sold, false),
+        (&r2, ReservationStatus::Sold, false),
+        (&r3, ReservationStatus::Released, false),
+    ] {
+        let settled = t.reservations.settle(r, to).await.unwrap();
+        assert_eq!(settled, applied, "{} -> {to:?}", r.order_id);
+    }
 
     assert_eq!(counters(&t, "m-1").await, (6, 3, 1, 10));
     assert_eq!(counters(&t, "m-2").await, (0, 1, 3, 4));

@@ -322,37 +322,20 @@ async fn every_wallet_movement_is_an_entry_and_the_balance_is_their_sum() {
     );
     let recorded = t.wallets.admin_credit("c-1", "g-1").await.unwrap().unwrap();
     assert_eq!(recorded.entry.reason.as_deref(), Some("opening balance"));
-    assert_eq!(
-        t.payments
-            .capture_from_wallet(&payment("o-1", "c-1", 1200))
-            .await
-            .unwrap(),
-        Capture::Captured
-    );
-    assert_eq!(
-        t.payments
-            .capture_from_wallet(&payment("o-1", "c-1", 1200))
-            .await
-            .unwrap(),
-        Capture::Exists
-    );
-    assert_eq!(
-        t.payments
-            .capture_from_wallet(&payment("o-2", "c-1", 300))
-            .await
-            .unwrap(),
-        Capture::Captured
-    );
-    assert!(t
-        .payments
-        .refund_to_wallet(&payment("o-1", "c-1", 1200))
-        .await
-        .unwrap());
-    assert!(!t
-        .payments
-        .refund_to_wallet(&payment("o-1", "c-1", 1200))
-        .await
-        .unwrap());
+    // In turn: a capture, its duplicate, another order's capture.
+    for (order_id, amount, outcome) in [
+        ("o-1", 1200, Capture::Captured),
+        ("o-1", 1200, Capture::Exists),
+        ("o-2", 300, Capture::Captured),
+    ] {
+        let p = payment(order_id, "c-1", amount);
+        assert_eq!(t.payments.capture_from_wallet(&p).await.unwrap(), outcome);
+    }
+    // A refund, once.
+    for applied in [true, false] {
+        let p = payment("o-1", "c-1", 1200);
+        assert_eq!(t.payments.refund_to_wallet(&p).await.unwrap(), applied);
+    }
     assert_eq!(balance(&t, "c-1").await, 4700);
     assert_eq!(ledger_sum(&t, "c-1").await, 4700);
 
@@ -611,23 +594,15 @@ async fn a_card_payment_moves_pending_captured_refunded_only_from_the_expected_s
         card_token: None,
         ..pending.clone()
     };
-    // Not from the wrong state...
-    assert!(!t
-        .payments
-        .replace(&captured, PaymentStatus::Captured)
-        .await
-        .unwrap());
-    // ...once from PENDING, and the token is gone with it.
-    assert!(t
-        .payments
-        .replace(&captured, PaymentStatus::Pending)
-        .await
-        .unwrap());
-    assert!(!t
-        .payments
-        .replace(&captured, PaymentStatus::Pending)
-        .await
-        .unwrap());
+    // Not from the wrong state, then once from PENDING (and the token is gone with it).
+    for (expected, applied) in [
+        (PaymentStatus::Captured, false),
+        (PaymentStatus::Pending, true),
+        (PaymentStatus::Pending, false),
+    ] {
+        let replaced = t.payments.replace(&captured, expected).await.unwrap();
+        assert_eq!(replaced, applied, "replace expecting {expected:?}");
+    }
     let stored = t.payments.get("o-1").await.unwrap().unwrap();
     assert_eq!(stored, captured);
     let raw = t
