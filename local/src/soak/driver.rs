@@ -169,15 +169,8 @@ async fn follow(client: &Client, plan: Plan, seed: u64, deadline: Duration) -> O
         body["cardToken"] = json!(t);
     }
     let key = format!("soak-{seed}-{}", plan.index);
-    let (status, reply) = client
-        .send_retrying(
-            "POST",
-            "/v1/orders",
-            &plan.customer,
-            Some(&body),
-            Some(&key),
-        )
-        .await;
+    let place = Call::customer("POST", "/v1/orders", &plan.customer).with_body(&body, &key);
+    let (status, reply) = client.send_retrying(&place).await;
     out.placed = status;
     let Some(id) = reply["orderId"].as_str().filter(|_| status == 201) else {
         if status != 201 {
@@ -197,12 +190,13 @@ async fn follow(client: &Client, plan: Plan, seed: u64, deadline: Duration) -> O
     loop {
         let now = Instant::now();
         if cancel_at.is_some_and(|at| at <= now) && out.cancel.is_none() {
-            let (s, _) = client
-                .send_retrying("DELETE", &path, &plan.customer, None, None)
-                .await;
+            let cancel = Call::customer("DELETE", &path, &plan.customer);
+            let (s, _) = client.send_retrying(&cancel).await;
             out.cancel = Some(s);
         }
-        let (s, o) = client.send("GET", &path, &plan.customer, None, None).await;
+        let (s, o) = client
+            .send(&Call::customer("GET", &path, &plan.customer))
+            .await;
         if s == 200 {
             let status = o["status"].as_str().unwrap_or_default();
             every = if status == out.last_status {
@@ -219,15 +213,12 @@ async fn follow(client: &Client, plan: Plan, seed: u64, deadline: Duration) -> O
             let since = *dispatched_at.get_or_insert(now);
             if since.elapsed() >= plan.courier_delay {
                 if let Some(courier) = o["courierId"].as_str() {
-                    let (s, b) = client
-                        .send_as(
-                            "POST",
-                            &format!("/v1/deliveries/{id}/complete"),
-                            courier,
-                            "COURIER",
-                            None,
-                        )
-                        .await;
+                    let path = format!("/v1/deliveries/{id}/complete");
+                    let complete = Call {
+                        role: "COURIER",
+                        ..Call::customer("POST", &path, courier)
+                    };
+                    let (s, b) = client.send(&complete).await;
                     if s == 200 {
                         out.completed = true;
                     } else {
@@ -248,6 +239,39 @@ async fn follow(client: &Client, plan: Plan, seed: u64, deadline: Duration) -> O
     }
     out.took = start.elapsed();
     out
+}
+
+/// One API request: what, who sends it (with which role), and its body and
+/// idempotency key.
+struct Call<'a> {
+    method: &'static str,
+    path: &'a str,
+    sub: &'a str,
+    role: &'static str,
+    body: Option<&'a Value>,
+    key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// A customer's request, without a body.
+    fn customer(method: &'static str, path: &'a str, customer: &'a str) -> Self {
+        Call {
+            method,
+            path,
+            sub: customer,
+            role: "CUSTOMER",
+            body: None,
+            key: None,
+        }
+    }
+
+    fn with_body(self, body: &'a Value, key: &'a str) -> Self {
+        Call {
+            body: Some(body),
+            key: Some(key),
+            ..self
+        }
+    }
 }
 
 /// The HTTP side: tokens minted once per caller, every outcome collected.
@@ -294,43 +318,13 @@ impl Client {
             .clone()
     }
 
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        customer: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> (u16, Value) {
-        self.request(method, path, customer, "CUSTOMER", body, key)
-            .await
-    }
-
-    async fn send_as(
-        &self,
-        method: &str,
-        path: &str,
-        sub: &str,
-        role: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        self.request(method, path, sub, role, body, None).await
-    }
-
     /// Retries what a careful client retries: no answer, 5xx, 429, and 409
     /// `REQUEST_IN_PROGRESS` (the same idempotency key makes a POST safe to repeat).
-    async fn send_retrying(
-        &self,
-        method: &str,
-        path: &str,
-        customer: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> (u16, Value) {
+    async fn send_retrying(&self, call: &Call<'_>) -> (u16, Value) {
         let mut pause = Duration::from_millis(200);
         let mut last = (0, Value::Null);
         for _ in 0..10 {
-            last = self.send(method, path, customer, body, key).await;
+            last = self.send(call).await;
             let (s, b) = &last;
             let in_progress = *s == 409 && b["code"] == "REQUEST_IN_PROGRESS";
             if !(*s == 0 || *s >= 500 || *s == 429 || in_progress) {
@@ -342,24 +336,16 @@ impl Client {
         last
     }
 
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        sub: &str,
-        role: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> (u16, Value) {
-        let method = method.parse().unwrap_or(reqwest::Method::GET);
+    async fn send(&self, call: &Call<'_>) -> (u16, Value) {
+        let method = call.method.parse().unwrap_or(reqwest::Method::GET);
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token(sub, role));
-        if let Some(b) = body {
+            .request(method, format!("{}{}", self.base, call.path))
+            .bearer_auth(self.token(call.sub, call.role));
+        if let Some(b) = call.body {
             req = req.json(b);
         }
-        if let Some(k) = key {
+        if let Some(k) = call.key {
             req = req.header("Idempotency-Key", k);
         }
         match req.send().await {
