@@ -398,39 +398,32 @@ pub fn markdown(r: &Report) -> String {
         r.orders
     );
     let _ = writeln!(o, "## Targets\n");
-    let _ = writeln!(o, "| target | goal | measured | met |\n|---|---|---|---|");
-    for t in &r.targets {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} |",
-            t.name,
-            t.target,
-            t.actual,
-            if t.met { "yes" } else { "**no**" }
-        );
-    }
+    table(
+        &mut o,
+        &["target", "goal", "measured", "met"],
+        r.targets.iter().map(|t| {
+            let met = if t.met { "yes" } else { "**no**" };
+            vec![
+                t.name.clone(),
+                t.target.clone(),
+                t.actual.clone(),
+                met.into(),
+            ]
+        }),
+    );
     analysis(&mut o, r);
     let _ = writeln!(o, "\n## Cost per million orders (us-east-1, on demand)\n");
-    let _ = writeln!(
-        o,
-        "| item | per order | unit | USD per million orders |\n|---|---|---|---|"
+    table(
+        &mut o,
+        &["item", "per order", "unit", "USD per million orders"],
+        r.cost.iter().map(|c| {
+            let usd = format!("{:.2}", c.usd_per_million_orders);
+            vec![c.item.clone(), fmt(c.per_order), c.unit.clone(), usd]
+        }),
     );
-    for c in &r.cost {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {:.2} |",
-            c.item,
-            fmt(c.per_order),
-            c.unit,
-            c.usd_per_million_orders
-        );
-    }
     let _ = writeln!(o, "| **total** | | | **{:.2}** |", r.usd_per_million_orders);
     let _ = writeln!(o, "\n## Calls by the functions, per order\n");
-    let _ = writeln!(o, "| service | action | per order |\n|---|---|---|");
-    for c in &r.function_calls {
-        let _ = writeln!(o, "| {} | {} | {} |", c.service, c.action, fmt(c.per_order));
-    }
+    calls_table(&mut o, &r.function_calls);
     let mut by_service: BTreeMap<&str, f64> = BTreeMap::new();
     for c in &r.function_calls {
         *by_service.entry(&c.service).or_default() += c.per_order;
@@ -458,10 +451,7 @@ pub fn markdown(r: &Report) -> String {
          Streams reads by Lambda triggers are free.\n",
         fmt(r.event_source_empty_receives_per_order)
     );
-    let _ = writeln!(o, "| service | action | per order |\n|---|---|---|");
-    for c in &r.event_source_calls {
-        let _ = writeln!(o, "| {} | {} | {} |", c.service, c.action, fmt(c.per_order));
-    }
+    calls_table(&mut o, &r.event_source_calls);
     let d = &r.dynamodb;
     let _ = writeln!(o, "\n## DynamoDB request units, per order\n");
     let _ = writeln!(
@@ -473,21 +463,25 @@ pub fn markdown(r: &Report) -> String {
         fmt(d.index_wru_per_order),
         fmt(d.rru_per_order)
     );
-    let _ = writeln!(o, "| table | WRU | of which GSI | RRU |\n|---|---|---|---|");
-    for t in &d.tables {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} |",
-            t.table,
-            fmt(t.wru_per_order),
-            fmt(t.index_wru_per_order),
-            fmt(t.rru_per_order)
-        );
-    }
-    let _ = writeln!(o, "\n| API action | WRU (table and index) |\n|---|---|");
-    for (a, u) in &d.writes_by_action {
-        let _ = writeln!(o, "| {a} | {} |", fmt(*u));
-    }
+    table(
+        &mut o,
+        &["table", "WRU", "of which GSI", "RRU"],
+        d.tables.iter().map(|t| {
+            let units = [t.wru_per_order, t.index_wru_per_order, t.rru_per_order];
+            [t.table.clone()]
+                .into_iter()
+                .chain(units.map(fmt))
+                .collect()
+        }),
+    );
+    o.push('\n');
+    table(
+        &mut o,
+        &["API action", "WRU (table and index)"],
+        d.writes_by_action
+            .iter()
+            .map(|(a, u)| vec![a.clone(), fmt(*u)]),
+    );
     let _ = writeln!(o, "\n## Lambda invocations, per order\n");
     let _ = writeln!(
         o,
@@ -496,19 +490,14 @@ pub fn markdown(r: &Report) -> String {
          share an invocation). Local handler times run against moto through the metering \
          proxy and are only indicative.\n"
     );
-    let _ = writeln!(
-        o,
-        "| function | invocations | mean local ms |\n|---|---|---|"
+    table(
+        &mut o,
+        &["function", "invocations", "mean local ms"],
+        r.lambda.iter().map(|l| {
+            let ms = format!("{:.1}", l.mean_local_ms);
+            vec![l.function.clone(), fmt(l.invocations_per_order), ms]
+        }),
     );
-    for l in &r.lambda {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {:.1} |",
-            l.function,
-            fmt(l.invocations_per_order),
-            l.mean_local_ms
-        );
-    }
     let _ = writeln!(o, "\n## Billed quantities, per order\n");
     let _ = writeln!(
         o,
@@ -540,11 +529,39 @@ pub fn markdown(r: &Report) -> String {
         b.log_bytes_with_platform_lines,
     );
     let _ = writeln!(o, "\n## Prices used\n");
-    let _ = writeln!(o, "| item | USD | per | source |\n|---|---|---|---|");
-    for p in &r.prices {
-        let _ = writeln!(o, "| {} | {} | {} | {} |", p.item, p.usd, p.per, p.source);
-    }
+    table(
+        &mut o,
+        &["item", "USD", "per", "source"],
+        r.prices.iter().map(|p| {
+            vec![
+                p.item.into(),
+                p.usd.to_string(),
+                p.per.into(),
+                p.source.into(),
+            ]
+        }),
+    );
     o
+}
+
+/// A Markdown table: the header, its rule, one line per row.
+fn table(o: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    let _ = writeln!(o, "| {} |", header.join(" | "));
+    let _ = writeln!(o, "|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let _ = writeln!(o, "| {} |", row.join(" | "));
+    }
+}
+
+/// Calls per order by service and action.
+fn calls_table(o: &mut String, calls: &[CallRow]) {
+    table(
+        o,
+        &["service", "action", "per order"],
+        calls
+            .iter()
+            .map(|c| vec![c.service.clone(), c.action.clone(), fmt(c.per_order)]),
+    );
 }
 
 /// What dominates and what meeting the targets would take, from the figures.
