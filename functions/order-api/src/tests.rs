@@ -7,8 +7,9 @@ use dishpatch::error::StoreError;
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::runtime::Function;
-use dishpatch::testing::{http_request, parts, ContendedOrderStore, InMemoryOrderStore};
+use dishpatch::testing::{http_request, parts, InMemoryOrderStore, RacingOrderStore};
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 struct Menu(Vec<MenuItem>);
@@ -337,7 +338,7 @@ async fn cancel_before_dispatch_then_refuse_after_terminal() {
 #[tokio::test]
 async fn a_cancel_that_keeps_losing_the_write_is_409_after_three_tries() {
     let (mut app, store) = app();
-    let contended = Arc::new(ContendedOrderStore::new(store.clone()));
+    let contended = Arc::new(RacingOrderStore::contended(store.clone()));
     app.orders = contended.clone();
     let (_, order) = place(&app, &order_body(), ALICE).await;
     let id = order["orderId"].as_str().unwrap();
@@ -346,7 +347,7 @@ async fn a_cancel_that_keeps_losing_the_write_is_409_after_three_tries() {
         (status, problem["code"].as_str()),
         (409, Some("CONCURRENT_UPDATE"))
     );
-    assert_eq!(contended.updates(), 3);
+    assert_eq!(contended.updates.load(SeqCst), 3);
     assert_eq!(
         get(&app, "/v1/orders/{orderId}", id, ALICE).await.1["status"],
         "PENDING"

@@ -8,8 +8,9 @@ use dishpatch::order::{Order, OrderStatus};
 use dishpatch::orders::OrderStore;
 use dishpatch::outbox::Outgoing;
 use dishpatch::runtime::{MessageError, PermanentCode};
-use dishpatch::testing::{ContendedOrderStore, InMemoryOrderStore, RecordingPublisher};
+use dishpatch::testing::{InMemoryOrderStore, RacingOrderStore, RecordingPublisher};
 use serde_json::json;
+use std::sync::atomic::Ordering::SeqCst;
 use MessageType as M;
 
 async fn placed(store: &InMemoryOrderStore) -> Order {
@@ -36,7 +37,7 @@ async fn step(store: &dyn OrderStore, envelope: &Envelope) -> Result<(), Message
     on_step_result(store, &Default::default(), envelope, envelope.kind).await
 }
 
-/// The order placed, then its stock reserved.
+/// The placed order's stock is reserved: the fact the saga was handed.
 async fn reserved(store: &dyn OrderStore) -> Envelope {
     let f = fact(M::InventoryReserved, json!({}));
     step(store, &f).await.unwrap();
@@ -164,14 +165,14 @@ async fn bad_payloads_and_unknown_orders_are_permanent_failures() {
 
 #[tokio::test]
 async fn a_result_that_keeps_losing_the_write_is_retried_later_after_four_tries() {
-    let store = ContendedOrderStore::new(Default::default());
+    let store = RacingOrderStore::contended(Default::default());
     placed(&store.inner).await;
     let failed = step(&store, &fact(M::InventoryReserved, json!({}))).await;
     assert!(
         matches!(failed, Err(MessageError::Transient(_))),
         "{failed:?}"
     );
-    assert_eq!(store.updates(), 4);
+    assert_eq!(store.updates.load(SeqCst), 4);
     assert_eq!(status(&store.inner).await, OrderStatus::Pending);
 }
 
@@ -191,9 +192,7 @@ async fn relay_publishes_the_outbox_of_the_stream_image() {
     assert_eq!(*publisher.delivered.lock().unwrap(), outbox);
     assert_eq!(outbox[2].delivery.delay_seconds, Some(300));
     // A failed publish fails the record, so the stream retries it.
-    publisher
-        .fail
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    publisher.fail.store(true, SeqCst);
     assert!(crate::relay::publish_outbox(&publisher, &record)
         .await
         .is_err());
@@ -362,7 +361,7 @@ mod sweeper {
 
     #[tokio::test]
     async fn an_order_still_changing_is_left_to_the_next_run() {
-        let store = ContendedOrderStore::new(Default::default());
+        let store = RacingOrderStore::contended(Default::default());
         placed(&store.inner).await;
         let s = sweep(
             &store,
@@ -373,7 +372,7 @@ mod sweeper {
         .await
         .unwrap();
         assert_eq!((s.overdue, s.driven, s.skipped), (1, 0, 1));
-        assert_eq!(store.updates(), 4);
+        assert_eq!(store.updates.load(SeqCst), 4);
         assert_eq!(status(&store.inner).await, OrderStatus::Pending);
     }
 

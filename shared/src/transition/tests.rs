@@ -7,8 +7,8 @@ use crate::order::OrderStatus;
 use crate::orders::Page;
 use crate::outbox::Outgoing;
 use crate::saga::SagaError;
-use crate::testing::{sample_order, InMemoryOrderStore};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::testing::{sample_order, InMemoryOrderStore, RacingOrderStore};
+use std::sync::atomic::Ordering::SeqCst;
 
 const ATTEMPTS: usize = 4;
 
@@ -119,70 +119,9 @@ async fn decide_can_send_no_event() {
     assert_eq!(store.kinds().len(), 3, "only the placement's outbox");
 }
 
-/// Before each of its first `races` saves, another writer moves the order on (rewrites
-/// it one version up), so that save's condition fails.
-struct Racing {
-    inner: InMemoryOrderStore,
-    races: AtomicUsize,
-    saves: AtomicUsize,
-}
-
-impl Racing {
-    fn new(races: usize) -> Self {
-        Racing {
-            inner: InMemoryOrderStore::default(),
-            races: AtomicUsize::new(races),
-            saves: AtomicUsize::new(0),
-        }
-    }
-
-    async fn race(&self, order_id: &str) {
-        let lost = self
-            .races
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
-        if lost.is_ok() {
-            let mut theirs = self.inner.get(order_id).await.unwrap().unwrap();
-            let read = theirs.version;
-            theirs.version += 1;
-            self.inner.save(&theirs, Some(read), &[]).await.unwrap();
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl OrderStore for Racing {
-    async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
-        self.inner.get(order_id).await
-    }
-
-    async fn save(
-        &self,
-        order: &Order,
-        expected: Option<u64>,
-        outbox: &[Outgoing],
-    ) -> Result<(), StoreError> {
-        if expected.is_some() {
-            self.saves.fetch_add(1, SeqCst);
-            self.race(&order.order_id).await;
-        }
-        self.inner.save(order, expected, outbox).await
-    }
-
-    async fn list_for_customer(
-        &self,
-        customer_id: &str,
-        page_size: u32,
-        page_token: Option<&str>,
-    ) -> Result<Page, StoreError> {
-        (self.inner)
-            .list_for_customer(customer_id, page_size, page_token)
-            .await
-    }
-}
-
 #[tokio::test]
 async fn a_write_that_loses_a_race_is_decided_again_on_the_fresh_order() {
-    let store = Racing::new(1);
+    let store = RacingOrderStore::new(Default::default(), 1);
     placed(&store).await;
     let reads = std::sync::Mutex::new(vec![]);
     let decide = |o: &Order| {
@@ -198,7 +137,7 @@ async fn a_write_that_loses_a_race_is_decided_again_on_the_fresh_order() {
     assert_eq!(*reads.lock().unwrap(), [1, 2], "decided on each read");
     assert_eq!((from.version, to.version), (2, 3));
     assert_eq!(to.status(), OrderStatus::Cancelled);
-    assert_eq!(store.saves.load(SeqCst), 2);
+    assert_eq!(store.updates.load(SeqCst), 2);
     let sent = store.inner.kinds();
     assert_eq!(
         sent.iter()
@@ -210,10 +149,10 @@ async fn a_write_that_loses_a_race_is_decided_again_on_the_fresh_order() {
 
 #[tokio::test]
 async fn a_write_that_loses_every_race_gives_up_after_its_attempts() {
-    let store = Racing::new(usize::MAX);
+    let store = RacingOrderStore::contended(Default::default());
     placed(&store).await;
     for attempts in [1, 3, 4] {
-        store.saves.store(0, SeqCst);
+        store.updates.store(0, SeqCst);
         let applied = apply(
             &store,
             &Timings::default(),
@@ -225,7 +164,7 @@ async fn a_write_that_loses_every_race_gives_up_after_its_attempts() {
         .await
         .unwrap();
         assert!(matches!(applied, Applied::Contended));
-        assert_eq!(store.saves.load(SeqCst), attempts);
+        assert_eq!(store.updates.load(SeqCst), attempts);
     }
     let order = store.get("o-1").await.unwrap().unwrap();
     assert_eq!(order.status(), OrderStatus::Pending, "never written");
