@@ -490,3 +490,166 @@ fn checkov_finds_nothing_unsuppressed() {
     assert!(passed > 0, "checkov checked nothing");
     assert!(problems.is_empty(), "checkov:\n{problems:#?}");
 }
+
+/// The queues messages are parked in: every queue's redrive target and every
+/// event-source mapping's failure destination.
+fn dead_letter_queues() -> std::collections::BTreeSet<&'static str> {
+    let redrive = of_type("AWS::SQS::Queue")
+        .into_iter()
+        .filter_map(|(_, q)| target(&q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]));
+    let on_failure = of_type("AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .filter_map(|(_, m)| {
+            target(&m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+        });
+    redrive.chain(on_failure).collect()
+}
+
+fn alarms() -> Vec<(&'static String, &'static Value)> {
+    of_type("AWS::CloudWatch::Alarm")
+}
+
+/// Each alarm's single-metric dimension `name`, as the resource it names.
+fn alarm_dimension<'a>(alarm: &'a Value, name: &str) -> Option<&'a Value> {
+    one_or_many(&alarm["Properties"]["Dimensions"])
+        .into_iter()
+        .find(|d| d["Name"] == name)
+        .map(|d| &d["Value"])
+}
+
+/// An operator hears of every parked message, failing or throttled function and open
+/// breaker: each has an alarm, and every alarm pages ops-alerts and says when it clears.
+#[test]
+fn every_dlq_and_function_has_an_alarm_and_every_alarm_pages_ops() {
+    let alarms = alarms();
+    let dlqs = dead_letter_queues();
+    assert!(dlqs.len() >= 6, "{dlqs:?}");
+    for dlq in &dlqs {
+        let watched = alarms.iter().any(|(_, a)| {
+            let p = &a["Properties"];
+            p["Namespace"] == "AWS/SQS"
+                && p["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && p["Threshold"] == 0
+                && p["ComparisonOperator"] == "GreaterThanThreshold"
+                && alarm_dimension(a, "QueueName").and_then(target) == Some(*dlq)
+        });
+        assert!(watched, "{dlq}: no alarm on its depth");
+    }
+    for (function, _) in of_type("AWS::Lambda::Function") {
+        for metric in ["Errors", "Throttles"] {
+            let watched = alarms.iter().any(|(_, a)| {
+                a["Properties"]["MetricName"] == metric
+                    && alarm_dimension(a, "FunctionName").and_then(target)
+                        == Some(function.as_str())
+            });
+            assert!(watched, "{function}: no {metric} alarm");
+        }
+    }
+    for (id, a) in &alarms {
+        let p = &a["Properties"];
+        for actions in ["AlarmActions", "OKActions"] {
+            let to: Vec<_> = one_or_many(&p[actions])
+                .into_iter()
+                .filter_map(target)
+                .collect();
+            assert_eq!(to, ["OpsAlertsTopic"], "{id}: {actions}");
+        }
+        assert!(
+            p["TreatMissingData"] == "notBreaching",
+            "{id}: no data is no incident"
+        );
+    }
+}
+
+/// Every `dishpatch` metric an alarm or the dashboard names is one the code emits
+/// (`dishpatch_core::metrics::ALL`), with exactly its dimensions: a renamed metric or
+/// dimension cannot leave an alarm watching nothing.
+#[test]
+fn alarms_and_dashboard_name_only_metrics_the_code_emits() {
+    use dishpatch_core::metrics::{by_name, METRICS_NAMESPACE};
+    let check = |place: &str, name: &str, dims: Vec<&str>| {
+        let metric = by_name(name).unwrap_or_else(|| panic!("{place}: {name} is not emitted"));
+        let mut want = metric.dimensions.to_vec();
+        let mut got = dims;
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "{place}: dimensions of {name}");
+    };
+    let mut named = 0;
+    for (id, a) in alarms() {
+        let p = &a["Properties"];
+        let mut stats: Vec<&Value> = vec![p];
+        stats.extend(
+            one_or_many(&p["Metrics"])
+                .into_iter()
+                .map(|m| &m["MetricStat"]["Metric"]),
+        );
+        for m in stats {
+            if m["Namespace"] == METRICS_NAMESPACE {
+                let dims = one_or_many(&m["Dimensions"])
+                    .into_iter()
+                    .filter_map(|d| d["Name"].as_str())
+                    .collect();
+                check(id, m["MetricName"].as_str().unwrap_or_default(), dims);
+                named += 1;
+            }
+        }
+    }
+    let dashboards = of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1, "one operations dashboard");
+    let body = dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardBody is one Fn::Sub string");
+    let body: Value = serde_json::from_str(body).expect("the dashboard body is JSON");
+    let widgets = body["widgets"].as_array().expect("widgets");
+    assert!(widgets.len() >= 8, "{}", widgets.len());
+    for w in widgets {
+        let title = w["properties"]["title"].as_str().unwrap_or("?");
+        for m in one_or_many(&w["properties"]["metrics"]) {
+            let parts: Vec<&Value> = one_or_many(m);
+            if parts.first().and_then(|v| v.as_str()) != Some(METRICS_NAMESPACE) {
+                continue;
+            }
+            // [namespace, name, dim, value, dim, value, ..., {options}?]
+            let strings: Vec<&str> = parts.iter().filter_map(|v| v.as_str()).collect();
+            let dims = strings[2..].iter().step_by(2).copied().collect();
+            check(title, strings[1], dims);
+            named += 1;
+        }
+    }
+    assert!(named >= 20, "only {named} dishpatch metrics named");
+    for panel in [
+        "Breaker",
+        "success rate",
+        "retries",
+        "p99",
+        "funnel",
+        "Dead-letter",
+    ] {
+        assert!(
+            widgets.iter().any(|w| w["properties"]["title"]
+                .as_str()
+                .unwrap_or("")
+                .contains(panel)),
+            "no {panel} panel"
+        );
+    }
+}
+
+/// Functions log JSON at levels Lambda filters (INFO for the application, WARN for the
+/// platform) and are traced.
+#[test]
+fn functions_log_json_with_levels_and_are_traced() {
+    for (id, f) in of_type("AWS::Lambda::Function") {
+        let p = &f["Properties"];
+        let logging = &p["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{id}");
+        assert_eq!(logging["ApplicationLogLevel"], "INFO", "{id}");
+        assert_eq!(logging["SystemLogLevel"], "WARN", "{id}");
+        assert!(
+            target(&logging["LogGroup"]).is_some(),
+            "{id}: own log group"
+        );
+        assert_eq!(p["TracingConfig"]["Mode"], "Active", "{id}");
+    }
+}

@@ -58,23 +58,23 @@ metrics! {
     SAGA_STARTED = "SagaStarted", Count, [],
         "An order was placed and its saga began.";
     SAGA_TRANSITIONS = "SagaTransitions", Count, ["Status"],
-        "An order entered a saga status (the funnel: RESERVED, PAID, DISPATCHED, DELIVERED, CANCELLED...).";
+        "An order entered a saga status: RESERVED, PAID, DISPATCHED, DELIVERED, CANCELLING, CANCELLED, COMPENSATION_FAILED (the funnel).";
     SAGA_EXECUTIONS = "SagaExecutions", Count, ["Outcome"],
         "A saga ended: DELIVERED, CANCELLED or COMPENSATION_FAILED.";
     SAGA_COMPENSATIONS = "SagaCompensations", Count, ["Outcome"],
-        "A saga's compensation ended: COMPLETED or FAILED.";
+        "A saga's compensation ended: COMPLETED (the order is CANCELLED) or FAILED.";
     SAGA_DURATION = "SagaDuration", Milliseconds, ["Outcome"],
-        "From placement to the terminal state.";
+        "From placement to the end of the saga's own work: DISPATCHED (a courier has it) or CANCELLED. The courier's ride is not saga latency.";
     STEP_LATENCY = "StepLatency", Milliseconds, ["Step"],
-        "From a step's command to its result reaching the saga.";
+        "From a step's command to its result reaching the saga, by step: INVENTORY, PAYMENT, DELIVERY.";
     WALLET_OPERATIONS = "WalletOperations", Count, ["Operation", "Result"],
-        "A wallet capture, refund, top-up or credit, by result.";
+        "A wallet operation (CAPTURE, REFUND, TOP_UP, CREDIT) by result: OK or REJECTED (funds, limits, currency).";
     PROVIDER_REQUESTS = "ProviderRequests", Count, ["Result"],
         "A card provider call: SUCCESS, FAILURE, TIMEOUT or REJECTED (by the open breaker).";
-    PROVIDER_RETRIES = "ProviderRetries", Count, ["Attempt"],
-        "A retried card provider call, by attempt number.";
+    PROVIDER_RETRIES = "ProviderRetries", Count, ["Retry"],
+        "A retried card provider call, by retry number (1 to 3).";
     BREAKER_STATE = "BreakerState", None, ["Provider"],
-        "The payment breaker's state after a transition: 0 closed, 1 half-open, 2 open.";
+        "The payment breaker's state after a transition (Provider `psp`): 0 closed, 1 half-open, 2 open.";
     BREAKER_OPENED = "BreakerOpened", Count, ["Provider"],
         "The payment breaker opened.";
     BREAKER_HALF_OPENED = "BreakerHalfOpened", Count, ["Provider"],
@@ -82,11 +82,11 @@ metrics! {
     BREAKER_CLOSED = "BreakerClosed", Count, ["Provider"],
         "The payment breaker closed again.";
     MESSAGES_PARKED = "MessagesParked", Count, ["Code"],
-        "A message parked in its dead-letter queue, by failure code.";
+        "A message parked in its dead-letter queue, by failure code (MALFORMED_MESSAGE, UNKNOWN_MESSAGE_TYPE, UNSUPPORTED_MESSAGE_VERSION, UNKNOWN_REFERENCE, INVALID_CONTENT, UNSUPPORTED, RETRIES_EXHAUSTED).";
     STALE_NOTIFICATIONS = "StaleNotificationsDropped", Count, [],
         "A notification fact older than the order's state, dropped.";
     ORDERS_SWEPT = "OrdersSwept", Count, ["Step"],
-        "An overdue order moved on by the sweeper, by the step it waited on.";
+        "An overdue order moved on by the sweeper, by the step it waited on (INVENTORY, PAYMENT, DELIVERY).";
 }
 
 /// The metric named `name`, if dishpatch emits one.
