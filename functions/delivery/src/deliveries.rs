@@ -7,8 +7,8 @@
 //! active deliveries (invariant 4).
 
 use dishpatch::aws::dynamo::{
-    built, classify, from_item, get_as, key, keyed, put_alone, put_new, s, transact, update_alone,
-    Action, Item,
+    built, classify, from_item, get_as, key, keyed, put_alone, put_new, s, status_move, transact,
+    update_alone, Action, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -173,18 +173,18 @@ impl DynamoDeliveryStore {
         to: DeliveryStatus,
         at: &str,
     ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        let dispatched = DeliveryStatus::Dispatched.as_str();
         built(
-            aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(delivery_key(order_id)))
-                .update_expression("SET #status = :to, updatedAt = :at")
-                .condition_expression("#status = :dispatched AND courierId = :c")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":to", s(to.as_str()))
-                .expression_attribute_values(":dispatched", s(DeliveryStatus::Dispatched.as_str()))
-                .expression_attribute_values(":c", s(courier_id))
-                .expression_attribute_values(":at", s(at))
-                .build(),
+            status_move(
+                &self.table,
+                delivery_key(order_id),
+                dispatched,
+                to.as_str(),
+                at,
+            )
+            .condition_expression("#status = :from AND courierId = :c")
+            .expression_attribute_values(":c", s(courier_id))
+            .build(),
         )
     }
 }

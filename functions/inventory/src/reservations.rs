@@ -8,7 +8,7 @@
 //! every write (invariant 3).
 
 use dishpatch::aws::dynamo::{
-    built, get_as, key, keyed, n, put_alone, put_new, s, transact, Action, Item,
+    built, get_as, key, keyed, n, put_alone, put_new, status_move, transact, Action, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -194,7 +194,6 @@ impl ReservationStore for DynamoReservationStore {
         reservation: &Reservation,
         to: ReservationStatus,
     ) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::Update;
         let counter = match to {
             ReservationStatus::Released => "available",
             ReservationStatus::Sold => "sold",
@@ -206,16 +205,14 @@ impl ReservationStore for DynamoReservationStore {
             }
         };
         let record = built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(reservation_key(&reservation.order_id)))
-                .update_expression("SET #status = :to, updatedAt = :at")
-                .condition_expression("#status = :reserved")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":to", s(to.as_str()))
-                .expression_attribute_values(":reserved", s(ReservationStatus::Reserved.as_str()))
-                .expression_attribute_values(":at", s(now()))
-                .build(),
+            status_move(
+                &self.table,
+                reservation_key(&reservation.order_id),
+                ReservationStatus::Reserved.as_str(),
+                to.as_str(),
+                &now(),
+            )
+            .build(),
         )?;
         let mut tx = vec![Action::Update(record)];
         for line in &reservation.items {

@@ -15,7 +15,8 @@
 use crate::ledger::{put_entry, LedgerEntry};
 use crate::wallets::wallet_key;
 use dishpatch::aws::dynamo::{
-    applied, built, classify, get_as, key, keyed, n, put_alone, put_new, s, transact, Action, Item,
+    applied, built, classify, get_as, key, keyed, n, put_alone, put_new, s, status_move, transact,
+    Action, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
@@ -296,19 +297,16 @@ impl PaymentStore for DynamoPaymentStore {
     }
 
     async fn refund_to_wallet(&self, payment: &Payment) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::Update;
         let at = now();
         let refunded = built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(payment_key(&payment.order_id)))
-                .update_expression("SET #status = :refunded, updatedAt = :at")
-                .condition_expression("#status = :captured")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":refunded", s(PaymentStatus::Refunded.as_str()))
-                .expression_attribute_values(":captured", s(PaymentStatus::Captured.as_str()))
-                .expression_attribute_values(":at", s(&at))
-                .build(),
+            status_move(
+                &self.table,
+                payment_key(&payment.order_id),
+                PaymentStatus::Captured.as_str(),
+                PaymentStatus::Refunded.as_str(),
+                &at,
+            )
+            .build(),
         )?;
         let credit = self.move_balance(payment, "SET balance = balance + :a", "currency = :c")?;
         let entry = LedgerEntry::refund(

@@ -234,6 +234,27 @@ pub fn put_new(table: &str, item: Item) -> Result<aws_sdk_dynamodb::types::Put, 
     )
 }
 
+/// An update of the record at `key` from status `from` to `to`, stamped `updatedAt = at`,
+/// whose condition fails unless the record is still `from`: a record moves on once. A
+/// caller may narrow the condition further (`#status = :from AND ...`).
+pub fn status_move(
+    table: &str,
+    key: Item,
+    from: &str,
+    to: &str,
+    at: &str,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression("SET #status = :to, updatedAt = :at")
+        .condition_expression("#status = :from")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":from", s(from))
+        .expression_attribute_values(":to", s(to))
+        .expression_attribute_values(":at", s(at))
+}
+
 /// One action of a transaction.
 #[derive(Debug, Clone)]
 pub enum Action {
