@@ -181,6 +181,15 @@ struct Fixture {
     publisher: Arc<RecordingPublisher>,
 }
 
+impl Fixture {
+    /// Handles `cmd`, which must succeed.
+    async fn handled(&self, cmd: &Envelope) {
+        if let Err(e) = handle(&self.app, cmd).await {
+            panic!("{} for {} failed: {e}", cmd.kind, cmd.order_id);
+        }
+    }
+}
+
 fn fixture(store: FakeStore) -> Fixture {
     let store = Arc::new(store);
     let publisher = Arc::new(RecordingPublisher::default());
@@ -225,7 +234,7 @@ fn cancelled() -> (String, Value) {
 async fn dispatch_claims_one_courier_and_follows_the_command() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
     let cmd = dispatch_cmd("o-1");
-    handle(&f.app, &cmd).await.unwrap();
+    f.handled(&cmd).await;
     assert_eq!(f.publisher.facts(), vec![dispatched("c-1")]);
     let fact = f.publisher.sent.lock().unwrap()[0].clone();
     assert_eq!(fact.causation_id.as_deref(), Some(cmd.id.as_str()));
@@ -248,10 +257,10 @@ async fn dispatch_claims_one_courier_and_follows_the_command() {
 async fn duplicate_dispatch_assigns_one_courier_and_republishes_the_same_outcome() {
     let f = fixture(FakeStore::with_couriers(&["c-1", "c-2", "c-3"]));
     let cmd = dispatch_cmd("o-1");
-    handle(&f.app, &cmd).await.unwrap();
-    handle(&f.app, &cmd).await.unwrap();
+    f.handled(&cmd).await;
+    f.handled(&cmd).await;
     // A redelivered copy with a new message id is a duplicate too: the order is the key.
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     let sent = f.publisher.facts();
     assert_eq!(sent.len(), 3);
     assert!(sent.iter().all(|s| *s == sent[0]), "{sent:?}");
@@ -262,7 +271,7 @@ async fn duplicate_dispatch_assigns_one_courier_and_republishes_the_same_outcome
 async fn no_courier_records_unavailable_and_keeps_that_outcome() {
     let f = fixture(FakeStore::with_couriers(&[]));
     let cmd = dispatch_cmd("o-1");
-    handle(&f.app, &cmd).await.unwrap();
+    f.handled(&cmd).await;
     assert_eq!(f.publisher.facts(), vec![unavailable()]);
     assert_eq!(
         f.store.delivery("o-1").unwrap().status,
@@ -270,7 +279,7 @@ async fn no_courier_records_unavailable_and_keeps_that_outcome() {
     );
     // A courier freeing up later does not change the recorded outcome of this order.
     f.store.add_courier("c-1");
-    handle(&f.app, &cmd).await.unwrap();
+    f.handled(&cmd).await;
     assert_eq!(f.publisher.facts(), vec![unavailable(), unavailable()]);
     assert!(f.store.courier("c-1").available);
 }
@@ -278,14 +287,14 @@ async fn no_courier_records_unavailable_and_keeps_that_outcome() {
 #[tokio::test]
 async fn a_courier_taken_meanwhile_is_skipped() {
     let f = fixture(FakeStore::with_couriers(&["c-1", "c-2"]).taken_but_listed("c-1"));
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert_eq!(f.publisher.facts(), vec![dispatched("c-2")]);
 }
 
 #[tokio::test]
 async fn only_taken_couriers_means_unavailable() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]).taken_but_listed("c-1"));
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert_eq!(f.publisher.facts(), vec![unavailable()]);
 }
 
@@ -314,7 +323,7 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
     let f = fixture(store);
     let winner = dispatched_delivery("o-1", "c-2");
     *f.store.racing_duplicate.lock().unwrap() = Some(("c-2".into(), winner));
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert_eq!(f.publisher.facts(), vec![dispatched("c-2")]);
     assert_eq!(f.store.busy_couriers(), vec!["c-2".to_owned()]);
 }
@@ -328,7 +337,7 @@ async fn contention_is_retried_not_declared_unavailable() {
     assert!(f.store.delivery("o-1").is_none());
     assert!(f.publisher.facts().is_empty());
     // The retry finds the courier free.
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert_eq!(f.publisher.facts(), vec![dispatched("c-1")]);
 }
 
@@ -342,7 +351,7 @@ async fn a_lost_publish_heals_on_retry() {
         Err(MessageError::Transient(_))
     ));
     f.publisher.fail.store(false, Ordering::SeqCst);
-    handle(&f.app, &cmd).await.unwrap();
+    f.handled(&cmd).await;
     assert_eq!(f.publisher.facts().len(), 1);
     assert_eq!(f.store.busy_couriers().len(), 1);
 }
@@ -350,8 +359,8 @@ async fn a_lost_publish_heals_on_retry() {
 #[tokio::test]
 async fn cancel_frees_the_courier_for_the_next_order() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
+    f.handled(&cancel_cmd("o-1")).await;
     assert_eq!(
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Cancelled
@@ -364,8 +373,8 @@ async fn cancel_frees_the_courier_for_the_next_order() {
         }
     );
     // A duplicate cancel answers again and changes nothing.
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
-    handle(&f.app, &dispatch_cmd("o-2")).await.unwrap();
+    f.handled(&cancel_cmd("o-1")).await;
+    f.handled(&dispatch_cmd("o-2")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![
@@ -376,7 +385,7 @@ async fn cancel_frees_the_courier_for_the_next_order() {
         ]
     );
     // A duplicate dispatch of the cancelled order re-publishes its courier but claims nobody.
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert_eq!(f.publisher.facts().last().unwrap(), &dispatched("c-1"));
     assert_eq!(f.store.courier("c-1").active_order.as_deref(), Some("o-2"));
 }
@@ -384,9 +393,9 @@ async fn cancel_frees_the_courier_for_the_next_order() {
 #[tokio::test]
 async fn cancel_without_a_dispatched_delivery_just_answers() {
     let f = fixture(FakeStore::with_couriers(&[]));
-    handle(&f.app, &cancel_cmd("o-missing")).await.unwrap();
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    f.handled(&cancel_cmd("o-missing")).await;
+    f.handled(&dispatch_cmd("o-1")).await;
+    f.handled(&cancel_cmd("o-1")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![cancelled(), unavailable(), cancelled()]
@@ -407,25 +416,25 @@ async fn cancel_without_a_dispatched_delivery_just_answers() {
 #[tokio::test]
 async fn a_cancel_before_the_dispatch_leaves_a_tombstone_the_dispatch_respects() {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    f.handled(&cancel_cmd("o-1")).await;
     let tombstone = f.store.delivery("o-1").unwrap();
     assert_eq!(
         (tombstone.status, tombstone.courier_id.as_deref()),
         (DeliveryStatus::Cancelled, None)
     );
     // The late dispatch claims nobody and says so (no courier to name).
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert!(f.store.courier("c-1").available);
     assert_eq!(f.store.delivery("o-1").unwrap(), tombstone);
     // A second cancel only confirms; the courier is there for the next order.
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    f.handled(&cancel_cmd("o-1")).await;
     let late = (
         "DeliveryUnavailable".to_owned(),
         json!({"reason": "CANCELLED"}),
     );
     assert_eq!(f.publisher.facts(), vec![cancelled(), late, cancelled()]);
     assert!(f.store.courier("c-1").available);
-    handle(&f.app, &dispatch_cmd("o-2")).await.unwrap();
+    f.handled(&dispatch_cmd("o-2")).await;
     assert_eq!(f.publisher.facts().last().unwrap(), &dispatched("c-1"));
 }
 
@@ -435,7 +444,7 @@ async fn a_dispatch_landing_as_the_tombstone_is_written_is_cancelled() {
     *store.claim_before_record.lock().unwrap() =
         Some(("c-1".into(), dispatched_delivery("o-1", "c-1")));
     let f = fixture(store);
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    f.handled(&cancel_cmd("o-1")).await;
     // The tombstone lost; the cancel freed the courier the dispatch claimed instead.
     let d = f.store.delivery("o-1").unwrap();
     assert_eq!(
@@ -489,7 +498,7 @@ async fn complete(f: &Fixture, order_id: &str, sub: &str, roles: &str) -> (u16, 
 
 async fn dispatched_fixture() -> Fixture {
     let f = fixture(FakeStore::with_couriers(&["c-1"]));
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     f.publisher.sent.lock().unwrap().clear();
     f
 }
@@ -560,7 +569,7 @@ async fn an_admin_completes_for_the_assigned_courier() {
 #[tokio::test]
 async fn a_cancelled_delivery_cannot_be_completed() {
     let f = dispatched_fixture().await;
-    handle(&f.app, &cancel_cmd("o-1")).await.unwrap();
+    f.handled(&cancel_cmd("o-1")).await;
     let (status, body) = complete(&f, "o-1", "c-1", "[COURIER]").await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -591,7 +600,7 @@ async fn a_cancel_of_a_completed_delivery_answers_with_the_completion() {
     let (status, _) = complete(&f, "o-1", "c-1", "[COURIER]").await;
     assert_eq!(status, 200);
     let cmd = cancel_cmd("o-1");
-    handle(&f.app, &cmd).await.unwrap();
+    f.handled(&cmd).await;
     // The saga, which cancels the dispatch before refunding, delivers the order instead.
     assert_eq!(
         f.publisher.facts(),
@@ -604,7 +613,7 @@ async fn a_cancel_of_a_completed_delivery_answers_with_the_completion() {
         DeliveryStatus::Delivered
     );
     // A duplicate dispatch re-publishes the same truth.
-    handle(&f.app, &dispatch_cmd("o-1")).await.unwrap();
+    f.handled(&dispatch_cmd("o-1")).await;
     assert_eq!(f.publisher.facts()[2], completed("c-1"));
 }
 

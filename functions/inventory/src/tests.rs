@@ -220,6 +220,15 @@ struct Fixture {
     publisher: Arc<RecordingPublisher>,
 }
 
+impl Fixture {
+    /// Handles `cmd`, which must succeed.
+    async fn handled(&self, cmd: &Envelope) {
+        if let Err(e) = handle(&self.app, cmd).await {
+            panic!("{} for {} failed: {e}", cmd.kind, cmd.order_id);
+        }
+    }
+}
+
 fn fixture(store: FakeInventory) -> Fixture {
     let store = Arc::new(store);
     let publisher = Arc::new(RecordingPublisher::default());
@@ -275,7 +284,7 @@ fn counters(i: &MenuItem) -> (i64, i64, i64, i64) {
 async fn reserve_holds_every_line_and_follows_the_command() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 3)]));
     let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 3)]);
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
     assert_eq!(counters(&f.store.item("m-2")), (0, 3, 0, 3));
@@ -293,7 +302,7 @@ async fn duplicate_reserve_republishes_and_holds_stock_once() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
     let c = reserve_cmd("o-1", &[("m-1", 2)]);
     for _ in 0..3 {
-        handle(&f.app, &c).await.unwrap();
+        f.handled(&c).await;
     }
     assert_eq!(
         f.publisher.facts(),
@@ -306,7 +315,7 @@ async fn duplicate_reserve_republishes_and_holds_stock_once() {
 async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 1)]));
     let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 2)]);
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![rejected()]);
     // Nothing held: all or nothing.
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
@@ -320,7 +329,7 @@ async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
         .unwrap()
         .items
         .insert("m-2".into(), item("m-2", 10));
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![rejected(), rejected()]);
     assert_eq!(counters(&f.store.item("m-2")), (10, 0, 0, 10));
 }
@@ -328,18 +337,15 @@ async fn out_of_stock_is_recorded_and_the_same_answer_repeats() {
 #[tokio::test]
 async fn an_unknown_item_is_out_of_stock() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f.app, &reserve_cmd("o-1", &[("m-9", 1)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-9", 1)])).await;
     assert_eq!(f.publisher.facts(), vec![rejected()]);
 }
 
 #[tokio::test]
 async fn repeated_lines_are_merged_into_one_hold() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)]))
+        .await;
     assert_eq!(f.publisher.facts(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (0, 5, 0, 5));
     assert_eq!(f.store.reservation("o-1").unwrap().items.len(), 1);
@@ -352,9 +358,7 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
     winner.reason = Some("OUT_OF_STOCK".into());
     *store.racing_duplicate.lock().unwrap() = Some(winner);
     let f = fixture(store);
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 1)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 1)])).await;
     assert_eq!(f.publisher.facts(), vec![rejected()]);
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
 }
@@ -382,7 +386,7 @@ async fn a_lost_publish_heals_on_retry() {
         Err(MessageError::Transient(_))
     ));
     f.publisher.fail.store(false, Ordering::SeqCst);
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![reserved()]);
     assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
 }
@@ -420,13 +424,9 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
 #[tokio::test]
 async fn release_gives_the_units_back_once() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 2)])).await;
     for _ in 0..3 {
-        handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
-            .await
-            .unwrap();
+        f.handled(&cmd(MessageType::ReleaseInventory, "o-1")).await;
     }
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
     assert_eq!(
@@ -438,9 +438,7 @@ async fn release_gives_the_units_back_once() {
         vec![reserved(), released(), released(), released()]
     );
     // A late duplicate reserve does not hold stock again; it repeats the step's success.
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 2)])).await;
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
     assert_eq!(f.publisher.facts().last().unwrap(), &reserved());
 }
@@ -448,15 +446,10 @@ async fn release_gives_the_units_back_once() {
 #[tokio::test]
 async fn release_with_nothing_held_just_answers() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 1)]));
-    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-missing"))
-        .await
-        .unwrap();
-    handle(&f.app, &reserve_cmd("o-2", &[("m-1", 2)]))
-        .await
-        .unwrap(); // rejected
-    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-2"))
-        .await
-        .unwrap();
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-missing"))
+        .await;
+    f.handled(&reserve_cmd("o-2", &[("m-1", 2)])).await; // rejected
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-2")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![released(), rejected(), released()]
@@ -471,13 +464,9 @@ async fn release_with_nothing_held_just_answers() {
 #[tokio::test]
 async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 2)])).await;
     for _ in 0..2 {
-        handle(&f.app, &cmd(MessageType::CommitInventory, "o-1"))
-            .await
-            .unwrap();
+        f.handled(&cmd(MessageType::CommitInventory, "o-1")).await;
     }
     assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
     assert_eq!(
@@ -485,15 +474,12 @@ async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
         ReservationStatus::Sold
     );
     // A stray release after the sale gives nothing back.
-    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
-        .await
-        .unwrap();
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-1")).await;
     assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
     assert_eq!(f.publisher.facts(), vec![reserved(), released()]);
     // Commit of something never reserved is a logged no-op.
-    handle(&f.app, &cmd(MessageType::CommitInventory, "o-none"))
-        .await
-        .unwrap();
+    f.handled(&cmd(MessageType::CommitInventory, "o-none"))
+        .await;
     assert!(f.store.all_conserve());
 }
 
@@ -502,27 +488,19 @@ async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
 #[tokio::test]
 async fn a_release_before_the_reserve_leaves_a_tombstone_the_reserve_respects() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
-    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
-        .await
-        .unwrap();
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-1")).await;
     let tombstone = f.store.reservation("o-1").unwrap();
     assert_eq!(
         (tombstone.status, tombstone.items.len()),
         (ReservationStatus::Released, 0)
     );
     // The late reserve takes nothing and repeats the recorded outcome.
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 2)])).await;
     assert_eq!(counters(&f.store.item("m-1")), (5, 0, 0, 5));
     assert_eq!(f.store.reservation("o-1").unwrap(), tombstone);
     // The saga answers that late success with another release: a confirmation, no more.
-    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
-        .await
-        .unwrap();
-    handle(&f.app, &cmd(MessageType::CommitInventory, "o-1"))
-        .await
-        .unwrap();
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-1")).await;
+    f.handled(&cmd(MessageType::CommitInventory, "o-1")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![released(), reserved(), released()]
@@ -541,9 +519,7 @@ async fn a_reserve_landing_as_the_tombstone_is_written_is_released() {
     }];
     *store.reserve_before_record.lock().unwrap() = Some(racing);
     let f = fixture(store);
-    handle(&f.app, &cmd(MessageType::ReleaseInventory, "o-1"))
-        .await
-        .unwrap();
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-1")).await;
     // The tombstone lost; the release undid the reservation it found instead.
     let r = f.store.reservation("o-1").unwrap();
     assert_eq!((r.status, r.items.len()), (ReservationStatus::Released, 1));
@@ -601,9 +577,7 @@ async fn the_public_menu_is_sorted_and_hides_bookkeeping() {
         ("m-1", 5),
         ("m-10", 0),
     ]));
-    handle(&f.app, &reserve_cmd("o-1", &[("m-1", 2)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-1", 2)])).await;
     let (status, body) = get_menu(&f, R).await;
     assert_eq!(status, 200);
     assert_eq!(body["restaurantId"], R);
@@ -632,15 +606,9 @@ async fn a_manager_creates_then_restocks_an_item() {
         json!({"menuItemId": "m-7", "name": "Bacalhau", "price": {"amount": 1450, "currency": "EUR"}, "available": 10})
     );
     assert_eq!(counters(&f.store.item("m-7")), (10, 0, 0, 10));
-    handle(&f.app, &reserve_cmd("o-1", &[("m-7", 4)]))
-        .await
-        .unwrap();
-    handle(&f.app, &cmd(MessageType::CommitInventory, "o-1"))
-        .await
-        .unwrap();
-    handle(&f.app, &reserve_cmd("o-2", &[("m-7", 1)]))
-        .await
-        .unwrap();
+    f.handled(&reserve_cmd("o-1", &[("m-7", 4)])).await;
+    f.handled(&cmd(MessageType::CommitInventory, "o-1")).await;
+    f.handled(&reserve_cmd("o-2", &[("m-7", 1)])).await;
     // available 5, reserved 1, sold 4: setting stock 20 adds 15 units.
     let (status, body) = put_item(&f, "m-7", "[ADMIN]", item_body(20)).await;
     assert_eq!((status, body["available"].clone()), (200, json!(20)));

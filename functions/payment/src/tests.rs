@@ -323,6 +323,15 @@ struct Fixture {
     psp: Arc<card::FakePsp>,
 }
 
+impl Fixture {
+    /// Handles `cmd`, which must succeed.
+    async fn handled(&self, cmd: &Envelope) {
+        if let Err(e) = handle(&self.app, cmd).await {
+            panic!("{} for {} failed: {e}", cmd.kind, cmd.order_id);
+        }
+    }
+}
+
 fn fixture(store: FakePayments) -> Fixture {
     let store = Arc::new(store);
     let publisher = Arc::new(RecordingPublisher::default());
@@ -378,7 +387,7 @@ fn refunded(amount: i64) -> (String, Value) {
 async fn capture_debits_the_wallet_and_follows_the_command() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
     let p = f.store.payment("o-1").unwrap();
@@ -395,7 +404,7 @@ async fn duplicate_capture_republishes_and_charges_once() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
     for _ in 0..3 {
-        handle(&f.app, &c).await.unwrap();
+        f.handled(&c).await;
     }
     assert_eq!(f.publisher.facts(), vec![captured(1200); 3]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
@@ -405,7 +414,7 @@ async fn duplicate_capture_republishes_and_charges_once() {
 async fn a_short_wallet_is_declined_on_record() {
     let f = fixture(FakePayments::with_wallet("c-1", 1000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "WALLET");
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![declined("INSUFFICIENT_FUNDS")]);
     assert_eq!(f.store.balance("c-1"), Some(1000));
     // Money arriving later does not turn a recorded refusal into a charge.
@@ -417,7 +426,7 @@ async fn a_short_wallet_is_declined_on_record() {
         .get_mut("c-1")
         .unwrap()
         .balance = 10_000;
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
     assert_eq!(f.store.balance("c-1"), Some(10_000));
 }
@@ -425,12 +434,9 @@ async fn a_short_wallet_is_declined_on_record() {
 #[tokio::test]
 async fn no_wallet_or_another_currency_is_insufficient_funds() {
     let f = fixture(FakePayments::with_wallet("c-usd", 100_000, "USD"));
-    handle(&f.app, &capture_cmd("o-1", "c-none", 100, "WALLET"))
-        .await
-        .unwrap();
-    handle(&f.app, &capture_cmd("o-2", "c-usd", 100, "WALLET"))
-        .await
-        .unwrap();
+    f.handled(&capture_cmd("o-1", "c-none", 100, "WALLET"))
+        .await;
+    f.handled(&capture_cmd("o-2", "c-usd", 100, "WALLET")).await;
     assert_eq!(f.publisher.facts(), vec![declined("INSUFFICIENT_FUNDS"); 2]);
     assert_eq!(f.store.balance("c-usd"), Some(100_000));
     assert_eq!(f.store.balance("c-none"), None);
@@ -440,8 +446,8 @@ async fn no_wallet_or_another_currency_is_insufficient_funds() {
 async fn a_card_command_without_a_token_is_declined_without_calling_the_provider() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     let c = capture_cmd("o-1", "c-1", 1200, "CARD");
-    handle(&f.app, &c).await.unwrap();
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
+    f.handled(&c).await;
     let reason = "CARD_DECLINED: missing_card_token";
     assert_eq!(f.publisher.facts(), vec![declined(reason); 2]);
     assert_eq!(f.store.balance("c-1"), Some(5000));
@@ -463,9 +469,7 @@ async fn a_concurrent_duplicate_that_won_is_republished() {
     let store = FakePayments::with_wallet("c-1", 5000, "EUR");
     *store.racing_duplicate.lock().unwrap() = Some(captured_payment("o-1", "c-1", 1200));
     let f = fixture(store);
-    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
-        .await
-        .unwrap();
+    f.handled(&capture_cmd("o-1", "c-1", 1200, "WALLET")).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     // The duplicate's debit is the fake's to model; this capture took nothing more.
     assert_eq!(f.store.balance("c-1"), Some(5000));
@@ -481,7 +485,7 @@ async fn a_lost_publish_heals_on_retry() {
         Err(MessageError::Transient(_))
     ));
     f.publisher.fail.store(false, Ordering::SeqCst);
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(f.store.balance("c-1"), Some(3800));
 }
@@ -520,11 +524,9 @@ async fn bad_payloads_and_foreign_messages_are_refused() {
 #[tokio::test]
 async fn refund_credits_back_once() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
-    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
-        .await
-        .unwrap();
+    f.handled(&capture_cmd("o-1", "c-1", 1200, "WALLET")).await;
     for _ in 0..3 {
-        handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+        f.handled(&refund_cmd("o-1")).await;
     }
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(
@@ -536,9 +538,7 @@ async fn refund_credits_back_once() {
         [vec![captured(1200)], vec![refunded(1200); 3]].concat()
     );
     // A late duplicate capture does not charge again; it repeats the step's success.
-    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
-        .await
-        .unwrap();
+    f.handled(&capture_cmd("o-1", "c-1", 1200, "WALLET")).await;
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(f.publisher.facts().last().unwrap(), &captured(1200));
 }
@@ -546,11 +546,9 @@ async fn refund_credits_back_once() {
 #[tokio::test]
 async fn refund_with_nothing_taken_answers_zero() {
     let f = fixture(FakePayments::with_wallet("c-1", 100, "EUR"));
-    handle(&f.app, &refund_cmd("o-missing")).await.unwrap();
-    handle(&f.app, &capture_cmd("o-2", "c-1", 1200, "WALLET"))
-        .await
-        .unwrap();
-    handle(&f.app, &refund_cmd("o-2")).await.unwrap();
+    f.handled(&refund_cmd("o-missing")).await;
+    f.handled(&capture_cmd("o-2", "c-1", 1200, "WALLET")).await;
+    f.handled(&refund_cmd("o-2")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![refunded(0), declined("INSUFFICIENT_FUNDS"), refunded(0)]
@@ -572,23 +570,19 @@ async fn refund_with_nothing_taken_answers_zero() {
 #[tokio::test]
 async fn a_refund_before_the_capture_leaves_a_tombstone_the_capture_respects() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     let tombstone = f.store.payment("o-1").unwrap();
     assert_eq!(
         (tombstone.status, tombstone.amount, tombstone.method),
         (PaymentStatus::Refunded, 0, None)
     );
     // The late capture, by wallet or by card, takes nothing and repeats the recorded outcome.
-    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
-        .await
-        .unwrap();
-    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "CARD"))
-        .await
-        .unwrap();
+    f.handled(&capture_cmd("o-1", "c-1", 1200, "WALLET")).await;
+    f.handled(&capture_cmd("o-1", "c-1", 1200, "CARD")).await;
     assert_eq!(f.store.balance("c-1"), Some(5000));
     assert_eq!(f.store.payment("o-1").unwrap(), tombstone);
     // The saga answers that late success with another refund: a confirmation, no more.
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![refunded(0), captured(0), captured(0), refunded(0)]
@@ -601,7 +595,7 @@ async fn a_capture_landing_as_the_tombstone_is_written_is_refunded() {
     let store = FakePayments::with_wallet("c-1", 5000, "EUR");
     *store.capture_before_record.lock().unwrap() = Some(captured_payment("o-1", "c-1", 1200));
     let f = fixture(store);
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     // The tombstone lost; the refund gave back the capture it found instead.
     let p = f.store.payment("o-1").unwrap();
     assert_eq!((p.status, p.amount), (PaymentStatus::Refunded, 1200));

@@ -210,7 +210,7 @@ fn money_taken(f: &Fixture, order_id: &str) -> i64 {
 async fn an_approved_card_is_captured_once_and_recorded_without_its_token() {
     let f = card_fixture();
     let c = card_cmd("o-1", "tok_visa");
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     let p = f.store.payment("o-1").unwrap();
     assert_eq!(
@@ -225,7 +225,7 @@ async fn an_approved_card_is_captured_once_and_recorded_without_its_token() {
     assert_eq!(p.card_token, None, "a settled payment keeps no card token");
     assert_eq!(f.psp.calls(), vec!["capture o-1:capture"]);
     // A duplicate re-publishes the outcome without asking the provider again.
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200); 2]);
     assert_eq!(f.psp.calls().len(), 1);
     assert_eq!(money_taken(&f, "o-1"), 1200);
@@ -246,8 +246,8 @@ async fn a_declined_card_is_declined_on_record_with_a_stable_reason() {
         ("o-2", "tok_decline_stolen", "card_stolen"),
     ] {
         let c = card_cmd(order, token);
-        handle(&f.app, &c).await.unwrap();
-        handle(&f.app, &c).await.unwrap();
+        f.handled(&c).await;
+        f.handled(&c).await;
         let reason = format!("CARD_DECLINED: {code}");
         let p = f.store.payment(order).unwrap();
         assert_eq!(
@@ -271,7 +271,7 @@ async fn a_declined_card_is_declined_on_record_with_a_stable_reason() {
         vec!["capture o-1:capture", "capture o-2:capture"]
     );
     // A decline is refunded as nothing.
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     assert_eq!(f.publisher.facts().last().unwrap(), &refunded(0));
 }
 
@@ -290,7 +290,7 @@ async fn a_provider_outage_leaves_the_payment_pending_and_the_redelivery_capture
         );
     }
     assert!(f.publisher.facts().is_empty(), "the order waits: no fact");
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(
         f.psp.calls(),
@@ -316,7 +316,7 @@ async fn an_open_breaker_fails_the_message_transiently_and_cancels_nothing() {
     );
     assert!(f.publisher.facts().is_empty());
     // The provider back: the message comes back and completes.
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
 }
 
@@ -336,7 +336,7 @@ async fn a_refused_call_is_retried_later_never_declined() {
         f.store.payment("o-1").unwrap().status,
         PaymentStatus::Pending
     );
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
 }
 
@@ -352,8 +352,8 @@ async fn a_lost_answer_then_the_redelivery_charges_once() {
         f.store.payment("o-1").unwrap().status,
         PaymentStatus::Pending
     );
-    handle(&f.app, &c).await.unwrap();
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
+    f.handled(&c).await;
     assert_eq!(f.psp.charges_for("o-1").len(), 1, "charged once");
     assert_eq!(money_taken(&f, "o-1"), 1200);
     assert_eq!(
@@ -374,7 +374,7 @@ async fn a_lost_publish_after_the_charge_heals_without_charging_again() {
     f.publisher
         .fail
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(f.psp.calls().len(), 1);
 }
@@ -394,7 +394,7 @@ async fn a_concurrent_duplicate_that_settled_first_is_the_outcome() {
     theirs.charge_id = Some("ch_1".into());
     theirs.card_token = None;
     *f.store.settle_before_replace.lock().unwrap() = Some(theirs.clone());
-    handle(&f.app, &card_cmd("o-1", "tok_visa")).await.unwrap();
+    f.handled(&card_cmd("o-1", "tok_visa")).await;
     assert_eq!(f.store.payment("o-1").unwrap(), theirs);
     assert_eq!(f.publisher.facts(), vec![captured(1200)]);
     assert_eq!(money_taken(&f, "o-1"), 1200);
@@ -405,9 +405,9 @@ async fn a_concurrent_duplicate_that_settled_first_is_the_outcome() {
 #[tokio::test]
 async fn a_captured_card_is_refunded_once_through_the_provider() {
     let f = card_fixture();
-    handle(&f.app, &card_cmd("o-1", "tok_visa")).await.unwrap();
+    f.handled(&card_cmd("o-1", "tok_visa")).await;
     for _ in 0..3 {
-        handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+        f.handled(&refund_cmd("o-1")).await;
     }
     let p = f.store.payment("o-1").unwrap();
     assert_eq!(
@@ -424,7 +424,7 @@ async fn a_captured_card_is_refunded_once_through_the_provider() {
         [vec![captured(1200)], vec![refunded(1200); 3]].concat()
     );
     // A late duplicate capture charges nothing; it repeats the step's success.
-    handle(&f.app, &card_cmd("o-1", "tok_visa")).await.unwrap();
+    f.handled(&card_cmd("o-1", "tok_visa")).await;
     assert_eq!(f.psp.calls().len(), 2);
     assert_eq!(f.publisher.facts().last().unwrap(), &captured(1200));
     assert_eq!(f.store.balance("c-1"), Some(5000));
@@ -433,7 +433,7 @@ async fn a_captured_card_is_refunded_once_through_the_provider() {
 #[tokio::test]
 async fn a_refund_during_an_outage_is_retried_and_refunds_once() {
     let f = card_fixture();
-    handle(&f.app, &card_cmd("o-1", "tok_visa")).await.unwrap();
+    f.handled(&card_cmd("o-1", "tok_visa")).await;
     f.psp.unavailable().then(Script::ActThenLose);
     transient(&f, &refund_cmd("o-1")).await;
     transient(&f, &refund_cmd("o-1")).await;
@@ -442,7 +442,7 @@ async fn a_refund_during_an_outage_is_retried_and_refunds_once() {
         PaymentStatus::Captured,
         "not refunded on record until the provider says so"
     );
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     assert_eq!(money_taken(&f, "o-1"), 0, "refunded once, not twice");
     assert_eq!(
         f.psp.calls(),
@@ -464,7 +464,7 @@ async fn a_refund_that_finds_the_capture_pending_learns_it_happened_and_refunds_
     transient(&f, &c).await;
     assert_eq!(money_taken(&f, "o-1"), 1200);
     // The saga gave up on the step and undoes it while the payment is PENDING.
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     assert_eq!(money_taken(&f, "o-1"), 0);
     assert_eq!(f.psp.charges_for("o-1").len(), 1, "no second charge");
     let p = f.store.payment("o-1").unwrap();
@@ -474,7 +474,7 @@ async fn a_refund_that_finds_the_capture_pending_learns_it_happened_and_refunds_
     );
     assert_eq!(f.publisher.facts(), vec![refunded(1200)]);
     // The capture's redelivery finds it settled: nothing more is charged.
-    handle(&f.app, &c).await.unwrap();
+    f.handled(&c).await;
     assert_eq!(f.psp.charges_for("o-1").len(), 1);
     assert_eq!(money_taken(&f, "o-1"), 0);
     assert_eq!(
@@ -493,7 +493,7 @@ async fn a_refund_that_finds_the_capture_pending_and_uncharged_charges_then_refu
     f.psp.unavailable();
     transient(&f, &card_cmd("o-1", "tok_visa")).await;
     assert!(f.psp.charges_for("o-1").is_empty());
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     // The keyed capture charged now; the refund gave it straight back.
     let charges = f.psp.charges_for("o-1");
     assert_eq!(charges.len(), 1);
@@ -506,7 +506,7 @@ async fn a_refund_that_finds_the_capture_pending_and_declined_confirms_zero() {
     let f = card_fixture();
     f.psp.unavailable();
     transient(&f, &card_cmd("o-1", "tok_decline_funds")).await;
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     let p = f.store.payment("o-1").unwrap();
     assert_eq!(
         (p.status, p.reason.as_deref()),
@@ -531,7 +531,7 @@ async fn a_refund_that_finds_the_capture_pending_while_the_provider_is_down_wait
         "never confirmed while money may be taken"
     );
     assert!(f.publisher.facts().is_empty());
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     assert_eq!(f.publisher.facts(), vec![refunded(1200)]);
     assert_eq!(money_taken(&f, "o-1"), 0);
 }
@@ -539,18 +539,18 @@ async fn a_refund_that_finds_the_capture_pending_while_the_provider_is_down_wait
 #[tokio::test]
 async fn a_tombstone_makes_a_late_card_capture_do_nothing() {
     let f = card_fixture();
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     let tombstone = f.store.payment("o-1").unwrap();
     assert_eq!(
         (tombstone.status, tombstone.amount),
         (PaymentStatus::Refunded, 0)
     );
     for _ in 0..2 {
-        handle(&f.app, &card_cmd("o-1", "tok_visa")).await.unwrap();
+        f.handled(&card_cmd("o-1", "tok_visa")).await;
     }
     assert!(f.psp.calls().is_empty(), "the provider is never called");
     assert_eq!(f.store.payment("o-1").unwrap(), tombstone);
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&refund_cmd("o-1")).await;
     assert_eq!(
         f.publisher.facts(),
         vec![refunded(0), captured(0), captured(0), refunded(0)]
@@ -560,7 +560,7 @@ async fn a_tombstone_makes_a_late_card_capture_do_nothing() {
 #[tokio::test]
 async fn a_charge_the_provider_does_not_know_is_not_marked_refunded() {
     let f = card_fixture();
-    handle(&f.app, &card_cmd("o-1", "tok_visa")).await.unwrap();
+    f.handled(&card_cmd("o-1", "tok_visa")).await;
     // The provider lost the charge (e.g. a sandbox restart).
     f.psp.charges.lock().unwrap().clear();
     let e = transient(&f, &refund_cmd("o-1")).await;

@@ -312,10 +312,8 @@ async fn a_charge_the_wallet_can_no_longer_take_is_refunded_not_credited() {
 async fn the_ledger_lists_every_movement_newest_first_in_pages() {
     let f = fixture(FakePayments::with_wallet("c-1", 5000, "EUR"));
     Req::top_up("c-1", paid(100, "tok_visa")).parts(&f).await;
-    handle(&f.app, &capture_cmd("o-1", "c-1", 1200, "WALLET"))
-        .await
-        .unwrap();
-    handle(&f.app, &refund_cmd("o-1")).await.unwrap();
+    f.handled(&capture_cmd("o-1", "c-1", 1200, "WALLET")).await;
+    f.handled(&refund_cmd("o-1")).await;
     Req::top_up("c-2", paid(100, "tok_visa")).parts(&f).await;
 
     let mut seen = vec![];
@@ -443,8 +441,8 @@ async fn a_top_up_left_pending_by_an_outage_is_settled_from_the_queue() {
     ));
     assert_eq!(f.store.balance("c-1"), None);
     // Back: the queued step finds the charge and credits it, once, with no new charge.
-    handle(&f.app, &queued[0]).await.unwrap();
-    handle(&f.app, &queued[0]).await.unwrap();
+    f.handled(&queued[0]).await;
+    f.handled(&queued[0]).await;
     assert_eq!(f.store.balance("c-1"), Some(800));
     let top_up = only_top_up(&f);
     assert_eq!(top_up.status, TopUpStatus::Credited);
