@@ -18,6 +18,14 @@ struct Courier {
     active_order: Option<String>,
 }
 
+impl Courier {
+    /// Available, on no order.
+    const FREE: Courier = Courier {
+        available: true,
+        active_order: None,
+    };
+}
+
 #[derive(Default)]
 struct State {
     couriers: BTreeMap<String, Courier>,
@@ -49,13 +57,11 @@ impl FakeStore {
     }
 
     fn add_courier(&self, id: &str) {
-        self.state.lock().unwrap().couriers.insert(
-            id.into(),
-            Courier {
-                available: true,
-                active_order: None,
-            },
-        );
+        self.state
+            .lock()
+            .unwrap()
+            .couriers
+            .insert(id.into(), Courier::FREE);
     }
 
     /// `id` claimed by someone else, and still listed by the stale index.
@@ -365,13 +371,7 @@ async fn cancel_frees_the_courier_for_the_next_order() {
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Cancelled
     );
-    assert_eq!(
-        f.store.courier("c-1"),
-        Courier {
-            available: true,
-            active_order: None
-        }
-    );
+    assert_eq!(f.store.courier("c-1"), Courier::FREE);
     // A duplicate cancel answers again and changes nothing.
     f.handled(&cancel_cmd("o-1")).await;
     f.handled(&dispatch_cmd("o-2")).await;
@@ -451,13 +451,7 @@ async fn a_dispatch_landing_as_the_tombstone_is_written_is_cancelled() {
         (d.status, d.courier_id.as_deref()),
         (DeliveryStatus::Cancelled, Some("c-1"))
     );
-    assert_eq!(
-        f.store.courier("c-1"),
-        Courier {
-            available: true,
-            active_order: None
-        }
-    );
+    assert_eq!(f.store.courier("c-1"), Courier::FREE);
     assert_eq!(f.publisher.facts(), vec![cancelled()]);
 }
 
@@ -520,13 +514,7 @@ async fn the_courier_completes_and_a_retry_answers_the_same() {
         f.store.delivery("o-1").unwrap().status,
         DeliveryStatus::Delivered
     );
-    assert_eq!(
-        f.store.courier("c-1"),
-        Courier {
-            available: true,
-            active_order: None
-        }
-    );
+    assert_eq!(f.store.courier("c-1"), Courier::FREE);
     let fact = f.publisher.sent.lock().unwrap()[0].clone();
     assert_eq!(
         (fact.order_id.as_str(), fact.correlation_id.as_str()),
