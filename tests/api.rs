@@ -28,12 +28,7 @@ async fn api_conventions_hold_over_real_http() {
     // Bad bodies are 400 problem+json naming the field; unknown items 422.
     let mut bad = order_body(json!([{"menuItemId": "m-1", "quantity": 0}]));
     let r = sys
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(("alice", &["CUSTOMER"])),
-            Some(bad.clone()),
-        )
+        .as_customer("alice", "POST", "/v1/orders", Some(bad.clone()))
         .await;
     assert_eq!(
         (r.status, r.content_type.as_str()),
@@ -45,22 +40,17 @@ async fn api_conventions_hold_over_real_http() {
     bad["items"][0]["quantity"] = json!(1);
     bad["deliveryAddress"] = json!(null);
     let r = sys
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(("alice", &["CUSTOMER"])),
-            Some(bad),
-        )
+        .as_customer("alice", "POST", "/v1/orders", Some(bad))
         .await;
     assert_eq!(
         (r.status, r.body["field"].as_str()),
         (400, Some("deliveryAddress"))
     );
     let r = sys
-        .call(
+        .as_customer(
+            "alice",
             "POST",
             "/v1/orders",
-            Some(("alice", &["CUSTOMER"])),
             Some(order_body(json!([{"menuItemId": "nope", "quantity": 1}]))),
         )
         .await;
@@ -73,12 +63,7 @@ async fn api_conventions_hold_over_real_http() {
     let mut body = order_body(json!([{"menuItemId": "m-2", "quantity": 1}]));
     body["total"] = json!({"amount": 1, "currency": "EUR"});
     let r = sys
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(("alice", &["CUSTOMER"])),
-            Some(body),
-        )
+        .as_customer("alice", "POST", "/v1/orders", Some(body))
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["orderId"].as_str().unwrap().to_owned();
@@ -90,28 +75,16 @@ async fn api_conventions_hold_over_real_http() {
 
     // Another customer's order does not exist for them.
     let r = sys
-        .call(
-            "GET",
-            &format!("/v1/orders/{id}"),
-            Some(("bob", &["CUSTOMER"])),
-            None,
-        )
+        .as_customer("bob", "GET", &format!("/v1/orders/{id}"), None)
         .await;
     assert_eq!(
         (r.status, r.content_type.as_str()),
         (404, "application/problem+json")
     );
-    let r = sys
-        .call("GET", "/v1/orders", Some(("bob", &["CUSTOMER"])), None)
-        .await;
+    let r = sys.as_customer("bob", "GET", "/v1/orders", None).await;
     assert_eq!(r.body["items"], json!([]));
     let r = sys
-        .call(
-            "GET",
-            "/v1/orders?page_size=1",
-            Some(("alice", &["CUSTOMER"])),
-            None,
-        )
+        .as_customer("alice", "GET", "/v1/orders?page_size=1", None)
         .await;
     assert_eq!(r.body["items"][0]["orderId"], id.as_str());
 
@@ -123,12 +96,7 @@ async fn api_conventions_hold_over_real_http() {
         401
     );
     let r = sys
-        .call(
-            "PUT",
-            path,
-            Some(("alice", &["CUSTOMER"])),
-            Some(edit.clone()),
-        )
+        .as_customer("alice", "PUT", path, Some(edit.clone()))
         .await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
@@ -158,12 +126,7 @@ async fn api_conventions_hold_over_real_http() {
         json!({"amount": {"amount": 1_000_000, "currency": "EUR"}, "cardToken": "tok_visa"}),
     ] {
         let r = sys
-            .call(
-                "POST",
-                "/v1/wallet/top-ups",
-                Some(("carol", &["CUSTOMER"])),
-                Some(body),
-            )
+            .as_customer("carol", "POST", "/v1/wallet/top-ups", Some(body))
             .await;
         assert_eq!(
             (r.status, r.content_type.as_str()),
@@ -173,14 +136,7 @@ async fn api_conventions_hold_over_real_http() {
         );
     }
     assert_eq!(sys.wallet("carol").await, before);
-    let r = sys
-        .call(
-            "POST",
-            "/v1/wallet/top-ups",
-            Some(("carol", &["CUSTOMER"])),
-            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_visa"})),
-        )
-        .await;
+    let r = sys.top_up("carol", 2500, "tok_visa").await;
     assert_eq!(
         (r.status, r.body["status"].clone()),
         (201, json!("CREDITED")),
@@ -188,14 +144,7 @@ async fn api_conventions_hold_over_real_http() {
         r.body
     );
     assert_eq!(sys.wallet("carol").await, before + 2500);
-    let r = sys
-        .call(
-            "POST",
-            "/v1/wallet/top-ups",
-            Some(("carol", &["CUSTOMER"])),
-            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_decline_funds"})),
-        )
-        .await;
+    let r = sys.top_up("carol", 2500, "tok_decline_funds").await;
     assert_eq!(
         (r.status, r.body["code"].clone()),
         (402, json!("CARD_DECLINED")),
@@ -203,12 +152,7 @@ async fn api_conventions_hold_over_real_http() {
         r.body
     );
     let r = sys
-        .call(
-            "GET",
-            "/v1/wallet/transactions?page_size=1",
-            Some(("carol", &["CUSTOMER"])),
-            None,
-        )
+        .as_customer("carol", "GET", "/v1/wallet/transactions?page_size=1", None)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["items"][0]["kind"], "TOP_UP");

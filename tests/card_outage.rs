@@ -2,7 +2,7 @@
 //! messages come back later), nothing is cancelled, and once it is back every order is
 //! charged exactly once.
 
-use dishpatch_e2e::{order_body, System};
+use dishpatch_e2e::{card_order_body, System};
 use dishpatch_local::testing::{self, unique_prefix};
 use dishpatch_local::LocalStackOptions;
 use dishpatch_ops::{breaker, Target};
@@ -28,19 +28,11 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
     // orders are 16 failed calls in about 14 s, at least 10 of them within the breaker's
     // 10 s window, so it opens.
     for _ in 0..4 {
-        let mut body = order_body(json!([{"menuItemId": "m-3", "quantity": 1}]));
-        body["paymentMethod"] = json!("CARD");
-        body["cardToken"] = json!("tok_visa");
-        let r = sys
-            .call(
-                "POST",
-                "/v1/orders",
-                Some(("alice", &["CUSTOMER"])),
-                Some(body),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        ids.push(r.body["orderId"].as_str().unwrap().to_owned());
+        let items = json!([{"menuItemId": "m-3", "quantity": 1}]);
+        ids.push(
+            sys.place_body("alice", card_order_body(items, "tok_visa"))
+                .await,
+        );
     }
     // The breaker opens: seen in the CloudWatch metrics, as an operator would see it.
     let target = Target::new(
@@ -144,14 +136,7 @@ async fn a_top_up_during_an_outage_is_settled_from_the_queue() {
     let mut config = psp.config();
     config.down = true;
     psp.set_config(config).unwrap();
-    let r = sys
-        .call(
-            "POST",
-            "/v1/wallet/top-ups",
-            Some(("dora", &["CUSTOMER"])),
-            Some(json!({"amount": {"amount": 2500, "currency": "EUR"}, "cardToken": "tok_visa"})),
-        )
-        .await;
+    let r = sys.top_up("dora", 2500, "tok_visa").await;
     assert_eq!(
         (r.status, r.body["code"].clone()),
         (503, json!("PAYMENT_PROVIDER_UNAVAILABLE")),

@@ -1,27 +1,11 @@
 //! Card payments end to end: the local stack's sandbox provider behind the payment
 //! function, over real HTTP.
 
-use dishpatch_e2e::{order_body, System};
+use dishpatch_e2e::{card_order_body, System};
 use serde_json::{json, Value};
 
-fn card_order(token: &str, items: Value) -> Value {
-    let mut body = order_body(items);
-    body["paymentMethod"] = json!("CARD");
-    body["cardToken"] = json!(token);
-    body
-}
-
 async fn place_card(sys: &System, token: &str, items: Value) -> String {
-    let r = sys
-        .call(
-            "POST",
-            "/v1/orders",
-            Some(("alice", &["CUSTOMER"])),
-            Some(card_order(token, items)),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["orderId"].as_str().unwrap().to_owned()
+    sys.place_body("alice", card_order_body(items, token)).await
 }
 
 #[tokio::test]
@@ -50,14 +34,7 @@ async fn an_approved_card_is_charged_once_and_the_order_is_delivered() {
         wallet_before,
         "cards do not touch the wallet"
     );
-    let done = sys
-        .call(
-            "POST",
-            &format!("/v1/deliveries/{id}/complete"),
-            Some((&courier, &["COURIER"])),
-            None,
-        )
-        .await;
+    let done = sys.complete(&courier, &id).await;
     assert_eq!(done.status, 200, "{}", done.body);
     sys.wait_for("alice", &id, "DELIVERED").await;
 }

@@ -31,27 +31,11 @@ fn initial_balances() -> CheckOptions {
 async fn place_at(sys: &System, customer: &str, items: Value, line1: &str) -> String {
     let mut body = order_body(items);
     body["deliveryAddress"]["line1"] = json!(line1);
-    let r = sys
-        .call(
-            "POST",
-            "/v1/orders",
-            Some((customer, &["CUSTOMER"])),
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, 201, "order not accepted: {}", r.body);
-    r.body["orderId"].as_str().unwrap().to_owned()
+    sys.place_body(customer, body).await
 }
 
 async fn cancel(sys: &System, customer: &str, id: &str) -> u16 {
-    let r = sys
-        .call(
-            "DELETE",
-            &format!("/v1/orders/{id}"),
-            Some((customer, &["CUSTOMER"])),
-            None,
-        )
-        .await;
+    let r = sys.cancel(customer, id).await;
     assert!(
         r.status == 202 || r.status == 409,
         "cancel of {id}: {} {}",
@@ -64,14 +48,7 @@ async fn cancel(sys: &System, customer: &str, id: &str) -> u16 {
 async fn complete(sys: &System, customer: &str, id: &str) {
     let o = sys.order(customer, id).await;
     let courier = o["courierId"].as_str().expect("a courier is assigned");
-    let r = sys
-        .call(
-            "POST",
-            &format!("/v1/deliveries/{id}/complete"),
-            Some((courier, &["COURIER"])),
-            None,
-        )
-        .await;
+    let r = sys.complete(courier, id).await;
     assert_eq!(r.status, 200, "complete {id}: {}", r.body);
 }
 
@@ -476,12 +453,7 @@ async fn many_orders_with_random_cancels() {
             Some("DELIVERED" | "CANCELLED" | "COMPENSATION_FAILED")
         ) {
             let tl = sys
-                .call(
-                    "GET",
-                    &format!("/v1/orders/{id}/timeline"),
-                    Some((customer, &["CUSTOMER"])),
-                    None,
-                )
+                .as_customer(customer, "GET", &format!("/v1/orders/{id}/timeline"), None)
                 .await;
             for e in tl.body["entries"].as_array().into_iter().flatten() {
                 eprintln!("        {e}");

@@ -120,9 +120,7 @@ async fn one_key_places_one_order_under_concurrent_and_later_duplicates() {
         answers.iter().filter(|a| a.replayed).count(),
         answers.iter().filter(|a| a.status == 409).count(),
     );
-    let listed = sys
-        .call("GET", "/v1/orders", Some(("alice", &["CUSTOMER"])), None)
-        .await;
+    let listed = sys.as_customer("alice", "GET", "/v1/orders", None).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     let ids: Vec<&str> = listed.body["items"]
         .as_array()
@@ -180,8 +178,6 @@ async fn one_key_places_one_order_under_concurrent_and_later_duplicates() {
     assert_eq!(bobs.status, 201);
     assert!(!bobs.replayed);
     assert_ne!(bobs.body["orderId"], first.body["orderId"]);
-    let listed = sys
-        .call("GET", "/v1/orders", Some(("alice", &["CUSTOMER"])), None)
-        .await;
+    let listed = sys.as_customer("alice", "GET", "/v1/orders", None).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
 }

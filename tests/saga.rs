@@ -10,8 +10,7 @@ use serde_json::json;
 #[tokio::test]
 async fn an_order_travels_the_whole_way_to_delivered() {
     let sys = System::start("happy").await;
-    let wallet_before = sys.wallet("alice").await;
-    let stock_before = sys.available("m-1").await;
+    let before = sys.holdings("alice", "m-1").await;
 
     let id = sys
         .place("alice", json!([{"menuItemId": "m-1", "quantity": 2}]))
@@ -27,10 +26,10 @@ async fn an_order_travels_the_whole_way_to_delivered() {
     );
     assert_eq!(
         sys.wallet("alice").await,
-        wallet_before - 1900,
+        before.wallet - 1900,
         "charged once, from the menu price"
     );
-    assert_eq!(sys.available("m-1").await, stock_before - 2);
+    assert_eq!(sys.available("m-1").await, before.stock - 2);
 
     // Only the assigned courier may complete it.
     let other = if courier == "courier-1" {
@@ -38,16 +37,8 @@ async fn an_order_travels_the_whole_way_to_delivered() {
     } else {
         "courier-1"
     };
-    let path = format!("/v1/deliveries/{id}/complete");
-    assert_eq!(
-        sys.call("POST", &path, Some((other, &["COURIER"])), None)
-            .await
-            .status,
-        404
-    );
-    let done = sys
-        .call("POST", &path, Some((&courier, &["COURIER"])), None)
-        .await;
+    assert_eq!(sys.complete(other, &id).await.status, 404);
+    let done = sys.complete(&courier, &id).await;
     assert_eq!(done.status, 200, "{}", done.body);
     sys.wait_for("alice", &id, "DELIVERED").await;
 
@@ -108,27 +99,24 @@ async fn out_of_stock_cancels_and_charges_nothing() {
 #[tokio::test]
 async fn insufficient_funds_cancels_and_releases_the_stock() {
     let sys = System::start("funds").await;
-    let stock_before = sys.available("m-1").await;
-    let wallet_before = sys.wallet("bob").await;
+    let before = sys.holdings("bob", "m-1").await;
     // 6 x 9.50 = 57.00 EUR is more than bob's wallet holds.
     let id = sys
         .place("bob", json!([{"menuItemId": "m-1", "quantity": 6}]))
         .await;
     let o = sys.wait_for("bob", &id, "CANCELLED").await;
     assert_eq!(o["cancelReason"], "INSUFFICIENT_FUNDS");
-    assert_eq!(sys.wallet("bob").await, wallet_before);
     assert_eq!(
-        sys.available("m-1").await,
-        stock_before,
-        "the reservation was released"
+        sys.holdings("bob", "m-1").await,
+        before,
+        "nothing charged, the reservation released"
     );
 }
 
 #[tokio::test]
 async fn no_free_courier_refunds_and_releases_in_reverse_order() {
     let sys = System::start("courier").await;
-    let wallet_before = sys.wallet("alice").await;
-    let stock_before = sys.available("m-3").await;
+    let before = sys.holdings("alice", "m-3").await;
     // Two couriers: two orders take them, the third finds none.
     for _ in 0..2 {
         let id = sys
@@ -143,10 +131,10 @@ async fn no_free_courier_refunds_and_releases_in_reverse_order() {
     assert_eq!(o["cancelReason"], "NO_COURIER");
     assert_eq!(
         sys.wallet("alice").await,
-        wallet_before - 2 * 150,
+        before.wallet - 2 * 150,
         "the third order was refunded"
     );
-    assert_eq!(sys.available("m-3").await, stock_before - 2);
+    assert_eq!(sys.available("m-3").await, before.stock - 2);
     let causes = sys.timeline("alice", &id, "STATUS", "cause").await;
     assert_eq!(
         causes,
@@ -171,28 +159,19 @@ async fn customer_cancel_before_dispatch_refunds_and_releases() {
         faults::drop_messages(inner, |_, kind| kind == MessageType::DispatchDelivery)
     });
     let sys = System::start_with(opts).await;
-    let wallet_before = sys.wallet("alice").await;
-    let stock_before = sys.available("m-1").await;
+    let before = sys.holdings("alice", "m-1").await;
     let id = sys
         .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
         .await;
     sys.wait_for("alice", &id, "PAID").await;
-    assert_eq!(sys.wallet("alice").await, wallet_before - 950);
+    assert_eq!(sys.wallet("alice").await, before.wallet - 950);
 
-    let r = sys
-        .call(
-            "DELETE",
-            &format!("/v1/orders/{id}"),
-            Some(("alice", &["CUSTOMER"])),
-            None,
-        )
-        .await;
+    let r = sys.cancel("alice", &id).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["status"], "CANCELLING");
     let o = sys.wait_for("alice", &id, "CANCELLED").await;
     assert_eq!(o["cancelReason"], "CUSTOMER_CANCELLED");
-    assert_eq!(sys.wallet("alice").await, wallet_before);
-    assert_eq!(sys.available("m-1").await, stock_before);
+    assert_eq!(sys.holdings("alice", "m-1").await, before);
     let causes = sys.timeline("alice", &id, "STATUS", "cause").await;
     assert_eq!(
         &causes[3..],
@@ -205,15 +184,7 @@ async fn customer_cancel_before_dispatch_refunds_and_releases() {
         "the dispatch is undone before the refund"
     );
     // Another customer cannot cancel it, and a cancelled order stays cancelled.
-    let r = sys
-        .call(
-            "DELETE",
-            &format!("/v1/orders/{id}"),
-            Some(("bob", &["CUSTOMER"])),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(sys.cancel("bob", &id).await.status, 404);
 }
 
 #[tokio::test]
@@ -223,14 +194,7 @@ async fn cancel_after_dispatch_is_refused() {
         .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
         .await;
     sys.wait_for("alice", &id, "DISPATCHED").await;
-    let r = sys
-        .call(
-            "DELETE",
-            &format!("/v1/orders/{id}"),
-            Some(("alice", &["CUSTOMER"])),
-            None,
-        )
-        .await;
+    let r = sys.cancel("alice", &id).await;
     assert_eq!(r.status, 409);
     assert_eq!(r.content_type, "application/problem+json");
     assert_eq!(r.body["code"], "ORDER_NOT_CANCELLABLE");
@@ -246,15 +210,21 @@ async fn a_step_that_never_answers_times_out_and_is_compensated() {
             faults::drop_messages(inner, |_, kind| kind == MessageType::DispatchDelivery)
         });
     let sys = System::start_with(opts).await;
-    let wallet_before = sys.wallet("alice").await;
-    let stock_before = sys.available("m-1").await;
+    place_until_the_dispatch_times_out(&sys, "StepTimeout").await;
+}
+
+/// Places an order of one m-1 as alice, which must end CANCELLED for its delivery
+/// deadline, the timeout recorded as `cause`: refunded and released, the timed-out
+/// dispatch undone first (tombstone), then the rest in reverse.
+async fn place_until_the_dispatch_times_out(sys: &System, cause: &str) {
+    let before = sys.holdings("alice", "m-1").await;
     let id = sys
         .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
         .await;
     let o = sys.wait_for("alice", &id, "CANCELLED").await;
     assert_eq!(o["cancelReason"], "DELIVERY_TIMEOUT");
-    assert_eq!(sys.wallet("alice").await, wallet_before, "refunded");
-    assert_eq!(sys.available("m-1").await, stock_before, "released");
+    assert_eq!(sys.wallet("alice").await, before.wallet, "refunded");
+    assert_eq!(sys.available("m-1").await, before.stock, "released");
     let causes = sys.timeline("alice", &id, "STATUS", "cause").await;
     assert_eq!(
         causes,
@@ -262,7 +232,7 @@ async fn a_step_that_never_answers_times_out_and_is_compensated() {
             "PlaceOrder",
             "InventoryReserved",
             "PaymentCaptured",
-            "StepTimeout",
+            cause,
             "DeliveryCancelled",
             "PaymentRefunded",
             "InventoryReleased"
@@ -279,24 +249,9 @@ fn swept(name: &str) -> LocalStackOptions {
         .schedule_interval(std::time::Duration::from_millis(200))
 }
 
-async fn assert_swept_to_cancelled(sys: &System, id: &str, wallet_before: i64, stock_before: i64) {
-    let o = sys.wait_for("alice", id, "CANCELLED").await;
-    assert_eq!(o["cancelReason"], "DELIVERY_TIMEOUT");
-    assert_eq!(sys.wallet("alice").await, wallet_before, "refunded");
-    assert_eq!(sys.available("m-1").await, stock_before, "released");
-    let causes = sys.timeline("alice", id, "STATUS", "cause").await;
-    assert_eq!(
-        causes,
-        [
-            "PlaceOrder",
-            "InventoryReserved",
-            "PaymentCaptured",
-            "SweepOverdue",
-            "DeliveryCancelled",
-            "PaymentRefunded",
-            "InventoryReleased"
-        ],
-    );
+/// An order the sweeper must drive to rest, after which every invariant holds.
+async fn place_until_swept_to_cancelled(sys: &System) {
+    place_until_the_dispatch_times_out(sys, "SweepOverdue").await;
     let report = sys
         .stack
         .checker()
@@ -318,13 +273,7 @@ async fn an_order_whose_stream_record_is_lost_is_swept_to_rest() {
                 .any(|m| m.kind == MessageType::DispatchDelivery)
         })
     });
-    let sys = System::start_with(opts).await;
-    let wallet_before = sys.wallet("alice").await;
-    let stock_before = sys.available("m-1").await;
-    let id = sys
-        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
-        .await;
-    assert_swept_to_cancelled(&sys, &id, wallet_before, stock_before).await;
+    place_until_swept_to_cancelled(&System::start_with(opts).await).await;
 }
 
 #[tokio::test]
@@ -340,11 +289,5 @@ async fn an_order_whose_timeout_message_is_lost_is_swept_to_rest() {
                 kind == MessageType::StepTimeout && env.data["step"] == "Delivery"
             })
         });
-    let sys = System::start_with(opts).await;
-    let wallet_before = sys.wallet("alice").await;
-    let stock_before = sys.available("m-1").await;
-    let id = sys
-        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
-        .await;
-    assert_swept_to_cancelled(&sys, &id, wallet_before, stock_before).await;
+    place_until_swept_to_cancelled(&System::start_with(opts).await).await;
 }

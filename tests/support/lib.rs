@@ -75,18 +75,59 @@ impl System {
         }
     }
 
+    /// A request as `customer` (role CUSTOMER).
+    pub async fn as_customer(
+        &self,
+        customer: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call(method, path, Some((customer, &["CUSTOMER"])), body)
+            .await
+    }
+
     /// Places an order as `customer`, asserting it was accepted; returns the order id.
     pub async fn place(&self, customer: &str, items: Value) -> String {
+        self.place_body(customer, order_body(items)).await
+    }
+
+    /// Places the order `body` as `customer`, asserting it was accepted; its id.
+    pub async fn place_body(&self, customer: &str, body: Value) -> String {
         let r = self
-            .call(
-                "POST",
-                "/v1/orders",
-                Some((customer, &["CUSTOMER"])),
-                Some(order_body(items)),
-            )
+            .as_customer(customer, "POST", "/v1/orders", Some(body))
             .await;
         assert_eq!(r.status, 201, "order not accepted: {}", r.body);
         r.body["orderId"].as_str().unwrap().to_owned()
+    }
+
+    /// `customer` asks to cancel order `id`.
+    pub async fn cancel(&self, customer: &str, id: &str) -> Reply {
+        self.as_customer(customer, "DELETE", &format!("/v1/orders/{id}"), None)
+            .await
+    }
+
+    /// `courier` reports order `id` delivered.
+    pub async fn complete(&self, courier: &str, id: &str) -> Reply {
+        let path = format!("/v1/deliveries/{id}/complete");
+        self.call("POST", &path, Some((courier, &["COURIER"])), None)
+            .await
+    }
+
+    /// `customer` tops their wallet up by `amount` euro cents, paid with card `token`.
+    pub async fn top_up(&self, customer: &str, amount: i64, token: &str) -> Reply {
+        let body = json!({"amount": {"amount": amount, "currency": "EUR"}, "cardToken": token});
+        self.as_customer(customer, "POST", "/v1/wallet/top-ups", Some(body))
+            .await
+    }
+
+    /// What a saga may take and give back: `customer`'s wallet balance and the stock of
+    /// `item`, now.
+    pub async fn holdings(&self, customer: &str, item: &str) -> Holdings {
+        Holdings {
+            wallet: self.wallet(customer).await,
+            stock: self.available(item).await,
+        }
     }
 
     /// A customer's GET of `path`, which must answer 200: its body.
@@ -176,6 +217,21 @@ impl System {
         )
         .await
     }
+}
+
+/// A customer's wallet balance and an item's available stock ([`System::holdings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holdings {
+    pub wallet: i64,
+    pub stock: i64,
+}
+
+/// [`order_body`] paid by card `token`.
+pub fn card_order_body(items: Value, token: &str) -> Value {
+    let mut body = order_body(items);
+    body["paymentMethod"] = json!("CARD");
+    body["cardToken"] = json!(token);
+    body
 }
 
 pub fn order_body(items: Value) -> Value {
