@@ -7,7 +7,7 @@
 //! active deliveries (invariant 4).
 
 use dishpatch::aws::dynamo::{
-    built, classify, from_item, get_as, key, keyed, put_alone, put_new, s, status_move, transact,
+    built, classify, from_items, get_as, key, keyed, put_alone, put_new, s, status_move, transact,
     update_alone, Action, Item,
 };
 use dishpatch::envelope::now;
@@ -213,11 +213,8 @@ impl DeliveryStore for DynamoDeliveryStore {
             .send()
             .await
             .map_err(classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item::<Free>(i).map(|f| f.courier_id))
-            .collect()
+        let free: Vec<Free> = from_items(out.items)?;
+        Ok(free.into_iter().map(|f| f.courier_id).collect())
     }
 
     async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {

@@ -9,7 +9,7 @@
 //! being below the cap, so concurrent creates cannot pass it.
 
 use dishpatch::aws::dynamo::{
-    built, classify, from_item, get_as, keyed, n, put_new, s, to_attr, transact, Action, Item,
+    built, classify, from_items, get_as, keyed, n, put_new, s, to_attr, transact, Action, Item,
 };
 use dishpatch::error::StoreError;
 use dishpatch::keys::{item_sk, restaurant_pk, ITEM_SK_PREFIX, MENU_SK};
@@ -77,9 +77,7 @@ impl MenuStore for DynamoMenuStore {
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item::<MenuItem>(item)?);
-            }
+            out.extend(from_items::<MenuItem>(page.items)?);
             start = page.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() {
                 return Ok(out);

@@ -6,7 +6,7 @@
 //! one query of the wallet's partition, newest first, reads the customer's history.
 //! Entries are never updated or deleted.
 
-use dishpatch::aws::dynamo::{classify, from_item, key, keyed, put_new, s, Item};
+use dishpatch::aws::dynamo::{classify, from_items, key, keyed, put_new, s, Item};
 use dishpatch::error::StoreError;
 use dishpatch::keys::{ledger_sk, LEDGER_SK_PREFIX as SK_PREFIX};
 use dishpatch::money::Money;
@@ -253,12 +253,7 @@ impl LedgerStore for DynamoLedgerStore {
             q = q.set_exclusive_start_key(Some(key));
         }
         let out = q.send().await.map_err(classify)?;
-        let entries = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item::<LedgerEntry>)
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries: Vec<LedgerEntry> = from_items(out.items)?;
         let next_token = out.last_evaluated_key.and_then(|k| {
             k.get("sk")
                 .and_then(|v| v.as_s().ok())

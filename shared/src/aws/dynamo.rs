@@ -36,6 +36,17 @@ pub fn keyed<T: serde::Serialize>(key: Item, value: &T) -> Result<Item, StoreErr
     Ok(item)
 }
 
+/// A query's items (absent: none) as typed values.
+pub fn from_items<T: serde::de::DeserializeOwned>(
+    items: Option<Vec<Item>>,
+) -> Result<Vec<T>, StoreError> {
+    items
+        .unwrap_or_default()
+        .into_iter()
+        .map(from_item)
+        .collect()
+}
+
 pub fn to_attr<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
