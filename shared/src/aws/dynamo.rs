@@ -335,3 +335,41 @@ impl From<Refused> for StoreError {
         r.error
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyed_record_reads_back_without_its_key() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Record {
+            status: String,
+        }
+        let record = Record {
+            status: "RESERVED".into(),
+        };
+        let item = keyed(key("RESERVATION#o-1", "RESERVATION"), &record).unwrap();
+        assert_eq!(item["pk"], s("RESERVATION#o-1"));
+        assert_eq!(item["sk"], s("RESERVATION"));
+        assert_eq!(from_item::<Record>(item).unwrap(), record);
+    }
+
+    #[test]
+    fn a_refusal_names_the_actions_whose_condition_failed() {
+        let refused = Refused {
+            reasons: vec![
+                None,
+                Some("TransactionConflict".into()),
+                Some(CONDITION_FAILED.into()),
+            ],
+            error: StoreError::Conflict("TransactionCanceledException".into()),
+        };
+        assert!(!refused.failed(0) && !refused.failed(1) && refused.failed(2));
+        assert!(!refused.failed(3), "no such action");
+        assert_eq!(refused.reason(1), Some("TransactionConflict"));
+        assert_eq!(refused.first_failed(1), Some(2));
+        assert_eq!(refused.first_failed(3), None);
+        assert!(matches!(StoreError::from(refused), StoreError::Conflict(_)));
+    }
+}
