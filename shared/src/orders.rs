@@ -39,6 +39,7 @@ pub trait OrderStore: Send + Sync {
     }
 }
 
+use dishpatch_core::keys::{customer_pk, open_shard, ORDER_PK_PREFIX, ORDER_SK};
 pub use dishpatch_core::keys::{order_pk, sweep_shard, OVERDUE_INDEX, SWEEP_SHARDS};
 
 /// The stored item: the order plus its keys and the outbox of its latest write.
@@ -101,7 +102,7 @@ impl OrderStore for DynamoOrderStore {
             .get_item()
             .table_name(&self.table)
             .key("pk", s(order_pk(order_id)))
-            .key("sk", s("ORDER"))
+            .key("sk", s(ORDER_SK))
             .consistent_read(true)
             .send()
             .await
@@ -119,8 +120,8 @@ impl OrderStore for DynamoOrderStore {
     ) -> Result<(), StoreError> {
         let record = OrderRecord {
             pk: order_pk(&order.order_id),
-            sk: "ORDER".into(),
-            gsi1pk: format!("CUSTOMER#{}", order.customer_id),
+            sk: ORDER_SK.into(),
+            gsi1pk: customer_pk(&order.customer_id),
             gsi1sk: format!("{}#{}", order.created_at, order.order_id),
             status: order.status().as_str().to_owned(),
             sweep_shard: order
@@ -152,7 +153,7 @@ impl OrderStore for DynamoOrderStore {
         page_size: u32,
         page_token: Option<&str>,
     ) -> Result<Page, StoreError> {
-        let gsi1pk = format!("CUSTOMER#{customer_id}");
+        let gsi1pk = customer_pk(customer_id);
         let mut q = self
             .client
             .query()
@@ -223,10 +224,7 @@ impl OrderStore for DynamoOrderStore {
                 break;
             }
             let left = limit - ids.len() as u32;
-            ids.extend(
-                self.overdue_in(&format!("OPEN#{shard}"), before, left)
-                    .await?,
-            );
+            ids.extend(self.overdue_in(&open_shard(shard), before, left).await?);
         }
         Ok(ids)
     }
@@ -260,7 +258,7 @@ impl DynamoOrderStore {
                 if let Some(id) = item
                     .get("pk")
                     .and_then(|v| v.as_s().ok())
-                    .and_then(|pk| pk.strip_prefix("ORDER#"))
+                    .and_then(|pk| pk.strip_prefix(ORDER_PK_PREFIX))
                 {
                     ids.push(id.to_owned());
                 }

@@ -5,8 +5,11 @@
 
 /// The partition key of an order in the orders table.
 pub fn order_pk(order_id: &str) -> String {
-    format!("ORDER#{order_id}")
+    format!("{ORDER_PK_PREFIX}{order_id}")
 }
+
+/// What [`order_pk`] puts before the id.
+pub const ORDER_PK_PREFIX: &str = "ORDER#";
 
 /// The sort key of the order item itself.
 pub const ORDER_SK: &str = "ORDER";

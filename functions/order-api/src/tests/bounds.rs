@@ -82,9 +82,9 @@ async fn the_largest_valid_order_with_its_outbox_stays_far_below_the_item_limit(
     let outbox = store.outbox.lock().unwrap().clone();
     // The item as the order store writes it: the order's attributes and its outbox.
     let mut record = serde_json::to_value(&order).unwrap();
-    record["pk"] = json!(format!("ORDER#{}", order.order_id));
-    record["sk"] = json!("ORDER");
-    record["gsi1pk"] = json!("CUSTOMER#alice");
+    record["pk"] = json!(dishpatch::keys::order_pk(&order.order_id));
+    record["sk"] = json!(dishpatch::keys::ORDER_SK);
+    record["gsi1pk"] = json!(dishpatch::keys::customer_pk("alice"));
     record["gsi1sk"] = json!(order.created_at);
     record["outbox"] = serde_json::to_value(&outbox).unwrap();
     let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
