@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cold-start and size benchmark: builds the six functions as release zips for x86_64
+# Cold-start and size benchmark: builds the functions as release zips for x86_64
 # and (when the aarch64 std is installed) arm64, installs the Python and Node peers in
 # target/bench-peers, then runs dishpatch-coldstart, which writes
 # bench/results/coldstart.md and bench/results/coldstart.json.
@@ -10,6 +10,9 @@
 #   NO_EMULATOR=1 skip the second set of runs whose first invocation calls moto
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' bench/coldstart.sh; exit 0 ;;
+esac
 command_line="bench/coldstart.sh $*"
 for v in SKIP_BUILD SKIP_PEERS NO_EMULATOR; do
   if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
@@ -23,7 +26,9 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 out=target/bench-coldstart
 mkdir -p "$out"
-packages=(-p order-api -p order-saga -p inventory -p payment -p delivery -p notification)
+# The functions, as template.yaml lists them.
+packages=()
+for binary in $(sed -n 's/^ *Binary: *//p' template.yaml); do packages+=(-p "$binary"); done
 notes=()
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then

@@ -236,6 +236,54 @@ fn ratio_cell(r: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// A Markdown table column: its header, whether it holds figures (right-aligned), and
+/// its cell.
+struct Column<T>(&'static str, bool, fn(&T) -> String);
+
+/// A Markdown table: the header, the alignment rule, one line per row.
+fn table<'a, T: 'a>(md: &mut String, columns: &[Column<T>], rows: impl IntoIterator<Item = &'a T>) {
+    let header: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    let rule: String = columns
+        .iter()
+        .map(|c| if c.1 { "---:|" } else { "---|" })
+        .collect();
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let _ = writeln!(md, "|{rule}");
+    for row in rows {
+        let cells: Vec<String> = columns.iter().map(|c| (c.2)(row)).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+}
+
+// The columns the subject tables share.
+const NAME: Column<SubjectResult> = Column("function", false, |s| s.name.clone());
+const FUNCTION: Column<SubjectResult> = Column("function", false, |s| s.function.clone());
+const INIT_MEDIAN: Column<SubjectResult> =
+    Column("init median", true, |s| ms_cell(&s.init_ms, |x| x.median));
+const INIT_P90: Column<SubjectResult> =
+    Column("init p90", true, |s| ms_cell(&s.init_ms, |x| x.p90));
+const INIT_CPU_MEDIAN: Column<SubjectResult> = Column("init CPU median", true, |s| {
+    ms_cell(&s.init_cpu_ms, |x| x.median)
+});
+const FIRST_MEDIAN: Column<SubjectResult> = Column("first invocation median", true, |s| {
+    ms_cell(&s.first_invoke_ms, |x| x.median)
+});
+const FIRST_P90: Column<SubjectResult> = Column("first invocation p90", true, |s| {
+    ms_cell(&s.first_invoke_ms, |x| x.p90)
+});
+const RSS_MEDIAN: Column<SubjectResult> = Column("peak RSS median", true, |s| {
+    ms_cell(&s.peak_rss_mib, |x| x.median)
+});
+const RSS_MAX: Column<SubjectResult> = Column("peak RSS max", true, |s| {
+    ms_cell(&s.peak_rss_mib, |x| x.max)
+});
+const RUNS_OK: Column<SubjectResult> = Column("runs ok", true, |s| s.samples.len().to_string());
+
+/// The artefact sizes of a subject (all `n/a` for a peer).
+fn sizes(s: &SubjectResult) -> Sizes {
+    s.sizes.unwrap_or_default()
+}
+
 pub fn markdown(r: &Results) -> String {
     let mut md = String::new();
     let m = &r.machine;
@@ -274,31 +322,25 @@ pub fn markdown(r: &Results) -> String {
         md,
         "### Functions (times in ms, sizes in 10^6 bytes, memory in MiB)\n"
     );
-    let _ = writeln!(md, "| function | binary x86_64 | zip x86_64 | binary arm64 | zip arm64 | init median | init p90 | init CPU median | first invocation median | first invocation p90 | peak RSS median | peak RSS max | runs ok |");
-    let _ = writeln!(
-        md,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    table(
+        &mut md,
+        &[
+            NAME,
+            Column("binary x86_64", true, |s| opt_mb(sizes(s).binary_x86_64)),
+            Column("zip x86_64", true, |s| opt_mb(sizes(s).zip_x86_64)),
+            Column("binary arm64", true, |s| opt_mb(sizes(s).binary_arm64)),
+            Column("zip arm64", true, |s| opt_mb(sizes(s).zip_arm64)),
+            INIT_MEDIAN,
+            INIT_P90,
+            INIT_CPU_MEDIAN,
+            FIRST_MEDIAN,
+            FIRST_P90,
+            RSS_MEDIAN,
+            RSS_MAX,
+            RUNS_OK,
+        ],
+        r.subjects.iter().filter(|s| s.is_plain_function()),
     );
-    for s in r.subjects.iter().filter(|s| s.is_plain_function()) {
-        let z = s.sizes.unwrap_or_default();
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.name,
-            opt_mb(z.binary_x86_64),
-            opt_mb(z.zip_x86_64),
-            opt_mb(z.binary_arm64),
-            opt_mb(z.zip_arm64),
-            ms_cell(&s.init_ms, |s| s.median),
-            ms_cell(&s.init_ms, |s| s.p90),
-            ms_cell(&s.init_cpu_ms, |s| s.median),
-            ms_cell(&s.first_invoke_ms, |s| s.median),
-            ms_cell(&s.first_invoke_ms, |s| s.p90),
-            ms_cell(&s.peak_rss_mib, |s| s.median),
-            ms_cell(&s.peak_rss_mib, |s| s.max),
-            s.samples.len(),
-        );
-    }
     let _ = writeln!(md, "\nFirst-invocation events:");
     for s in r.subjects.iter() {
         let _ = writeln!(md, "- {}: {}", s.name, s.event);
@@ -310,93 +352,89 @@ pub fn markdown(r: &Results) -> String {
             "\n### First invocation with I/O against the emulator, same run\n"
         );
         let _ = writeln!(md, "The same binaries started again with `AWS_ENDPOINT_URL` set and the local stack's resource names; the first invocation makes real DynamoDB/SNS/SQS calls to moto on loopback (plain HTTP, so no TLS handshake as in AWS).\n");
-        let _ = writeln!(md, "| function | init median | first invocation median | first invocation p90 | peak RSS median | peak RSS max | runs ok |");
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-        for s in r.subjects.iter().filter(|s| s.with_io) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                s.function,
-                ms_cell(&s.init_ms, |s| s.median),
-                ms_cell(&s.first_invoke_ms, |s| s.median),
-                ms_cell(&s.first_invoke_ms, |s| s.p90),
-                ms_cell(&s.peak_rss_mib, |s| s.median),
-                ms_cell(&s.peak_rss_mib, |s| s.max),
-                s.samples.len(),
-            );
-        }
+        table(
+            &mut md,
+            &[
+                FUNCTION,
+                INIT_MEDIAN,
+                FIRST_MEDIAN,
+                FIRST_P90,
+                RSS_MEDIAN,
+                RSS_MAX,
+                RUNS_OK,
+            ],
+            r.subjects.iter().filter(|s| s.with_io),
+        );
     }
 
     if r.subjects.iter().any(|s| s.variant.is_some()) {
         let _ = writeln!(md, "\n### What-if runs, same run (I/O-free event)\n");
-        let _ = writeln!(
-            md,
-            "| function | environment | init median | init p90 | init CPU median | runs ok |"
+        let environment = Column("environment", false, |s: &SubjectResult| {
+            s.variant.clone().unwrap_or_default()
+        });
+        table(
+            &mut md,
+            &[
+                FUNCTION,
+                environment,
+                INIT_MEDIAN,
+                INIT_P90,
+                INIT_CPU_MEDIAN,
+                RUNS_OK,
+            ],
+            r.subjects.iter().filter(|s| s.variant.is_some()),
         );
-        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
-        for s in r.subjects.iter().filter(|s| s.variant.is_some()) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} |",
-                s.function,
-                s.variant.as_deref().unwrap_or_default(),
-                ms_cell(&s.init_ms, |s| s.median),
-                ms_cell(&s.init_ms, |s| s.p90),
-                ms_cell(&s.init_cpu_ms, |s| s.median),
-                s.samples.len(),
-            );
-        }
     }
 
     let _ = writeln!(md, "\n### Peers and harness floor, same run\n");
-    let _ = writeln!(md, "| peer | what | init median | init p90 | init CPU median | first invocation median | peak RSS median | runs ok |");
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
-    for s in r.subjects.iter().filter(|s| s.kind != Kind::Rust) {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.name,
-            s.label,
-            ms_cell(&s.init_ms, |s| s.median),
-            ms_cell(&s.init_ms, |s| s.p90),
-            ms_cell(&s.init_cpu_ms, |s| s.median),
-            ms_cell(&s.first_invoke_ms, |s| s.median),
-            ms_cell(&s.peak_rss_mib, |s| s.median),
-            s.samples.len(),
-        );
-    }
+    table(
+        &mut md,
+        &[
+            Column("peer", false, |s: &SubjectResult| s.name.clone()),
+            Column("what", false, |s| s.label.clone()),
+            INIT_MEDIAN,
+            INIT_P90,
+            INIT_CPU_MEDIAN,
+            FIRST_MEDIAN,
+            RSS_MEDIAN,
+            RUNS_OK,
+        ],
+        r.subjects.iter().filter(|s| s.kind != Kind::Rust),
+    );
 
     let _ = writeln!(
         md,
         "\n### Init ratios (peer median / function median, same run)\n"
     );
-    let _ = writeln!(md, "| function | Python / Rust | Node / Rust |");
-    let _ = writeln!(md, "|---|---:|---:|");
-    for x in &r.ratios {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} |",
-            x.function,
-            ratio_cell(x.python_over_rust),
-            ratio_cell(x.node_over_rust)
-        );
-    }
+    table(
+        &mut md,
+        &[
+            Column("function", false, |x: &Ratio| x.function.clone()),
+            Column("Python / Rust", true, |x| ratio_cell(x.python_over_rust)),
+            Column("Node / Rust", true, |x| ratio_cell(x.node_over_rust)),
+        ],
+        &r.ratios,
+    );
 
     let _ = writeln!(md, "\n### Targets\n");
-    let _ = writeln!(md, "| target | function | figure | met |");
-    let _ = writeln!(md, "|---|---|---:|---|");
-    for c in &r.checks {
+    let met = |c: &Check| {
         let met = match c.met {
             Some(true) => "met",
             Some(false) => "**not met**",
             None => "not measurable",
         };
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            c.target, c.function, c.figure, met
-        );
-    }
+        met.to_owned()
+    };
+    table(
+        &mut md,
+        &[
+            Column("target", false, |c: &Check| c.target.clone()),
+            Column("function", false, |c| c.function.clone()),
+            Column("figure", true, |c| c.figure.clone()),
+            Column("met", false, met),
+        ],
+        &r.checks,
+    );
     let notes = analysis(r);
     if !notes.is_empty() {
         let _ = writeln!(md, "\n### Reading the figures\n");
