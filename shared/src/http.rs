@@ -218,6 +218,20 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Pr
         .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))
 }
 
+/// A body that must be a JSON object, for handlers that check each field themselves
+/// (bounds, types) rather than through serde: a 400 naming the body otherwise.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Value, Problem> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(Problem::bad_request(
+            "body",
+            "the body must be a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
 /// The matched route, `"METHOD /path/{param}"`, as API Gateway reports it.
 pub fn route_key(req: &Request) -> String {
     match req.request_context_ref() {

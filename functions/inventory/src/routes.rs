@@ -94,14 +94,7 @@ pub fn parse_item_update(body: &[u8]) -> Result<ItemUpdate, Problem> {
             format!("the body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
-    if !v.is_object() {
-        return Err(Problem::bad_request(
-            "body",
-            "the body must be a JSON object",
-        ));
-    }
+    let v = dishpatch::http::json_object(body)?;
     let name = match v.get("name").and_then(Value::as_str).map(str::trim) {
         Some(s)
             if !s.is_empty()

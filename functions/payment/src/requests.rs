@@ -59,24 +59,12 @@ fn fingerprint(parts: &[&str]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn object(body: &[u8]) -> Result<Value, Problem> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request("body", format!("invalid JSON body: {e}")))?;
-    if !v.is_object() {
-        return Err(Problem::bad_request(
-            "body",
-            "the body must be a JSON object",
-        ));
-    }
-    Ok(v)
-}
-
 fn amount(v: &Value, max: i64) -> Result<Money, Problem> {
     money_field(v, "amount", 1, max)
 }
 
 pub fn parse_top_up(body: &[u8]) -> Result<TopUpRequest, Problem> {
-    let v = object(body)?;
+    let v = dishpatch::http::json_object(body)?;
     let amount = amount(&v, MAX_TOP_UP)?;
     let card_token = match v.get("cardToken") {
         Some(Value::String(t)) if is_valid_card_token(t) => t.clone(),
@@ -97,7 +85,7 @@ pub fn parse_top_up(body: &[u8]) -> Result<TopUpRequest, Problem> {
 }
 
 pub fn parse_admin_credit(body: &[u8]) -> Result<AdminCreditRequest, Problem> {
-    let v = object(body)?;
+    let v = dishpatch::http::json_object(body)?;
     let amount = amount(&v, MAX_ADMIN_CREDIT)?;
     let reason = match v.get("reason") {
         Some(Value::String(r))
