@@ -46,6 +46,11 @@
 //! handlers are idempotent, or use a fresh prefix); batching windows are capped at
 //! 100 ms; one concurrent invocation per event source; no throttling; every authorizer
 //! is the dev-key JWT authorizer.
+//!
+//! What it may depend on: the six function crates (it hosts them), the shared crate, the
+//! template reader, the invariant checker, the card sandbox and the emulator starter. It
+//! is the one crate that links all of them; nothing deployed depends on it, and the
+//! operator CLI may not (its dependency test checks).
 
 pub mod awsproxy;
 pub mod cloudwatch;

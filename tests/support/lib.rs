@@ -1,4 +1,9 @@
 //! A client for the local stack's HTTP API, as a customer, manager or courier would use it.
+//!
+//! The end-to-end tests (`tests/*.rs`) run the whole system through it on the local
+//! stack (`dishpatch-local`) over real HTTP, and read tables, queues and the operator
+//! CLI's library (`dishpatch-ops`) to check what happened. Test-only: nothing depends on
+//! this crate.
 
 use dishpatch_local::testing::{moto, unique_prefix};
 use dishpatch_local::{tokens, LocalStack, LocalStackOptions};

@@ -1,6 +1,10 @@
 //! `dishpatch-coldstart`: cold init, first invocation and peak memory of every function
 //! against a local Lambda Runtime API, interleaved with a Python and a Node peer doing
 //! the same start-up, plus binary and zip sizes. Writes JSON and a markdown section.
+//!
+//! It depends on the template reader (which functions exist and their environment) and
+//! runs the functions' release binaries as processes: it links no function crate, so what
+//! it measures is the binary that deploys.
 
 mod floor;
 mod machine;

@@ -3,10 +3,11 @@
 //! payment breaker — against a deployed stack or the local one.
 //!
 //! It targets real AWS, so it depends on the template reader ([`dishpatch_template`]),
-//! the checker ([`dishpatch_invariants`]), the AWS SDKs, clap, and the shared crate for
-//! the contracts it reads (dead-letter attributes, the breaker's metrics, the message
-//! types, the SDK configuration with compiled-in roots); never on the emulator, the
-//! function crates, the card sandbox or plotting (`tests/dependencies.rs` checks).
+//! the checker ([`dishpatch_invariants`]), the AWS SDKs, clap, the core crate for the
+//! contracts it reads (dead-letter attributes, metric names, message types) and the SDK
+//! crate for the configuration and logging the functions use; never on the emulator,
+//! the function crates, the shared crate and its Lambda runtime, the card sandbox or
+//! plotting (`tests/dependencies.rs` checks).
 //!
 //! Every command is a library call on a [`Target`] (an SDK configuration, the template,
 //! and how to find the physical resources) so tests drive them without the binary.

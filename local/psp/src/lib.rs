@@ -49,6 +49,9 @@
 //!   first, with its idempotency key and refunds.
 //! * `POST /_sandbox/reset` → `204`: forgets charges and idempotency keys, restores the
 //!   default config and restarts the failure randomness from the seed.
+//!
+//! It depends on hyper, tokio, serde and tracing only: no dishpatch crate, so the
+//! contract it serves is the provider's, not a copy of the adapter's assumptions.
 
 mod server;
 mod state;
