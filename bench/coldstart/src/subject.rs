@@ -1,4 +1,4 @@
-//! What gets started: the functions (the template's list) with the environment `template.yaml` gives
+//! What gets started: the functions `template.yaml` lists, with the environment it gives
 //! them (dummy values; nothing is contacted at init), and the Python and Node peers.
 
 use std::path::{Path, PathBuf};
