@@ -96,6 +96,27 @@ fn through(proxy: &AwsProxy, direct: &SdkConfig) -> SdkConfig {
         .build()
 }
 
+/// Clients of code behind the proxy.
+struct Clients {
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+}
+
+/// A proxy with the default configuration, and clients behind it.
+async fn proxied(f: &Fixture) -> (AwsProxy, Clients) {
+    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
+        .await
+        .unwrap();
+    let sdk = through(&proxy, &f.direct);
+    let clients = Clients {
+        ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        sns: aws_sdk_sns::Client::new(&sdk),
+    };
+    (proxy, clients)
+}
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
@@ -103,13 +124,7 @@ fn s(v: &str) -> AttributeValue {
 #[tokio::test]
 async fn counts_every_call_and_meters_units_from_item_sizes() {
     let f = fixture("proxy-counts").await;
-    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
-        .await
-        .unwrap();
-    let sdk = through(&proxy, &f.direct);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let sns = aws_sdk_sns::Client::new(&sdk);
+    let (proxy, Clients { ddb, sqs, sns }) = proxied(&f).await;
 
     // "pk"(2) + "k1"(2) + "data"(4) + 1500 = 1508 bytes: 2 write units, 1 read unit.
     f.put(&ddb, "k1")
@@ -209,20 +224,14 @@ async fn counts_every_call_and_meters_units_from_item_sizes() {
 #[tokio::test]
 async fn throttled_calls_are_retried_by_the_sdk_until_they_succeed() {
     let f = fixture("proxy-retry").await;
-    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
-        .await
-        .unwrap();
-    let sdk = through(&proxy, &f.direct);
+    let (proxy, Clients { ddb, sqs, sns }) = proxied(&f).await;
 
     let third_attempt = "the third attempt gets through";
     proxy.fault_next(FaultKind::Throttle, 2);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     f.put(&ddb, "retried").send().await.expect(third_attempt);
     proxy.fault_next(FaultKind::Throttle, 2);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
     f.send(&sqs, "m").send().await.expect(third_attempt);
     proxy.fault_next(FaultKind::Error, 2);
-    let sns = aws_sdk_sns::Client::new(&sdk);
     f.publish(&sns, "m").send().await.expect(third_attempt);
 
     let c = proxy.counts();
@@ -239,13 +248,7 @@ async fn throttled_calls_are_retried_by_the_sdk_until_they_succeed() {
 #[tokio::test]
 async fn each_fault_reaches_the_sdk_as_the_service_error() {
     let f = fixture("proxy-kinds").await;
-    let proxy = AwsProxy::start(testing::moto(), AwsProxyConfig::default())
-        .await
-        .unwrap();
-    let sdk = through(&proxy, &f.direct);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let sns = aws_sdk_sns::Client::new(&sdk);
+    let (proxy, Clients { ddb, sqs, sns }) = proxied(&f).await;
 
     // Three attempts (the SDK's default), all faulted: the error surfaces.
     proxy.fault_next(FaultKind::Throttle, 3);
