@@ -1,0 +1,152 @@
+//! The `dishpatch` metrics as CloudWatch holds them: every metric of
+//! [`dishpatch_core::metrics::ALL`] that `ListMetrics` finds (each dimension set its
+//! own series), its recent datapoints from `GetMetricData`. Whichever metrics the
+//! functions emit show up; the rest are listed as waiting for data.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use dishpatch_core::metrics::{self as names, Unit, METRICS_NAMESPACE};
+use dishpatch_ops::Target;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// How far back the charts look, and their bucket width.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const PERIOD: Duration = Duration::from_secs(10);
+/// `GetMetricData` takes at most this many queries per call.
+const QUERIES_PER_CALL: usize = 500;
+
+/// One metric with one set of dimension values, over the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    pub name: String,
+    pub unit: &'static str,
+    /// `Sum` for counts, `Average` for durations, `Maximum` for gauges.
+    pub stat: &'static str,
+    pub dimensions: BTreeMap<String, String>,
+    pub help: &'static str,
+    /// `[epoch ms, value]`, oldest first; periods without data are absent.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The series with data, and the known metrics without any yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    pub period_secs: u64,
+    pub window_secs: u64,
+    pub series: Vec<Series>,
+    pub waiting: Vec<&'static str>,
+}
+
+/// The statistic a chart of `unit` shows.
+pub fn stat(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Count => "Sum",
+        Unit::Milliseconds => "Average",
+        Unit::None => "Maximum",
+    }
+}
+
+/// Every known metric's series over the last [`WINDOW`].
+pub async fn read(target: &Target) -> Result<Metrics> {
+    let cw = aws_sdk_cloudwatch::Client::new(&target.sdk);
+    let mut found: Vec<Series> = Vec::new();
+    let mut pages = cw
+        .list_metrics()
+        .namespace(METRICS_NAMESPACE)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("list the dishpatch metrics", e))?;
+        for m in page.metrics() {
+            let Some(known) = m.metric_name().and_then(names::by_name) else {
+                continue;
+            };
+            let dimensions = m
+                .dimensions()
+                .iter()
+                .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
+                .collect();
+            let series = Series {
+                name: known.name.to_owned(),
+                unit: known.unit.as_str(),
+                stat: stat(known.unit),
+                dimensions,
+                help: known.help,
+                points: Vec::new(),
+            };
+            if !found.contains(&series) {
+                found.push(series);
+            }
+        }
+    }
+    let now = SystemTime::now();
+    for (chunk_no, chunk) in found.chunks_mut(QUERIES_PER_CALL).enumerate() {
+        let mut query = cw
+            .get_metric_data()
+            .start_time(DateTime::from(now - WINDOW))
+            .end_time(DateTime::from(now + PERIOD));
+        for (i, s) in chunk.iter().enumerate() {
+            let metric = Metric::builder()
+                .namespace(METRICS_NAMESPACE)
+                .metric_name(&s.name)
+                .set_dimensions(Some(
+                    s.dimensions
+                        .iter()
+                        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                        .collect(),
+                ))
+                .build();
+            query = query.metric_data_queries(
+                MetricDataQuery::builder()
+                    .id(format!("m{i}"))
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(metric)
+                            .period(PERIOD.as_secs() as i32)
+                            .stat(s.stat)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        let data = query
+            .send()
+            .await
+            .map_err(|e| Error::aws(format!("metric data (batch {chunk_no})"), e))?;
+        for r in data.metric_data_results() {
+            let Some(s) = r
+                .id()
+                .and_then(|id| id.strip_prefix('m')?.parse::<usize>().ok())
+                .and_then(|i| chunk.get_mut(i))
+            else {
+                continue;
+            };
+            s.points = r
+                .timestamps()
+                .iter()
+                .zip(r.values())
+                .map(|(t, v)| (t.to_millis().unwrap_or_default(), *v))
+                .collect();
+            s.points.sort_by_key(|p| p.0);
+        }
+    }
+    found.sort_by(|a, b| (&a.name, &a.dimensions).cmp(&(&b.name, &b.dimensions)));
+    let waiting = names::ALL
+        .iter()
+        .map(|m| m.name)
+        .filter(|n| !found.iter().any(|s| s.name == *n))
+        .collect();
+    Ok(Metrics {
+        period_secs: PERIOD.as_secs(),
+        window_secs: WINDOW.as_secs(),
+        series: found,
+        waiting,
+    })
+}
