@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use dishpatch_core::keys;
 use serde_json::Value;
 
 use crate::Target;
@@ -38,8 +39,8 @@ pub async fn snapshot(target: &Target, order_id: &str) -> Result<Option<(String,
         .dynamodb()
         .get_item()
         .table_name(&table)
-        .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
-        .key("sk", AttributeValue::S("ORDER".to_owned()))
+        .key("pk", AttributeValue::S(keys::order_pk(order_id)))
+        .key("sk", AttributeValue::S(keys::ORDER_SK.to_owned()))
         .consistent_read(true)
         .send()
         .await
