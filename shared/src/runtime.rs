@@ -11,11 +11,15 @@ use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Context, Error, LambdaEvent};
 use serde_json::Value;
 
+use dishpatch_sdk::trace;
+use tracing::Instrument;
+
 use crate::envelope::{DecodeError, Envelope, MessageType};
 use crate::error::Problem;
 
 pub mod dead_letters;
 pub mod deadline;
+pub mod spans;
 use dead_letters::{DeadLetters, Failure};
 
 #[async_trait::async_trait]
@@ -136,12 +140,18 @@ impl From<crate::error::StoreError> for MessageError {
 }
 
 /// Dispatches a raw Lambda event by its shape, within the invocation's deadline
-/// ([`deadline`]).
+/// ([`deadline`]) and its span ([`spans`]): the function, request id and trace id of
+/// every line logged and every AWS call made while it runs.
 pub async fn invoke(f: &dyn Function, event: Value, ctx: Context) -> Result<Value, Error> {
-    match ctx.deadline {
-        0 => dispatch(f, event, ctx).await,
-        at => deadline::with_deadline(at, dispatch(f, event, ctx)).await,
-    }
+    crate::envelope::trace::set_source(spans::traceparent);
+    let (span, trace) = spans::invocation(&ctx);
+    let run = async move {
+        match ctx.deadline {
+            0 => dispatch(f, event, ctx).await,
+            at => deadline::with_deadline(at, dispatch(f, event, ctx)).await,
+        }
+    };
+    trace::scope(trace, run).instrument(span).await
 }
 
 async fn dispatch(f: &dyn Function, event: Value, ctx: Context) -> Result<Value, Error> {
@@ -166,7 +176,8 @@ async fn dispatch(f: &dyn Function, event: Value, ctx: Context) -> Result<Value,
         Ok(serde_json::to_value(sqs_batch(f, batch, function).await)?)
     } else if source.as_deref() == Some("aws:dynamodb") {
         let batch: StreamEvent = serde_json::from_value(event)?;
-        Ok(stream_batch(f, batch).await)
+        let function = &ctx.env_config.function_name;
+        Ok(stream_batch(f, batch, function).await)
     } else if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
         let scheduled: Scheduled = serde_json::from_value(event)?;
         Ok(f.scheduled(&scheduled).await?)
@@ -180,12 +191,20 @@ async fn dispatch(f: &dyn Function, event: Value, ctx: Context) -> Result<Value,
     }
 }
 
-/// Runs a function under the Lambda runtime: logs, config, and the dispatcher.
+/// Runs a function under the Lambda runtime: logs, config, and the dispatcher. Spans
+/// are sent at the end of each invocation, before Lambda freezes the process.
+/// (Without the runtime's own tracing layer: [`invoke`]'s span carries the request
+/// id, and a second span would repeat it on every line.)
 pub async fn run<F: Function>(f: F) -> Result<(), Error> {
     let f = &f;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |ev: LambdaEvent<Value>| async move { invoke(f, ev.payload, ev.context).await },
+    lambda_runtime::Runtime::new(lambda_runtime::service_fn(
+        move |ev: LambdaEvent<Value>| async move {
+            let out = invoke(f, ev.payload, ev.context).await;
+            trace::export::flush();
+            out
+        },
     ))
+    .run()
     .await
 }
 
@@ -194,10 +213,16 @@ async fn sqs_batch(f: &dyn Function, batch: SqsEvent, function: &str) -> SqsBatc
     // In order: a batch rarely holds two messages of one order, but when it does the
     // saga's conditional writes would make one of them retry anyway.
     for msg in batch.records {
-        let Err(e) = one_message(f, &msg).await else {
-            continue;
+        let body = msg.body.as_deref().unwrap_or("");
+        let decoded = Envelope::decode(body);
+        let (span, trace) = spans::message(function, &msg, decoded.as_ref().ok());
+        let handled = async {
+            let Err(e) = one_message(f, decoded).await else {
+                return true;
+            };
+            park(f, &msg, &e, function).await
         };
-        if !park(f, &msg, &e, function).await {
+        if !trace::scope(trace, handled).instrument(span).await {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = msg.message_id.clone().unwrap_or_default();
             failures.push(failure);
@@ -211,7 +236,6 @@ async fn sqs_batch(f: &dyn Function, batch: SqsEvent, function: &str) -> SqsBatc
 /// Parks a failed message in the function's DLQ when it can never succeed or this is
 /// its last receive. `true`: parked (the item counts as handled).
 async fn park(f: &dyn Function, msg: &SqsMessage, e: &MessageError, function: &str) -> bool {
-    let id = msg.message_id.as_deref().unwrap_or_default();
     let receive_count: u32 = msg
         .attributes
         .get("ApproximateReceiveCount")
@@ -222,10 +246,10 @@ async fn park(f: &dyn Function, msg: &SqsMessage, e: &MessageError, function: &s
         .filter(|d| e.permanent() || receive_count >= d.max_receives());
     let Some(dead_letters) = due else {
         if e.permanent() {
-            tracing::error!(message_id = id, error = %e, receive_count,
+            tracing::error!(error = %e, receive_count,
                 "message can never be processed; it goes to the DLQ after its retries");
         } else {
-            tracing::warn!(message_id = id, error = %e, receive_count,
+            tracing::warn!(error = %e, receive_count,
                 "message failed; it will be retried");
         }
         return false;
@@ -238,35 +262,38 @@ async fn park(f: &dyn Function, msg: &SqsMessage, e: &MessageError, function: &s
     };
     match dead_letters.park(msg, &failure).await {
         Ok(()) => {
-            tracing::error!(message_id = id, code = failure.code, error = %e, receive_count,
+            tracing::error!(code = failure.code, error = %e, receive_count,
                 "message parked in the dead-letter queue");
             true
         }
         Err(park_error) => {
-            tracing::error!(message_id = id, error = %e, park_error, receive_count,
+            tracing::error!(error = %e, park_error, receive_count,
                 "could not park the message; it is retried and left to the redrive policy");
             false
         }
     }
 }
 
-async fn one_message(f: &dyn Function, msg: &SqsMessage) -> Result<(), MessageError> {
-    let body = msg.body.as_deref().unwrap_or("");
-    let (envelope, kind) = Envelope::decode(body)?;
-    tracing::info!(
-        order_id = %envelope.order_id, message_type = %kind, message_id = %envelope.id,
-        correlation_id = %envelope.correlation_id, "handling message"
-    );
+async fn one_message(
+    f: &dyn Function,
+    decoded: Result<(Envelope, MessageType), DecodeError>,
+) -> Result<(), MessageError> {
+    let (envelope, kind) = decoded?;
+    tracing::debug!("handling message");
     f.message(envelope, kind).await
 }
 
-async fn stream_batch(f: &dyn Function, batch: StreamEvent) -> Value {
+async fn stream_batch(f: &dyn Function, batch: StreamEvent, function: &str) -> Value {
     // Stream records of a shard must be handled in order: stop at the first failure
     // and report it, so Lambda retries from there.
     for record in &batch.records {
-        if let Err(e) = f.stream_record(record).await {
+        let (span, trace) = spans::record(function, record);
+        let handled = trace::scope(trace, f.stream_record(record)).instrument(span.clone());
+        if let Err(e) = handled.await {
             let seq = record.change.sequence_number.clone().unwrap_or_default();
-            tracing::warn!(sequence_number = %seq, error = %e, "stream record failed");
+            span.in_scope(
+                || tracing::warn!(sequence_number = %seq, error = %e, "stream record failed"),
+            );
             return serde_json::json!({"batchItemFailures": [{"itemIdentifier": seq}]});
         }
     }

@@ -6,6 +6,8 @@ use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod trace;
+
 /// The version this code writes. Readers accept any `1.x` and refuse a newer major.
 pub const VERSION: &str = "1.0";
 const SUPPORTED_MAJOR: u32 = 1;
@@ -131,6 +133,10 @@ pub struct Envelope {
     pub correlation_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
+    /// The W3C trace context of the code that made it ([`trace`]): its handler's span
+    /// continues that trace, one per order across every function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     #[serde(default)]
     pub data: Value,
 }
@@ -146,16 +152,23 @@ impl Envelope {
             order_id: order_id.to_owned(),
             correlation_id: order_id.to_owned(),
             causation_id: None,
+            traceparent: trace::current(),
             data: serde_json::to_value(data).unwrap_or(Value::Null),
         }
     }
 
-    /// A message caused by this one: same order and correlation.
+    /// A message caused by this one: same order and correlation, and its trace when
+    /// the code making it has none.
     pub fn follow(&self, kind: MessageType, data: impl Serialize) -> Self {
+        let next = Envelope::new(kind, &self.order_id, data);
         Envelope {
             causation_id: Some(self.id.clone()),
             correlation_id: self.correlation_id.clone(),
-            ..Envelope::new(kind, &self.order_id, data)
+            traceparent: next
+                .traceparent
+                .clone()
+                .or_else(|| self.traceparent.clone()),
+            ..next
         }
     }
 
@@ -225,6 +238,13 @@ impl Envelope {
             .is_some_and(|c| c.len() > MAX_HEADER_FIELD || c.chars().any(char::is_control))
         {
             return bad("causationId");
+        }
+        if self
+            .traceparent
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_HEADER_FIELD || !t.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return bad("traceparent");
         }
         if self.version.len() > 16 || self.occurred_at.len() > MAX_HEADER_FIELD {
             return bad("version or occurredAt");
@@ -400,11 +420,12 @@ mod tests {
     fn header_fields_past_their_bounds_are_malformed() {
         let long = "x".repeat(MAX_HEADER_FIELD + 1);
         type Set = fn(&mut Envelope, &str);
-        let cases: [(&str, Set); 5] = [
+        let cases: [(&str, Set); 6] = [
             ("id", |e, v| e.id = v.into()),
             ("orderId", |e, v| e.order_id = v.into()),
             ("correlationId", |e, v| e.correlation_id = v.into()),
             ("causationId", |e, v| e.causation_id = Some(v.into())),
+            ("traceparent", |e, v| e.traceparent = Some(v.into())),
             ("occurredAt", |e, v| e.occurred_at = v.into()),
         ];
         for (field, set) in cases {
@@ -416,6 +437,29 @@ mod tests {
         let mut env = sample();
         env.order_id = "../o-1".into();
         assert!(Envelope::decode(&env.to_json()).is_err());
+    }
+
+    #[test]
+    fn a_trace_context_is_one_more_header_field_left_out_when_absent() {
+        let traced = Envelope {
+            id: "m-1".into(),
+            occurred_at: "2026-11-22T10:00:00.000Z".into(),
+            traceparent: Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".into()),
+            ..sample()
+        };
+        let json = traced.to_json();
+        assert!(
+            json.contains(r#""correlationId":"o-1","traceparent":"00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01","data""#),
+            "{json}"
+        );
+        assert_eq!(Envelope::decode(&json).unwrap().0, traced);
+        assert!(!sample().to_json().contains("traceparent"));
+        // Without a source, a message made in handling continues its cause's trace.
+        let next = traced.follow(MessageType::InventoryReserved, serde_json::json!({}));
+        assert_eq!(next.traceparent, traced.traceparent);
+        let mut spaced = traced;
+        spaced.traceparent = Some("00 x".into());
+        assert!(Envelope::decode(&spaced.to_json()).is_err());
     }
 
     #[test]

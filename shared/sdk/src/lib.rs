@@ -1,14 +1,17 @@
 //! How every dishpatch program reaches AWS and logs: the SDK configuration
 //! ([`sdk_config`] for AWS, [`endpoint_config`] for an explicit emulator endpoint), the
-//! HTTPS client's trusted roots ([`tls`]), and JSON logs ([`logging`]).
+//! HTTPS client's trusted roots ([`tls`]), JSON logs ([`logging`]) and the trace
+//! context every log line and AWS call carries ([`trace`]).
 //!
 //! It may depend on `aws-config` and the SDK's HTTP client and on
-//! `tracing-subscriber`; not on any service client, the Lambda runtime or the domain.
+//! `tracing-subscriber` and OpenTelemetry; not on any service client, the Lambda
+//! runtime or the domain.
 //! The functions reach it through `dishpatch-shared` (`dishpatch::config`,
 //! `dishpatch::tls`, `dishpatch::logging`); the operator CLI uses it directly.
 
 pub mod logging;
 pub mod tls;
+pub mod trace;
 
 /// Loads the AWS SDK configuration once per process. `AWS_ENDPOINT_URL` (honoured
 /// natively by aws-config) points every client at the local emulator. The HTTPS client
@@ -17,7 +20,7 @@ pub mod tls;
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let roots = tls::Roots::from_env(|name| std::env::var(name).ok());
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(tls::https_client(roots))
+        .http_client(trace::http::traced(tls::https_client(roots)))
         .load()
         .await
 }
@@ -49,10 +52,18 @@ pub async fn endpoint_config(endpoint_url: &str, source: &'static str) -> aws_co
         ),
         _ => Credentials::new("test", "test", None, None, source),
     };
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint_url)
         .region(aws_config::Region::new(region))
         .credentials_provider(credentials)
         .load()
-        .await
+        .await;
+    // The default client, stamped with the trace as the deployed one is.
+    match config.http_client() {
+        Some(client) => config
+            .to_builder()
+            .http_client(trace::http::traced(client))
+            .build(),
+        None => config,
+    }
 }

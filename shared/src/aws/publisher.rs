@@ -2,12 +2,19 @@
 //! `eventType` attribute subscribers filter on), commands to the owner's queue. The
 //! route is the message's type; anything more (a delay, an alert's attributes) comes
 //! with it as its [`Delivery`], never from its payload.
+//!
+//! The envelope carries its trace (`traceparent`); a command also gets it as the SQS
+//! `AWSTraceHeader` system attribute, which X-Ray and Lambda read. SNS has no such
+//! attribute: a fact's trace travels in its envelope and in the publish call's
+//! `X-Amzn-Trace-Id` header ([`dishpatch_sdk::trace::http`]).
 
 use crate::envelope::{Envelope, Route};
 use crate::error::StoreError;
 use crate::outbox::Delivery;
 use aws_sdk_sns::types::MessageAttributeValue as SnsAttr;
 use aws_sdk_sqs::types::MessageAttributeValue as SqsAttr;
+use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
+use dishpatch_sdk::trace::TraceContext;
 
 #[async_trait::async_trait]
 pub trait Publisher: Send + Sync {
@@ -91,11 +98,24 @@ impl Publisher for SnsSqsPublisher {
             .string_value(kind.as_str())
             .build()
             .map_err(|e| StoreError::Aws(e.to_string()))?;
+        let trace = match trace_header(envelope) {
+            Some(xray) => Some(
+                MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(xray)
+                    .build()
+                    .map_err(|e| StoreError::Aws(e.to_string()))?,
+            ),
+            None => None,
+        };
         self.sqs
             .send_message()
             .queue_url(url)
             .message_body(envelope.to_json())
             .message_attributes("type", attr)
+            .set_message_system_attributes(
+                trace.map(|t| [(MessageSystemAttributeNameForSends::AwsTraceHeader, t)].into()),
+            )
             // Capped where the message was made (MAX_DELAY_SECONDS): it fits.
             .set_delay_seconds(delivery.delay_seconds.map(|d| d as i32))
             .send()
@@ -103,6 +123,12 @@ impl Publisher for SnsSqsPublisher {
             .map_err(|e| StoreError::Aws(format!("SQS send {kind}: {e:?}")))?;
         Ok(())
     }
+}
+
+/// The envelope's trace as an X-Ray header.
+fn trace_header(envelope: &Envelope) -> Option<String> {
+    let ctx = TraceContext::from_traceparent(envelope.traceparent.as_deref()?)?;
+    Some(ctx.xray())
 }
 
 impl SnsSqsPublisher {
@@ -188,6 +214,42 @@ mod emulator_tests {
             .map(|m| Envelope::decode(m.body().unwrap()).unwrap().0)
             .collect();
         assert_eq!(bodies, [now], "only the undelayed one is visible yet");
+    }
+
+    #[tokio::test]
+    async fn a_command_carries_its_trace_as_the_aws_trace_header() {
+        let sdk = emulator().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue = sqs
+            .create_queue()
+            .queue_name(unique("inventory"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let to = Destinations {
+            inventory_queue: Some(queue.clone()),
+            ..Destinations::default()
+        };
+        let trace = TraceContext::root();
+        let mut cmd = Envelope::new(MessageType::ReserveInventory, "o-1", serde_json::json!({}));
+        cmd.traceparent = Some(trace.traceparent());
+        SnsSqsPublisher::new(&sdk, to).publish(&cmd).await.unwrap();
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        let header = got[0]
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader));
+        assert_eq!(header, Some(&trace.xray()));
+        assert_eq!(Envelope::decode(got[0].body().unwrap()).unwrap().0, cmd);
     }
 
     #[tokio::test]
