@@ -6,7 +6,9 @@
 //! to HTTP. CORS preflights are answered from the template's `CorsConfiguration`.
 //! Not emulated: throttling, stages other than `$default`, custom domains.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -119,13 +121,38 @@ fn parse_path(path: &str) -> Vec<Segment> {
         .collect()
 }
 
+/// Answers every request under a path prefix on the gateway's port, ahead of the API's
+/// routes (the operator console).
+pub type MountHandler = Arc<
+    dyn Fn(hyper::Request<Incoming>, SocketAddr) -> Pin<Box<dyn Future<Output = Response> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The HTTP API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gateway {
     pub routes: Vec<Route>,
     pub cors: Option<CorsDef>,
     pub account_id: String,
     pub api_id: String,
+    /// Path prefixes served by other handlers.
+    pub mounts: Vec<(String, MountHandler)>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("routes", &self.routes)
+            .field("cors", &self.cors)
+            .field("account_id", &self.account_id)
+            .field("api_id", &self.api_id)
+            .field(
+                "mounts",
+                &self.mounts.iter().map(|m| &m.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Gateway {
@@ -135,7 +162,24 @@ impl Gateway {
             cors,
             account_id: account_id.to_owned(),
             api_id: "local".to_owned(),
+            mounts: Vec::new(),
         }
+    }
+
+    /// Serves `prefix` and every path under it with `handler` instead of the routes.
+    pub fn mount(mut self, prefix: &str, handler: MountHandler) -> Gateway {
+        self.mounts.push((prefix.to_owned(), handler));
+        self
+    }
+
+    fn mounted(&self, path: &str) -> Option<&MountHandler> {
+        self.mounts
+            .iter()
+            .find(|(p, _)| {
+                path.strip_prefix(p.as_str())
+                    .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+            })
+            .map(|(_, h)| h)
     }
 
     fn find(&self, method: &str, path: &str) -> Option<(&Route, Map<String, Value>)> {
@@ -155,7 +199,12 @@ impl Gateway {
     pub fn serve(self: Arc<Self>, listener: TcpListener) -> JoinHandle<()> {
         crate::serve::serve(listener, "gateway", move |req, peer, local| {
             let gw = self.clone();
-            async move { gw.handle(req, peer, local).await }
+            async move {
+                match gw.mounted(req.uri().path()) {
+                    Some(handler) => handler(req, peer).await,
+                    None => gw.handle(req, peer, local).await,
+                }
+            }
         })
     }
 

@@ -274,6 +274,7 @@ async fn up(
     println!();
     println!("dishpatch local stack is up");
     println!("  API:       {url}");
+    println!("  console:   {url}{}/", dishpatch_console::PREFIX);
     println!("  emulator:  {endpoint}   (prefix {})", local.stack.prefix);
     println!(
         "  functions: {}",

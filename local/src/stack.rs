@@ -347,11 +347,11 @@ impl LocalStack {
                 )
             })
             .collect();
-        let gateway = Arc::new(Gateway::new(
-            routes,
-            template.http_api.cors.clone(),
-            &stack.account_id,
-        ));
+        let console = dishpatch_console::Console::of_stack(&sdk, template.clone(), &stack.prefix);
+        let gateway = Arc::new(
+            Gateway::new(routes, template.http_api.cors.clone(), &stack.account_id)
+                .mount(dishpatch_console::PREFIX, console.handler()),
+        );
         let listener = tokio::net::TcpListener::bind((opts.host, opts.port)).await?;
         let addr = listener.local_addr()?;
         tasks.push(gateway.serve(listener));
