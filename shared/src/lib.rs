@@ -17,6 +17,7 @@ pub use dishpatch_sdk::{logging, tls};
 
 pub mod aws;
 pub mod config;
+pub mod emf;
 pub mod http;
 #[cfg(any(test, feature = "testing"))]
 pub mod http_fuzz;

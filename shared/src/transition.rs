@@ -1,7 +1,8 @@
 //! One saga step on a stored order: read it, transition, advance, write conditionally
 //! on the version read, and read again when another writer got there first. The cancel
 //! route, the step-result handler and the sweeper all move orders through here; each
-//! maps the [`Applied`] outcome to its own answer.
+//! maps the [`Applied`] outcome to its own answer. The write that wins emits the
+//! saga's metrics ([`metrics`]); a lost write, a duplicate or a refusal emits none.
 
 use crate::envelope::{now, Envelope};
 use crate::error::StoreError;
@@ -102,14 +103,19 @@ async fn attempt<D>(
         timings,
     );
     match orders.save(&next, Some(order.version), &outbox).await {
-        Ok(()) => Ok(Some(Applied::Moved {
-            from: order,
-            to: Box::new(next),
-        })),
+        Ok(()) => {
+            metrics::moved(&order, &next, &event);
+            Ok(Some(Applied::Moved {
+                from: order,
+                to: Box::new(next),
+            }))
+        }
         Err(StoreError::Conflict(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
+
+pub mod metrics;
 
 #[cfg(test)]
 mod tests;

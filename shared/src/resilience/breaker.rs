@@ -18,12 +18,12 @@
 //! next caller instead of leaving the breaker half-open forever.
 //!
 //! Every transition is logged (`tracing`), counted ([`Snapshot::transitions`]) and
-//! passed to a sink, by default one CloudWatch EMF line on stdout
-//! ([`super::metrics::emf_line`]). State is per container, as the seeds' AWS notes
+//! passed to a sink, by default CloudWatch EMF lines on stdout
+//! ([`super::metrics::emit_transition`]). State is per container, as the seeds' AWS notes
 //! accept: it fails fast locally; it is not a fleet-wide switch.
 
 use super::clock::{Clock, SystemClock};
-use super::metrics::{emf_line, emit};
+use super::metrics::emit_transition;
 use super::{Classify, Fault};
 use serde::{Serialize, Serializer};
 use std::collections::VecDeque;
@@ -187,8 +187,7 @@ impl CircuitBreaker {
             config,
             clock,
             sink: Arc::new(|t: &Transition| {
-                // EMF must be the whole log line, so not through the JSON tracing layer.
-                emit(&emf_line(t, chrono::Utc::now().timestamp_millis()));
+                emit_transition(t, chrono::Utc::now().timestamp_millis());
             }),
             inner: Mutex::new(Inner::default()),
         }

@@ -1,72 +1,68 @@
-//! Breaker transitions as CloudWatch Embedded Metric Format (EMF) log lines: CloudWatch
-//! turns each line into a metric with no API call (none of the `PutMetricData` latency
-//! or cost inside the invocation), and the line stays searchable in Logs Insights.
+//! Breaker transitions as CloudWatch Embedded Metric Format (EMF) log lines, through
+//! [`crate::emf`].
 //!
 //! Namespace `dishpatch`, dimension `Provider`, metric `BreakerOpened`, `BreakerClosed`
 //! or `BreakerHalfOpened`, count 1; `from`, `to`, `calls`, `failures`, `failureRate` and
-//! `transitions` ride along as properties (for `dishpatch breaker status`).
-
-use std::sync::OnceLock;
+//! `transitions` ride along as properties (for `dishpatch breaker status`). A second
+//! line sets the `BreakerState` gauge (0 closed, 1 half-open, 2 open).
 
 use super::breaker::{BreakerState, Transition};
-use serde_json::{json, Value};
+use crate::emf::Line;
+use dishpatch_core::metrics::{self as names, Metric};
 
-type Forwarder = Box<dyn Fn(&str) + Send + Sync>;
-static FORWARDER: OnceLock<Forwarder> = OnceLock::new();
-
-/// Writes an EMF line to stdout, where CloudWatch Logs turns it into metrics, and hands
-/// it to the process's forwarder if one is set.
-pub fn emit(line: &str) {
-    println!("{line}");
-    if let Some(forward) = FORWARDER.get() {
-        forward(line);
-    }
-}
-
-/// Sets where [`emit`] also sends each line: the local stack, which has no CloudWatch
-/// Logs, puts the metrics to the emulator's CloudWatch itself. Once per process;
-/// `false` if one was already set.
-pub fn set_forwarder(forward: impl Fn(&str) + Send + Sync + 'static) -> bool {
-    FORWARDER.set(Box::new(forward)).is_ok()
-}
-
+pub use crate::emf::{emit, set_forwarder};
 pub use dishpatch_core::metrics::METRICS_NAMESPACE;
 
 /// The metric a transition into `to` counts toward.
-pub fn metric_name(to: BreakerState) -> &'static str {
+pub fn metric(to: BreakerState) -> &'static Metric {
     match to {
-        BreakerState::Open => "BreakerOpened",
-        BreakerState::Closed => "BreakerClosed",
-        BreakerState::HalfOpen => "BreakerHalfOpened",
+        BreakerState::Open => &names::BREAKER_OPENED,
+        BreakerState::Closed => &names::BREAKER_CLOSED,
+        BreakerState::HalfOpen => &names::BREAKER_HALF_OPENED,
+    }
+}
+
+/// The name of [`metric`].
+pub fn metric_name(to: BreakerState) -> &'static str {
+    metric(to).name
+}
+
+/// [`names::BREAKER_STATE`]'s value for `state`: 0 closed, 1 half-open, 2 open.
+pub fn gauge(state: BreakerState) -> f64 {
+    match state {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
     }
 }
 
 /// One EMF JSON line (no newline) for `t`, stamped `timestamp_ms` (epoch millis).
 pub fn emf_line(t: &Transition, timestamp_ms: i64) -> String {
-    let name = metric_name(t.to);
-    let mut line = json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Provider"]],
-                // One-second resolution: `breaker status` orders transitions by time,
-                // and an opening and the half-open 30 s later would share a minute.
-                "Metrics": [{ "Name": name, "Unit": "Count", "StorageResolution": 1 }],
-            }],
-        },
-        "Provider": t.provider,
-        "from": t.from.as_str(),
-        "to": t.to.as_str(),
-        "calls": t.calls,
-        "failures": t.failures,
-        "failureRate": t.failure_rate(),
-        "transitions": t.transitions,
-    });
-    if let Value::Object(members) = &mut line {
-        members.insert(name.to_owned(), json!(1));
-    }
-    line.to_string()
+    line(t, timestamp_ms).render().concat()
+}
+
+/// The transition's count, at one-second resolution: `breaker status` orders
+/// transitions by time, and an opening and the half-open 30 s later would share a
+/// minute.
+fn line(t: &Transition, timestamp_ms: i64) -> Line {
+    Line::at(timestamp_ms)
+        .high_resolution()
+        .count(metric(t.to), [t.provider.as_str()])
+        .property("from", t.from.as_str())
+        .property("to", t.to.as_str())
+        .property("calls", t.calls)
+        .property("failures", t.failures)
+        .property("failureRate", t.failure_rate())
+        .property("transitions", t.transitions)
+}
+
+/// Emits `t`'s count ([`emf_line`]) and the state it left the breaker in, a line of
+/// its own so the count's line stays what `breaker status` reads.
+pub fn emit_transition(t: &Transition, timestamp_ms: i64) {
+    line(t, timestamp_ms).emit();
+    Line::at(timestamp_ms)
+        .point(&names::BREAKER_STATE, gauge(t.to), [t.provider.as_str()])
+        .emit();
 }
 
 #[cfg(test)]
@@ -86,25 +82,8 @@ mod tests {
         }
     }
 
-    /// What CloudWatch requires of an EMF line: every metric and dimension it declares
-    /// is a top-level member (a number, a string).
-    fn assert_valid_emf(v: &Value) {
-        let directives = v["_aws"]["CloudWatchMetrics"]
-            .as_array()
-            .expect("directives");
-        assert!(v["_aws"]["Timestamp"].is_i64());
-        for d in directives {
-            assert!(d["Namespace"].is_string());
-            for set in d["Dimensions"].as_array().unwrap() {
-                for key in set.as_array().unwrap() {
-                    assert!(v[key.as_str().unwrap()].is_string(), "dimension {key}");
-                }
-            }
-            for m in d["Metrics"].as_array().unwrap() {
-                assert!(v[m["Name"].as_str().unwrap()].is_number(), "metric {m}");
-            }
-        }
-    }
+    use crate::emf::{assert_valid as assert_valid_emf, Capture};
+    use serde_json::{json, Value};
 
     #[test]
     fn an_opening_renders_as_a_breaker_opened_count() {
@@ -158,5 +137,23 @@ mod tests {
             // No calls: a rate of 0, never NaN (which JSON cannot carry).
             assert_eq!(v["failureRate"], 0.0);
         }
+    }
+
+    #[test]
+    fn a_transition_emits_its_count_and_the_state_it_left() {
+        let capture = Capture::start();
+        emit_transition(&opened(), 7);
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 2);
+        lines.iter().for_each(assert_valid_emf);
+        assert_eq!(lines[0]["BreakerOpened"], 1);
+        assert_eq!(lines[1]["BreakerState"], 2);
+        assert_eq!(lines[1]["Provider"], "psp");
+        assert_eq!(
+            lines[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0],
+            json!({ "Name": "BreakerState", "Unit": "None" })
+        );
+        assert_eq!(gauge(BreakerState::Closed), 0.0);
+        assert_eq!(gauge(BreakerState::HalfOpen), 1.0);
     }
 }

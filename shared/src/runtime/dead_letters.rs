@@ -15,6 +15,8 @@ use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::config::{ConfigError, Env};
+use crate::emf::metrics::MESSAGES_PARKED;
+use crate::emf::Line;
 
 use dishpatch_core::parked::ALL as OURS;
 /// Message attributes of a parked message (what `dishpatch dlq show` prints).
@@ -104,9 +106,20 @@ impl DeadLetters for SqsDeadLetters {
         }
         send.send()
             .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        parked(msg, failure);
+        Ok(())
     }
+}
+
+/// Counts a message parked, by its failure code.
+fn parked(msg: &SqsMessage, failure: &Failure) {
+    Line::new()
+        .count(&MESSAGES_PARKED, [failure.code])
+        .property("function", failure.function.as_str())
+        .property("messageId", msg.message_id.as_deref().unwrap_or_default())
+        .property("receiveCount", failure.receive_count)
+        .emit();
 }
 
 /// The attributes of the parked copy: the original ones (minus an earlier failure's),

@@ -194,3 +194,58 @@ async fn a_store_failure_is_returned_as_it_is() {
     let failed = apply(&Down, &Timings::default(), "o-1", &cancel(), NO_MESSAGE, 4).await;
     assert!(matches!(failed, Err(StoreError::Aws(_))));
 }
+
+/// Metrics come from the write that wins: once per transition, none for a duplicate,
+/// a lost race or a refusal.
+#[tokio::test]
+async fn the_winning_write_emits_the_saga_metrics_once() {
+    use crate::emf::{assert_valid, Capture};
+    use dishpatch_core::metrics::{SAGA_EXECUTIONS, SAGA_TRANSITIONS, STEP_LATENCY};
+
+    let store = RacingOrderStore::new(Default::default(), 1);
+    placed(&store).await;
+    let capture = Capture::start();
+    assert!(matches!(
+        run(&store, &SagaEvent::InventoryReserved, NO_MESSAGE).await,
+        Applied::Moved { .. }
+    ));
+    assert!(matches!(
+        run(&store, &SagaEvent::InventoryReserved, NO_MESSAGE).await,
+        Applied::Ignored { .. }
+    ));
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    lines.iter().for_each(assert_valid);
+    assert_eq!(lines[0]["Status"], "RESERVED");
+    assert_eq!(lines[0]["Step"], "INVENTORY");
+    assert!(lines[0]["StepLatency"].as_f64().unwrap() >= 0.0);
+    assert_eq!(lines[0]["orderId"], "o-1");
+
+    capture.clear();
+    assert!(matches!(
+        run(&store, &cancel(), NO_MESSAGE).await,
+        Applied::Moved { .. }
+    ));
+    assert_eq!(
+        capture
+            .points(&SAGA_TRANSITIONS)
+            .into_iter()
+            .map(|(dims, n, _)| (dims, n))
+            .collect::<Vec<_>>(),
+        [(vec!["CANCELLING".to_owned()], 1.0)]
+    );
+    assert!(capture.points(&SAGA_EXECUTIONS).is_empty());
+    assert!(capture.points(&STEP_LATENCY).is_empty());
+}
+
+#[tokio::test]
+async fn a_write_that_never_wins_emits_nothing() {
+    let store = RacingOrderStore::contended(Default::default());
+    placed(&store).await;
+    let capture = crate::emf::Capture::start();
+    let applied = apply(&store, &Timings::default(), "o-1", &cancel(), NO_MESSAGE, 3)
+        .await
+        .unwrap();
+    assert!(matches!(applied, Applied::Contended));
+    assert!(capture.lines().is_empty());
+}
