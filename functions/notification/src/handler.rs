@@ -5,6 +5,8 @@ use crate::records::NotificationRecord;
 use crate::render::{render, CHANNEL};
 use crate::App;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use dishpatch::emf::metrics::STALE_NOTIFICATIONS;
+use dishpatch::emf::{Line, NO_DIMENSIONS};
 use dishpatch::envelope::{data::OrderFact, Envelope, MessageType};
 use dishpatch::runtime::MessageError;
 
@@ -83,7 +85,12 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
         let age_ms = age(&fact.occurred_at, now)
             .map(|a| a.num_milliseconds())
             .unwrap_or_default();
-        // Counted by a metric filter on `stale = true`.
+        Line::new()
+            .count(&STALE_NOTIFICATIONS, NO_DIMENSIONS)
+            .property("orderId", fact.order_id.as_str())
+            .property("eventType", kind.as_str())
+            .property("ageMs", age_ms)
+            .emit();
         tracing::info!(
             stale = true, event_type = %kind, order_id = %fact.order_id, event_id = %fact.id, age_ms,
             "stale notification dropped"

@@ -322,3 +322,30 @@ async fn an_sns_wrapped_fact_from_the_queue_is_handled() {
         "Your order o-1 has been delivered. Enjoy your meal!"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_stale_fact_is_counted_once() {
+    use dishpatch::emf::metrics::STALE_NOTIFICATIONS;
+    use dishpatch::emf::{assert_valid, Capture};
+
+    let f = fixture();
+    let capture = Capture::start();
+    f.handle(&f.fact(
+        MessageType::OrderPlaced,
+        Duration::seconds(61),
+        order_fact(),
+    ))
+    .await
+    .unwrap();
+    f.handle(&f.fact(MessageType::OrderPlaced, Duration::seconds(1), order_fact()))
+        .await
+        .unwrap();
+    let points = capture.points(&STALE_NOTIFICATIONS);
+    assert_eq!(points.len(), 1, "only the stale one");
+    let (dims, n, line) = &points[0];
+    assert_valid(line);
+    assert!(dims.is_empty());
+    assert_eq!(*n, 1.0);
+    assert_eq!(line["eventType"], "OrderPlaced");
+    assert!(line["orderId"].is_string());
+}

@@ -152,6 +152,7 @@ async fn create_order(
     };
     let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
     let Err(e) = app.orders.save(&order, None, &outbox).await else {
+        transition::metrics::placed(&order);
         tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
         return Ok(placed(&order));
     };

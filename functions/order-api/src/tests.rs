@@ -488,3 +488,29 @@ fn any_request_gets_a_clean_answer() {
         ],
     );
 }
+
+/// A placement starts a saga; a cancellation ends it, counted once however often it is
+/// asked for.
+#[tokio::test]
+async fn placing_and_cancelling_emit_the_saga_start_and_end_once() {
+    use dishpatch::emf::metrics::{SAGA_DURATION, SAGA_EXECUTIONS, SAGA_STARTED};
+    use dishpatch::emf::{assert_valid, Capture};
+
+    let (app, _) = app();
+    let capture = Capture::start();
+    let (_, order) = place(&app, &order_body(), ALICE).await;
+    let id = order["orderId"].as_str().unwrap();
+    let started = capture.points(&SAGA_STARTED);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].2["orderId"], id);
+    assert_eq!(cancel(&app, id, ALICE).await.0, 202);
+    assert_eq!(cancel(&app, id, ALICE).await.0, 202);
+    capture.lines().iter().for_each(assert_valid);
+    let ended: Vec<_> = capture
+        .points(&SAGA_EXECUTIONS)
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(ended, [vec!["CANCELLED".to_owned()]]);
+    assert_eq!(capture.points(&SAGA_DURATION).len(), 1);
+}

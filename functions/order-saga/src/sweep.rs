@@ -7,15 +7,15 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use dishpatch::config::Env;
+use dishpatch::emf::metrics::ORDERS_SWEPT;
+use dishpatch::emf::Line;
 use dishpatch::error::StoreError;
 use dishpatch::orchestration::Timings;
 use dishpatch::order::Order;
 use dishpatch::orders::OrderStore;
-use dishpatch::resilience::metrics::{emit, METRICS_NAMESPACE};
 use dishpatch::saga::{self, SagaEvent, Timeout};
 use dishpatch::transition::{self, Applied, Cause};
 use serde::Serialize;
-use serde_json::json;
 
 /// What the timeline records as the cause of a swept transition.
 pub const CAUSE: &str = "SweepOverdue";
@@ -159,34 +159,17 @@ fn report(before: &Order, after: &Order, due: Timeout) {
         deadline = before.deadline.as_deref().unwrap_or_default(),
         "overdue order timed out by the sweeper"
     );
-    emit(&emf_line(
-        before,
-        from,
-        to,
-        due,
-        Utc::now().timestamp_millis(),
-    ));
+    swept(before, from, to, due, Utc::now().timestamp_millis()).emit();
 }
 
-/// Namespace `dishpatch`, dimension `Step`, metric `OrdersSwept` (count 1); the order,
-/// its move and the missed deadline ride along as properties.
-pub fn emf_line(order: &Order, from: &str, to: &str, due: Timeout, timestamp_ms: i64) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Step"]],
-                "Metrics": [{ "Name": "OrdersSwept", "Unit": "Count" }],
-            }],
-        },
-        "Step": due.step.as_str(),
-        "OrdersSwept": 1,
-        "orderId": order.order_id,
-        "from": from,
-        "to": to,
-        "attempt": due.attempt,
-        "deadline": order.deadline,
-    })
-    .to_string()
+/// `OrdersSwept` by `Step` (count 1); the order, its move and the missed deadline ride
+/// along as properties.
+pub fn swept(order: &Order, from: &str, to: &str, due: Timeout, timestamp_ms: i64) -> Line {
+    Line::at(timestamp_ms)
+        .count(&ORDERS_SWEPT, [due.step.as_str()])
+        .property("orderId", order.order_id.as_str())
+        .property("from", from)
+        .property("to", to)
+        .property("attempt", due.attempt)
+        .property("deadline", order.deadline.clone())
 }

@@ -95,6 +95,50 @@ async fn happy_path_drives_the_order_to_delivered() {
     );
 }
 
+/// The saga's metrics for a delivered order: the funnel, its end, its duration to a
+/// courier and each step's latency, each once.
+#[tokio::test]
+async fn a_delivered_order_emits_the_funnel_once_per_transition() {
+    use dishpatch::emf::metrics::{SAGA_DURATION, SAGA_EXECUTIONS, SAGA_TRANSITIONS, STEP_LATENCY};
+    use dishpatch::emf::{assert_valid, Capture};
+
+    let store = InMemoryOrderStore::default();
+    placed(&store).await;
+    let capture = Capture::start();
+    for (kind, data) in [
+        (M::InventoryReserved, json!({})),
+        (
+            M::PaymentCaptured,
+            json!({"amount": {"amount": 1900, "currency": "EUR"}}),
+        ),
+        (M::DeliveryDispatched, json!({"courierId": "c-1"})),
+        (M::DeliveryCompleted, json!({"courierId": "c-1"})),
+    ] {
+        let f = fact(kind, data);
+        step(&store, &f).await.unwrap();
+        // A redelivered result counts nothing.
+        step(&store, &f).await.unwrap();
+    }
+    capture.lines().iter().for_each(assert_valid);
+    let dims = |metric| -> Vec<String> {
+        capture
+            .points(metric)
+            .into_iter()
+            .map(|(dims, _, line)| {
+                assert_eq!(line["orderId"], "o-1");
+                dims.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(
+        dims(&SAGA_TRANSITIONS),
+        ["RESERVED", "PAID", "DISPATCHED", "DELIVERED"]
+    );
+    assert_eq!(dims(&SAGA_EXECUTIONS), ["DELIVERED"]);
+    assert_eq!(dims(&SAGA_DURATION), ["DISPATCHED"]);
+    assert_eq!(dims(&STEP_LATENCY), ["INVENTORY", "PAYMENT", "DELIVERY"]);
+}
+
 #[tokio::test]
 async fn a_duplicate_result_changes_nothing_twice() {
     let store = InMemoryOrderStore::default();
@@ -297,6 +341,7 @@ mod sweeper {
     use super::*;
     use crate::sweep::{sweep, Summary, SweepConfig, CAUSE};
     use chrono::{DateTime, Utc};
+    use dishpatch::emf::metrics::ORDERS_SWEPT;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -323,6 +368,7 @@ mod sweeper {
             Summary::default()
         );
         assert_eq!(status(&store).await, OrderStatus::Pending);
+        let capture = dishpatch::emf::Capture::start();
         // Every message after the write is lost: each run moves it one deadline on.
         let mut runs = 0;
         let mut clock = at("2026-11-22T10:06:01Z");
@@ -355,6 +401,13 @@ mod sweeper {
             "{sent:?}"
         );
         assert!(sent.contains(&M::OpsAlert), "{sent:?}");
+        let swept = capture.points(&ORDERS_SWEPT);
+        assert_eq!(swept.len(), runs);
+        for (dims, n, line) in swept {
+            dishpatch::emf::assert_valid(&line);
+            assert_eq!((dims, n), (vec!["INVENTORY".to_owned()], 1.0));
+            assert_eq!(line["orderId"], "o-1");
+        }
         // At rest: nothing more to sweep.
         assert_eq!(run(&store, "2026-11-23T00:00:00Z").await.overdue, 0);
     }

@@ -9,6 +9,7 @@
 use crate::ledger::LedgerEntry;
 use crate::requests::parse_admin_credit;
 use crate::routes::{customer_param, EntryView};
+use crate::wallet_metrics::{self, Operation};
 use crate::wallets::{AdminCredit, Credit, MAX_BALANCE};
 use crate::App;
 use dishpatch::envelope::now;
@@ -55,6 +56,7 @@ pub async fn credit(app: &App, req: &Request) -> Result<Response<Body>, Problem>
     };
     match app.wallets.credit_admin(&record).await? {
         Credit::Credited => {
+            wallet_metrics::record(Operation::Credit, true, &customer_id);
             tracing::info!(customer_id = %customer_id, admin = %who.sub, credit_id = %credit_id,
                 amount = request.amount.amount, currency = %request.amount.currency,
                 reason = %request.reason, "wallet credited by an admin");
@@ -64,16 +66,27 @@ pub async fn credit(app: &App, req: &Request) -> Result<Response<Body>, Problem>
             Some(earlier) => replay(&earlier, &fingerprint),
             None => Err(Problem::internal()),
         },
-        Credit::CurrencyMismatch => Err(Problem::unprocessable(
+        refused => {
+            wallet_metrics::record(Operation::Credit, false, &customer_id);
+            Err(refusal(refused))
+        }
+    }
+}
+
+/// Why the wallet could not take a credit.
+fn refusal(credit: Credit) -> Problem {
+    if credit == Credit::CurrencyMismatch {
+        Problem::unprocessable(
             ProblemCode::CurrencyMismatch,
             "the wallet holds another currency",
         )
-        .with_field("amount.currency")),
-        Credit::LimitExceeded => Err(Problem::unprocessable(
+        .with_field("amount.currency")
+    } else {
+        Problem::unprocessable(
             ProblemCode::WalletLimitExceeded,
             format!("the wallet may hold at most {MAX_BALANCE} (minor units)"),
         )
-        .with_field("amount.amount")),
+        .with_field("amount.amount")
     }
 }
 

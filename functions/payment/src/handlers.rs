@@ -33,6 +33,7 @@
 
 use crate::payments::{Capture, Payment, PaymentStatus};
 use crate::provider::{refund_key, Charge, ChargeOutcome, ProviderError, RefundOutcome};
+use crate::wallet_metrics::{self, Operation};
 use crate::App;
 use dishpatch::envelope::{data, now, Envelope, MessageType};
 use dishpatch::money::{is_currency_code, Money};
@@ -70,6 +71,7 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let payment = Payment::captured(order_id, &req.customer_id, req.amount, req.method, now());
     match app.payments.capture_from_wallet(&payment).await? {
         Capture::Captured => {
+            wallet_metrics::record(Operation::Capture, true, &payment.customer_id);
             tracing::info!(order_id, amount = payment.amount, currency = %payment.currency, "payment captured");
             republish(app, cmd, &payment).await
         }
@@ -80,7 +82,10 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             );
             republish_stored(app, cmd).await
         }
-        Capture::Refused => decline(app, cmd, payment, INSUFFICIENT_FUNDS).await,
+        Capture::Refused => {
+            wallet_metrics::record(Operation::Capture, false, &payment.customer_id);
+            decline(app, cmd, payment, INSUFFICIENT_FUNDS).await
+        }
     }
 }
 
@@ -282,7 +287,13 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             Some(p) if p.status == PaymentStatus::Captured => {
                 let done = match p.method {
                     Some(PaymentMethod::Card) => refund_card(app, &p).await?,
-                    _ => app.payments.refund_to_wallet(&p).await?,
+                    _ => {
+                        let done = app.payments.refund_to_wallet(&p).await?;
+                        if done {
+                            wallet_metrics::record(Operation::Refund, true, &p.customer_id);
+                        }
+                        done
+                    }
                 };
                 if !done {
                     // A duplicate refunded it meanwhile: decide again on the fresh record.

@@ -17,6 +17,7 @@ pub mod requests;
 pub mod routes;
 pub mod top_up;
 pub mod topups;
+pub mod wallet_metrics;
 pub mod wallets;
 
 #[cfg(test)]

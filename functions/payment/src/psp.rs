@@ -14,7 +14,8 @@
 //! 429 or 5xx — safe because every call carries an idempotency key — and never on a
 //! decline; every attempt goes through one [`CircuitBreaker`] per provider, held by the
 //! adapter (built once per container, so shared by its invocations), which fails fast
-//! while open and logs and emits (EMF) its transitions. The retries stop at the
+//! while open and logs and emits (EMF) its transitions. Every attempt is counted by
+//! result, and every retry by its number ([`metrics`]). The retries stop at the
 //! invocation's deadline ([`dishpatch::runtime::deadline`]) less a margin for the work after the
 //! call, or, where the deadline is unknown, after a conservative default budget
 //! ([`PspConfig::default_budget`], 8 s).
@@ -43,8 +44,11 @@ use dishpatch::resilience::{
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod metrics;
 
 /// The breaker's (and the metrics') name for this provider.
 pub const PROVIDER: &str = "psp";
@@ -297,20 +301,25 @@ impl<S: Sleeper> HttpPaymentProvider<S> {
         let deadline = self.deadline();
         let call = Call::with_idempotency_key().deadline(deadline);
         let (url, body) = (&url, &body);
+        let attempts = &AtomicU32::new(0);
         let result = retry(
             &self.config.policy,
             &self.clock,
             &self.sleeper,
             call,
             move || async move {
+                let n = attempts.fetch_add(1, Ordering::Relaxed);
                 let left = deadline.remaining(&self.clock);
-                if left < self.config.min_attempt {
-                    return Err(BreakerError::Call(AttemptError::NoTimeLeft));
-                }
-                let timeout = left.min(self.config.policy.attempt_timeout);
-                self.breaker
-                    .call(|| self.attempt(url, api_key, idempotency_key, body, timeout, read))
-                    .await
+                let attempt = if left < self.config.min_attempt {
+                    Err(BreakerError::Call(AttemptError::NoTimeLeft))
+                } else {
+                    let timeout = left.min(self.config.policy.attempt_timeout);
+                    self.breaker
+                        .call(|| self.attempt(url, api_key, idempotency_key, body, timeout, read))
+                        .await
+                };
+                metrics::attempted(n, operation, idempotency_key, &attempt);
+                attempt
             },
         )
         .await;

@@ -18,6 +18,7 @@ use crate::provider::{Charge, ChargeOutcome, ProviderError, RefundOutcome};
 use crate::requests::{parse_top_up, TopUpRequest};
 use crate::routes::TopUpView;
 use crate::topups::{TopUp, TopUpStatus};
+use crate::wallet_metrics::{self, Operation};
 use crate::wallets::{Credit, MAX_BALANCE};
 use crate::App;
 use dishpatch::envelope::{data, now, Envelope, MessageType};
@@ -185,13 +186,15 @@ async fn admissible(app: &App, customer_id: &str, request: &TopUpRequest) -> Res
     let Some(wallet) = app.wallets.get(customer_id).await? else {
         return Ok(());
     };
-    if wallet.currency != request.amount.currency {
-        return Err(currency_mismatch(&wallet.currency));
-    }
-    if wallet.balance.saturating_add(request.amount.amount) > MAX_BALANCE {
-        return Err(limit_exceeded());
-    }
-    Ok(())
+    let refused = if wallet.currency != request.amount.currency {
+        currency_mismatch(&wallet.currency)
+    } else if wallet.balance.saturating_add(request.amount.amount) > MAX_BALANCE {
+        limit_exceeded()
+    } else {
+        return Ok(());
+    };
+    wallet_metrics::record(Operation::TopUp, false, customer_id);
+    Err(refused)
 }
 
 /// Charged: credit the wallet (PENDING -> CREDITED with the entry). If the wallet can no
@@ -208,6 +211,7 @@ async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Settlem
     );
     let reason = match app.top_ups.credit(&credited, &entry).await? {
         Credit::Credited => {
+            wallet_metrics::record(Operation::TopUp, true, &pending.customer_id);
             tracing::info!(top_up_id = %pending.top_up_id, customer_id = %pending.customer_id,
                 amount = pending.amount, currency = %pending.currency, "wallet topped up");
             return Ok(Settlement::Settled(credited));
@@ -217,6 +221,7 @@ async fn credit(app: &App, pending: &TopUp, charge_id: String) -> Result<Settlem
         Credit::CurrencyMismatch => ProblemCode::CurrencyMismatch.as_str(),
         Credit::LimitExceeded => ProblemCode::WalletLimitExceeded.as_str(),
     };
+    wallet_metrics::record(Operation::TopUp, false, &pending.customer_id);
     let refund_key = format!("{}:refund", pending.provider_key());
     match app
         .provider

@@ -529,3 +529,45 @@ async fn retries_stop_at_the_invocations_deadline_less_the_margin() {
     assert_eq!(server.count(), 1);
     assert_eq!(p.breaker().snapshot().calls_in_window, 1);
 }
+
+/// Every attempt is a request counted by its result, every later attempt a retry by
+/// its number; a call the open breaker refuses is a REJECTED request.
+#[tokio::test]
+async fn attempts_are_counted_by_result_and_retries_by_number() {
+    use dishpatch::emf::metrics::{PROVIDER_REQUESTS, PROVIDER_RETRIES};
+    use dishpatch::emf::{assert_valid, Capture};
+
+    let server = Server::start(|n, _| match n {
+        0 => Reply::Json(503, json!({})),
+        1 => Reply::Hang,
+        _ => captured("ch_1"),
+    })
+    .await;
+    let (p, _) = provider(&server);
+    let capture = Capture::start();
+    assert!(p.authorize_capture(&charge()).await.is_ok());
+    let dims = |metric| {
+        capture
+            .points(metric)
+            .into_iter()
+            .map(|(mut dims, n, line)| {
+                assert_valid(&line);
+                assert_eq!(line["idempotencyKey"], "o-1:capture");
+                assert_eq!(n, 1.0);
+                dims.remove(0)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dims(&PROVIDER_REQUESTS), ["FAILURE", "TIMEOUT", "SUCCESS"]);
+    assert_eq!(dims(&PROVIDER_RETRIES), ["1", "2"]);
+
+    let down = Server::start(|_, _| Reply::Json(503, json!({}))).await;
+    let (p, _) = provider(&down);
+    while !matches!(
+        p.authorize_capture(&charge()).await,
+        Err(ProviderError::CircuitOpen { .. })
+    ) {}
+    let results = dims(&PROVIDER_REQUESTS);
+    assert_eq!(results.last().map(String::as_str), Some("REJECTED"));
+    assert!(results.iter().filter(|r| *r == "REJECTED").count() == 1);
+}
