@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use crate::awsproxy::{AwsFaults, AwsProxyConfig};
 use crate::faults::{self, CrashPlan};
 use crate::invariants::CheckOptions;
+use crate::template::Template;
 use crate::{LocalStack, LocalStackOptions, Result};
 
 pub use chaos::Outages;
@@ -47,14 +48,16 @@ pub use counting::{Counts, MessageCounts};
 pub use driver::{Outcome, Plan};
 pub use report::{Inputs, SoakReport};
 
-/// Functions driven by SQS: the ones that crash and whose messages are counted.
-pub const SQS_FUNCTIONS: &[&str] = &[
-    "order-saga",
-    "inventory",
-    "payment",
-    "delivery",
-    "notification",
-];
+/// Functions driven by SQS, in the template's order: the ones that crash and whose
+/// messages are counted.
+pub fn sqs_functions() -> Result<Vec<String>> {
+    let template = Template::embedded()?;
+    let driven = template
+        .functions
+        .iter()
+        .filter(|f| f.sqs_events().next().is_some());
+    Ok(driven.map(|f| f.binary.clone()).collect())
+}
 
 /// What to run and which faults to inject. [`SoakConfig::default`] is the full
 /// 1,000-order run with every fault class on; [`SoakConfig::short`] the CI version.
@@ -216,14 +219,13 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
     if let Some(e) = &config.endpoint {
         opts = opts.endpoint(e);
     }
-    for (i, name) in SQS_FUNCTIONS.iter().enumerate() {
+    for (i, name) in sqs_functions()?.into_iter().enumerate() {
         // Each function its own decision sequence, one shared count.
         let plan = CrashPlan {
             seed: config.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)),
             ..crash.clone()
         };
         let counts = counts.clone();
-        let name = name.to_string();
         opts = opts.wrap_function(&name.clone(), move |inner| {
             let counted = counts.wrap(&name, inner);
             if plan.rate > 0.0 {
