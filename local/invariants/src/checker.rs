@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_sqs::types::QueueAttributeName;
 use dishpatch_template::names::{physical_name, StackNames, QUEUE_NAME_MAX};
 use dishpatch_template::Template;
 
-use crate::messages::{order_id_of, peek};
+use crate::messages::{order_id_of, peek, queue_depth};
 use crate::{check, AlertTap, CheckOptions, Error, Invariant, Report, Result, Tables};
 
 /// Queue depth as SQS reports it.
@@ -186,32 +185,7 @@ impl Checker {
     pub async fn backlog(&self) -> Result<BTreeMap<String, Depth>> {
         let mut out = BTreeMap::new();
         for (id, url) in &self.queues {
-            let attrs = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-                .send()
-                .await
-                .map_err(|e| Error::aws(format!("attributes of queue {id}"), e))?
-                .attributes
-                .unwrap_or_default();
-            let n = |a: QueueAttributeName| {
-                attrs
-                    .get(&a)
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .unwrap_or(0)
-            };
-            out.insert(
-                id.clone(),
-                Depth {
-                    visible: n(QueueAttributeName::ApproximateNumberOfMessages),
-                    in_flight: n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-                    delayed: n(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-                },
-            );
+            out.insert(id.clone(), queue_depth(&self.sqs, url, id).await?);
         }
         Ok(out)
     }

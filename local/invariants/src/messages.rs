@@ -1,9 +1,10 @@
-//! Reading a queue: its ARN, its messages without consuming them, and the order each
-//! is about.
+//! Reading a queue: its ARN, its depth, its messages without consuming them, and the
+//! order each is about.
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
 use serde_json::Value;
 
+use crate::checker::Depth;
 use crate::{Error, Result};
 
 /// The ARN of the queue at `url` (`name` names it in an error); `None` when the
@@ -18,6 +19,32 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str, name: &str) -> Resu
         .map_err(|e| Error::aws(format!("get attributes of queue {name}"), e))?
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)))
+}
+
+/// The depth of the queue at `url`, as SQS reports it (`name` names it in an error).
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str, name: &str) -> Result<Depth> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| Error::aws(format!("attributes of queue {name}"), e))?
+        .attributes
+        .unwrap_or_default();
+    let n = |a: QueueAttributeName| {
+        attrs
+            .get(&a)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(Depth {
+        visible: n(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: n(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    })
 }
 
 /// Reads every message of a queue without consuming it: receives until empty (each
