@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::runtime::{Function, MessageError};
+use dishpatch_local::invariants::messages;
 use dishpatch_local::testing::{self, eventually};
 use dishpatch_local::{LocalStack, LocalStackOptions};
 use serde_json::json;
@@ -67,22 +68,10 @@ async fn start(name: &str, overrides: &[(&str, Arc<dyn Function>)], duplicate: b
     LocalStack::start(opts).await.expect("local stack starts")
 }
 
-async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
-    let a = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap_or_default();
-    let n = |k: &QueueAttributeName| a.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-    (
-        n(&QueueAttributeName::ApproximateNumberOfMessages),
-        n(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
+/// (visible, in flight) of a queue.
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (i64, i64) {
+    let d = messages::queue_depth(sqs, url, url).await.unwrap();
+    (d.visible, d.in_flight)
 }
 
 #[tokio::test]

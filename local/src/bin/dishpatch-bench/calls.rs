@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Args as ClapArgs;
 use dishpatch::aws::dynamo;
 use dishpatch::keys;
 use dishpatch_local::awsproxy::{units, AwsProxy, AwsProxyConfig, Caller};
+use dishpatch_local::invariants::messages::queue_depth;
 use dishpatch_local::invariants::CheckOptions;
 use dishpatch_local::{sdk, template, LocalStack, LocalStackOptions};
 use serde_json::{json, Value};
@@ -279,21 +279,10 @@ async fn wait_quiet(
         let mut depth = 0u64;
         let mut busy = Vec::new();
         for q in local.stack.queues.values() {
-            let attrs = sqs
-                .get_queue_attributes()
-                .queue_url(&q.url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-                .send()
+            let n = queue_depth(&sqs, &q.url, &q.logical_id)
                 .await
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-            let n = attrs
-                .attributes()
-                .into_iter()
-                .flatten()
-                .filter_map(|(_, v)| v.parse::<u64>().ok())
-                .sum::<u64>();
+                .map_err(|e| e.to_string())?
+                .total() as u64;
             if n > 0 {
                 busy.push(format!("{}: {n}", q.logical_id));
             }
