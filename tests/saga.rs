@@ -291,3 +291,72 @@ async fn an_order_whose_timeout_message_is_lost_is_swept_to_rest() {
         });
     place_until_swept_to_cancelled(&System::start_with(opts).await).await;
 }
+
+/// The saga's metrics reach CloudWatch (the emulator's, through the local stack's EMF
+/// forwarding, as CloudWatch Logs would put them): a started saga, its transitions and
+/// its end. Other tests share the namespace, so each series is read from this test's
+/// start on.
+#[tokio::test]
+async fn a_delivered_order_shows_in_the_saga_metrics() {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    use dishpatch::emf::metrics::{
+        METRICS_NAMESPACE, SAGA_EXECUTIONS, SAGA_STARTED, SAGA_TRANSITIONS,
+    };
+    use std::time::{Duration, SystemTime};
+
+    let sys = System::start("metrics").await;
+    let since = SystemTime::now() - Duration::from_secs(60);
+    let id = sys
+        .place("alice", json!([{"menuItemId": "m-1", "quantity": 1}]))
+        .await;
+    let dispatched = sys.wait_for("alice", &id, "DISPATCHED").await;
+    let courier = dispatched["courierId"].as_str().unwrap().to_owned();
+    assert_eq!(sys.complete(&courier, &id).await.status, 200);
+    sys.wait_for("alice", &id, "DELIVERED").await;
+
+    let cw = aws_sdk_cloudwatch::Client::new(&sys.stack.sdk);
+    let series = [
+        (SAGA_STARTED.name, None),
+        (SAGA_TRANSITIONS.name, Some(("Status", "DELIVERED"))),
+        (SAGA_EXECUTIONS.name, Some(("Outcome", "DELIVERED"))),
+    ];
+    let sums = dishpatch_local::testing::eventually(dishpatch_e2e::SAGA_DEADLINE, || async {
+        let mut query = cw
+            .get_metric_data()
+            .start_time(DateTime::from(since))
+            .end_time(DateTime::from(SystemTime::now() + Duration::from_secs(60)));
+        for (i, (name, dimension)) in series.iter().enumerate() {
+            let metric = Metric::builder()
+                .namespace(METRICS_NAMESPACE)
+                .metric_name(*name)
+                .set_dimensions(
+                    dimension.map(|(k, v)| vec![Dimension::builder().name(k).value(v).build()]),
+                )
+                .build();
+            let stat = MetricStat::builder().metric(metric).period(60).stat("Sum");
+            query = query.metric_data_queries(
+                MetricDataQuery::builder()
+                    .id(format!("m{i}"))
+                    .metric_stat(stat.build())
+                    .build(),
+            );
+        }
+        let data = query.send().await.expect("GetMetricData");
+        let sums: Vec<f64> = (0..series.len())
+            .map(|i| {
+                data.metric_data_results()
+                    .iter()
+                    .find(|r| r.id() == Some(&format!("m{i}")))
+                    .map(|r| r.values().iter().sum())
+                    .unwrap_or_default()
+            })
+            .collect();
+        sums.iter().all(|s| *s >= 1.0).then_some(sums)
+    })
+    .await;
+    assert!(
+        sums.is_some(),
+        "no SagaStarted, SagaTransitions DELIVERED and SagaExecutions DELIVERED data"
+    );
+}
