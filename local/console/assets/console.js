@@ -107,8 +107,8 @@ function renderOrders(orders) {
     el("td", {}, o.customerId),
     el("td", {}, o.restaurantId),
     el("td", { class: "num" }, money(o.total)),
-    el("td", { title: o.createdAt }, ago(o.createdAt)),
-    el("td", { title: o.updatedAt }, ago(o.updatedAt)))));
+    el("td", { class: "when", title: o.createdAt }, ago(o.createdAt)),
+    el("td", { class: "when", title: o.updatedAt }, ago(o.updatedAt)))));
 }
 
 async function refreshOrders() {
@@ -314,6 +314,17 @@ function sparkline(points, stat, periodMs, windowMs) {
     const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("points", pts.join(" "));
     svg.append(area, line);
+  }
+  if (stat !== "Sum") {
+    // Gauges and averages have gaps: each known value is marked, lone ones included.
+    values.forEach((v, i) => {
+      if (v === null) return;
+      const dot = document.createElementNS(SVG, "circle");
+      dot.setAttribute("cx", x(i).toFixed(1));
+      dot.setAttribute("cy", y(v).toFixed(1));
+      dot.setAttribute("r", "2.2");
+      svg.append(dot);
+    });
   }
   return svg;
 }
