@@ -139,11 +139,19 @@ function renderTimeline(order) {
       el("span", {}, e.cause, e.detail ? el("small", {}, ` — ${e.detail}`) : null))));
 }
 
+const FUNCTIONS = ["OrderApiFunction", "OrderSagaFunction", "InventoryFunction",
+  "PaymentFunction", "DeliveryFunction", "NotificationFunction"];
+
+// A span's function as the template names it: recorded spans carry the deployed name.
+function templateFunction(name) {
+  return FUNCTIONS.find((f) => (name || "").includes(f)) || name || "?";
+}
+
 function renderWaterfall(trace) {
   const spans = trace.spans;
   document.getElementById("trace-source").textContent = trace.source === "timeline"
     ? "derived from the order's timeline (no span store yet)"
-    : `spans from ${trace.source}`;
+    : trace.source;
   if (!spans.length) {
     fill("waterfall", el("p", { class: "empty" }, "No spans."));
     return;
@@ -158,14 +166,15 @@ function renderWaterfall(trace) {
     const left = (100 * (t(s.start) - start)) / width;
     const w = (100 * (t(s.end) - t(s.start))) / width;
     const dur = t(s.end) - t(s.start);
+    const fn = templateFunction(s.function);
     const title = [`${s.name} (${s.function})`, ms(dur),
       ...Object.entries(s.attributes || {}).map(([k, v]) => `${k}: ${v}`)].join("\n");
     return el("div", { class: "row", title, "data-span": s.spanId },
       el("div", { class: "name", style: `padding-left:${12 * (depth.get(s.spanId) || 0)}px` },
-        s.name, el("small", {}, `${s.function.replace("Function", "")} · ${ms(dur)}`)),
+        s.name, el("small", {}, `${fn.replace("Function", "")} · ${ms(dur)}`)),
       el("div", { class: "lane" },
         el("div", {
-          class: `span ${s.parentSpanId ? `f-${s.function}` : "root"}`,
+          class: `span ${s.parentSpanId ? `f-${fn}` : "root"}`,
           style: `left:${left}%;width:${w}%`,
         })));
   });

@@ -10,15 +10,15 @@
 //! Timelines, dead-letter queues and the breaker go through the operator CLI's library
 //! ([`dishpatch_ops::orders`], [`dishpatch_ops::dlq`], [`dishpatch_ops::breaker`]).
 //!
-//! It may depend on `dishpatch-ops`, `dishpatch-template`, `dishpatch-core`, the AWS SDK
-//! clients and hyper/http for serving; not on the function crates, the shared crate or
+//! It may depend on `dishpatch-ops`, `dishpatch-template`, `dishpatch-core`,
+//! `dishpatch-sdk` (the recorded spans), the AWS SDK clients and hyper/http for serving; not on the function crates, the shared crate or
 //! the emulator, so it reads a deployed stack's names as readily as the local ones.
 //!
 //! * [`http`]: the routes, the loopback guard on the one write (redrive), the assets
 //!   (`assets/`: one HTML, one JS, one CSS file, embedded; no CDN, no external font);
 //! * [`orders`]: the order list and the saga funnel, from the orders table;
-//! * [`trace`]: the spans of one order's trace behind [`trace::SpanSource`]; until a
-//!   span store exists, [`trace::TimelineSpans`] derives them from the order's timeline;
+//! * [`trace`]: the spans of one order's trace behind [`trace::SpanSource`]: those the
+//!   process recorded, else [`trace::TimelineSpans`] derives them from the timeline;
 //! * [`queues`]: queue depths beside the dead-letter queues;
 //! * [`metrics`]: every metric of [`dishpatch_core::metrics::ALL`] with data, as series.
 //!
@@ -67,11 +67,15 @@ pub struct Console {
 }
 
 impl Console {
-    /// A console reading `target`, its traces derived from order timelines.
+    /// A console reading `target`: traces from the spans this process recorded, else
+    /// derived from the order's timeline.
     pub fn new(target: Target) -> Console {
         Console {
             target,
-            spans: Arc::new(trace::TimelineSpans),
+            spans: Arc::new(trace::FirstOf(vec![
+                Arc::new(trace::RecordedSpans),
+                Arc::new(trace::TimelineSpans),
+            ])),
         }
     }
 

@@ -1,20 +1,31 @@
 //! One order's trace, as spans across the functions: what the waterfall draws.
 //!
-//! The spans come from a [`SpanSource`]. No span store exists yet, so
-//! [`TimelineSpans`] derives them from what the order's record already shows: its
-//! timeline ([`dishpatch_ops::orders::snapshot`]). Each entry after the first is one
-//! span from the previous entry's time to its own, named for its cause and drawn on the
-//! function whose work it waited for (the inventory, payment or delivery function for
-//! their facts; the API for a placement or a cancel request; the saga for its own
-//! timeouts and sweeps). The span's `writtenBy` attribute names the function that
-//! wrote the entry. A span store replaces it with [`crate::Console::with_spans`]
+//! The spans come from a [`SpanSource`]; the console asks [`FirstOf`] the recorded
+//! spans, then the timeline:
+//!
+//! * [`RecordedSpans`]: the spans this process recorded (the local stack runs every
+//!   function in its own process and keeps their spans in
+//!   [`dishpatch_sdk::trace::recorded::store`] when span recording is on), every trace
+//!   that touched the order;
+//! * [`TimelineSpans`]: when no span was recorded (recording off, or another process
+//!   ran the saga), spans derived from what the order's record already shows: its
+//!   timeline ([`dishpatch_ops::orders::snapshot`]). Each entry after the first is one
+//!   span from the previous entry's time to its own, named for its cause and drawn on
+//!   the function whose work it waited for (the inventory, payment or delivery function
+//!   for their facts; the API for a placement or a cancel request; the saga for its own
+//!   timeouts and sweeps). The span's `writtenBy` attribute names the function that
+//!   wrote the entry.
+//!
+//! Another store (a collector's, X-Ray's) plugs in with [`crate::Console::with_spans`]
 //! without changing the endpoint or the page.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use dishpatch_ops::orders::{self, Entry};
 use dishpatch_ops::Target;
+use dishpatch_sdk::trace::recorded::{self, RecordedSpan};
 use serde::Serialize;
 
 use crate::Result;
@@ -63,6 +74,65 @@ impl SpanSource for TimelineSpans {
                 source: "timeline".to_owned(),
                 spans: timeline_spans(order_id, &timeline),
             }))
+    }
+}
+
+/// The first source that has the order's trace.
+pub struct FirstOf(pub Vec<Arc<dyn SpanSource>>);
+
+#[async_trait]
+impl SpanSource for FirstOf {
+    async fn trace(&self, target: &Target, order_id: &str) -> Result<Option<Trace>> {
+        for source in &self.0 {
+            if let Some(t) = source.trace(target, order_id).await? {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The spans this process recorded for the order (`None` when there is none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordedSpans;
+
+#[async_trait]
+impl SpanSource for RecordedSpans {
+    async fn trace(&self, _: &Target, order_id: &str) -> Result<Option<Trace>> {
+        let spans = recorded::store().order(order_id);
+        Ok((!spans.is_empty()).then(|| Trace {
+            source: "recorded spans".to_owned(),
+            spans: spans.into_iter().map(Span::from).collect(),
+        }))
+    }
+}
+
+impl From<RecordedSpan> for Span {
+    fn from(s: RecordedSpan) -> Span {
+        let at = |micros: u64| {
+            i64::try_from(micros)
+                .ok()
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .unwrap_or_default()
+        };
+        Span {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            name: s.name,
+            function: s.function.unwrap_or_default(),
+            start: at(s.start),
+            end: at(s.end),
+            attributes: s
+                .attributes
+                .into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(v) => (k, v),
+                    other => (k, other.to_string()),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -182,5 +252,28 @@ mod tests {
             .iter()
             .all(|s| s.parent_span_id.as_deref() == Some(root.span_id.as_str())));
         assert!(timeline_spans("o-2", &[]).is_empty());
+    }
+
+    #[test]
+    fn a_recorded_span_keeps_its_ids_and_reads_its_times_as_rfc3339() {
+        let recorded = RecordedSpan {
+            trace_id: "t".into(),
+            span_id: "s".into(),
+            parent_span_id: Some("p".into()),
+            name: "message".into(),
+            function: Some("dishpatch-PaymentFunction".into()),
+            start: 1_700_000_000_000_001,
+            end: 1_700_000_000_250_000,
+            attributes: serde_json::json!({"orderId": "o-1", "attempt": 2})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let span = Span::from(recorded);
+        assert_eq!(span.start, "2023-11-14T22:13:20.000001Z");
+        assert_eq!(span.end, "2023-11-14T22:13:20.250000Z");
+        assert_eq!(span.parent_span_id.as_deref(), Some("p"));
+        assert_eq!(span.attributes["orderId"], "o-1");
+        assert_eq!(span.attributes["attempt"], "2");
     }
 }
