@@ -1,7 +1,7 @@
 //! The operator console in a real browser: headless Chromium opens the page of a local
 //! stack that has an order on its way and a message parked, and the page it rendered
-//! shows the order, the funnel, every dead-letter queue with the parked reason, and the
-//! payment breaker.
+//! shows the order, the funnel, every dead-letter queue with the parked reason, the
+//! payment breaker, and the selected order's trace from its recorded spans.
 //!
 //! Chromium is Debian's (`/usr/bin/chromium`, or `$DISHPATCH_CHROMIUM`); `.ci/run`
 //! installs it. Without it the test is skipped, except in CI (`CI` set), where it fails.
@@ -103,6 +103,11 @@ async fn the_console_shows_orders_dead_letters_and_the_breaker_in_a_browser() {
     let Some(chromium) = chromium() else {
         return;
     };
+    // As `dishpatch-local up` does: the functions' spans kept in this process, for the
+    // waterfall (the log lines themselves are not this test's).
+    dishpatch::logging::Logs::from_env()
+        .record_spans()
+        .install_to(std::io::sink);
     let sys = System::start("console").await;
     let local = &sys.stack;
     let target = Target::new(
@@ -164,8 +169,9 @@ async fn the_console_shows_orders_dead_letters_and_the_breaker_in_a_browser() {
             .any(|s| dom.contains(&format!("data-state=\"{s}\""))),
         "the breaker's state is shown"
     );
-    // The selected order's timeline and waterfall.
+    // The selected order's timeline, and its waterfall from the recorded spans.
     assert!(dom.contains("data-span="), "a waterfall is drawn");
+    assert!(dom.contains("recorded spans"), "{dom}");
     assert!(dom.contains("class=\"live on\""), "every poll answered");
 
     if let Some(path) = std::env::var_os("DISHPATCH_CONSOLE_SCREENSHOT") {
@@ -175,7 +181,7 @@ async fn the_console_shows_orders_dead_letters_and_the_breaker_in_a_browser() {
             &url,
             &[
                 format!("--screenshot={}", path.display()),
-                "--window-size=1400,1600".to_owned(),
+                "--window-size=1400,1800".to_owned(),
             ],
         )
         .await;

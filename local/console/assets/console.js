@@ -147,6 +147,12 @@ function templateFunction(name) {
   return FUNCTIONS.find((f) => (name || "").includes(f)) || name || "?";
 }
 
+// What a span handled: a message's type beside the span's own name.
+function label(s) {
+  const type = (s.attributes || {}).messageType;
+  return type ? `${s.name} ${type}` : s.name;
+}
+
 function renderWaterfall(trace) {
   const spans = trace.spans;
   document.getElementById("trace-source").textContent = trace.source === "timeline"
@@ -160,9 +166,22 @@ function renderWaterfall(trace) {
   const start = Math.min(...spans.map((s) => t(s.start)));
   const end = Math.max(...spans.map((s) => t(s.end)));
   const width = Math.max(1, end - start);
-  const depth = new Map();
-  for (const s of spans) depth.set(s.spanId, s.parentSpanId ? (depth.get(s.parentSpanId) || 0) + 1 : 0);
-  const rows = spans.map((s) => {
+  // Tree order: each span under its parent, siblings by start.
+  const ids = new Set(spans.map((s) => s.spanId));
+  const children = new Map();
+  for (const s of [...spans].sort((a, b) => t(a.start) - t(b.start))) {
+    const parent = ids.has(s.parentSpanId) ? s.parentSpanId : "";
+    children.set(parent, [...(children.get(parent) || []), s]);
+  }
+  const ordered = [];
+  const walk = (parent, depth) => {
+    for (const s of children.get(parent) || []) {
+      ordered.push([s, depth]);
+      walk(s.spanId, depth + 1);
+    }
+  };
+  walk("", 0);
+  const rows = ordered.map(([s, depth]) => {
     const left = (100 * (t(s.start) - start)) / width;
     const w = (100 * (t(s.end) - t(s.start))) / width;
     const dur = t(s.end) - t(s.start);
@@ -170,8 +189,8 @@ function renderWaterfall(trace) {
     const title = [`${s.name} (${s.function})`, ms(dur),
       ...Object.entries(s.attributes || {}).map(([k, v]) => `${k}: ${v}`)].join("\n");
     return el("div", { class: "row", title, "data-span": s.spanId },
-      el("div", { class: "name", style: `padding-left:${12 * (depth.get(s.spanId) || 0)}px` },
-        s.name, el("small", {}, `${fn.replace("Function", "")} · ${ms(dur)}`)),
+      el("div", { class: "name", style: `padding-left:${8 * Math.min(depth, 8)}px` },
+        label(s), el("small", {}, `${fn.replace("Function", "")} · ${ms(dur)}`)),
       el("div", { class: "lane" },
         el("div", {
           class: `span ${s.parentSpanId ? `f-${fn}` : "root"}`,
