@@ -391,44 +391,36 @@ async fn measure_ceiling(direct: &aws_config::SdkConfig, prefix: &str) -> Result
         .topic_arn
         .unwrap_or_default();
     let window = Duration::from_secs(3);
-    let (d, t) = (ddb.clone(), table.clone());
-    let put_item_per_s = rate(window, move |i| {
-        let (ddb, table) = (d.clone(), t.clone());
-        async move {
-            ddb.put_item()
-                .table_name(table)
-                .item("pk", AttributeValue::S(format!("k{i}")))
-                .item("data", AttributeValue::S("x".repeat(200)))
-                .send()
-                .await
-                .is_ok()
-        }
+    let put_item_per_s = rate(window, (ddb, table), |(ddb, table), i| async move {
+        ddb.put_item()
+            .table_name(table)
+            .item("pk", AttributeValue::S(format!("k{i}")))
+            .item("data", AttributeValue::S("x".repeat(200)))
+            .send()
+            .await
+            .is_ok()
     })
     .await;
-    let (c, q) = (sqs.clone(), queue.clone());
-    let send_message_per_s = rate(window, move |i| {
-        let (sqs, queue) = (c.clone(), q.clone());
-        async move {
+    let send_message_per_s = rate(
+        window,
+        (sqs.clone(), queue.clone()),
+        |(sqs, queue), i| async move {
             sqs.send_message()
                 .queue_url(queue)
                 .message_body(format!("{i}{}", "x".repeat(200)))
                 .send()
                 .await
                 .is_ok()
-        }
-    })
+        },
+    )
     .await;
-    let (c, t) = (sns.clone(), topic.clone());
-    let publish_per_s = rate(window, move |i| {
-        let (sns, topic) = (c.clone(), t.clone());
-        async move {
-            sns.publish()
-                .topic_arn(topic)
-                .message(format!("{i}{}", "x".repeat(200)))
-                .send()
-                .await
-                .is_ok()
-        }
+    let publish_per_s = rate(window, (sns, topic), |(sns, topic), i| async move {
+        sns.publish()
+            .topic_arn(topic)
+            .message(format!("{i}{}", "x".repeat(200)))
+            .send()
+            .await
+            .is_ok()
     })
     .await;
     let _ = sqs.delete_queue().queue_url(&queue).send().await;
@@ -439,21 +431,23 @@ async fn measure_ceiling(direct: &aws_config::SdkConfig, prefix: &str) -> Result
     })
 }
 
-/// Successful calls per second of `op` from four concurrent callers over `window`.
-async fn rate<F, Fut>(window: Duration, op: F) -> f64
+/// Successful calls per second of `op` from four concurrent callers over `window`;
+/// each call gets its own copy of `with` (the client and the resource it calls).
+async fn rate<C, F, Fut>(window: Duration, with: C, op: F) -> f64
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
+    C: Clone + Send + 'static,
+    F: Fn(C, usize) -> Fut + Send + Sync + 'static + Clone,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..4 {
-        let op = op.clone();
+        let (op, with) = (op.clone(), with.clone());
         tasks.push(tokio::spawn(async move {
             let mut ok = 0u64;
             let mut i = w * 1_000_000;
             while started.elapsed() < window {
-                if op(i).await {
+                if op(with.clone(), i).await {
                     ok += 1;
                 }
                 i += 1;
