@@ -60,6 +60,7 @@
 
 mod dynamo;
 mod protocol;
+mod traced;
 pub mod units;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -77,6 +78,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use protocol::FaultKind;
+pub use traced::{CallLog, TracedCall};
 
 use crate::{Error, Result};
 
@@ -261,6 +263,7 @@ struct Shared {
     fault_event_sources: bool,
     state: Mutex<State>,
     schemas: dynamo::Schemas,
+    traced: Arc<CallLog>,
 }
 
 struct State {
@@ -293,6 +296,7 @@ impl AwsProxy {
                 forced: VecDeque::new(),
             }),
             schemas: Default::default(),
+            traced: Default::default(),
         });
         let functions = TcpListener::bind(("127.0.0.1", 0)).await?;
         let sources = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -309,6 +313,16 @@ impl AwsProxy {
             event_source_addr,
             tasks,
         })
+    }
+
+    /// Every call forwarded so far with its trace header, oldest first.
+    pub fn traced_calls(&self) -> Vec<TracedCall> {
+        self.shared.traced.snapshot()
+    }
+
+    /// The log of those calls, for readers that outlive a borrow of the proxy.
+    pub fn call_log(&self) -> Arc<CallLog> {
+        self.shared.traced.clone()
     }
 
     /// The endpoint for function code.
@@ -415,6 +429,8 @@ impl Shared {
             Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
         };
         let (service, action) = protocol::classify(&parts.headers, &body);
+        self.traced
+            .record(caller, &service, &action, &parts.headers);
         let (fault, coin) = self.draw(caller);
         {
             let mut s = self.lock();

@@ -124,6 +124,9 @@ impl LocalFunction {
             .unwrap_or_default();
         ctx.invoked_function_arn = self.arn.clone();
         ctx.env_config = self.config.clone();
+        // As Lambda does, a trace header per invocation: a new trace, which the runtime's
+        // spans leave for the order's own where a message or stream record carries one.
+        ctx.xray_trace_id = Some(dishpatch::runtime::trace::TraceContext::root().xray());
 
         let handler = self.handler.clone();
         // A task of its own: a panic is a crashed invocation, not a crashed poller.

@@ -67,6 +67,7 @@ pub mod soak;
 pub mod stack;
 pub mod testing;
 pub mod tokens;
+pub mod traces;
 
 pub use dishpatch_invariants as invariants;
 pub use dishpatch_template as template;

@@ -197,7 +197,10 @@ async fn main() -> ExitCode {
         // crashes are logged by the local Lambda as errors, hence its target is off).
         std::env::set_var("RUST_LOG", "error,dishpatch_local::functions=off");
     }
-    dishpatch::logging::init();
+    // Spans kept in memory, for `GET /_local/traces/{traceId}`.
+    dishpatch::logging::Logs::from_env()
+        .record_spans()
+        .install();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up {

@@ -350,7 +350,12 @@ impl LocalStack {
         let console = dishpatch_console::Console::of_stack(&sdk, template.clone(), &stack.prefix);
         let gateway = Arc::new(
             Gateway::new(routes, template.http_api.cors.clone(), &stack.account_id)
-                .mount(dishpatch_console::PREFIX, console.handler()),
+                .mount(dishpatch_console::PREFIX, console.handler())
+                .mount(
+                    crate::traces::PREFIX,
+                    crate::traces::Traces::new(aws_proxy.as_ref().map(AwsProxy::call_log))
+                        .handler(),
+                ),
         );
         let listener = tokio::net::TcpListener::bind((opts.host, opts.port)).await?;
         let addr = listener.local_addr()?;

@@ -11,7 +11,8 @@ use lambda_http::{Body, Request, Response};
 use lambda_runtime::{Context, Error, LambdaEvent};
 use serde_json::Value;
 
-use dishpatch_sdk::trace;
+/// The trace context the runtime's spans carry (re-exported for the local stack).
+pub use dishpatch_sdk::trace;
 use tracing::Instrument;
 
 use crate::envelope::{DecodeError, Envelope, MessageType};

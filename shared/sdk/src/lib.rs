@@ -52,18 +52,12 @@ pub async fn endpoint_config(endpoint_url: &str, source: &'static str) -> aws_co
         ),
         _ => Credentials::new("test", "test", None, None, source),
     };
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let roots = tls::Roots::from_env(|name| std::env::var(name).ok());
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(trace::http::traced(tls::https_client(roots)))
         .endpoint_url(endpoint_url)
         .region(aws_config::Region::new(region))
         .credentials_provider(credentials)
         .load()
-        .await;
-    // The default client, stamped with the trace as the deployed one is.
-    match config.http_client() {
-        Some(client) => config
-            .to_builder()
-            .http_client(trace::http::traced(client))
-            .build(),
-        None => config,
-    }
+        .await
 }
