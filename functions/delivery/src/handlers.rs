@@ -23,7 +23,6 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let req: data::DispatchDelivery = cmd.data_as()?;
     if let Some(existing) = app.deliveries.get(order_id).await? {
         tracing::info!(
-            order_id,
             status = existing.status.as_str(),
             "duplicate dispatch; re-publishing the outcome"
         );
@@ -51,7 +50,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         };
         match app.deliveries.claim(&courier_id, &delivery).await? {
             Claim::Claimed => {
-                tracing::info!(order_id, courier_id = %courier_id, "courier dispatched");
+                tracing::info!(courier_id = %courier_id, "courier dispatched");
                 return publish_outcome(app, cmd, &delivery).await;
             }
             Claim::CourierTaken => continue,
@@ -77,7 +76,7 @@ pub async fn dispatch(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         updated_at: at,
     };
     if app.deliveries.record(&unavailable).await? {
-        tracing::info!(order_id, "no courier available");
+        tracing::info!("no courier available");
         publish_outcome(app, cmd, &unavailable).await
     } else {
         republish_stored(app, cmd).await
@@ -114,7 +113,7 @@ async fn release(app: &App, order_id: &str) -> Result<Option<String>, MessageErr
                     .await
                 {
                     Ok(true) => {
-                        tracing::info!(order_id, courier_id = %courier_id, "delivery cancelled; courier released");
+                        tracing::info!(courier_id = %courier_id, "delivery cancelled; courier released");
                         return Ok(None);
                     }
                     // It changed under us (completed, cancelled by a duplicate): decide again.
@@ -127,10 +126,7 @@ async fn release(app: &App, order_id: &str) -> Result<Option<String>, MessageErr
                 courier_id,
                 ..
             }) => {
-                tracing::warn!(
-                    order_id,
-                    "cancel for a delivered order; answering with the completion"
-                );
+                tracing::warn!("cancel for a delivered order; answering with the completion");
                 return Ok(Some(courier_id.unwrap_or_default()));
             }
             // Already cancelled, or no courier was found: nothing to undo.
@@ -144,7 +140,7 @@ async fn release(app: &App, order_id: &str) -> Result<Option<String>, MessageErr
                     .record(&Delivery::tombstone(order_id, now()))
                     .await?
                 {
-                    tracing::info!(order_id, "cancel before any dispatch; tombstone left");
+                    tracing::info!("cancel before any dispatch; tombstone left");
                     return Ok(None);
                 }
                 // The dispatch landed meanwhile: cancel it on the fresh record.

@@ -40,14 +40,11 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     };
     match app.reservations.reserve(&reservation).await? {
         Reserve::Reserved => {
-            tracing::info!(order_id, lines = reservation.items.len(), "stock reserved");
+            tracing::info!(lines = reservation.items.len(), "stock reserved");
             republish(app, cmd, &reservation).await
         }
         Reserve::Exists => {
-            tracing::info!(
-                order_id,
-                "duplicate reserve; re-publishing the recorded outcome"
-            );
+            tracing::info!("duplicate reserve; re-publishing the recorded outcome");
             republish_stored(app, cmd).await
         }
         Reserve::OutOfStock { menu_item_id } => {
@@ -62,7 +59,7 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
             // Conditional too: a concurrent duplicate may have reserved meanwhile, and its
             // outcome is the one to repeat.
             if app.reservations.record(&rejected).await? {
-                tracing::info!(order_id, menu_item_id = %menu_item_id, "reservation rejected: out of stock");
+                tracing::info!(menu_item_id = %menu_item_id, "reservation rejected: out of stock");
                 republish(app, cmd, &rejected).await
             } else {
                 republish_stored(app, cmd).await
@@ -81,14 +78,14 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                     .settle(&r, ReservationStatus::Released)
                     .await?
                 {
-                    tracing::info!(order_id, "stock released");
+                    tracing::info!("stock released");
                     return released(app, cmd).await;
                 }
                 // A duplicate settled it meanwhile: decide again on the fresh record.
             }
             Some(r) if r.status == ReservationStatus::Sold => {
                 // The saga never releases a delivered order; say so loudly, answer as asked.
-                tracing::warn!(order_id, "release for sold stock; nothing to release");
+                tracing::warn!("release for sold stock; nothing to release");
                 return released(app, cmd).await;
             }
             // Already released, or rejected: nothing is held.
@@ -102,7 +99,7 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                     .record(&Reservation::tombstone(order_id, now()))
                     .await?
                 {
-                    tracing::info!(order_id, "release before any reserve; tombstone left");
+                    tracing::info!("release before any reserve; tombstone left");
                     return released(app, cmd).await;
                 }
                 // The reserve landed meanwhile: release it on the fresh record.
@@ -118,12 +115,12 @@ pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         match app.reservations.get(order_id).await? {
             Some(r) if r.status == ReservationStatus::Reserved => {
                 if app.reservations.settle(&r, ReservationStatus::Sold).await? {
-                    tracing::info!(order_id, "reserved stock sold");
+                    tracing::info!("reserved stock sold");
                     return Ok(());
                 }
             }
             Some(r) if r.status == ReservationStatus::Sold => {
-                tracing::info!(order_id, "duplicate commit; already sold");
+                tracing::info!("duplicate commit; already sold");
                 return Ok(());
             }
             other => {
@@ -131,7 +128,6 @@ pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 // stock. Log it for an operator; retrying would not change anything.
                 let status = other.map(|r| r.status.as_str()).unwrap_or("MISSING");
                 tracing::warn!(
-                    order_id,
                     status,
                     "commit for a reservation that holds no stock; ignored"
                 );

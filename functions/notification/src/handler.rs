@@ -91,14 +91,11 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
             .property("eventType", kind.as_str())
             .property("ageMs", age_ms)
             .emit();
-        tracing::info!(
-            stale = true, event_type = %kind, order_id = %fact.order_id, event_id = %fact.id, age_ms,
-            "stale notification dropped"
-        );
+        tracing::info!(stale = true, age_ms, "stale notification dropped");
         return Ok(());
     }
     if app.records.is_sent(&fact.order_id, &fact.id).await? {
-        tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "duplicate; already sent");
+        tracing::info!("duplicate; already sent");
         return Ok(());
     }
     let message = render(kind, &fact.order_id, &data).ok_or(MessageError::Unsupported)?;
@@ -122,8 +119,8 @@ pub async fn handle(app: &App, fact: &Envelope, kind: MessageType) -> Result<(),
         .await?;
     // One write per message: the record is the proof it was sent.
     if !app.records.record_sent(&record).await? {
-        tracing::info!(order_id = %fact.order_id, event_id = %fact.id, "a concurrent duplicate recorded it first");
+        tracing::info!("a concurrent duplicate recorded it first");
     }
-    tracing::info!(order_id = %fact.order_id, event_type = %kind, channel = %record.channel, "customer notified");
+    tracing::info!(channel = %record.channel, "customer notified");
     Ok(())
 }

@@ -20,7 +20,7 @@ pub async fn publish_outbox(
     for m in &image.outbox {
         let envelope = &m.envelope;
         publisher.deliver(envelope, &m.delivery).await?;
-        tracing::info!(order_id = %envelope.order_id, message_type = %envelope.kind, message_id = %envelope.id, "relayed");
+        tracing::debug!(message_type = %envelope.kind, message_id = %envelope.id, "relayed");
     }
     Ok(())
 }

@@ -77,17 +77,18 @@ pub async fn on_step_result(
     match applied {
         Applied::Moved { from, to } => {
             tracing::info!(
-                order_id = %from.order_id, from = from.status().as_str(),
-                to = to.status().as_str(), event = %kind, "transition"
+                from = from.status().as_str(),
+                to = to.status().as_str(),
+                "transition"
             );
             Ok(())
         }
         Applied::Ignored { order, why } => {
-            tracing::info!(order_id = %order.order_id, status = order.status().as_str(), event = %kind, why, "no-op");
+            tracing::info!(status = order.status().as_str(), why, "no-op");
             Ok(())
         }
-        Applied::Refused { order, error } => {
-            tracing::warn!(order_id = %order.order_id, error = %error, "refused transition");
+        Applied::Refused { error, .. } => {
+            tracing::warn!(error = %error, "refused transition");
             Ok(())
         }
         // Results only exist for orders that were written first: this one is not ours.

@@ -72,14 +72,11 @@ pub async fn capture(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     match app.payments.capture_from_wallet(&payment).await? {
         Capture::Captured => {
             wallet_metrics::record(Operation::Capture, true, &payment.customer_id);
-            tracing::info!(order_id, amount = payment.amount, currency = %payment.currency, "payment captured");
+            tracing::info!(amount = payment.amount, currency = %payment.currency, "payment captured");
             republish(app, cmd, &payment).await
         }
         Capture::Exists => {
-            tracing::info!(
-                order_id,
-                "duplicate capture; re-publishing the recorded outcome"
-            );
+            tracing::info!("duplicate capture; re-publishing the recorded outcome");
             republish_stored(app, cmd).await
         }
         Capture::Refused => {
@@ -110,20 +107,18 @@ async fn capture_card(
     };
     let pending = Payment::pending_card(order_id, &req.customer_id, amount, token, now());
     let current = if app.payments.record(&pending).await? {
-        tracing::info!(order_id, amount = pending.amount, currency = %pending.currency, "card payment pending; charging");
+        tracing::debug!(amount = pending.amount, currency = %pending.currency, "card payment pending; charging");
         pending
     } else {
         match stored(app.payments.get(order_id).await?, "payment")? {
             p if p.status == PaymentStatus::Pending => {
                 tracing::info!(
-                    order_id,
                     "card payment still PENDING (an earlier try got no answer); charging again with the same key"
                 );
                 p
             }
             p => {
                 tracing::info!(
-                    order_id,
                     status = p.status.as_str(),
                     "duplicate capture; re-publishing the recorded outcome"
                 );
@@ -142,7 +137,7 @@ async fn settle_pending(app: &App, pending: Payment) -> Result<Payment, MessageE
     let order_id = pending.order_id.clone();
     let order_id = order_id.as_str();
     let Some(token) = pending.card_token.as_deref() else {
-        tracing::error!(order_id, "PENDING card payment without its card token");
+        tracing::error!("PENDING card payment without its card token");
         return Err(MessageError::Transient(
             "PENDING card payment without its card token".into(),
         ));
@@ -176,17 +171,12 @@ async fn settle_pending(app: &App, pending: Payment) -> Result<Payment, MessageE
     {
         match settled.status {
             PaymentStatus::Captured => tracing::info!(
-                order_id,
                 charge_id = settled.charge_id.as_deref(),
                 amount = settled.amount,
                 currency = %settled.currency,
                 "card payment captured"
             ),
-            _ => tracing::info!(
-                order_id,
-                reason = settled.reason.as_deref(),
-                "card payment declined"
-            ),
+            _ => tracing::info!(reason = settled.reason.as_deref(), "card payment declined"),
         }
         return Ok(settled);
     }
@@ -213,7 +203,7 @@ fn provider_failed(order_id: &str, operation: &str, e: ProviderError) -> Message
 async fn refund_card(app: &App, p: &Payment) -> Result<bool, MessageError> {
     let order_id = p.order_id.as_str();
     let Some(charge_id) = p.charge_id.as_deref() else {
-        tracing::error!(order_id, "CAPTURED card payment without a charge id");
+        tracing::error!("CAPTURED card payment without a charge id");
         return Err(MessageError::Transient(
             "captured card payment without a charge id".into(),
         ));
@@ -238,7 +228,6 @@ async fn refund_card(app: &App, p: &Payment) -> Result<bool, MessageError> {
         }
         RefundOutcome::UnknownCharge => {
             tracing::error!(
-                order_id,
                 charge_id,
                 "payment provider knows no such charge; cannot refund, operators must look"
             );
@@ -263,7 +252,7 @@ async fn decline(
         ..payment
     };
     if app.payments.record(&declined).await? {
-        tracing::info!(order_id = %declined.order_id, reason, "payment declined");
+        tracing::info!(reason, "payment declined");
         republish(app, cmd, &declined).await
     } else {
         republish_stored(app, cmd).await
@@ -278,7 +267,6 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                 // The card capture's outcome is unknown: settle it first (see the module
                 // docs), then decide again on the settled record.
                 tracing::info!(
-                    order_id,
                     "refund finds the card payment PENDING; learning the capture's outcome first"
                 );
                 settle_pending(app, p).await?;
@@ -299,11 +287,11 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                     // A duplicate refunded it meanwhile: decide again on the fresh record.
                     continue;
                 }
-                tracing::info!(order_id, amount = p.amount, currency = %p.currency, "payment refunded");
+                tracing::info!(amount = p.amount, currency = %p.currency, "payment refunded");
                 p.money()
             }
             Some(p) if p.status == PaymentStatus::Refunded => {
-                tracing::info!(order_id, "duplicate refund; already refunded");
+                tracing::info!("duplicate refund; already refunded");
                 p.money()
             }
             // Declined: nothing was taken, so nothing goes back; the fact still confirms the
@@ -318,7 +306,7 @@ pub async fn refund(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                     // The capture landed meanwhile: refund it on the fresh record.
                     continue;
                 }
-                tracing::info!(order_id, "refund before any capture; tombstone left");
+                tracing::info!("refund before any capture; tombstone left");
                 tombstone.money()
             }
         };
