@@ -11,7 +11,7 @@
 //! ([`dishpatch_ops::orders`], [`dishpatch_ops::dlq`], [`dishpatch_ops::breaker`]).
 //!
 //! It may depend on `dishpatch-ops`, `dishpatch-template`, `dishpatch-core`,
-//! `dishpatch-sdk` (the recorded spans), the AWS SDK clients and hyper/http for serving; not on the function crates, the shared crate or
+//! `dishpatch-invariants` (queue depths), `dishpatch-sdk` (the recorded spans), the AWS SDK clients and hyper/http for serving; not on the function crates, the shared crate or
 //! the emulator, so it reads a deployed stack's names as readily as the local ones.
 //!
 //! * [`http`]: the routes, the loopback guard on the one write (redrive), the assets

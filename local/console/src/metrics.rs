@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use dishpatch_core::metrics::{self as names, Unit, METRICS_NAMESPACE};
+use dishpatch_ops::breaker::{points, query_index, stat_query};
 use dishpatch_ops::Target;
 use serde::Serialize;
 
@@ -93,48 +93,23 @@ pub async fn read(target: &Target) -> Result<Metrics> {
             .start_time(DateTime::from(now - WINDOW))
             .end_time(DateTime::from(now + PERIOD));
         for (i, s) in chunk.iter().enumerate() {
-            let metric = Metric::builder()
-                .namespace(METRICS_NAMESPACE)
-                .metric_name(&s.name)
-                .set_dimensions(Some(
-                    s.dimensions
-                        .iter()
-                        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-                        .collect(),
-                ))
-                .build();
-            query = query.metric_data_queries(
-                MetricDataQuery::builder()
-                    .id(format!("m{i}"))
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(metric)
-                            .period(PERIOD.as_secs() as i32)
-                            .stat(s.stat)
-                            .build(),
-                    )
-                    .build(),
-            );
+            let dimensions: Vec<(&str, &str)> = s
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let period = PERIOD.as_secs() as i32;
+            query = query.metric_data_queries(stat_query(i, &s.name, &dimensions, period, s.stat));
         }
         let data = query
             .send()
             .await
             .map_err(|e| Error::aws(format!("metric data (batch {chunk_no})"), e))?;
         for r in data.metric_data_results() {
-            let Some(s) = r
-                .id()
-                .and_then(|id| id.strip_prefix('m')?.parse::<usize>().ok())
-                .and_then(|i| chunk.get_mut(i))
-            else {
-                continue;
-            };
-            s.points = r
-                .timestamps()
-                .iter()
-                .zip(r.values())
-                .map(|(t, v)| (t.to_millis().unwrap_or_default(), *v))
-                .collect();
-            s.points.sort_by_key(|p| p.0);
+            if let Some(s) = query_index(r).and_then(|i| chunk.get_mut(i)) {
+                s.points = points(r);
+                s.points.sort_by_key(|p| p.0);
+            }
         }
     }
     found.sort_by(|a, b| (&a.name, &a.dimensions).cmp(&(&b.name, &b.dimensions)));

@@ -1,7 +1,7 @@
 //! Queue depths, and the dead-letter queues as the operator CLI lists and shows them
 //! ([`dishpatch_ops::dlq`]), in the JSON the page reads.
 
-use aws_sdk_sqs::types::QueueAttributeName as Attr;
+use dishpatch_invariants::messages::queue_depth;
 use dishpatch_ops::dlq::{self, DeadLetter, DlqStatus};
 use dishpatch_ops::Target;
 use serde::Serialize;
@@ -29,39 +29,23 @@ pub async fn depths(target: &Target) -> Vec<Depth> {
         .iter()
         .filter(|q| !dlqs.contains_key(&q.logical_id))
     {
-        let mut depth = Depth {
-            logical_id: q.logical_id.clone(),
-            visible: 0,
-            in_flight: 0,
-            delayed: 0,
-            error: None,
-        };
-        let attributes = match target.queue_url(&q.logical_id).await {
+        let read = match target.queue_url(&q.logical_id).await {
             Err(e) => Err(e.to_string()),
-            Ok(url) => sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(Attr::ApproximateNumberOfMessages)
-                .attribute_names(Attr::ApproximateNumberOfMessagesNotVisible)
-                .attribute_names(Attr::ApproximateNumberOfMessagesDelayed)
-                .send()
+            Ok(url) => queue_depth(&sqs, &url, &q.logical_id)
                 .await
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+                .map_err(|e| e.to_string()),
         };
-        match attributes {
-            Err(e) => depth.error = Some(e),
-            Ok(a) => {
-                let get = |n: Attr| {
-                    a.attributes()
-                        .and_then(|m| m.get(&n))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
-                };
-                depth.visible = get(Attr::ApproximateNumberOfMessages);
-                depth.in_flight = get(Attr::ApproximateNumberOfMessagesNotVisible);
-                depth.delayed = get(Attr::ApproximateNumberOfMessagesDelayed);
-            }
-        }
+        let (d, error) = match read {
+            Ok(d) => (d, None),
+            Err(e) => (Default::default(), Some(e)),
+        };
+        let depth = Depth {
+            logical_id: q.logical_id.clone(),
+            visible: d.visible,
+            in_flight: d.in_flight,
+            delayed: d.delayed,
+            error,
+        };
         out.push(depth);
     }
     out

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricDataResult, MetricStat};
 use dishpatch_core::metrics::METRICS_NAMESPACE;
 
 use crate::Target;
@@ -100,28 +100,8 @@ pub async fn history(target: &Target, window: Duration) -> Result<BTreeMap<Strin
             .start_time(DateTime::from(now - window))
             .end_time(DateTime::from(now + Duration::from_secs(60)));
         for (i, (name, _)) in METRICS.iter().enumerate() {
-            let metric = Metric::builder()
-                .namespace(METRICS_NAMESPACE)
-                .metric_name(*name)
-                .dimensions(
-                    Dimension::builder()
-                        .name("Provider")
-                        .value(&provider)
-                        .build(),
-                )
-                .build();
-            query = query.metric_data_queries(
-                MetricDataQuery::builder()
-                    .id(format!("m{i}"))
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(metric)
-                            .period(period)
-                            .stat("Sum")
-                            .build(),
-                    )
-                    .build(),
-            );
+            let dimensions = [("Provider", provider.as_str())];
+            query = query.metric_data_queries(stat_query(i, name, &dimensions, period, "Sum"));
         }
         let data = query
             .send()
@@ -129,21 +109,12 @@ pub async fn history(target: &Target, window: Duration) -> Result<BTreeMap<Strin
             .map_err(|e| Error::aws(format!("breaker metrics of {provider}"), e))?;
         let mut seen = Vec::new();
         for r in data.metric_data_results() {
-            let Some(i) = r
-                .id()
-                .and_then(|id| id.strip_prefix('m')?.parse::<usize>().ok())
-            else {
+            let Some((_, state)) = query_index(r).and_then(|i| METRICS.get(i)) else {
                 continue;
             };
-            let Some((_, state)) = METRICS.get(i) else {
-                continue;
-            };
-            for (t, v) in r.timestamps().iter().zip(r.values()) {
-                if *v > 0.0 {
-                    seen.push(Seen {
-                        at_ms: t.to_millis().unwrap_or_default(),
-                        state,
-                    });
+            for (at_ms, v) in points(r) {
+                if v > 0.0 {
+                    seen.push(Seen { at_ms, state });
                 }
             }
         }
@@ -151,6 +122,49 @@ pub async fn history(target: &Target, window: Duration) -> Result<BTreeMap<Strin
         out.insert(provider, seen);
     }
     Ok(out)
+}
+
+/// The `i`th query of a `GetMetricData` call: statistic `stat` of the metric `name`
+/// (namespace `dishpatch`) with `dimensions`, per `period` seconds.
+pub fn stat_query(
+    i: usize,
+    name: &str,
+    dimensions: &[(&str, &str)],
+    period: i32,
+    stat: &str,
+) -> MetricDataQuery {
+    let dimensions = dimensions
+        .iter()
+        .map(|(k, v)| Dimension::builder().name(*k).value(*v).build())
+        .collect();
+    let metric = Metric::builder()
+        .namespace(METRICS_NAMESPACE)
+        .metric_name(name)
+        .set_dimensions(Some(dimensions))
+        .build();
+    let stat = MetricStat::builder()
+        .metric(metric)
+        .period(period)
+        .stat(stat)
+        .build();
+    MetricDataQuery::builder()
+        .id(format!("m{i}"))
+        .metric_stat(stat)
+        .build()
+}
+
+/// Which [`stat_query`] a result answers.
+pub fn query_index(result: &MetricDataResult) -> Option<usize> {
+    result.id()?.strip_prefix('m')?.parse().ok()
+}
+
+/// A result's datapoints: (epoch milliseconds, value).
+pub fn points(result: &MetricDataResult) -> Vec<(i64, f64)> {
+    let at = result
+        .timestamps()
+        .iter()
+        .map(|t| t.to_millis().unwrap_or_default());
+    at.zip(result.values().iter().copied()).collect()
 }
 
 /// `breaker status`: each provider's latest state over the last `window`.
