@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
-use dishpatch_core::metrics::{self as names, Unit, METRICS_NAMESPACE};
-use dishpatch_ops::breaker::{points, query_index, stat_query};
+use dishpatch_core::metrics::{self as names, Unit};
+use dishpatch_ops::breaker::{list_metrics, points, query_index, stat_query};
 use dishpatch_ops::Target;
 use serde::Serialize;
 
@@ -57,33 +57,25 @@ pub fn stat(unit: Unit) -> &'static str {
 pub async fn read(target: &Target) -> Result<Metrics> {
     let cw = aws_sdk_cloudwatch::Client::new(&target.sdk);
     let mut found: Vec<Series> = Vec::new();
-    let mut pages = cw
-        .list_metrics()
-        .namespace(METRICS_NAMESPACE)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("list the dishpatch metrics", e))?;
-        for m in page.metrics() {
-            let Some(known) = m.metric_name().and_then(names::by_name) else {
-                continue;
-            };
-            let dimensions = m
-                .dimensions()
-                .iter()
-                .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
-                .collect();
-            let series = Series {
-                name: known.name.to_owned(),
-                unit: known.unit.as_str(),
-                stat: stat(known.unit),
-                dimensions,
-                help: known.help,
-                points: Vec::new(),
-            };
-            if !found.contains(&series) {
-                found.push(series);
-            }
+    for m in list_metrics(&cw).await? {
+        let Some(known) = m.metric_name().and_then(names::by_name) else {
+            continue;
+        };
+        let dimensions = m
+            .dimensions()
+            .iter()
+            .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
+            .collect();
+        let series = Series {
+            name: known.name.to_owned(),
+            unit: known.unit.as_str(),
+            stat: stat(known.unit),
+            dimensions,
+            help: known.help,
+            points: Vec::new(),
+        };
+        if !found.contains(&series) {
+            found.push(series);
         }
     }
     let now = SystemTime::now();

@@ -73,21 +73,13 @@ pub fn latest(seen: &[Seen]) -> Option<Seen> {
 pub async fn history(target: &Target, window: Duration) -> Result<BTreeMap<String, Vec<Seen>>> {
     let cw = aws_sdk_cloudwatch::Client::new(&target.sdk);
     let mut providers = std::collections::BTreeSet::new();
-    let mut pages = cw
-        .list_metrics()
-        .namespace(METRICS_NAMESPACE)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("list the breaker metrics", e))?;
-        for m in page.metrics() {
-            if !METRICS.iter().any(|(n, _)| Some(*n) == m.metric_name()) {
-                continue;
-            }
-            for d in m.dimensions() {
-                if d.name() == Some("Provider") {
-                    providers.extend(d.value().map(str::to_owned));
-                }
+    for m in list_metrics(&cw).await? {
+        if !METRICS.iter().any(|(n, _)| Some(*n) == m.metric_name()) {
+            continue;
+        }
+        for d in m.dimensions() {
+            if d.name() == Some("Provider") {
+                providers.extend(d.value().map(str::to_owned));
             }
         }
     }
@@ -120,6 +112,22 @@ pub async fn history(target: &Target, window: Duration) -> Result<BTreeMap<Strin
         }
         seen.sort_by_key(|s| (s.at_ms, s.state != "HALF_OPEN"));
         out.insert(provider, seen);
+    }
+    Ok(out)
+}
+
+/// Every metric of namespace `dishpatch` (`ListMetrics`): each name with each set of
+/// dimension values it has data for.
+pub async fn list_metrics(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<Metric>> {
+    let mut pages = cw
+        .list_metrics()
+        .namespace(METRICS_NAMESPACE)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("list the dishpatch metrics", e))?;
+        out.extend(page.metrics().iter().cloned());
     }
     Ok(out)
 }
