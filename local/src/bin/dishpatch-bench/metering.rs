@@ -96,15 +96,7 @@ impl LogBytes {
     /// this counter.
     pub fn install(&self) {
         let sink = self.clone();
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_current_span(false)
-            .with_target(false)
-            .with_writer(move || sink.clone())
-            .try_init();
+        dishpatch::logging::Logs::from_env().install_to(move || sink.clone());
     }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
