@@ -10,11 +10,14 @@
 //! compensation) starts the next document, still within one call.
 //!
 //! Written by hand over `serde_json` rather than through the `metrics` facade and its
-//! `metrics_cloudwatch_embedded` recorder (0.10, `lambda_runtime` 1.x): that recorder
-//! aggregates until a flush, so it needs a flush per invocation, keeps properties
-//! process-wide (concurrent invocations of a container would mix their order ids) and
-//! has no `StorageResolution` (the breaker's one-second metrics). Figures in
-//! docs/benchmarks.md ("EMF emitter").
+//! `metrics_cloudwatch_embedded` recorder (0.10, the version for `lambda_runtime` 1.x):
+//! that recorder aggregates until a flush, so it needs a flush per invocation; it keeps
+//! properties process-wide (concurrent invocations of a container would mix their
+//! order ids); it has no `StorageResolution` (the breaker's one-second metrics); and
+//! it writes one document per label set, so a delivered order's four saga transitions
+//! took 9 lines and 2,292 bytes through it against 4 lines and 1,873 bytes here. Its
+//! own cost is small (11 µs to install, about 200 KB of binary); the figures are in
+//! docs/benchmarks.md ("Metrics: EMF lines").
 //!
 //! Nothing is buffered, so nothing needs flushing at the end of an invocation.
 

@@ -70,7 +70,7 @@ metrics! {
     WALLET_OPERATIONS = "WalletOperations", Count, ["Operation", "Result"],
         "A wallet operation (CAPTURE, REFUND, TOP_UP, CREDIT) by result: OK or REJECTED (funds, limits, currency).";
     PROVIDER_REQUESTS = "ProviderRequests", Count, ["Result"],
-        "A card provider call: SUCCESS, FAILURE, TIMEOUT or REJECTED (by the open breaker).";
+        "A card provider request, each attempt of a call (retries included): SUCCESS (an answer, a decline included), FAILURE, TIMEOUT or REJECTED (by the open breaker; not sent).";
     PROVIDER_RETRIES = "ProviderRetries", Count, ["Retry"],
         "A retried card provider call, by retry number (1 to 3).";
     BREAKER_STATE = "BreakerState", None, ["Provider"],
