@@ -173,6 +173,8 @@ async fn the_console_shows_orders_dead_letters_and_the_breaker_in_a_browser() {
     assert!(dom.contains("data-span="), "a waterfall is drawn");
     assert!(dom.contains("recorded spans"), "{dom}");
     assert!(dom.contains("class=\"live on\""), "every poll answered");
+    // The saga's metrics, as the emulator's CloudWatch holds them.
+    assert!(dom.contains("data-metric=\"SagaStarted\""), "{dom}");
 
     if let Some(path) = std::env::var_os("DISHPATCH_CONSOLE_SCREENSHOT") {
         let path = PathBuf::from(path);
