@@ -189,4 +189,22 @@ async fn the_console_shows_orders_dead_letters_and_the_breaker_in_a_browser() {
         .await;
         assert!(path.exists(), "screenshot written to {}", path.display());
     }
+
+    // The page's redrive: only with the console's header, and then the message moves.
+    let redrive = format!("{url}api/dlqs/InventoryQueueDLQ/redrive");
+    let http = reqwest::Client::new();
+    let refused = http.post(&redrive).json(&json!({"all": true})).send().await;
+    assert_eq!(refused.unwrap().status(), 403);
+    let moved: serde_json::Value = http
+        .post(&redrive)
+        .header("x-dishpatch-console", "redrive")
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["moved"].as_array().map(Vec::len), Some(1), "{moved}");
+    assert_eq!(moved["moved"][0]["to"], "InventoryQueue");
 }
