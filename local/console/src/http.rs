@@ -112,7 +112,7 @@ impl Console {
             (["api", "orders"], true) => json_reply(self.orders().await),
             (["api", "orders", id], true) => self.order(id).await,
             (["api", "orders", id, "trace"], true) => {
-                match self.spans.trace(&self.target, id).await {
+                match self.spans.trace(&self.resolved().await, id).await {
                     Ok(Some(t)) => ok(&t),
                     Ok(None) => error(StatusCode::NOT_FOUND, &format!("no order {id}")),
                     Err(e) => failed(&e),
@@ -120,7 +120,7 @@ impl Console {
             }
             (["api", "queues"], true) => json_reply(self.queues().await),
             (["api", "dlqs", id, "messages"], true) => {
-                json_reply(dlq::show(&self.target, id, SHOW_MAX).await.map(|ls| {
+                json_reply(dlq::show(&self.resolved().await, id, SHOW_MAX).await.map(|ls| {
                     json!({"messages": ls.iter().map(queues::letter_json).collect::<Vec<_>>()})
                 }))
             }
@@ -132,7 +132,7 @@ impl Console {
             }
             (["api", "breaker"], true) => json_reply(self.breaker().await),
             (["api", "metrics"], true) => {
-                json_reply(crate::metrics::read(&self.target).await.map(|m| json!(m)))
+                json_reply(crate::metrics::read(&self.resolved().await).await.map(|m| json!(m)))
             }
             (["api", ..], false) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
             _ => error(StatusCode::NOT_FOUND, "no such console path"),
@@ -140,7 +140,7 @@ impl Console {
     }
 
     async fn orders(&self) -> crate::Result<Value> {
-        let all = orders::scan(&self.target).await?;
+        let all = orders::scan(&self.resolved().await).await?;
         Ok(json!({
             "total": all.len(),
             "funnel": orders::funnel(&all),
@@ -149,7 +149,7 @@ impl Console {
     }
 
     async fn order(&self, id: &str) -> Reply {
-        match dishpatch_ops::orders::snapshot(&self.target, id).await {
+        match dishpatch_ops::orders::snapshot(&self.resolved().await, id).await {
             Ok(Some((status, timeline))) => ok(&json!({
                 "orderId": id,
                 "status": status,
@@ -164,9 +164,10 @@ impl Console {
     }
 
     async fn queues(&self) -> crate::Result<Value> {
-        let dlqs = dlq::list(&self.target).await?;
+        let target = self.resolved().await;
+        let dlqs = dlq::list(&target).await?;
         Ok(json!({
-            "queues": queues::depths(&self.target).await,
+            "queues": queues::depths(&target).await,
             "dlqs": dlqs.iter().map(queues::dlq_json).collect::<Vec<_>>(),
         }))
     }
@@ -186,7 +187,7 @@ impl Console {
             all: asked["all"].as_bool().unwrap_or(false),
             auto: false,
         };
-        match dlq::redrive(&self.target, id, &opts).await {
+        match dlq::redrive(&self.resolved().await, id, &opts).await {
             Ok(report) => {
                 tracing::info!(dlq = id, moved = report.moved.len(), "console redrive");
                 ok(&queues::redrive_json(&report))
@@ -198,7 +199,7 @@ impl Console {
     }
 
     async fn breaker(&self) -> crate::Result<Value> {
-        let status = breaker::status(&self.target, BREAKER_WINDOW).await?;
+        let status = breaker::status(&self.resolved().await, BREAKER_WINDOW).await?;
         Ok(json!({
             "windowSecs": BREAKER_WINDOW.as_secs(),
             "providers": status.iter().map(|s| json!({

@@ -30,7 +30,7 @@ pub mod orders;
 pub mod queues;
 pub mod trace;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dishpatch_ops::Target;
 
@@ -64,6 +64,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Console {
     pub target: Target,
     pub spans: Arc<dyn trace::SpanSource>,
+    /// `target` with every queue's URL, once they all exist.
+    resolved: Arc<OnceLock<Target>>,
 }
 
 impl Console {
@@ -76,6 +78,7 @@ impl Console {
                 Arc::new(trace::RecordedSpans),
                 Arc::new(trace::TimelineSpans),
             ])),
+            resolved: Arc::default(),
         }
     }
 
@@ -86,6 +89,23 @@ impl Console {
         prefix: &str,
     ) -> Console {
         Console::new(Target::new(sdk.clone(), template, prefix))
+    }
+
+    /// [`Console::target`] with every queue's URL looked up once: the page polls every
+    /// second or two, and a URL does not change while the stack runs. Until every queue
+    /// exists, each call looks them up again.
+    pub async fn resolved(&self) -> Target {
+        if let Some(t) = self.resolved.get() {
+            return t.clone();
+        }
+        let mut t = self.target.clone();
+        for q in &self.target.template.queues {
+            match t.queue_url(&q.logical_id).await {
+                Ok(url) => t = t.with_queue_url(&q.logical_id, &url),
+                Err(_) => return self.target.clone(),
+            }
+        }
+        self.resolved.get_or_init(|| t).clone()
     }
 
     /// The same console with another span source (a span store, when one exists).
