@@ -5,37 +5,22 @@
 //! the AWS proxy saw them).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dishpatch::logging::Captured;
 use dishpatch_e2e::System;
 use dishpatch_local::awsproxy::{AwsProxyConfig, Caller};
 use dishpatch_local::testing::unique_prefix;
 use dishpatch_local::LocalStackOptions;
 use serde_json::{json, Value};
 
-/// The JSON log lines the functions write, kept.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn parsed(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
+/// The JSON log lines the functions wrote so far.
+fn parsed(lines: &Captured) -> Vec<Value> {
+    lines
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// Calls that change something, which only the order's own handling makes here.
@@ -50,7 +35,7 @@ const WRITES: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orders_one_trace_runs_through_every_function_and_aws_call() {
-    let lines = Lines::default();
+    let lines = Captured::default();
     let sink = lines.clone();
     assert!(
         dishpatch::logging::Logs::from_env()
@@ -78,7 +63,7 @@ async fn an_orders_one_trace_runs_through_every_function_and_aws_call() {
     let every: BTreeSet<&str> = binary_of.values().map(String::as_str).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     let (trace, hops) = loop {
-        let logged = lines.parsed();
+        let logged = parsed(&lines);
         let of_order: Vec<&Value> = logged
             .iter()
             .filter(|l| l["orderId"] == id.as_str())

@@ -391,13 +391,20 @@ mod tests {
         )
     }
 
+    /// The sample with a fixed id and time, as its wire format is written out.
+    fn pinned() -> Envelope {
+        Envelope {
+            id: "m-1".into(),
+            occurred_at: "2026-11-22T10:00:00.000Z".into(),
+            ..sample()
+        }
+    }
+
     #[test]
     fn the_wire_format_is_the_type_name() {
         let env = Envelope {
-            id: "m-1".into(),
-            occurred_at: "2026-11-22T10:00:00.000Z".into(),
             causation_id: Some("m-0".into()),
-            ..sample()
+            ..pinned()
         };
         assert_eq!(
             env.to_json(),
@@ -442,10 +449,8 @@ mod tests {
     #[test]
     fn a_trace_context_is_one_more_header_field_left_out_when_absent() {
         let traced = Envelope {
-            id: "m-1".into(),
-            occurred_at: "2026-11-22T10:00:00.000Z".into(),
             traceparent: Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".into()),
-            ..sample()
+            ..pinned()
         };
         let json = traced.to_json();
         assert!(

@@ -174,18 +174,24 @@ mod emulator_tests {
         Envelope::new(MessageType::StepTimeout, "o-1", data)
     }
 
-    #[tokio::test]
-    async fn a_queue_delay_comes_from_the_delivery_alone() {
+    /// A new queue on the emulator, and a client for it.
+    async fn queue(name: &str) -> (aws_config::SdkConfig, aws_sdk_sqs::Client, String) {
         let sdk = emulator().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = sqs
             .create_queue()
-            .queue_name(unique("saga"))
+            .queue_name(unique(name))
             .send()
             .await
             .unwrap()
             .queue_url
             .unwrap();
+        (sdk, sqs, queue)
+    }
+
+    #[tokio::test]
+    async fn a_queue_delay_comes_from_the_delivery_alone() {
+        let (sdk, sqs, queue) = queue("saga").await;
         let publisher = SnsSqsPublisher::new(
             &sdk,
             Destinations {
@@ -218,16 +224,7 @@ mod emulator_tests {
 
     #[tokio::test]
     async fn a_command_carries_its_trace_as_the_aws_trace_header() {
-        let sdk = emulator().await;
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue = sqs
-            .create_queue()
-            .queue_name(unique("inventory"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
+        let (sdk, sqs, queue) = queue("inventory").await;
         let to = Destinations {
             inventory_queue: Some(queue.clone()),
             ..Destinations::default()

@@ -87,27 +87,13 @@ impl Visit for Fields {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt;
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logging::Captured;
 
     #[test]
     fn a_line_carries_its_spans_fields_the_innermost_winning() {
-        let lines = Lines::default();
+        let lines = Captured::default();
         let sink = lines.clone();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
@@ -124,7 +110,7 @@ mod tests {
             let _i = inner.enter();
             tracing::info!(units = 3, "reserved");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "reserved");
