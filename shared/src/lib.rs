@@ -6,9 +6,9 @@
 //! What it adds are the edges, where I/O happens: [`http`] (API conventions),
 //! [`runtime`] (one entry point per Lambda), [`aws`] (adapters behind narrow ports),
 //! [`orders`] (the order store), [`transition`] (a saga step on a stored order,
-//! retried on a conflicting write), [`idempotency`], [`resilience`], [`config`] (the
-//! environment and the SDK configuration), and from `dishpatch-sdk` [`logging`] and
-//! [`tls`].
+//! retried on a conflicting write), [`idempotency`], [`resilience`], [`emf`] (metrics
+//! as CloudWatch EMF lines), [`config`] (the environment and the SDK configuration), and
+//! from `dishpatch-sdk` [`logging`] and [`tls`].
 
 pub use dishpatch_core::{
     envelope, error, keys, menu, money, orchestration, order, outbox, pricing, saga, validation,
