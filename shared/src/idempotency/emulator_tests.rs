@@ -198,6 +198,18 @@ async fn a_different_payload_is_a_mismatch_running_or_done() {
     let clock = clock();
     let idem = wrapper(&store, &clock);
     let runs = AtomicUsize::new(0);
+    // Pays `amount`; a handler that runs would return `returns`.
+    let pay = |amount: u32, returns: u32| {
+        let payload = serde_json::json!({ "amount": amount });
+        call(
+            &idem,
+            "pay",
+            payload,
+            SEC,
+            &runs,
+            Ok(serde_json::json!(returns)),
+        )
+    };
     let now = clock.now();
     let claim = IdempotencyRecord::in_progress(
         idem.record_id(&["order-1", "pay"]),
@@ -207,39 +219,15 @@ async fn a_different_payload_is_a_mismatch_running_or_done() {
         DEFAULT_EXPIRES_AFTER,
     );
     assert_eq!(store.claim(&claim, now).await.unwrap(), Claim::Claimed);
-    let r = call(
-        &idem,
-        "pay",
-        serde_json::json!({"amount": 2}),
-        SEC,
-        &runs,
-        Ok(serde_json::json!(1)),
-    )
-    .await;
+    let r = pay(2, 1).await;
     assert!(matches!(r, Err(IdempotencyError::PayloadMismatch)));
     store
         .complete(&claim.completed("1".into(), now, DEFAULT_EXPIRES_AFTER))
         .await
         .unwrap();
-    let r = call(
-        &idem,
-        "pay",
-        serde_json::json!({"amount": 2}),
-        SEC,
-        &runs,
-        Ok(serde_json::json!(1)),
-    )
-    .await;
+    let r = pay(2, 1).await;
     assert!(matches!(r, Err(IdempotencyError::PayloadMismatch)));
-    let r = call(
-        &idem,
-        "pay",
-        serde_json::json!({"amount": 1}),
-        SEC,
-        &runs,
-        Ok(serde_json::json!(2)),
-    )
-    .await;
+    let r = pay(1, 2).await;
     assert_eq!(r.unwrap(), Handled::Replayed(serde_json::json!(1)));
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 }
@@ -255,26 +243,19 @@ async fn an_expired_completed_record_is_reclaimable() {
     .with_clock(clock.clone());
     let runs = AtomicUsize::new(0);
     let p = serde_json::json!({"n": 1});
-    call(
-        &idem,
-        "k",
-        p.clone(),
-        SEC,
-        &runs,
-        Ok(serde_json::json!("first")),
-    )
-    .await
-    .unwrap();
+    let run = |returns: &str| {
+        call(
+            &idem,
+            "k",
+            p.clone(),
+            SEC,
+            &runs,
+            Ok(serde_json::json!(returns)),
+        )
+    };
+    run("first").await.unwrap();
     clock.advance(60 * SEC);
-    let r = call(
-        &idem,
-        "k",
-        p.clone(),
-        SEC,
-        &runs,
-        Ok(serde_json::json!("second")),
-    )
-    .await;
+    let r = run("second").await;
     assert_eq!(
         r.unwrap(),
         Handled::Replayed(serde_json::json!("first")),
@@ -282,7 +263,7 @@ async fn an_expired_completed_record_is_reclaimable() {
     );
     // TTL deletion lags (and the emulator never deletes): the code decides.
     clock.advance(SEC);
-    let r = call(&idem, "k", p, SEC, &runs, Ok(serde_json::json!("second"))).await;
+    let r = run("second").await;
     assert_eq!(r.unwrap(), Handled::Ran(serde_json::json!("second")));
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     let stored = store
@@ -326,43 +307,30 @@ async fn a_crashed_handler_blocks_until_its_deadline_then_is_taken_over() {
     assert_eq!(left.status, Status::InProgress);
 
     let runs = AtomicUsize::new(0);
-    let r = call(
-        &idem,
-        "dispatch",
-        p.clone(),
-        3 * SEC,
-        &runs,
-        Ok(serde_json::json!(1)),
-    )
-    .await;
+    // A retry of the same step with the same payload; `n` is what its handler returns.
+    let dispatch = |n: u32| {
+        call(
+            &idem,
+            "dispatch",
+            p.clone(),
+            3 * SEC,
+            &runs,
+            Ok(serde_json::json!(n)),
+        )
+    };
+    let r = dispatch(1).await;
     assert!(
         matches!(r, Err(IdempotencyError::InProgress)),
         "blocks before its deadline"
     );
     clock.advance(3 * SEC);
-    let r = call(
-        &idem,
-        "dispatch",
-        p.clone(),
-        3 * SEC,
-        &runs,
-        Ok(serde_json::json!(1)),
-    )
-    .await;
+    let r = dispatch(1).await;
     assert!(
         matches!(r, Err(IdempotencyError::InProgress)),
         "still at the deadline"
     );
     clock.advance(Duration::from_millis(1));
-    let r = call(
-        &idem,
-        "dispatch",
-        p.clone(),
-        3 * SEC,
-        &runs,
-        Ok(serde_json::json!(2)),
-    )
-    .await;
+    let r = dispatch(2).await;
     assert_eq!(r.unwrap(), Handled::Ran(serde_json::json!(2)), "taken over");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 
@@ -377,15 +345,7 @@ async fn a_crashed_handler_blocks_until_its_deadline_then_is_taken_over() {
         store.release(&left).await,
         Err(StoreError::Conflict(_))
     ));
-    let r = call(
-        &idem,
-        "dispatch",
-        p,
-        3 * SEC,
-        &runs,
-        Ok(serde_json::json!(3)),
-    )
-    .await;
+    let r = dispatch(3).await;
     assert_eq!(r.unwrap(), Handled::Replayed(serde_json::json!(2)));
 }
 
