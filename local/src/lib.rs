@@ -54,6 +54,7 @@
 
 pub mod awsproxy;
 pub mod cloudwatch;
+pub mod envfiles;
 pub mod esm;
 pub mod faults;
 pub mod functions;

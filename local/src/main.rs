@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use dishpatch_local::{
-    provision, sdk, seed, template::Template, tokens, LocalStack, LocalStackOptions,
+    envfiles, provision, sdk, seed, template::Template, tokens, LocalStack, LocalStackOptions,
 };
 
 #[derive(Parser)]
@@ -271,6 +271,11 @@ async fn up(
         .await
         .map_err(|e| format!("{e} (is moto running at {endpoint}?)"))?;
 
+    // Each function's environment against this stack, for running one on its own.
+    let env_dir = std::path::Path::new(envfiles::DIR);
+    envfiles::write(env_dir, &local.stack, &endpoint)
+        .map_err(|e| format!("writing {}: {e}", env_dir.display()))?;
+
     let url = local.url();
     let token = |sub: &str, roles: &[&str]| tokens::mint(sub, roles).map_err(|e| e.to_string());
     let alice = token("alice", &["CUSTOMER"])?;
@@ -287,6 +292,10 @@ async fn up(
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    println!(
+        "  env files: {}/<function>.env   (cargo lambda watch --env-file: see the README's dev loop)",
+        envfiles::DIR
     );
     println!();
     println!("Tokens (24 h):");
