@@ -18,11 +18,7 @@ for v in SKIP_BUILD SKIP_PEERS NO_EMULATOR; do
   if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
 done
 # cargo-lambda and its zig live in the project venv (installed here if missing).
-scripts/setup
-if ! .venv/bin/python -c 'import ziglang' 2>/dev/null || [ ! -x .venv/bin/cargo-lambda ]; then
-  echo "coldstart: installing cargo-lambda into .venv"
-  .venv/bin/pip install --quiet --disable-pip-version-check cargo-lambda
-fi
+scripts/cargo-lambda install
 export PATH="$PWD/.venv/bin:$PATH"
 out=target/bench-coldstart
 mkdir -p "$out"
