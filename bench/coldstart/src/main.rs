@@ -10,7 +10,6 @@ mod floor;
 mod machine;
 mod measure;
 mod report;
-mod runtime_api;
 mod sizes;
 mod stats;
 mod subject;
@@ -20,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use dishpatch_coldstart::runtime_api;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use report::{Results, SubjectResult};
