@@ -52,6 +52,7 @@
 //! is the one crate that links all of them; nothing deployed depends on it, and the
 //! operator CLI may not (its dependency test checks).
 
+pub mod apidocs;
 pub mod awsproxy;
 pub mod cloudwatch;
 pub mod envfiles;

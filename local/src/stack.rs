@@ -351,6 +351,8 @@ impl LocalStack {
         let gateway = Arc::new(
             Gateway::new(routes, template.http_api.cors.clone(), &stack.account_id)
                 .mount(dishpatch_console::PREFIX, console.handler())
+                .mount(crate::apidocs::SPEC_PATH, crate::apidocs::handler())
+                .mount(crate::apidocs::DOCS_PATH, crate::apidocs::handler())
                 .mount(
                     crate::traces::PREFIX,
                     crate::traces::Traces::new(aws_proxy.as_ref().map(AwsProxy::call_log))
