@@ -9,7 +9,7 @@ use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::menu::MenuItem;
 use dishpatch::money::Money;
 use dishpatch::orchestration::{advance, Timings};
-use dishpatch::order::{Address, Order, PaymentMethod};
+use dishpatch::order::Order;
 use dishpatch::runtime::{invoke, Function, MessageError};
 use dishpatch::saga::{self, Outcome, SagaEvent};
 use dishpatch::{pricing, validation};
@@ -53,25 +53,13 @@ fn order() -> Order {
     let priced = pricing::price(&req.items, &menu).unwrap();
     Order {
         order_id: "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d".into(),
-        customer_id: "alice".into(),
         restaurant_id: req.restaurant_id,
         items: priced.lines,
         total: priced.total,
-        delivery_address: Address {
-            line1: "1 Main St".into(),
-            line2: None,
-            city: "Lisbon".into(),
-            postcode: "1000-001".into(),
-            country: "PT".into(),
-        },
-        payment_method: PaymentMethod::Wallet,
-        card_token: None,
         created_at: "2026-11-22T12:00:00.000Z".into(),
         updated_at: "2026-11-22T12:00:00.000Z".into(),
         version: 1,
-        saga: saga::start().state,
-        timeline: vec![],
-        deadline: None,
+        ..dishpatch_core::fixtures::sample_order()
     }
 }
 
