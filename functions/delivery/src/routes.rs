@@ -49,7 +49,7 @@ async fn complete(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
                     .await
                 {
                     Ok(true) => {
-                        tracing::info!(order_id = %order_id, courier_id = %courier_id, "delivery completed")
+                        tracing::info!(orderId = %order_id, courier_id = %courier_id, "delivery completed")
                     }
                     // Cancelled or completed meanwhile: answer from the fresh state.
                     Ok(false) | Err(StoreError::Conflict(_)) => continue,
@@ -74,7 +74,7 @@ async fn complete(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
             },
         );
         if let Err(e) = app.outlets.publisher.publish(&fact).await {
-            tracing::error!(order_id = %order_id, error = %e, "DeliveryCompleted not published; a retry re-publishes it");
+            tracing::error!(orderId = %order_id, error = %e, "DeliveryCompleted not published; a retry re-publishes it");
             return Err(Problem::unavailable());
         }
         return Ok(json(

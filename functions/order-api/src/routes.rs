@@ -153,7 +153,7 @@ async fn create_order(
     let (order, outbox) = advance(&draft, &start, "PlaceOrder", None, &at, &app.timings);
     let Err(e) = app.orders.save(&order, None, &outbox).await else {
         transition::metrics::placed(&order);
-        tracing::info!(order_id = %order.order_id, total = order.total.amount, "order placed");
+        tracing::info!(orderId = %order.order_id, total = order.total.amount, "order placed");
         return Ok(placed(&order));
     };
     // The id is new or derived from this caller's key, so a conflict on its first write
@@ -166,7 +166,7 @@ async fn create_order(
     };
     match app.orders.get(&order.order_id).await? {
         Some(stored) if same_request(&stored, &order.customer_id, &valid) => {
-            tracing::warn!(order_id = %order.order_id, "order already written by an earlier run of this request; placed");
+            tracing::warn!(orderId = %order.order_id, "order already written by an earlier run of this request; placed");
             Ok(placed(&stored))
         }
         Some(stored) if key.is_some() && stored.customer_id == order.customer_id => {
@@ -248,7 +248,7 @@ async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Proble
     .await?;
     match applied {
         Applied::Moved { to, .. } => {
-            tracing::info!(order_id = %order_id, status = to.status().as_str(), "cancel requested");
+            tracing::info!(orderId = %order_id, status = to.status().as_str(), "cancel requested");
             Ok(json(202, &OrderView::from(&*to)))
         }
         Applied::Ignored { order, .. } => Ok(json(202, &OrderView::from(&*order))),

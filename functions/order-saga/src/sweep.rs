@@ -126,7 +126,7 @@ async fn drive(
         }
         Applied::Declined(status) => {
             tracing::info!(
-                order_id,
+                orderId = order_id,
                 status = status.as_str(),
                 "swept order moved on meanwhile"
             );
@@ -146,7 +146,7 @@ fn overdue(order: &Order, before: &str) -> Option<Timeout> {
 }
 
 fn left_as_it_is(order: &Order, why: &str) -> bool {
-    tracing::warn!(order_id = %order.order_id, status = order.status().as_str(), why,
+    tracing::warn!(orderId = %order.order_id, status = order.status().as_str(), why,
         "overdue order whose deadline the saga does not take; left as it is");
     false
 }
@@ -155,7 +155,7 @@ fn left_as_it_is(order: &Order, why: &str) -> bool {
 fn report(before: &Order, after: &Order, due: Timeout) {
     let (from, to) = (before.status().as_str(), after.status().as_str());
     tracing::warn!(
-        order_id = %before.order_id, from, to, step = due.step.as_str(), attempt = due.attempt,
+        orderId = %before.order_id, from, to, step = due.step.as_str(), attempt = due.attempt,
         deadline = before.deadline.as_deref().unwrap_or_default(),
         "overdue order timed out by the sweeper"
     );
