@@ -16,7 +16,12 @@
 //!   reports every broken invariant (also `dishpatch invariants check`, the operator
 //!   CLI of the `dishpatch-ops` crate); [`faults`] wraps handlers to inject faults;
 //! * [`awsproxy`] sits between the functions and the emulator (opt-in): counts AWS calls,
-//!   meters DynamoDB request units, injects AWS errors and throttling.
+//!   meters DynamoDB request units, injects AWS errors and throttling, and records each
+//!   call's trace header;
+//! * [`traces`] keeps the spans the functions record, served at `/_local/traces`;
+//!   the operator console (the `dishpatch-console` crate) is mounted at `/console/` and
+//!   the API description ([`apidocs`]) at `/openapi.json` and `/docs`;
+//! * [`envfiles`] writes each function's environment for `cargo lambda watch`.
 //!
 //! Every function is invoked through [`dishpatch::runtime::invoke`] with the exact JSON
 //! event AWS would send, so the dispatch code that runs here is the code that deploys.
@@ -48,7 +53,8 @@
 //! is the dev-key JWT authorizer.
 //!
 //! What it may depend on: the six function crates (it hosts them), the shared crate, the
-//! template reader, the invariant checker, the card sandbox and the emulator starter. It
+//! template reader, the invariant checker, the operator console, the card sandbox and
+//! the emulator starter. It
 //! is the one crate that links all of them; nothing deployed depends on it, and the
 //! operator CLI may not (its dependency test checks).
 

@@ -9,6 +9,10 @@
 //! retried on a conflicting write), [`idempotency`], [`resilience`], [`emf`] (metrics
 //! as CloudWatch EMF lines), [`config`] (the environment and the SDK configuration), and
 //! from `dishpatch-sdk` [`logging`] and [`tls`].
+//!
+//! It may depend on core, sdk, the Lambda runtime and the AWS SDK clients the functions
+//! share (DynamoDB, SNS, SQS); never on a function crate or on anything under `local/`.
+//! Test support (`testing`, `http_fuzz`) is behind the `testing` feature.
 
 pub use dishpatch_core::{
     envelope, error, keys, menu, money, orchestration, order, outbox, pricing, saga, validation,

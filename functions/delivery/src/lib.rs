@@ -1,5 +1,9 @@
 //! delivery: claim a courier for an order (DispatchDelivery), release it (CancelDelivery),
 //! and let the courier mark the order delivered (`POST /v1/deliveries/{orderId}/complete`).
+//!
+//! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
+//! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
+//! on anything under `local/`, so it deploys as one small binary.
 
 pub mod deliveries;
 pub mod handlers;

@@ -1,5 +1,9 @@
 //! inventory: reserve, release and commit stock for orders (the saga's commands), and
 //! the menu over HTTP (`GET .../menu` public, `PUT .../menu/items/{id}` for managers).
+//!
+//! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
+//! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
+//! on anything under `local/`, so it deploys as one small binary.
 
 pub mod handlers;
 pub mod menu;

@@ -1,6 +1,10 @@
 //! notification: tells customers about their orders. Consumes the order facts from the
 //! order-events topic, renders a message, sends it to the customer-notifications topic
 //! and records it (the order timeline shows it).
+//!
+//! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
+//! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
+//! on anything under `local/`, so it deploys as one small binary.
 
 pub mod handler;
 pub mod notifier;

@@ -1,4 +1,8 @@
 //! order-api: place, read, list and cancel orders; the order timeline; health.
+//!
+//! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
+//! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
+//! on anything under `local/`, so it deploys as one small binary.
 
 pub mod menu;
 pub mod routes;

@@ -2,6 +2,10 @@
 //! pure state machine (one conditional write per transition, carrying its outbox),
 //! relays each write's outbox from the table stream to SNS and SQS, and on a schedule
 //! sweeps up orders left past their deadline.
+//!
+//! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
+//! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
+//! on anything under `local/`, so it deploys as one small binary.
 
 pub mod relay;
 pub mod steps;

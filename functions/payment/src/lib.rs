@@ -6,6 +6,11 @@
 //! `PSP_BASE_URL` and the API key as `PSP_API_KEY` or the SSM parameter named by
 //! `PSP_API_KEY_PARAMETER` (see [`psp`]). Without `PSP_BASE_URL` card payments wait
 //! (their commands are retried) and everything else works.
+//!
+//! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
+//! Lambda runtime, the AWS SDK clients it calls (DynamoDB, SNS, SQS, SSM) and an HTTPS
+//! client for the provider; never on another function crate or on anything under
+//! `local/`, so it deploys as one small binary.
 
 pub mod admin;
 pub mod handlers;
