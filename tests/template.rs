@@ -545,6 +545,23 @@ fn every_dlq_and_function_has_an_alarm_and_every_alarm_pages_ops() {
             assert!(watched, "{function}: no {metric} alarm");
         }
     }
+    // The topic is encrypted: CloudWatch must be let use its key, or no alarm arrives.
+    let topic = &resources()["OpsAlertsTopic"]["Properties"];
+    let key = target(&topic["KmsMasterKeyId"]).expect("ops-alerts is encrypted");
+    let lets_cloudwatch = one_or_many(&resources()[key]["Properties"]["KeyPolicy"]["Statement"])
+        .into_iter()
+        .any(|s| {
+            let actions = one_or_many(&s["Action"]);
+            s["Effect"] == "Allow"
+                && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                && ["kms:Decrypt", "kms:GenerateDataKey*"]
+                    .iter()
+                    .all(|a| actions.iter().any(|x| x.as_str() == Some(a)))
+        });
+    assert!(
+        lets_cloudwatch,
+        "{key}: CloudWatch alarms cannot use the topic's key"
+    );
     for (id, a) in &alarms {
         let p = &a["Properties"];
         for actions in ["AlarmActions", "OKActions"] {
