@@ -1,20 +1,34 @@
 //! The AWS emulator for tests, started once per process: the one place that knows how.
 //!
 //! [`endpoint`] returns `AWS_ENDPOINT_URL` when the test command started an emulator
-//! (`scripts/test` does), otherwise a moto server started for this process on a free
-//! port: `$MOTO_SERVER` if set, else `local/moto_serial.py` under the workspace venv's
-//! python (moto serving one request at a time), else `.venv/bin/moto_server`, else
-//! `moto_server` on `PATH`. It is stopped when the process exits: it runs under a small
-//! shell that kills it when our end of its stdin closes, which the OS does at exit even
-//! after a panic.
+//! (`scripts/test` does), otherwise an emulator started for this process on a free
+//! port, the one `DISHPATCH_EMULATOR` names ([`Emulator`]; moto when unset). It is
+//! stopped when the process exits: each emulator process runs under a small shell that
+//! kills it when our end of its stdin closes, which the OS does at exit even after a
+//! panic.
 //!
-//! Why one request at a time: moto's threaded server applies a TransactWriteItems item by
-//! item while other requests run (and rolls a failed one back by restoring a snapshot
-//! over their writes), so two racing conditional transactions could both "win" there,
-//! which DynamoDB never allows. Tests that race writes rely on this; clients still
-//! interleave freely.
+//! * `moto` (the default): `$MOTO_SERVER` if set, else `local/moto_serial.py` under the
+//!   workspace venv's python (moto serving one request at a time), else
+//!   `.venv/bin/moto_server`, else `moto_server` on `PATH`.
+//! * `ministack`: `.venv/ministack/bin/ministack` (PyPI `ministack`), every service on one
+//!   port.
+//! * `dynoxide+fauxqs`: dynoxide (crates.io `dynoxide-rs`, SQLite-backed) for DynamoDB and
+//!   its streams, fauxqs (npm) for SQS and SNS, and moto for what neither serves (SSM,
+//!   CloudWatch), behind one endpoint that routes each request by its service
+//!   ([`router`]).
+//!
+//! `scripts/setup --emulators` installs the candidates; `dishpatch-emulator PORT` (this
+//! crate's binary, run by `scripts/moto`) starts the selected one for a whole stack.
+//!
+//! Why moto serves one request at a time: moto's threaded server applies a
+//! TransactWriteItems item by item while other requests run (and rolls a failed one back
+//! by restoring a snapshot over their writes), so two racing conditional transactions
+//! could both "win" there, which DynamoDB never allows. Tests that race writes rely on
+//! this; clients still interleave freely.
 //!
 //! Depends on the standard library only.
+
+pub mod router;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,13 +37,63 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 static ENDPOINT: OnceLock<String> = OnceLock::new();
-static PROCESS: Mutex<Option<Child>> = Mutex::new(None);
+static PROCESSES: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+
+/// The emulators the local stack can run on (`DISHPATCH_EMULATOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emulator {
+    /// moto server, one request at a time (`local/moto_serial.py`).
+    Moto,
+    /// MiniStack: every service in one asyncio server.
+    Ministack,
+    /// dynoxide for DynamoDB and streams, fauxqs for SQS and SNS, moto for the rest.
+    DynoxideFauxqs,
+}
+
+impl Emulator {
+    /// Every emulator, the default first.
+    pub const ALL: [Emulator; 3] = [
+        Emulator::Moto,
+        Emulator::Ministack,
+        Emulator::DynoxideFauxqs,
+    ];
+
+    /// Its `DISHPATCH_EMULATOR` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Emulator::Moto => "moto",
+            Emulator::Ministack => "ministack",
+            Emulator::DynoxideFauxqs => "dynoxide+fauxqs",
+        }
+    }
+
+    /// The emulator a `DISHPATCH_EMULATOR` value names.
+    pub fn parse(name: &str) -> Result<Emulator, String> {
+        Emulator::ALL
+            .into_iter()
+            .find(|e| e.name() == name.trim())
+            .ok_or_else(|| {
+                let names: Vec<_> = Emulator::ALL.iter().map(|e| e.name()).collect();
+                format!("unknown emulator {name:?}: one of {}", names.join(", "))
+            })
+    }
+
+    /// The one `DISHPATCH_EMULATOR` names, moto when unset or empty.
+    pub fn from_env() -> Emulator {
+        match std::env::var("DISHPATCH_EMULATOR") {
+            Ok(v) if !v.trim().is_empty() => {
+                Emulator::parse(&v).unwrap_or_else(|e| panic!("DISHPATCH_EMULATOR: {e}"))
+            }
+            _ => Emulator::Moto,
+        }
+    }
+}
 
 /// The emulator's URL for this process (see the crate docs).
 pub fn endpoint() -> &'static str {
     ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.is_empty() => url,
-        _ => start(),
+        _ => start(Emulator::from_env(), 0),
     })
 }
 
@@ -38,47 +102,104 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// How to run the emulator: `(program, args before the port, args after the port)`.
-fn command() -> (PathBuf, Vec<PathBuf>, Vec<String>) {
-    let host = vec!["-H".to_owned(), "127.0.0.1".to_owned(), "-p".to_owned()];
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return (PathBuf::from(p), Vec::new(), host);
-    }
-    let venv = std::env::var("DISHPATCH_VENV")
+fn venv() -> PathBuf {
+    std::env::var("DISHPATCH_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace().join(".venv"));
-    let python = venv.join("bin/python");
-    let serial = workspace().join("local/moto_serial.py");
-    if python.exists() && serial.exists() {
-        return (python, vec![serial], Vec::new());
-    }
-    let server = venv.join("bin/moto_server");
-    if server.exists() {
-        return (server, Vec::new(), host);
-    }
-    (PathBuf::from("moto_server"), Vec::new(), host)
+        .unwrap_or_else(|_| workspace().join(".venv"))
 }
 
-fn start() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
+/// A process to start: program, arguments (the port is appended unless an argument or
+/// variable holds `{port}`), environment.
+struct Spec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Spec {
+    fn new(program: PathBuf, args: &[&str]) -> Spec {
+        Spec {
+            program,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// How to run moto.
+fn moto() -> Spec {
+    let host = ["-H", "127.0.0.1", "-p", "{port}"];
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return Spec::new(PathBuf::from(p), &host);
+    }
+    let python = venv().join("bin/python");
+    let serial = workspace().join("local/moto_serial.py");
+    if python.exists() && serial.exists() {
+        let serial = serial.to_string_lossy().into_owned();
+        return Spec::new(python, &[&serial, "{port}"]);
+    }
+    let server = venv().join("bin/moto_server");
+    if server.exists() {
+        return Spec::new(server, &host);
+    }
+    Spec::new(PathBuf::from("moto_server"), &host)
+}
+
+fn ministack() -> Spec {
+    let mut s = Spec::new(venv().join("ministack/bin/ministack"), &[]);
+    s.env = vec![
+        ("GATEWAY_PORT", "{port}".to_owned()),
+        ("BIND_HOST", "127.0.0.1".to_owned()),
+        ("LOG_LEVEL", "WARNING".to_owned()),
+    ];
+    s
+}
+
+fn dynoxide() -> Spec {
+    Spec::new(
+        venv().join("dynoxide/bin/dynoxide"),
+        &["--host", "127.0.0.1", "--port", "{port}", "--log", "quiet"],
+    )
+}
+
+fn fauxqs() -> Spec {
+    let app = venv().join("node/node_modules/fauxqs/dist/app.js");
+    let launcher = workspace().join("local/fauxqs.mjs");
+    Spec::new(
+        PathBuf::from("node"),
+        &[
+            &launcher.to_string_lossy(),
+            &app.to_string_lossy(),
+            "{port}",
+        ],
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("a free port for the emulator");
-    let (program, pre, flags) = command();
-    // The emulator logs every request: kept only when asked for.
+        .expect("a free port for the emulator")
+}
+
+/// Starts `spec` on `port` (0: a free one) and waits until it accepts connections.
+/// `log_suffix` tells apart the logs of an emulator's several processes.
+fn run(spec: Spec, port: u16, log_suffix: &str) -> SocketAddr {
+    let port = if port == 0 { free_port() } else { port };
+    let fill = |s: &str| s.replace("{port}", &port.to_string());
+    // Each emulator logs every request: kept only when asked for.
     let log = std::env::var("DISHPATCH_MOTO_LOG")
-        .map(PathBuf::from)
+        .map(|p| PathBuf::from(format!("{p}{log_suffix}")))
         .unwrap_or_else(|_| PathBuf::from("/dev/null"));
-    // `sh -c SCRIPT LOG PROGRAM ARGS... PORT`: runs the emulator in the background and
-    // kills it when our end of the shell's stdin closes.
+    // `sh -c SCRIPT LOG PROGRAM ARGS...`: runs the emulator in the background and kills
+    // it when our end of the shell's stdin closes.
     let child = Command::new("sh")
         .arg("-c")
         .arg(r#"log="$0"; "$@" >"$log" 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null"#)
         .arg(&log)
-        .arg(&program)
-        .args(&pre)
-        .args(&flags)
-        .arg(port.to_string())
+        .arg(&spec.program)
+        .args(spec.args.iter().map(|a| fill(a)))
+        .envs(spec.env.iter().map(|(k, v)| (*k, fill(v))))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -86,10 +207,13 @@ fn start() -> String {
         .unwrap_or_else(|e| {
             panic!(
                 "cannot start {} ({e}); run scripts/setup first",
-                program.display()
+                spec.program.display()
             )
         });
-    *PROCESS.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+    PROCESSES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(child);
 
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -97,9 +221,52 @@ fn start() -> String {
         assert!(
             Instant::now() < deadline,
             "the emulator ({}) did not start on port {port} (set DISHPATCH_MOTO_LOG=<file> to see its output)",
-            program.display(),
+            spec.program.display(),
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    format!("http://127.0.0.1:{port}")
+    addr
+}
+
+/// Starts `emulator` with its endpoint on `port` (0: a free one); its URL. The processes
+/// live as long as this one.
+pub fn start(emulator: Emulator, port: u16) -> String {
+    let addr = match emulator {
+        Emulator::Moto => run(moto(), port, ""),
+        Emulator::Ministack => run(ministack(), port, ""),
+        Emulator::DynoxideFauxqs => {
+            let listener = TcpListener::bind(("127.0.0.1", port)).expect("the emulator's port");
+            let addr = listener.local_addr().expect("a bound address");
+            let dynamo = run(dynoxide(), 0, ".dynoxide");
+            let queues = run(fauxqs(), 0, ".fauxqs");
+            let rest = run(moto(), 0, ".moto");
+            router::spawn(
+                listener,
+                router::Routes {
+                    services: vec![
+                        ("dynamodb", dynamo),
+                        ("dynamodbstreams", dynamo),
+                        ("sqs", queues),
+                        ("sns", queues),
+                    ],
+                    fallback: rest,
+                },
+            );
+            addr
+        }
+    };
+    format!("http://{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_emulator_is_named_by_its_switch_value() {
+        for e in Emulator::ALL {
+            assert_eq!(Emulator::parse(e.name()), Ok(e));
+        }
+        assert!(Emulator::parse("localstack").is_err());
+    }
 }
