@@ -8,13 +8,16 @@
 #   SKIP_BUILD=1  reuse the binaries, zips and dishpatch-coldstart already built
 #   SKIP_PEERS=1  reuse the installed peers
 #   NO_EMULATOR=1 skip the second set of runs whose first invocation calls moto
+#   BASELINE=REV  also run the functions as built from REV (a commit) in the same
+#                 rounds, as <function>@REV, and compare: built in a temporary git
+#                 worktree into target/bench-coldstart/baseline-REV (kept, reused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   -h|--help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' bench/coldstart.sh; exit 0 ;;
 esac
 command_line="bench/coldstart.sh $*"
-for v in SKIP_BUILD SKIP_PEERS NO_EMULATOR; do
+for v in SKIP_BUILD SKIP_PEERS NO_EMULATOR BASELINE; do
   if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
 done
 # cargo-lambda and its zig live in the project venv (installed here if missing).
@@ -26,6 +29,29 @@ mkdir -p "$out"
 packages=()
 for binary in $(sed -n 's/^ *Binary: *//p' template.yaml); do packages+=(-p "$binary"); done
 notes=()
+
+baseline=()
+if [ -n "${BASELINE:-}" ]; then
+  rev=$(git rev-parse --short "$BASELINE^{commit}")
+  dir=$out/baseline-$rev
+  if [ ! -x "$dir/${packages[1]}" ]; then
+    # Built first: it leaves its binaries where the build below puts this tree's.
+    echo "building the baseline $rev (log: $out/build-baseline.log)"
+    tree=$(mktemp -d)
+    git worktree add --detach "$tree" "$rev" > /dev/null
+    (cd "$tree" && CARGO_TARGET_DIR="$OLDPWD/target" cargo lambda build --release --x86-64 \
+      "${packages[@]}") > "$out/build-baseline.log" 2>&1
+    mkdir -p "$dir"
+    for ((i = 1; i < ${#packages[@]}; i += 2)); do
+      cp "target/x86_64-unknown-linux-gnu/release/${packages[i]}" "$dir/"
+    done
+    git worktree remove --force "$tree"
+    if [ "${SKIP_BUILD:-}" = 1 ]; then
+      echo "note: the baseline build replaced target/x86_64-unknown-linux-gnu/release; rebuild without SKIP_BUILD" >&2
+    fi
+  fi
+  baseline=(--baseline "$rev=$dir")
+fi
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   # What the binaries are built from, for the report (others may edit the tree later).
@@ -103,4 +129,4 @@ fi
 "${prio[@]}" target/release/dishpatch-coldstart \
   --node "$(command -v node)" \
   --python-label "$python_label" --node-label "$node_label" \
-  --command "$command_line" "${emulator[@]}" "${what_if[@]}" "${notes[@]}" "$@"
+  --command "$command_line" "${emulator[@]}" "${what_if[@]}" "${baseline[@]}" "${notes[@]}" "$@"

@@ -68,6 +68,11 @@ struct Cli {
     /// KEY=VALUE (repeatable; each is its own set of subjects).
     #[arg(long = "what-if", value_parser = parse_key_value)]
     what_if: Vec<(String, String)>,
+    /// Another build of the functions run in the same rounds, LABEL=DIR (its binaries in
+    /// DIR): every function also runs as `<function>@LABEL` with the I/O-free event, and
+    /// the report compares the two builds.
+    #[arg(long, value_parser = parse_key_value)]
+    baseline: Option<(String, String)>,
     /// Emulator endpoint (moto, provisioned by `dishpatch-local seed`): also run every
     /// function with a representative event that makes AWS calls.
     #[arg(long)]
@@ -134,6 +139,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&home)?;
     std::fs::create_dir_all(&logs)?;
     let bin_dir = absolute(&cli.bin_dir)?;
+    let baseline = match &cli.baseline {
+        Some((label, dir)) => Some((label.clone(), absolute(std::path::Path::new(dir))?)),
+        None => None,
+    };
     let peers = absolute(&cli.peers)?;
     let dirs = sizes::Dirs {
         target: &cli.target_dir,
@@ -150,6 +159,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, None)?;
         s.env.extend(cli.rust_env.iter().cloned());
         subjects.push(s);
+        if let Some((label, dir)) = &baseline {
+            let mut s = subject::rust_function(f, dir, &cli.events, &home, None)?;
+            s.env.extend(cli.rust_env.iter().cloned());
+            s.name = format!("{f}@{label}");
+            s.build = Some(label.clone());
+            subjects.push(s);
+        }
         for (k, v) in &cli.what_if {
             let mut s = subject::rust_function(f, &bin_dir, &cli.events, &home, None)?;
             s.env.extend(cli.rust_env.iter().cloned());
@@ -201,6 +217,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|s| {
             let (label, sizes) = match s.kind {
+                // Sizes are this build's; the other build's binary is compared by init.
+                Kind::Rust if s.build.is_some() => (String::new(), None),
                 Kind::Rust => (String::new(), Some(sizes::of(&s.function, &dirs))),
                 Kind::Python => (cli.python_label.clone(), None),
                 Kind::Node => (cli.node_label.clone(), None),

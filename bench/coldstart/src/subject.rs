@@ -33,6 +33,8 @@ pub struct Subject {
     pub with_io: bool,
     /// A what-if run with extra environment (e.g. another certificate source).
     pub variant: Option<String>,
+    /// Another build of the function, run for comparison: that build's label.
+    pub build: Option<String>,
     pub kind: Kind,
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -273,6 +275,7 @@ pub fn rust_function(
         function: name.to_owned(),
         with_io: emulator.is_some(),
         variant: None,
+        build: None,
         kind: Kind::Rust,
         program: bin_dir.join(name),
         args: vec![],
@@ -321,6 +324,7 @@ pub fn peer(
         function: name.to_owned(),
         with_io: false,
         variant: None,
+        build: None,
         kind,
         program,
         args,
@@ -339,6 +343,7 @@ pub fn floor(exe: &Path, events_dir: &Path, home: &Path) -> std::io::Result<Subj
         function: name.to_owned(),
         with_io: false,
         variant: None,
+        build: None,
         kind: Kind::Floor,
         program: exe.to_owned(),
         args: vec![crate::floor::ARG.to_owned()],
