@@ -271,6 +271,11 @@ impl DynamoOrderStore {
     }
 }
 
+/// An order from its stored item, as a read of one of the table's indexes finds it.
+pub fn order_from_item(item: Item) -> Result<Order, StoreError> {
+    from_item::<OrderRecord>(item).map(|r| r.order)
+}
+
 fn encode_cursor(c: &Cursor) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD

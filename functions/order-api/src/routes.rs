@@ -28,6 +28,7 @@ pub async fn route(app: &App, req: &Request) -> Result<Response<Body>, Problem> 
         "GET /v1/orders/{orderId}" => get_order(app, req).await,
         "DELETE /v1/orders/{orderId}" => cancel_order(app, req).await,
         "GET /v1/orders/{orderId}/timeline" => timeline(app, req).await,
+        "GET /v1/restaurants/{restaurantId}/orders" => restaurant_orders(app, req).await,
         other => Err(Problem::not_found(&format!("route {other:?}"))),
     }
 }
@@ -224,6 +225,26 @@ async fn list_orders(app: &App, req: &Request) -> Result<Response<Body>, Problem
             next_page_token: page.next_token,
         },
     ))
+}
+
+/// `GET /v1/restaurants/{restaurantId}/orders?status=&page_size=&page_token=`: a MANAGER
+/// of the restaurant (or ADMIN) reads its orders, newest first; another restaurant's are
+/// `403`, as for its menu.
+async fn restaurant_orders(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
+    let who = caller(req)?;
+    let restaurant_id = path_param(req, "restaurantId")?;
+    who.require_manager_of(&restaurant_id)?;
+    let page_size = dishpatch::http::page_size(req, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    let status = crate::restaurant_orders::parse_status(query(req, "status").as_deref())?;
+    let page = crate::restaurant_orders::list(
+        &*app.restaurant_orders,
+        &restaurant_id,
+        status,
+        page_size,
+        query(req, "page_token").as_deref(),
+    )
+    .await?;
+    Ok(json(200, &page))
 }
 
 async fn cancel_order(app: &App, req: &Request) -> Result<Response<Body>, Problem> {

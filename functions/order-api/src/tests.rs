@@ -60,6 +60,7 @@ fn app() -> (App, Arc<InMemoryOrderStore>) {
     let app = App {
         timings: Default::default(),
         orders: store.clone(),
+        restaurant_orders: Arc::new(restaurant_orders::MemoryIndex::new(store.clone())),
         menu: Arc::new(Menu(vec![item("m-1", 950), item("m-2", 650)])),
         notifications: Arc::new(NoNotifications),
         idempotency: dishpatch::idempotency::Idempotency::new(
@@ -83,6 +84,8 @@ fn order_body() -> Value {
 mod bounds;
 /// `Idempotency-Key` on `POST /v1/orders`.
 mod idempotency;
+/// `GET /v1/restaurants/{restaurantId}/orders`.
+mod restaurant_orders;
 
 const ALICE: Option<(&str, &str)> = Some(("alice", "[CUSTOMER]"));
 const BOB: Option<(&str, &str)> = Some(("bob", "[CUSTOMER]"));
@@ -485,6 +488,7 @@ fn any_request_gets_a_clean_answer() {
             Route::new("GET", "/v1/orders/{orderId}", None),
             Route::new("DELETE", "/v1/orders/{orderId}", None),
             Route::new("GET", "/v1/orders/{orderId}/timeline", None),
+            Route::new("GET", "/v1/restaurants/{restaurantId}/orders", None),
         ],
     );
 }

@@ -35,6 +35,11 @@ pub fn sweep_shard(order_id: &str) -> String {
     open_shard((h % u64::from(SWEEP_SHARDS)) as u32)
 }
 
+/// The keys-only index of a restaurant's orders by placement time, keyed by the order's
+/// own `restaurantId` and `createdAt`: they never change, so only an order's first write
+/// writes the index.
+pub const RESTAURANT_INDEX: &str = "gsi3";
+
 /// The [`OVERDUE_INDEX`] partition of shard number `shard` (`0..SWEEP_SHARDS`).
 pub fn open_shard(shard: u32) -> String {
     format!("OPEN#{shard}")
