@@ -120,6 +120,15 @@ const MATRIX: &[(&str, Who, u16)] = &[
     ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Manager, 200),
     ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", OtherManager, 403),
     ("PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}", Admin, 200),
+    // Another restaurant's orders are refused, as its menu is.
+    ("GET /v1/restaurants/{restaurantId}/orders", Anonymous, 401),
+    ("GET /v1/restaurants/{restaurantId}/orders", Customer, 403),
+    ("GET /v1/restaurants/{restaurantId}/orders", OtherCustomer, 403),
+    ("GET /v1/restaurants/{restaurantId}/orders", Courier, 403),
+    ("GET /v1/restaurants/{restaurantId}/orders", OtherCourier, 403),
+    ("GET /v1/restaurants/{restaurantId}/orders", Manager, 200),
+    ("GET /v1/restaurants/{restaurantId}/orders", OtherManager, 403),
+    ("GET /v1/restaurants/{restaurantId}/orders", Admin, 200),
     // Each customer's own wallet; Admin has every role.
     ("GET /v1/wallet", Anonymous, 401),
     ("GET /v1/wallet", Customer, 200),
@@ -216,6 +225,7 @@ fn request(route: &str, who: Who, fx: &Fixture) -> (String, Option<Value>) {
             "/v1/restaurants/r-1/menu/items/m-3".into(),
             Some(json!({"name": item_name(who), "price": money(150), "stock": 200})),
         ),
+        "GET /v1/restaurants/{restaurantId}/orders" => ("/v1/restaurants/r-1/orders".into(), None),
         "GET /v1/wallet" => ("/v1/wallet".into(), None),
         "POST /v1/wallet/top-ups" => (
             "/v1/wallet/top-ups".into(),

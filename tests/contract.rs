@@ -125,6 +125,43 @@ async fn every_route_answers_as_documented() {
     w.check(timeline, &format!("/v1/orders/{id}/timeline"), alice, None)
         .await;
 
+    let kitchen = "GET /v1/restaurants/{restaurantId}/orders";
+    let (_, page) = w
+        .check(
+            kitchen,
+            "/v1/restaurants/r-1/orders?page_size=1",
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(
+        page["items"][0]["orderId"].as_str(),
+        Some(id.as_str()),
+        "{page}"
+    );
+    w.check(
+        kitchen,
+        "/v1/restaurants/r-1/orders?status=DELIVERED",
+        admin,
+        None,
+    )
+    .await;
+    for bad in ["status=delivered", "page_token=x", "page_size=0"] {
+        let (status, _) = w
+            .check(
+                kitchen,
+                &format!("/v1/restaurants/r-1/orders?{bad}"),
+                manager,
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, _) = w
+        .check(kitchen, "/v1/restaurants/r-1/orders", alice, None)
+        .await;
+    assert_eq!(status, 403);
+
     w.check("GET /v1/wallet", "/v1/wallet", alice, None).await;
     w.check("GET /v1/wallet", "/v1/wallet", manager, None).await;
     let top_up = json!({"amount": {"amount": 500, "currency": "EUR"}, "cardToken": "tok_visa"});

@@ -10,6 +10,7 @@ use dishpatch_core::menu::MenuItem;
 use dishpatch_core::money::Money;
 use dishpatch_core::order::{Address, LineItem, OrderStatus, OrderView, PaymentMethod};
 use dishpatch_local::template::Template;
+use order_api::restaurant_orders::{KitchenLine, KitchenOrder, KitchenOrderPage};
 use serde_json::{json, Value};
 use spec::{assert_same_fields, schema_ref, statuses};
 use std::collections::BTreeSet;
@@ -88,6 +89,10 @@ const HANDLER_STATUSES: &[(&str, &[u16])] = &[
     ("DELETE /v1/orders/{orderId}", &[202, 401, 404, 409]),
     ("GET /v1/orders/{orderId}/timeline", &[200, 401, 404]),
     ("GET /v1/restaurants/{restaurantId}/menu", &[200, 404]),
+    (
+        "GET /v1/restaurants/{restaurantId}/orders",
+        &[200, 400, 401, 403, 404],
+    ),
     (
         "PUT /v1/restaurants/{restaurantId}/menu/items/{menuItemId}",
         &[200, 201, 400, 401, 403, 404, 409],
@@ -242,8 +247,24 @@ fn response_bodies_are_the_handlers_types() {
     };
     let mut problem = Problem::bad_request("items[0].quantity", "must be 1..=99");
     problem.request_id = Some("req-1".into());
+    let kitchen = KitchenOrderPage {
+        items: vec![KitchenOrder {
+            order_id: "o-1".into(),
+            status: OrderStatus::Paid,
+            items: vec![KitchenLine {
+                menu_item_id: "m-1".into(),
+                name: "Bacalhau".into(),
+                quantity: 2,
+            }],
+            total: money(2400),
+            placed_at: "2026-01-02T03:04:05.678Z".into(),
+            updated_at: "2026-01-02T03:04:06.789Z".into(),
+        }],
+        next_page_token: Some("eyJyIjoici0xIn0".into()),
+    };
     let samples: Vec<(&str, Value)> = vec![
         ("Order", json!(order)),
+        ("KitchenOrderPage", json!(kitchen)),
         ("MenuItem", json!(inventory::routes::ItemView::from(&item))),
         ("TopUp", json!(payment::routes::TopUpView::from(&top_up))),
         (
