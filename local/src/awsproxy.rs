@@ -204,6 +204,30 @@ impl CallCounts {
 pub struct DynamoUnits {
     pub tables: BTreeMap<String, TableUnits>,
     pub writes_by_action: BTreeMap<String, f64>,
+    /// Every metered write (a transaction's actions one by one), by table, kind of item
+    /// and action: where the write units go.
+    pub writes: BTreeMap<WriteKey, WriteStat>,
+}
+
+/// One kind of write: the table, the kind of item (its key values up to the first `#`,
+/// e.g. `ORDER/ORDER`, `RESTAURANT/ITEM`) and the action (`PutItem`,
+/// `TransactWriteItems.Update`, ...; ` (refused)` when its condition failed).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct WriteKey {
+    pub table: String,
+    pub item: String,
+    pub action: String,
+}
+
+/// The writes of one [`WriteKey`]: how many, the bytes they were charged on (the larger
+/// of the item before and after), and their units (table and index).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct WriteStat {
+    pub count: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub write: f64,
+    pub index_write: f64,
 }
 
 /// Request units of one table (names as the caller gave them).
@@ -475,8 +499,16 @@ impl Shared {
             )
             .await;
             let mut s = self.lock();
-            for (table, u) in units {
+            for (table, u, write) in units {
                 s.counts.dynamodb.add(&table, u);
+                if let Some((key, bytes)) = write {
+                    let w = s.counts.dynamodb.writes.entry(key).or_default();
+                    w.count += 1;
+                    w.bytes += bytes;
+                    w.max_bytes = w.max_bytes.max(bytes);
+                    w.write += u.write;
+                    w.index_write += u.index_write;
+                }
                 if u.write + u.index_write > 0.0 {
                     *s.counts
                         .dynamodb

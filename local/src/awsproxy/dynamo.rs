@@ -11,7 +11,7 @@ use hyper::Request;
 use serde_json::{json, Map, Value};
 
 use super::units::{item_size, read_units, write_units};
-use super::{Shared, TableUnits};
+use super::{Shared, TableUnits, WriteKey};
 
 type Item = Map<String, Value>;
 
@@ -54,6 +54,44 @@ impl Write<'_> {
             | Write::Delete { table, .. }
             | Write::Check { table, .. } => table,
         }
+    }
+}
+
+impl Write<'_> {
+    /// The write's kind inside its call: the action, or `TransactWriteItems.Put` and the
+    /// like for one action of a transaction.
+    fn label(&self, action: &str) -> String {
+        let kind = match self {
+            Write::Put { .. } => "Put",
+            Write::Update { .. } => "Update",
+            Write::Delete { .. } => "Delete",
+            Write::Check { .. } => "ConditionCheck",
+        };
+        match action {
+            "TransactWriteItems" | "BatchWriteItem" => format!("{action}.{kind}"),
+            _ => action.to_owned(),
+        }
+    }
+
+    /// What kind of item it writes: the key attributes' values up to their first `#`
+    /// (`ORDER/ORDER`, `RESTAURANT/ITEM`, `WALLET/TX`), in the table's key order.
+    fn item_kind(&self, schema: &Schema) -> String {
+        let attrs = match self {
+            Write::Put { item, .. } => *item,
+            Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
+                *key
+            }
+        };
+        schema
+            .key
+            .iter()
+            .filter_map(|k| {
+                let (_, v) = attrs.get(k)?.as_object()?.iter().next()?;
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                Some(v.split('#').next().unwrap_or_default().to_owned())
+            })
+            .collect::<Vec<_>>()
+            .join("/")
     }
 }
 
@@ -159,7 +197,7 @@ pub(super) async fn after(
     status: StatusCode,
     resp: &[u8],
     before: Option<Vec<Option<Item>>>,
-) -> Vec<(String, TableUnits)> {
+) -> Vec<(String, TableUnits, Option<(WriteKey, u64)>)> {
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };
@@ -172,6 +210,7 @@ pub(super) async fn after(
                 read: units,
                 ..Default::default()
             },
+            None,
         )
     };
     let factor = |consistent: &Value| {
@@ -260,7 +299,7 @@ async fn write_units_of(
     ok: bool,
     resp: &Value,
     before: Option<Vec<Option<Item>>>,
-) -> Vec<(String, TableUnits)> {
+) -> Vec<(String, TableUnits, Option<(WriteKey, u64)>)> {
     let ws = writes(action, req);
     let before = before.unwrap_or_default();
     let code = resp["__type"]
@@ -272,6 +311,7 @@ async fn write_units_of(
     let mut out = Vec::new();
     for (i, w) in ws.iter().enumerate() {
         let b = before.get(i).cloned().flatten();
+        let bytes_written;
         let units = if ok {
             let after: Option<Item> = match w {
                 Write::Put { item, .. } => Some((*item).clone()),
@@ -280,6 +320,7 @@ async fn write_units_of(
                 Write::Check { .. } => b.clone(),
             };
             let bytes = size(b.as_ref()).max(size(after.as_ref()));
+            bytes_written = bytes;
             let index_write = if matches!(w, Write::Check { .. }) {
                 0.0
             } else {
@@ -300,14 +341,25 @@ async fn write_units_of(
                 Write::Put { item, .. } if transactional => item_size(item),
                 _ => 0,
             };
+            bytes_written = size(b.as_ref()).max(tried);
             TableUnits {
-                write: write_units(size(b.as_ref()).max(tried)) as f64,
+                write: write_units(bytes_written) as f64,
                 ..Default::default()
             }
         } else {
             continue;
         };
-        out.push((w.table().to_owned(), units));
+        let schema = schema(shared, headers, w.table()).await;
+        let mut label = w.label(action);
+        if !ok {
+            label.push_str(" (refused)");
+        }
+        let key = WriteKey {
+            table: w.table().to_owned(),
+            item: w.item_kind(&schema),
+            action: label,
+        };
+        out.push((w.table().to_owned(), units, Some((key, bytes_written))));
     }
     out
 }

@@ -72,6 +72,12 @@ pub async fn run(args: Args) -> Result<(), String> {
             "*",
             "STEP_TIMEOUT_SECONDS",
             &args.step_timeout_secs.to_string(),
+        )
+        // The dispatch step's own deadline, likewise.
+        .function_env(
+            "*",
+            "DISPATCH_DEADLINE_SECONDS",
+            &args.step_timeout_secs.to_string(),
         );
     for binary in template::embedded_binaries() {
         let t = tally.clone();

@@ -79,6 +79,22 @@ pub struct Dynamo {
     pub writes_by_action: BTreeMap<String, f64>,
     /// Bytes of one order item once DELIVERED (DynamoDB sizing).
     pub order_item_bytes: u64,
+    /// Where the write units go: each kind of write, per order.
+    pub writes: Vec<WriteRow>,
+}
+
+/// One kind of write (table, item, action) per order: how many, their mean and largest
+/// size, and their units (table and index).
+#[derive(Debug, Serialize)]
+pub struct WriteRow {
+    pub table: String,
+    pub item: String,
+    pub action: String,
+    pub writes_per_order: f64,
+    pub mean_bytes: u64,
+    pub max_bytes: u64,
+    pub wru_per_order: f64,
+    pub index_wru_per_order: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,6 +187,21 @@ pub fn build(m: &Measured) -> Report {
             .map(|(a, u)| (a.clone(), u / n))
             .collect(),
         order_item_bytes: m.order_item_bytes,
+        writes: c
+            .dynamodb
+            .writes
+            .iter()
+            .map(|(k, w)| WriteRow {
+                table: table_name(&k.table),
+                item: k.item.clone(),
+                action: k.action.clone(),
+                writes_per_order: w.count as f64 / n,
+                mean_bytes: w.bytes / w.count.max(1),
+                max_bytes: w.max_bytes,
+                wru_per_order: (w.write + w.index_write) / n,
+                index_wru_per_order: w.index_write / n,
+            })
+            .collect(),
     };
 
     let invocations: u64 = m.invocations.values().map(|i| i.count).sum();
@@ -481,6 +512,37 @@ pub fn markdown(r: &Report) -> String {
         d.writes_by_action
             .iter()
             .map(|(a, u)| vec![a.clone(), fmt(*u)]),
+    );
+    let _ = writeln!(
+        o,
+        "\nEach write, per order: the item (its key up to the first `#`), the action (a \
+         transaction's actions one by one), the bytes it is charged on (the larger of the \
+         item before and after) and its units, table and index.\n"
+    );
+    table(
+        &mut o,
+        &[
+            "table",
+            "item",
+            "action",
+            "writes",
+            "mean bytes",
+            "max bytes",
+            "WRU",
+            "of which GSI",
+        ],
+        d.writes.iter().map(|w| {
+            vec![
+                w.table.clone(),
+                w.item.clone(),
+                w.action.clone(),
+                fmt(w.writes_per_order),
+                w.mean_bytes.to_string(),
+                w.max_bytes.to_string(),
+                fmt(w.wru_per_order),
+                fmt(w.index_wru_per_order),
+            ]
+        }),
     );
     let _ = writeln!(o, "\n## Lambda invocations, per order\n");
     let _ = writeln!(
