@@ -15,7 +15,8 @@
 //! Test support (`testing`, `http_fuzz`) is behind the `testing` feature.
 
 pub use dishpatch_core::{
-    envelope, error, keys, menu, money, orchestration, order, outbox, pricing, saga, validation,
+    envelope, error, keys, menu, money, orchestration, order, outbox, pricing, saga, stored,
+    validation,
 };
 pub use dishpatch_sdk::{logging, tls};
 

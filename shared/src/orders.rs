@@ -6,8 +6,10 @@ use crate::aws::dynamo::{batch_get_consistent, classify, from_item, s, to_item, 
 use crate::error::StoreError;
 use crate::order::Order;
 use crate::outbox::Outgoing;
+use crate::stored::{self, compact_outbox, expand_outbox, CompactOutbox};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -42,8 +44,10 @@ pub trait OrderStore: Send + Sync {
 use dishpatch_core::keys::{customer_pk, open_shard, ORDER_PK_PREFIX, ORDER_SK};
 pub use dishpatch_core::keys::{order_pk, sweep_shard, OVERDUE_INDEX, SWEEP_SHARDS};
 
-/// The stored item: the order plus its keys and the outbox of its latest write.
-#[derive(Debug, Serialize, Deserialize)]
+/// The stored item: the order plus its keys and the outbox of its latest write, its
+/// timeline and outbox in their compact stored form ([`dishpatch_core::stored`]), so an
+/// order write stays within one write unit. Reads take the earlier shapes too.
+#[derive(Debug, Serialize)]
 struct OrderRecord {
     pk: String,
     sk: String,
@@ -59,16 +63,155 @@ struct OrderRecord {
     sweep_shard: Option<String>,
     #[serde(flatten)]
     order: Order,
-    #[serde(default)]
-    outbox: Vec<Outgoing>,
+    /// The trace context of the latest write's messages, once for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
+    #[serde(skip_serializing_if = "StoredOutbox::is_empty")]
+    outbox: StoredOutbox,
 }
 
-/// Only the outbox of a stream image: the relay needs nothing else. Items written
-/// before entries carried their delivery read too ([`Outgoing`]).
-#[derive(Debug, Deserialize)]
+/// The outbox as stored: compact, or the full entries when they do not share what the
+/// compact form stores once (and as every item written before it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredOutbox {
+    Full(Vec<Outgoing>),
+    Compact(CompactOutbox),
+}
+
+impl Default for StoredOutbox {
+    fn default() -> Self {
+        StoredOutbox::Full(vec![])
+    }
+}
+
+impl StoredOutbox {
+    fn is_empty(&self) -> bool {
+        matches!(self, StoredOutbox::Full(v) if v.is_empty())
+    }
+
+    /// The entries, read with the order item they are in.
+    fn entries(self, order: &Order, traceparent: Option<&str>) -> Result<Vec<Outgoing>, String> {
+        match self {
+            StoredOutbox::Full(v) => Ok(v),
+            StoredOutbox::Compact(c) => expand_outbox(order, &c, traceparent),
+        }
+    }
+}
+
+impl OrderRecord {
+    fn of(order: &Order, outbox: &[Outgoing]) -> OrderRecord {
+        let (outbox, traceparent) = match compact_outbox(order, outbox) {
+            Some((c, tp)) => (StoredOutbox::Compact(c), tp),
+            None => (StoredOutbox::Full(outbox.to_vec()), None),
+        };
+        OrderRecord {
+            pk: order_pk(&order.order_id),
+            sk: ORDER_SK.into(),
+            gsi1pk: customer_pk(&order.customer_id),
+            gsi1sk: format!("{}#{}", order.created_at, order.order_id),
+            status: order.status().as_str().to_owned(),
+            sweep_shard: order
+                .deadline
+                .as_ref()
+                .map(|_| sweep_shard(&order.order_id)),
+            order: order.clone(),
+            traceparent,
+            outbox,
+        }
+    }
+
+    /// The item: the record with its timeline compact.
+    fn item(&self) -> Result<Item, StoreError> {
+        let mut v = serde_json::to_value(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        v["timeline"] = Value::Array(
+            self.order
+                .timeline
+                .iter()
+                .map(|e| stored::timeline_entry(&self.order.created_at, e))
+                .collect(),
+        );
+        to_item(&v)
+    }
+}
+
+/// Reads every shape an order item has had: timeline entries compact or not, the
+/// outbox compact, a list, or absent.
+impl<'de> Deserialize<'de> for OrderRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            pk: String,
+            sk: String,
+            gsi1pk: String,
+            gsi1sk: String,
+            status: String,
+            #[serde(rename = "sweepShard", default)]
+            sweep_shard: Option<String>,
+            #[serde(flatten)]
+            order: Order,
+            #[serde(default)]
+            traceparent: Option<String>,
+            #[serde(default)]
+            outbox: StoredOutbox,
+        }
+        use serde::de::Error;
+        let mut v = Value::deserialize(d)?;
+        expand_timeline(&mut v).map_err(D::Error::custom)?;
+        let r: Raw = serde_json::from_value(v).map_err(D::Error::custom)?;
+        Ok(OrderRecord {
+            pk: r.pk,
+            sk: r.sk,
+            gsi1pk: r.gsi1pk,
+            gsi1sk: r.gsi1sk,
+            status: r.status,
+            sweep_shard: r.sweep_shard,
+            order: r.order,
+            traceparent: r.traceparent,
+            outbox: r.outbox,
+        })
+    }
+}
+
+/// An order item's timeline (JSON) with every compact entry made a full one.
+fn expand_timeline(v: &mut Value) -> Result<(), String> {
+    let created = v["createdAt"].as_str().unwrap_or_default().to_owned();
+    if let Some(entries) = v.get_mut("timeline").and_then(Value::as_array_mut) {
+        for e in entries.iter_mut() {
+            let full = stored::read_timeline_entry(&created, e)
+                .ok_or_else(|| format!("unreadable timeline entry {e}"))?;
+            *e = serde_json::to_value(full).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Only the outbox of a stream image, read whatever its stored shape: the relay needs
+/// nothing else.
+#[derive(Debug)]
 pub struct OutboxImage {
-    #[serde(default)]
     pub outbox: Vec<Outgoing>,
+}
+
+impl<'de> Deserialize<'de> for OutboxImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        let outbox = match v.get("outbox") {
+            None => vec![],
+            // A list reads alone (the order is not needed).
+            Some(Value::Array(_)) => {
+                serde_json::from_value(v["outbox"].clone()).map_err(D::Error::custom)?
+            }
+            Some(_) => {
+                let r: OrderRecord = serde_json::from_value(v).map_err(D::Error::custom)?;
+                r.outbox
+                    .entries(&r.order, r.traceparent.as_deref())
+                    .map_err(D::Error::custom)?
+            }
+        };
+        Ok(OutboxImage { outbox })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -118,24 +261,12 @@ impl OrderStore for DynamoOrderStore {
         expected_version: Option<u64>,
         outbox: &[Outgoing],
     ) -> Result<(), StoreError> {
-        let record = OrderRecord {
-            pk: order_pk(&order.order_id),
-            sk: ORDER_SK.into(),
-            gsi1pk: customer_pk(&order.customer_id),
-            gsi1sk: format!("{}#{}", order.created_at, order.order_id),
-            status: order.status().as_str().to_owned(),
-            sweep_shard: order
-                .deadline
-                .as_ref()
-                .map(|_| sweep_shard(&order.order_id)),
-            order: order.clone(),
-            outbox: outbox.to_vec(),
-        };
+        let record = OrderRecord::of(order, outbox);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(&record)?));
+            .set_item(Some(record.item()?));
         let put = match expected_version {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(v) => put

@@ -251,9 +251,57 @@ async fn the_outbox_is_stored_with_each_delivery_and_read_back_by_the_relay() {
     assert_eq!(read, outbox);
     let delays: Vec<_> = read.iter().map(|m| m.delivery.delay_seconds).collect();
     assert_eq!(delays, [None, None, Some(300)]);
-    // An entry with nothing but its route stores nothing more than its envelope.
-    assert_eq!(raw[0].as_object().unwrap().len(), 1, "{raw}");
-    assert_eq!(raw[2]["delivery"], serde_json::json!({"delaySeconds": 300}));
+    // Compact: a command or fact made from the order stores its type alone (its id and
+    // time are the write's); the deadline its payload, whose delay is its delivery.
+    let m = raw["m"].as_array().unwrap();
+    assert_eq!(m[0], serde_json::json!({"t": "ReserveInventory"}), "{raw}");
+    assert_eq!(m[1], serde_json::json!({"t": "OrderPlaced"}), "{raw}");
+    assert_eq!(m[2]["data"]["delaySeconds"], 300, "{raw}");
+    assert!(m[2].get("delivery").is_none(), "{raw}");
+    assert!(raw.get("at").is_none(), "{raw}");
+    // The order reads back whole, its timeline included.
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), placed);
+}
+
+#[tokio::test]
+async fn an_order_item_in_the_shape_written_before_still_reads_and_relays() {
+    use crate::orchestration::{advance, Timings};
+    let store = table().await;
+    let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
+    let (placed, outbox) = advance(
+        &o,
+        &crate::saga::start(),
+        "PlaceOrder",
+        None,
+        &o.created_at,
+        &Timings::default(),
+    );
+    // Timeline entries as maps and the outbox as a list of entries, as written before.
+    let mut v = serde_json::to_value(&placed).unwrap();
+    v["pk"] = crate::orders::order_pk("o-1").into();
+    v["sk"] = "ORDER".into();
+    v["gsi1pk"] = "CUSTOMER#alice".into();
+    v["gsi1sk"] = format!("{}#o-1", o.created_at).into();
+    v["status"] = "PENDING".into();
+    v["outbox"] = serde_json::to_value(&outbox).unwrap();
+    assert!(v["timeline"][0].is_object());
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(to_item(&v).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), placed);
+    let (read, raw) = stored_outbox(&store, "o-1").await;
+    assert!(raw.is_array());
+    assert_eq!(read, outbox);
+    // Its next write stores the compact shape, conditional on the version read.
+    let mut next = placed.clone();
+    next.version += 1;
+    store.save(&next, Some(placed.version), &[]).await.unwrap();
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), next);
 }
 
 #[tokio::test]

@@ -41,12 +41,18 @@ impl OrderRow {
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
         let order_id = s("/orderId")?;
         let status = s("/status").or_else(|| s("/saga/status"))?;
+        // Either stored shape (compact strings or maps).
+        let created = s("/createdAt").unwrap_or_default();
         let mut reached: BTreeSet<String> = v
             .get("timeline")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|e| e.get("status")?.as_str().map(str::to_owned))
+            .filter_map(|e| match e {
+                Value::String(_) => dishpatch_core::stored::read_timeline_entry(&created, e)
+                    .map(|e| e.status.as_str().to_owned()),
+                _ => e.get("status")?.as_str().map(str::to_owned),
+            })
             .collect();
         reached.insert(status.clone());
         Some(OrderRow {

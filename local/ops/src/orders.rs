@@ -58,20 +58,16 @@ pub async fn snapshot(target: &Target, order_id: &str) -> Result<Option<(String,
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let timeline = v
-        .get("timeline")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|e| Entry {
-                    at: s(e, "at").unwrap_or_default(),
-                    status: s(e, "status").unwrap_or_default(),
-                    cause: s(e, "cause").unwrap_or_default(),
-                    detail: s(e, "detail"),
-                })
-                .collect()
+    // Either stored shape (compact strings or maps).
+    let timeline = dishpatch_core::stored::timeline_of(&v)
+        .into_iter()
+        .map(|e| Entry {
+            at: e.at,
+            status: e.status.as_str().to_owned(),
+            cause: e.cause,
+            detail: e.detail,
         })
-        .unwrap_or_default();
+        .collect();
     Ok(Some((status, timeline)))
 }
 

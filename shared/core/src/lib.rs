@@ -27,4 +27,5 @@ pub mod outbox;
 pub mod parked;
 pub mod pricing;
 pub mod saga;
+pub mod stored;
 pub mod validation;

@@ -86,7 +86,8 @@ pub fn advance(
         detail: detail(&next, t),
     });
     next.deadline = deadline(order, t, at, timings);
-    let outbox = messages(&next, t, caused_by, timings);
+    let mut outbox = messages(&next, t, caused_by, timings);
+    crate::stored::stamp(&next, &mut outbox);
     (next, outbox)
 }
 

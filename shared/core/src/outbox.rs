@@ -59,6 +59,12 @@ impl Delivery {
         *self == Delivery::default()
     }
 
+    /// The delivery a message's payload implies (a step deadline's delay, an alert's
+    /// attributes): what an entry stored without one is delivered with.
+    pub fn implied(envelope: &Envelope) -> Result<Delivery, DecodeError> {
+        Delivery::of_bare(envelope)
+    }
+
     /// The delivery of an entry stored as a bare envelope, before entries carried one:
     /// read from its payload, as the publisher did then.
     fn of_bare(envelope: &Envelope) -> Result<Delivery, DecodeError> {

@@ -79,23 +79,30 @@ pub fn message(
     (span, trace)
 }
 
-/// A stream record's span. DynamoDB streams carry no trace context: the order write's
-/// own outbox does, in its first entry's envelope.
+/// A stream record's span. DynamoDB streams carry no trace context: the order write
+/// does, once for its outbox (the item's `traceparent`; in items written before, its
+/// first outbox entry's envelope).
 pub fn record(function: &str, record: &EventRecord) -> (Span, TraceContext) {
     #[derive(serde::Deserialize)]
     struct Image {
         #[serde(rename = "orderId")]
         order_id: Option<String>,
         #[serde(default)]
-        outbox: Vec<Outgoing>,
+        traceparent: Option<String>,
+        #[serde(default)]
+        outbox: serde_json::Value,
     }
     let span = tracing::error_span!("record", function, orderId = Empty, traceId = Empty);
     let image: Option<Image> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
-    let first = image.as_ref().and_then(|i| i.outbox.first());
     if let Some(order) = image.as_ref().and_then(|i| i.order_id.as_deref()) {
         span.record("orderId", order);
     }
-    let parent = first.and_then(|m| of_envelope(&m.envelope));
+    let parent = image.as_ref().and_then(|i| match &i.traceparent {
+        Some(tp) => TraceContext::from_traceparent(tp),
+        None => serde_json::from_value::<Outgoing>(i.outbox.get(0)?.clone())
+            .ok()
+            .and_then(|m| of_envelope(&m.envelope)),
+    });
     let trace = trace::start(&span, parent.or_else(trace::current));
     (span, trace)
 }
