@@ -121,3 +121,86 @@ async fn each_manager_reads_their_own_restaurants_orders() {
     let r = list("/v1/restaurants/r-2/orders", admin).await;
     assert_eq!((r.status, ids(&r.body)), (200, vec![b2]));
 }
+
+/// OrdersTable's write units for `n` happy-path orders (placed, delivered) on a stack
+/// provisioned from `template`, metered by the AWS proxy: (table, indexes).
+async fn orders_table_units(template: &std::path::Path, n: usize) -> (f64, f64) {
+    use dishpatch_local::awsproxy::AwsProxyConfig;
+    use dishpatch_local::testing::unique_prefix;
+    use dishpatch_local::LocalStackOptions;
+    let sys = System::start_with(
+        LocalStackOptions::new(unique_prefix("kitchen-cost"))
+            .template(template)
+            .aws_proxy(AwsProxyConfig::default()),
+    )
+    .await;
+    let proxy = sys.stack.aws_proxy().expect("the AWS proxy is on");
+    let table = sys.stack.stack.table_name("OrdersTable").to_owned();
+    proxy.reset();
+    for _ in 0..n {
+        let id = sys
+            .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
+            .await;
+        let dispatched = sys.wait_for("alice", &id, "DISPATCHED").await;
+        let courier = dispatched["courierId"].as_str().unwrap();
+        assert_eq!(sys.complete(courier, &id).await.status, 200);
+        sys.wait_for("alice", &id, "DELIVERED").await;
+    }
+    // DELIVERED is the order's last write.
+    let units = proxy.counts().dynamodb.tables[&table];
+    (units.write, units.index_write)
+}
+
+/// What the restaurant index costs: the same happy-path orders on a stack without it and
+/// on one with it. Its keys are the order's own attributes, so the item does not grow,
+/// and they never change, so only the first write writes the index: one unit an order.
+#[tokio::test]
+async fn the_restaurant_index_costs_one_write_unit_per_order() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let with = root.join("template.yaml");
+    let text = std::fs::read_to_string(&with).unwrap();
+    let start = text
+        .find("        # A restaurant's orders, newest first")
+        .unwrap();
+    let end = start
+        + text[start..]
+            .find("            ProjectionType: KEYS_ONLY\n")
+            .unwrap();
+    let without_index = format!(
+        "{}{}",
+        &text[..start],
+        &text[end + "            ProjectionType: KEYS_ONLY\n".len()..]
+    )
+    .replace(
+        "        - AttributeName: restaurantId\n          AttributeType: S\n        - AttributeName: createdAt\n          AttributeType: S\n      KeySchema:",
+        "      KeySchema:",
+    );
+    assert!(!without_index.contains("gsi3"));
+    let without =
+        std::env::temp_dir().join(format!("template-without-gsi3-{}.yaml", std::process::id()));
+    std::fs::write(&without, without_index).unwrap();
+    let n = 4;
+    let (table_before, index_before) = orders_table_units(&without, n).await;
+    let (table_after, index_after) = orders_table_units(&with, n).await;
+    let _ = std::fs::remove_file(&without);
+    let per = |x: f64| x / n as f64;
+    println!(
+        "OrdersTable WRU per order: table {:.2} -> {:.2}, indexes {:.2} -> {:.2}",
+        per(table_before),
+        per(table_after),
+        per(index_before),
+        per(index_after)
+    );
+    // Whole units each; a stray retried write on either stack is tolerated, not a unit
+    // an order.
+    let index_cost = per(index_after - index_before);
+    assert!(
+        (index_cost - 1.0).abs() < 0.5,
+        "{index_cost} index units an order"
+    );
+    let growth = per(table_after - table_before);
+    assert!(
+        growth.abs() < 0.5,
+        "the order item grew: {growth} units an order"
+    );
+}
