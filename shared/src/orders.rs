@@ -42,7 +42,9 @@ pub trait OrderStore: Send + Sync {
 }
 
 use dishpatch_core::keys::{customer_pk, open_shard, ORDER_PK_PREFIX, ORDER_SK};
-pub use dishpatch_core::keys::{order_pk, sweep_shard, OVERDUE_INDEX, SWEEP_SHARDS};
+pub use dishpatch_core::keys::{
+    order_pk, sweep_shard, OVERDUE_INDEX, RESTAURANT_INDEX, SWEEP_SHARDS,
+};
 
 /// The stored item: the order plus its keys and the outbox of its latest write, its
 /// timeline and outbox in their compact stored form ([`dishpatch_core::stored`]), so an
@@ -61,6 +63,8 @@ struct OrderRecord {
         skip_serializing_if = "Option::is_none"
     )]
     sweep_shard: Option<String>,
+    /// Flattened: its `restaurantId` and `createdAt` are the keys of the restaurant
+    /// index ([`RESTAURANT_INDEX`]), so they stay top-level attributes of these names.
     #[serde(flatten)]
     order: Order,
     /// The trace context of the latest write's messages, once for all of them.
