@@ -367,3 +367,30 @@ async fn bad_queries_are_problems_naming_the_field() {
     // An id that is no id is no restaurant.
     assert_eq!(list(&app, "r 1", "", ADMIN).await.0, 404);
 }
+
+/// The sample events (ours and AWS's shape) are a manager's read of r-1's PAID orders.
+#[tokio::test]
+async fn the_sample_events_read_a_managers_restaurant() {
+    let (app, index) = app_and_index();
+    seed(
+        &index,
+        [
+            order(1, "r-1", OrderStatus::Paid),
+            order(2, "r-1", OrderStatus::Delivered),
+            order(3, "r-2", OrderStatus::Paid),
+        ],
+    );
+    for sample in [
+        "order-api-restaurant-orders.json",
+        "aws/order-api-restaurant-orders.json",
+    ] {
+        let path = format!("{}/../../events/{sample}", env!("CARGO_MANIFEST_DIR"));
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let (status, page) = call(&app, event).await;
+        assert_eq!(
+            (status, ids(&page)),
+            (200, vec!["r-1-o001".to_owned()]),
+            "{sample}"
+        );
+    }
+}
