@@ -1,4 +1,6 @@
-//! The saga's inventory commands: ReserveInventory, ReleaseInventory, CommitInventory.
+//! The saga's inventory commands: ReserveInventory (which sells the stock) and
+//! ReleaseInventory (which gives it back); CommitInventory only as sent for a
+//! reservation written RESERVED before stock was sold at reservation.
 //!
 //! Idempotency: the reservation record (one per order) is the guard. A duplicate command
 //! finds it and re-publishes the recorded outcome, so a crash between the write and the
@@ -32,7 +34,8 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
         order_id: order_id.to_owned(),
         restaurant_id: req.restaurant_id,
         items,
-        status: ReservationStatus::Reserved,
+        // Sold at once: no second move when the order is delivered.
+        status: ReservationStatus::Sold,
         reason: None,
         detail: None,
         created_at: at.clone(),
@@ -40,7 +43,7 @@ pub async fn reserve(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     };
     match app.reservations.reserve(&reservation).await? {
         Reserve::Reserved => {
-            tracing::info!(lines = reservation.items.len(), "stock reserved");
+            tracing::info!(lines = reservation.items.len(), "stock reserved (sold)");
             republish(app, cmd, &reservation).await
         }
         Reserve::Exists => {
@@ -72,7 +75,14 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let order_id = cmd.order_id.as_str();
     for _ in 0..ATTEMPTS {
         match app.reservations.get(order_id).await? {
-            Some(r) if r.status == ReservationStatus::Reserved => {
+            // Sold at reservation (or held RESERVED, as written before): the saga
+            // releases only a cancelled order's stock, never a delivered one's.
+            Some(r)
+                if matches!(
+                    r.status,
+                    ReservationStatus::Reserved | ReservationStatus::Sold
+                ) =>
+            {
                 if app
                     .reservations
                     .settle(&r, ReservationStatus::Released)
@@ -82,11 +92,6 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
                     return released(app, cmd).await;
                 }
                 // A duplicate settled it meanwhile: decide again on the fresh record.
-            }
-            Some(r) if r.status == ReservationStatus::Sold => {
-                // The saga never releases a delivered order; say so loudly, answer as asked.
-                tracing::warn!("release for sold stock; nothing to release");
-                return released(app, cmd).await;
             }
             // Already released, or rejected: nothing is held.
             Some(_) => return released(app, cmd).await,
@@ -109,6 +114,8 @@ pub async fn release(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     Err(kept_changing("reservation"))
 }
 
+/// A `CommitInventory` the saga sent for a delivered order before stock was sold at
+/// reservation: sells a RESERVED reservation; a SOLD one is already sold.
 pub async fn commit(app: &App, cmd: &Envelope) -> Result<(), MessageError> {
     let order_id = cmd.order_id.as_str();
     for _ in 0..ATTEMPTS {

@@ -6,6 +6,11 @@
 //! counters in ONE transaction, conditional on the reservation's state: the record is
 //! the idempotency guard, and `available + reserved + sold == stocked` holds after
 //! every write (invariant 3).
+//!
+//! Stock is sold once, when it is reserved: a reservation is written SOLD and moves
+//! `available` to `sold`; a release of a cancelled order moves it back. A reservation
+//! written RESERVED before (its units in `reserved`) is released from there, or sold by
+//! the `CommitInventory` its delivered order sent.
 
 use dishpatch::aws::dynamo::{
     built, get_as, key, keyed, n, put_alone, put_new, status_move, transact, Action, Item,
@@ -19,13 +24,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationStatus {
-    /// Stock is held for the order.
+    /// Stock is held for the order in `reserved` (written before stock was sold at
+    /// reservation; sold by a `CommitInventory`, or released).
     Reserved,
     /// The reservation was refused (out of stock): the recorded outcome of the step.
     Rejected,
     /// The held stock went back to `available`.
     Released,
-    /// The held stock moved to `sold` (the order was delivered).
+    /// The order's stock is in `sold`: since its reservation (or, for a RESERVED one,
+    /// since its order was delivered). A release moves it back to `available`.
     Sold,
 }
 
@@ -92,18 +99,31 @@ pub enum Reserve {
 pub trait ReservationStore: Send + Sync {
     /// The order's reservation (strongly consistent).
     async fn get(&self, order_id: &str) -> Result<Option<Reservation>, StoreError>;
-    /// Records `reservation` (new, RESERVED) and holds every line's stock, all or nothing.
+    /// Records `reservation` (new, SOLD) and sells every line's stock, all or nothing.
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError>;
     /// Records a reservation that holds nothing (REJECTED, or a RELEASED tombstone) if none
     /// exists; false if one did.
     async fn record(&self, reservation: &Reservation) -> Result<bool, StoreError>;
-    /// RESERVED -> `to` (RELEASED or SOLD), moving the held units back to `available` or on
-    /// to `sold`, in one transaction. False if the reservation is no longer RESERVED.
+    /// The reservation's status (RESERVED or SOLD) -> `to` (RELEASED, or SOLD from
+    /// RESERVED), moving its units from `reserved` or `sold` to `available` or `sold`, in
+    /// one transaction. False if the reservation is no longer in the status it was read in.
     async fn settle(
         &self,
         reservation: &Reservation,
         to: ReservationStatus,
     ) -> Result<bool, StoreError>;
+}
+
+/// The item counter a reservation in `status` holds its units in.
+pub fn counter(status: ReservationStatus) -> Result<&'static str, StoreError> {
+    match status {
+        ReservationStatus::Reserved => Ok("reserved"),
+        ReservationStatus::Sold => Ok("sold"),
+        other => Err(StoreError::Corrupt(format!(
+            "a {} reservation holds no stock",
+            other.as_str()
+        ))),
+    }
 }
 
 fn reservation_key(order_id: &str) -> Item {
@@ -162,10 +182,10 @@ impl ReservationStore for DynamoReservationStore {
     }
 
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserve, StoreError> {
+        let to = counter(reservation.status)?;
         let mut tx = vec![Action::Put(self.put_new(reservation)?)];
         for line in &reservation.items {
-            let hold =
-                self.move_units(&reservation.restaurant_id, line, "available", "reserved")?;
+            let hold = self.move_units(&reservation.restaurant_id, line, "available", to)?;
             tx.push(Action::Update(hold));
         }
         let Err(refused) = transact(&self.client, tx).await else {
@@ -194,12 +214,14 @@ impl ReservationStore for DynamoReservationStore {
         reservation: &Reservation,
         to: ReservationStatus,
     ) -> Result<bool, StoreError> {
+        let from = counter(reservation.status)?;
         let counter = match to {
             ReservationStatus::Released => "available",
-            ReservationStatus::Sold => "sold",
+            ReservationStatus::Sold if from == "reserved" => "sold",
             other => {
                 return Err(StoreError::Corrupt(format!(
-                    "cannot settle a reservation as {}",
+                    "cannot settle a {} reservation as {}",
+                    reservation.status.as_str(),
                     other.as_str()
                 )))
             }
@@ -208,7 +230,7 @@ impl ReservationStore for DynamoReservationStore {
             status_move(
                 &self.table,
                 reservation_key(&reservation.order_id),
-                ReservationStatus::Reserved.as_str(),
+                reservation.status.as_str(),
                 to.as_str(),
                 &now(),
             )
@@ -216,7 +238,7 @@ impl ReservationStore for DynamoReservationStore {
         )?;
         let mut tx = vec![Action::Update(record)];
         for line in &reservation.items {
-            let moved = self.move_units(&reservation.restaurant_id, line, "reserved", counter)?;
+            let moved = self.move_units(&reservation.restaurant_id, line, from, counter)?;
             tx.push(Action::Update(moved));
         }
         let Err(refused) = transact(&self.client, tx).await else {
@@ -226,11 +248,11 @@ impl ReservationStore for DynamoReservationStore {
             return Ok(false);
         }
         if let Some(i) = refused.first_failed(1) {
-            // The record says RESERVED but the item does not hold the units: the invariant
+            // The record holds the units but the item's counter does not: the invariant
             // was broken outside this code. Refuse (the command goes to the DLQ after its
             // retries) rather than make the counters worse.
             return Err(StoreError::Corrupt(format!(
-                "reservation {} holds {} of {} but the item's reserved counter is lower",
+                "reservation {} holds {} of {} but the item's {from} counter is lower",
                 reservation.order_id,
                 reservation.items[i - 1].quantity,
                 reservation.items[i - 1].menu_item_id

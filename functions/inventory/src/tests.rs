@@ -122,7 +122,12 @@ impl ReservationStore for FakeInventory {
                 }
             }
         }
-        Self::moves(&mut s, r, |i| &mut i.available, |i| &mut i.reserved);
+        match r.status {
+            ReservationStatus::Reserved => {
+                Self::moves(&mut s, r, |i| &mut i.available, |i| &mut i.reserved)
+            }
+            _ => Self::moves(&mut s, r, |i| &mut i.available, |i| &mut i.sold),
+        }
         s.reservations.insert(r.order_id.clone(), r.clone());
         Ok(Reserve::Reserved)
     }
@@ -143,15 +148,20 @@ impl ReservationStore for FakeInventory {
     async fn settle(&self, r: &Reservation, to: ReservationStatus) -> Result<bool, StoreError> {
         let mut s = self.state.lock().unwrap();
         match s.reservations.get(&r.order_id) {
-            Some(stored) if stored.status == ReservationStatus::Reserved => {}
+            Some(stored) if stored.status == r.status => {}
             _ => return Ok(false),
         }
-        match to {
-            ReservationStatus::Released => {
+        match (r.status, to) {
+            (ReservationStatus::Reserved, ReservationStatus::Released) => {
                 Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.available)
             }
-            ReservationStatus::Sold => Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.sold),
-            _ => unreachable!("only RELEASED and SOLD settle a reservation"),
+            (ReservationStatus::Reserved, ReservationStatus::Sold) => {
+                Self::moves(&mut s, r, |i| &mut i.reserved, |i| &mut i.sold)
+            }
+            (ReservationStatus::Sold, ReservationStatus::Released) => {
+                Self::moves(&mut s, r, |i| &mut i.sold, |i| &mut i.available)
+            }
+            other => unreachable!("{other:?} does not settle a reservation"),
         }
         s.reservations.get_mut(&r.order_id).unwrap().status = to;
         Ok(true)
@@ -281,16 +291,16 @@ fn counters(i: &MenuItem) -> (i64, i64, i64, i64) {
 // ---- ReserveInventory
 
 #[tokio::test]
-async fn reserve_holds_every_line_and_follows_the_command() {
+async fn reserve_sells_every_line_and_follows_the_command() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 3)]));
     let c = reserve_cmd("o-1", &[("m-1", 2), ("m-2", 3)]);
     f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![reserved()]);
-    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
-    assert_eq!(counters(&f.store.item("m-2")), (0, 3, 0, 3));
+    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
+    assert_eq!(counters(&f.store.item("m-2")), (0, 0, 3, 3));
     assert_eq!(
         f.store.reservation("o-1").unwrap().status,
-        ReservationStatus::Reserved
+        ReservationStatus::Sold
     );
     let fact = &f.publisher.sent.lock().unwrap()[0];
     assert_eq!(fact.causation_id.as_deref(), Some(c.id.as_str()));
@@ -308,7 +318,7 @@ async fn duplicate_reserve_republishes_and_holds_stock_once() {
         f.publisher.facts(),
         vec![reserved(), reserved(), reserved()]
     );
-    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
+    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
 }
 
 #[tokio::test]
@@ -347,7 +357,7 @@ async fn repeated_lines_are_merged_into_one_hold() {
     f.handled(&reserve_cmd("o-1", &[("m-1", 2), ("m-1", 3)]))
         .await;
     assert_eq!(f.publisher.facts(), vec![reserved()]);
-    assert_eq!(counters(&f.store.item("m-1")), (0, 5, 0, 5));
+    assert_eq!(counters(&f.store.item("m-1")), (0, 0, 5, 5));
     assert_eq!(f.store.reservation("o-1").unwrap().items.len(), 1);
 }
 
@@ -388,7 +398,7 @@ async fn a_lost_publish_heals_on_retry() {
     f.publisher.fail.store(false, Ordering::SeqCst);
     f.handled(&c).await;
     assert_eq!(f.publisher.facts(), vec![reserved()]);
-    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
+    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
 }
 
 #[tokio::test]
@@ -462,24 +472,50 @@ async fn release_with_nothing_held_just_answers() {
 }
 
 #[tokio::test]
-async fn commit_moves_reserved_to_sold_once_and_publishes_nothing() {
+async fn reserve_sells_the_stock_once_and_a_commit_of_it_does_nothing() {
     let f = fixture(FakeInventory::with_items(&[("m-1", 5)]));
     f.handled(&reserve_cmd("o-1", &[("m-1", 2)])).await;
-    for _ in 0..2 {
-        f.handled(&cmd(MessageType::CommitInventory, "o-1")).await;
-    }
-    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
     assert_eq!(
         f.store.reservation("o-1").unwrap().status,
         ReservationStatus::Sold
     );
-    // A stray release after the sale gives nothing back.
-    f.handled(&cmd(MessageType::ReleaseInventory, "o-1")).await;
+    // A CommitInventory still in flight from before: already sold.
+    f.handled(&cmd(MessageType::CommitInventory, "o-1")).await;
     assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
-    assert_eq!(f.publisher.facts(), vec![reserved(), released()]);
+    assert_eq!(f.publisher.facts(), vec![reserved()]);
     // Commit of something never reserved is a logged no-op.
     f.handled(&cmd(MessageType::CommitInventory, "o-none"))
         .await;
+    assert!(f.store.all_conserve());
+}
+
+#[tokio::test]
+async fn a_reservation_held_before_stock_was_sold_at_reservation_still_settles() {
+    // As written before: RESERVED, its units in `reserved`.
+    let f = fixture(FakeInventory::with_items(&[("m-1", 5), ("m-2", 5)]));
+    for (order, item) in [("o-old-1", "m-1"), ("o-old-2", "m-2")] {
+        let mut held = f_reservation(order, ReservationStatus::Reserved);
+        held.items = vec![ItemQuantity {
+            menu_item_id: item.into(),
+            quantity: 2,
+        }];
+        f.store.reserve(&held).await.unwrap();
+    }
+    assert_eq!(counters(&f.store.item("m-1")), (3, 2, 0, 5));
+    // Its delivered order's CommitInventory sells it, once.
+    for _ in 0..2 {
+        f.handled(&cmd(MessageType::CommitInventory, "o-old-1"))
+            .await;
+    }
+    assert_eq!(counters(&f.store.item("m-1")), (3, 0, 2, 5));
+    assert_eq!(
+        f.store.reservation("o-old-1").unwrap().status,
+        ReservationStatus::Sold
+    );
+    // A cancelled order's release gives it back from `reserved`.
+    f.handled(&cmd(MessageType::ReleaseInventory, "o-old-2"))
+        .await;
+    assert_eq!(counters(&f.store.item("m-2")), (5, 0, 0, 5));
     assert!(f.store.all_conserve());
 }
 
@@ -609,13 +645,13 @@ async fn a_manager_creates_then_restocks_an_item() {
     f.handled(&reserve_cmd("o-1", &[("m-7", 4)])).await;
     f.handled(&cmd(MessageType::CommitInventory, "o-1")).await;
     f.handled(&reserve_cmd("o-2", &[("m-7", 1)])).await;
-    // available 5, reserved 1, sold 4: setting stock 20 adds 15 units.
+    // available 5, sold 5 (at reservation): setting stock 20 adds 15 units.
     let (status, body) = put_item(&f, "m-7", "[ADMIN]", item_body(20)).await;
     assert_eq!((status, body["available"].clone()), (200, json!(20)));
-    assert_eq!(counters(&f.store.item("m-7")), (20, 1, 4, 25));
-    // Down to zero: the held and sold units stay counted.
+    assert_eq!(counters(&f.store.item("m-7")), (20, 0, 5, 25));
+    // Down to zero: the sold units stay counted.
     put_item(&f, "m-7", "[MANAGER]", item_body(0)).await;
-    assert_eq!(counters(&f.store.item("m-7")), (0, 1, 4, 5));
+    assert_eq!(counters(&f.store.item("m-7")), (0, 0, 5, 5));
     assert!(f.store.all_conserve());
 }
 

@@ -83,7 +83,7 @@ fn reservation(order_id: &str, lines: &[(&str, u32)]) -> Reservation {
                 quantity: *q,
             })
             .collect(),
-        status: ReservationStatus::Reserved,
+        status: ReservationStatus::Sold,
         reason: None,
         detail: None,
         created_at: "2026-01-01T00:00:00.000Z".into(),
@@ -109,7 +109,7 @@ async fn two_concurrent_reserves_for_the_last_unit_one_wins() {
             .filter(|r| matches!(r, Reserve::OutOfStock { menu_item_id } if *menu_item_id == id))
             .count();
         assert_eq!((wins, refusals), (1, 1), "round {round}: {results:?}");
-        assert_eq!(counters(&t, &id).await, (0, 1, 0, 1));
+        assert_eq!(counters(&t, &id).await, (0, 0, 1, 1));
         let stored = [
             t.reservations.get(&a.order_id).await.unwrap(),
             t.reservations.get(&b.order_id).await.unwrap(),
@@ -118,7 +118,7 @@ async fn two_concurrent_reserves_for_the_last_unit_one_wins() {
             stored
                 .iter()
                 .flatten()
-                .filter(|r| r.status == ReservationStatus::Reserved)
+                .filter(|r| r.status == ReservationStatus::Sold)
                 .count(),
             1
         );
@@ -134,7 +134,7 @@ async fn a_duplicate_reserve_finds_the_record_and_holds_nothing_more() {
     let r = reservation("o-1", &[("m-1", 2)]);
     assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::Reserved);
     assert_eq!(t.reservations.reserve(&r).await.unwrap(), Reserve::Exists);
-    assert_eq!(counters(&t, "m-1").await, (3, 2, 0, 5));
+    assert_eq!(counters(&t, "m-1").await, (3, 0, 2, 5));
     assert_eq!(t.reservations.get("o-1").await.unwrap().unwrap(), r);
     // A refusal for an order that has a record is not written either.
     let mut rejected = r.clone();
@@ -142,7 +142,7 @@ async fn a_duplicate_reserve_finds_the_record_and_holds_nothing_more() {
     assert!(!t.reservations.record(&rejected).await.unwrap());
     assert_eq!(
         t.reservations.get("o-1").await.unwrap().unwrap().status,
-        ReservationStatus::Reserved
+        ReservationStatus::Sold
     );
 }
 
@@ -185,16 +185,18 @@ async fn stock_is_conserved_through_reserve_release_and_commit() {
     let t = table().await;
     seed(&t, "m-1", 10).await;
     seed(&t, "m-2", 4).await;
-    let (r1, r2, r3) = (
+    // o-1 and o-2 sold at reservation; o-3 held RESERVED, as written before.
+    let (r1, r2, mut r3) = (
         reservation("o-1", &[("m-1", 3), ("m-2", 1)]),
         reservation("o-2", &[("m-1", 2)]),
         reservation("o-3", &[("m-1", 1), ("m-2", 3)]),
     );
+    r3.status = ReservationStatus::Reserved;
     for r in [&r1, &r2, &r3] {
         assert_eq!(t.reservations.reserve(r).await.unwrap(), Reserve::Reserved);
     }
-    assert_eq!(counters(&t, "m-1").await, (4, 6, 0, 10));
-    assert_eq!(counters(&t, "m-2").await, (0, 4, 0, 4));
+    assert_eq!(counters(&t, "m-1").await, (4, 1, 5, 10));
+    assert_eq!(counters(&t, "m-2").await, (0, 3, 1, 4));
 
     // Release o-2 (concurrent duplicates: exactly one gives the units back).
     let (a, b) = tokio::join!(
@@ -202,21 +204,26 @@ async fn stock_is_conserved_through_reserve_release_and_commit() {
         t.reservations.settle(&r2, ReservationStatus::Released)
     );
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(), 1);
-    // In turn: o-2 again; commit o-3, twice; a released reservation is not sold, a sold
-    // one not released.
+    // In turn: o-2 again; commit o-3, twice; a reservation moves only from the status
+    // it was read in (o-3 read RESERVED is SOLD by now).
     for (r, to, applied) in [
         (&r2, ReservationStatus::Released, false),
         (&r3, ReservationStatus::Sold, true),
         (&r3, ReservationStatus::Sold, false),
-        (&r2, ReservationStatus::Sold, false),
         (&r3, ReservationStatus::Released, false),
     ] {
         let settled = t.reservations.settle(r, to).await.unwrap();
         assert_eq!(settled, applied, "{} -> {to:?}", r.order_id);
     }
+    // What is sold is not sold again.
+    assert!(t
+        .reservations
+        .settle(&r1, ReservationStatus::Sold)
+        .await
+        .is_err());
 
-    assert_eq!(counters(&t, "m-1").await, (6, 3, 1, 10));
-    assert_eq!(counters(&t, "m-2").await, (0, 1, 3, 4));
+    assert_eq!(counters(&t, "m-1").await, (6, 0, 4, 10));
+    assert_eq!(counters(&t, "m-2").await, (0, 0, 4, 4));
     assert_eq!(
         t.reservations.get("o-2").await.unwrap().unwrap().status,
         ReservationStatus::Released
@@ -225,7 +232,7 @@ async fn stock_is_conserved_through_reserve_release_and_commit() {
         t.reservations.get("o-3").await.unwrap().unwrap().status,
         ReservationStatus::Sold
     );
-    // o-1 still holds its units; releasing it brings everything not sold back.
+    // o-1 still holds its units (sold); releasing it brings them back.
     assert!(t
         .reservations
         .settle(&r1, ReservationStatus::Released)
@@ -273,7 +280,7 @@ async fn menu_edits_are_conditional_on_what_was_read() {
         ..fresh.clone()
     };
     t.menu.save(&next, &fresh).await.unwrap();
-    assert_eq!(counters(&t, "m-1").await, (9, 2, 0, 11));
+    assert_eq!(counters(&t, "m-1").await, (9, 0, 2, 11));
     // Reservations live in their own partitions: the menu lists items only.
     seed(&t, "m-0", 1).await;
     let mut ids: Vec<String> = t

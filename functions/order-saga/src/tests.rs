@@ -89,7 +89,6 @@ async fn happy_path_drives_the_order_to_delivered() {
             M::OrderConfirmed,
             M::StepTimeout,
             M::OrderDispatched,
-            M::CommitInventory,
             M::OrderDelivered
         ]
     );

@@ -164,9 +164,6 @@ pub fn messages(
                     delivery_address: order.delivery_address.clone(),
                 }),
             ),
-            SagaCommand::CommitInventory => {
-                (MessageType::CommitInventory, Ok(serde_json::json!({})))
-            }
             SagaCommand::ReleaseInventory => {
                 (MessageType::ReleaseInventory, Ok(serde_json::json!({})))
             }

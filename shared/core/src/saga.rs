@@ -98,8 +98,6 @@ pub enum SagaCommand {
     ReserveInventory,
     CapturePayment,
     DispatchDelivery,
-    /// Moves reserved stock to sold once the order is delivered.
-    CommitInventory,
     ReleaseInventory,
     RefundPayment,
     CancelDelivery,
@@ -194,11 +192,7 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
         (S::Dispatched, E::DeliveryCompleted { .. }) => {
             next.status = S::Delivered;
             next.dispatched = false;
-            apply(
-                next,
-                vec![SagaCommand::CommitInventory],
-                vec![SagaFact::OrderDelivered],
-            )
+            apply(next, vec![], vec![SagaFact::OrderDelivered])
         }
         // Facts are unordered: the completion can overtake the dispatch it implies.
         (S::Paid, E::DeliveryCompleted { courier_id }) => {
@@ -206,7 +200,7 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             next.courier_id = Some(courier_id.clone());
             apply(
                 next,
-                vec![SagaCommand::CommitInventory],
+                vec![],
                 vec![SagaFact::OrderDispatched, SagaFact::OrderDelivered],
             )
         }
@@ -310,11 +304,7 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             next.failed_step = None;
             next.undo_step = None;
             next.undo_attempt = 0;
-            apply(
-                next,
-                vec![SagaCommand::CommitInventory],
-                vec![SagaFact::OrderDelivered],
-            )
+            apply(next, vec![], vec![SagaFact::OrderDelivered])
         }
 
         // A forward step completed after the order was cancelled: undo it, with a

@@ -230,7 +230,6 @@ pub fn payload(order: &Order, kind: MessageType) -> Option<Value> {
         M::ReserveInventory => Some(SagaCommand::ReserveInventory),
         M::CapturePayment => Some(SagaCommand::CapturePayment),
         M::DispatchDelivery => Some(SagaCommand::DispatchDelivery),
-        M::CommitInventory => Some(SagaCommand::CommitInventory),
         M::ReleaseInventory => Some(SagaCommand::ReleaseInventory),
         M::RefundPayment => Some(SagaCommand::RefundPayment),
         M::CancelDelivery => Some(SagaCommand::CancelDelivery),

@@ -80,6 +80,8 @@ pub(crate) fn check_stock(st: &State, q: bool, r: &mut Report) {
     // Reservation lines add up to the counters.
     let mut held: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for res in st.reservations.values() {
+        // Stock is sold at reservation (SOLD, in `sold`); a reservation written before
+        // that holds its units in `reserved` until its order's CommitInventory.
         let (reserved, sold) = match res.status.as_str() {
             "RESERVED" => (true, false),
             "SOLD" => (false, true),

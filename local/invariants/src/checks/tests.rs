@@ -275,3 +275,66 @@ fn broken_states_are_named() {
     }
     assert!(r.to_string().contains("courier.busy-matches-delivery"));
 }
+
+/// Stock is sold at reservation (SOLD, in `sold`); a reservation written RESERVED before
+/// (in `reserved`) is still understood. Each way stock can go wrong is named.
+#[test]
+fn sold_at_reservation_and_held_before_are_understood_and_their_violations_named() {
+    let with = |available, reserved, sold| {
+        let mut st = base();
+        let reservation = |order: &str, status: &str| {
+            item(serde_json::json!({
+                "pk": format!("RESERVATION#{order}"), "sk": "RESERVATION", "orderId": order,
+                "restaurantId": "r-1", "items": [{"menuItemId": "m-1", "quantity": 1}],
+                "status": status,
+            }))
+        };
+        // Sold at reservation, on its way; held as before, on its way; a cancelled order
+        // whose stock was never given back; a delivered order whose held stock was never
+        // sold.
+        for (order, status, res) in [
+            ("o-7", "PAID", "SOLD"),
+            ("o-8", "PAID", "RESERVED"),
+            ("o-9", "CANCELLED", "SOLD"),
+            ("o-10", "DELIVERED", "RESERVED"),
+        ] {
+            st.add_order(order_of(order, status));
+            st.add_inventory(reservation(order, res));
+        }
+        let i = st.items.get_mut(&("r-1".into(), "m-1".into())).unwrap();
+        (i.available, i.reserved, i.sold) = (available, reserved, sold);
+        evaluate(st, &CheckOptions::quiescent())
+    };
+    fn order_of(id: &str, status: &str) -> Item {
+        order(id, status, 1)
+    }
+    // The counters hold what the reservations say: 5 sold (o-1's 3, o-7, o-9), 2 held.
+    let r = with(3, 2, 5);
+    for (inv, subject) in [
+        (Invariant::CancelledStockReleased, "order o-9"),
+        (Invariant::DeliveredStockSold, "order o-10"),
+    ] {
+        assert!(r.has(inv, subject), "{inv} {subject} missing from\n{r}");
+    }
+    for (inv, subject) in [
+        (Invariant::CancelledStockReleased, "order o-7"),
+        (Invariant::DeliveredStockSold, "order o-7"),
+        (Invariant::CancelledStockReleased, "order o-8"),
+        (Invariant::StockConservation, "r-1/m-1"),
+        (Invariant::StockSoldMatchesReservations, "r-1/m-1"),
+        (Invariant::StockReservedMatchesReservations, "r-1/m-1"),
+    ] {
+        assert!(!r.has(inv, subject), "{inv} {subject} in\n{r}");
+    }
+    // A sale the counters lost, a hold they lost: named, conserved or not.
+    let r = with(4, 2, 4);
+    assert!(
+        r.has(Invariant::StockSoldMatchesReservations, "r-1/m-1"),
+        "{r}"
+    );
+    let r = with(4, 1, 5);
+    assert!(
+        r.has(Invariant::StockReservedMatchesReservations, "r-1/m-1"),
+        "{r}"
+    );
+}

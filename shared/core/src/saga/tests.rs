@@ -69,7 +69,7 @@ fn happy_path_issues_each_command_in_order() {
     assert_eq!(t.facts, vec![SagaFact::OrderDispatched]);
     let t = step(&t.state, completed());
     assert_eq!(t.state.status, S::Delivered);
-    assert_eq!(t.commands, vec![SagaCommand::CommitInventory]);
+    assert!(t.commands.is_empty(), "the stock was sold when reserved");
     assert_eq!(t.facts, vec![SagaFact::OrderDelivered]);
 }
 
@@ -166,7 +166,7 @@ fn late_results_after_cancel_are_undone() {
 fn completion_overtaking_dispatch_still_delivers() {
     let t = step(&happy_to(S::Paid), completed());
     assert_eq!(t.state.status, S::Delivered);
-    assert_eq!(t.commands, vec![SagaCommand::CommitInventory]);
+    assert!(t.commands.is_empty(), "the stock was sold when reserved");
     assert!(ignored(
         &t.state,
         SagaEvent::DeliveryDispatched {
@@ -207,7 +207,6 @@ struct World {
     inventory: Rec,
     payment: Rec,
     delivery: Rec,
-    committed: bool,
     captures: u32,
     refunds: u32,
     courier_done: bool,
@@ -258,15 +257,6 @@ impl World {
                     self.inventory = Rec::Undone;
                 }
                 E::InventoryReleased
-            }
-            C::CommitInventory => {
-                assert_eq!(
-                    self.inventory,
-                    Rec::Done,
-                    "commit of stock that is not held"
-                );
-                self.committed = true;
-                return vec![];
             }
             C::CapturePayment => {
                 if self.payment == Rec::None {
@@ -362,7 +352,7 @@ proptest! {
         let mut world = World {
             stock_ok, funds_ok, courier_ok,
             inventory: Rec::None, payment: Rec::None, delivery: Rec::None,
-            committed: false, captures: 0, refunds: 0, courier_done: false,
+            captures: 0, refunds: 0, courier_done: false,
         };
         let t = start();
         let mut state = t.state.clone();
@@ -390,8 +380,7 @@ proptest! {
             // lose it.
             let (idx, how) = picks.next().map(|(i, d)| (i.index(pending.len()), d)).unwrap_or((0, 2));
             let msg = if how == 0 { pending[idx].clone() } else { pending.remove(idx) };
-            // Not lost: the courier's tap (the app retries it until it is answered); the
-            // commit of a delivered order, which has no deadline to catch its loss; and
+            // Not lost: the courier's tap (the app retries it until it is answered); and
             // a reservation, whose loss after a cancel while PENDING (CANCELLED at once,
             // nothing undone) would leave the stock held.
             let kept = matches!(
@@ -399,7 +388,6 @@ proptest! {
                 Msg::CourierCompletes
                     | Msg::Evt(SagaEvent::DeliveryCompleted { .. })
                     | Msg::Evt(SagaEvent::InventoryReserved)
-                    | Msg::Cmd(SagaCommand::CommitInventory)
             );
             if how == 1 && !kept {
                 continue;
@@ -436,14 +424,12 @@ proptest! {
                 prop_assert_eq!(world.payment, Rec::Done);
                 prop_assert_eq!(world.inventory, Rec::Done);
                 prop_assert_eq!(world.delivery, Rec::Completed);
-                prop_assert!(world.committed);
             }
             S::Cancelled => {
                 prop_assert!(world.payment != Rec::Done, "charged for a cancelled order");
                 prop_assert!(world.inventory != Rec::Done, "stock held for a cancelled order");
                 prop_assert!(world.delivery != Rec::Done, "courier kept");
                 prop_assert!(world.delivery != Rec::Completed, "cancelled order delivered");
-                prop_assert!(!world.committed);
             }
             // Reachable when deadlines pass before the confirmations arrive: operators
             // are alerted; money is still never taken twice.
@@ -557,7 +543,7 @@ fn a_cancel_that_loses_to_the_courier_ends_delivered_without_a_refund() {
     // The courier completed first: the worker answers the cancel with the completion.
     let t = step(&t.state, completed());
     assert_eq!(t.state.status, S::Delivered);
-    assert_eq!(t.commands, vec![SagaCommand::CommitInventory]);
+    assert!(t.commands.is_empty(), "the stock was sold when reserved");
     assert_eq!(t.facts, vec![SagaFact::OrderDelivered]);
     assert!(t.state.paid && t.state.cancel_reason.is_none());
     assert_eq!(awaiting(&t.state), None);
