@@ -8,7 +8,7 @@ out=docs/benchmarks.md
 mkdir -p docs
 {
   cat bench/summary.md
-  for section in handlers http-fuzz coldstart calls load soak; do
+  for section in handlers http-fuzz coldstart calls traces load soak; do
     f=bench/results/$section.md
     [ -f "$f" ] || continue
     echo
