@@ -174,6 +174,24 @@ const MATRIX: &[(&str, Who, u16)] = &[
     ("POST /v1/deliveries/{orderId}/complete", Manager, 403),
     ("POST /v1/deliveries/{orderId}/complete", OtherManager, 403),
     ("POST /v1/deliveries/{orderId}/complete", Admin, 200),
+    // A courier acts on their own record only (another's is not found); an admin for any.
+    ("PUT /v1/couriers/{courierId}/shift", Anonymous, 401),
+    ("PUT /v1/couriers/{courierId}/shift", Customer, 403),
+    ("PUT /v1/couriers/{courierId}/shift", OtherCustomer, 403),
+    ("PUT /v1/couriers/{courierId}/shift", Courier, 200),
+    ("PUT /v1/couriers/{courierId}/shift", OtherCourier, 404),
+    ("PUT /v1/couriers/{courierId}/shift", Manager, 403),
+    ("PUT /v1/couriers/{courierId}/shift", OtherManager, 403),
+    ("PUT /v1/couriers/{courierId}/shift", Admin, 200),
+    //
+    ("GET /v1/couriers/{courierId}/deliveries", Anonymous, 401),
+    ("GET /v1/couriers/{courierId}/deliveries", Customer, 403),
+    ("GET /v1/couriers/{courierId}/deliveries", OtherCustomer, 403),
+    ("GET /v1/couriers/{courierId}/deliveries", Courier, 200),
+    ("GET /v1/couriers/{courierId}/deliveries", OtherCourier, 404),
+    ("GET /v1/couriers/{courierId}/deliveries", Manager, 403),
+    ("GET /v1/couriers/{courierId}/deliveries", OtherManager, 403),
+    ("GET /v1/couriers/{courierId}/deliveries", Admin, 200),
 ];
 
 /// What the rows act on.
@@ -238,6 +256,14 @@ fn request(route: &str, who: Who, fx: &Fixture) -> (String, Option<Value>) {
         ),
         "POST /v1/deliveries/{orderId}/complete" => {
             (format!("/v1/deliveries/{}/complete", fx.order_id), None)
+        }
+        // The assigned courier's own record; staying on shift changes nothing.
+        "PUT /v1/couriers/{courierId}/shift" => (
+            format!("/v1/couriers/{}/shift", fx.courier),
+            Some(json!({"onShift": true})),
+        ),
+        "GET /v1/couriers/{courierId}/deliveries" => {
+            (format!("/v1/couriers/{}/deliveries", fx.courier), None)
         }
         other => panic!("no request for route {other:?}: add one here"),
     };

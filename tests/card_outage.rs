@@ -13,8 +13,10 @@ use std::time::Duration;
 async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
     // Failed messages come back after 20 s, as a slow SQS visibility timeout would: three
     // receives then outlast the breaker's 30 s open period.
-    let opts =
-        LocalStackOptions::new(unique_prefix("card-outage")).retry_delay(Duration::from_secs(20));
+    // Orders that find no courier wait 5 s for one.
+    let opts = LocalStackOptions::new(unique_prefix("card-outage"))
+        .retry_delay(Duration::from_secs(20))
+        .function_env("*", "DISPATCH_DEADLINE_SECONDS", "5");
     let sys = System::start_exactly(opts).await;
     // Metrics have one-second periods, stamped with their start.
     let started = epoch_ms() - 1_000;
@@ -53,7 +55,8 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
 
     config.down = false;
     psp.set_config(config).unwrap();
-    // Two couriers: two orders are dispatched, the others are refunded for want of one.
+    // Two couriers: two orders are dispatched, the others are refunded for want of one
+    // at their dispatch deadline.
     let mut dispatched = 0;
     for id in &ids {
         let o = settled(&sys, id).await;

@@ -57,6 +57,8 @@ async fn duplicated_and_reordered_deliveries_keep_every_invariant() {
     let opts = LocalStackOptions::new(unique_prefix("chaos"))
         .duplicate_deliveries(true)
         .shuffle_deliveries(true)
+        // An order that finds no courier waits 10 s for one, then is compensated.
+        .function_env("*", "DISPATCH_DEADLINE_SECONDS", "10")
         // The courier service never answers the dispatch of orders to SLOW_DOOR: they
         // wait in PAID, where the customer cancels them.
         .wrap_function("delivery", |inner| {
@@ -116,7 +118,8 @@ async fn duplicated_and_reordered_deliveries_keep_every_invariant() {
     cancel(&sys, "alice", &slow).await;
     let slow_end = sys.wait_for("alice", &slow, "CANCELLED").await;
 
-    // Both couriers are out: the next order finds none and is refunded and released.
+    // Both couriers are out: the next order finds none, waits until its dispatch
+    // deadline, and is refunded and released.
     let no_courier = place_at(&sys, "alice", m("m-3", 1), street).await;
     let nc = sys.wait_for("alice", &no_courier, "CANCELLED").await;
     assert_eq!(nc["cancelReason"], "NO_COURIER", "{nc}");

@@ -112,6 +112,37 @@ async fn every_route_answers_as_documented() {
     assert_eq!(status, 200);
     w.check(complete, &done, alice, None).await;
     sys.wait_for("alice", &id, "DELIVERED").await;
+    let courier_me = Some((courier.as_str(), "COURIER"));
+    let shift = "PUT /v1/couriers/{courierId}/shift";
+    for (on, who, status) in [
+        (json!({"onShift": false}), courier_me, 200),
+        (json!({"onShift": true}), courier_me, 200),
+        (json!({"onShift": "yes"}), courier_me, 400),
+        (json!({"onShift": true}), alice, 403),
+    ] {
+        let (got, _) = w.check(shift, "/v1/couriers/me/shift", who, Some(on)).await;
+        assert_eq!(got, status);
+    }
+    let assignments = "GET /v1/couriers/{courierId}/deliveries";
+    let (status, page) = w
+        .check(
+            assignments,
+            "/v1/couriers/me/deliveries?page_size=1",
+            courier_me,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"][0]["orderId"].as_str(), Some(id.as_str()));
+    let (status, _) = w
+        .check(
+            assignments,
+            "/v1/couriers/me/deliveries?page_size=0",
+            courier_me,
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
     let (status, _) = w
         .check(
             "DELETE /v1/orders/{orderId}",

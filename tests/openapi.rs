@@ -111,6 +111,14 @@ const HANDLER_STATUSES: &[(&str, &[u16])] = &[
         "POST /v1/deliveries/{orderId}/complete",
         &[200, 401, 403, 404, 409],
     ),
+    (
+        "PUT /v1/couriers/{courierId}/shift",
+        &[200, 400, 401, 403, 404, 409],
+    ),
+    (
+        "GET /v1/couriers/{courierId}/deliveries",
+        &[200, 400, 401, 403, 404],
+    ),
 ];
 const EVERY_ROUTE: &[u16] = &[413, 429, 500, 503];
 
@@ -262,7 +270,43 @@ fn response_bodies_are_the_handlers_types() {
         }],
         next_page_token: Some("eyJyIjoici0xIn0".into()),
     };
+    let busy = delivery::Courier {
+        courier_id: "courier-1".into(),
+        status: delivery::CourierStatus::Busy,
+        active_order_id: Some("o-1".into()),
+    };
+    let assignment = delivery::Delivery {
+        order_id: "o-1".into(),
+        courier_id: Some("courier-1".into()),
+        status: delivery::DeliveryStatus::Dispatched,
+        restaurant_id: "r-1".into(),
+        delivery_address: Some(Address {
+            line1: "Rua Augusta 1".into(),
+            line2: Some("2 Esq".into()),
+            city: "Lisboa".into(),
+            postcode: "1100-048".into(),
+            country: "PT".into(),
+        }),
+        reason: None,
+        created_at: "2026-01-02T03:04:05.678Z".into(),
+        updated_at: "2026-01-02T03:04:06.789Z".into(),
+        dispatched_at: Some("2026-01-02T03:04:05.678Z".into()),
+        dispatch_by: Some("2026-01-02T03:14:05.678Z".into()),
+        attempt: 1,
+        traceparent: None,
+    };
     let samples: Vec<(&str, Value)> = vec![
+        (
+            "Shift",
+            json!(delivery::routes::ShiftView::of("courier-1", Some(&busy))),
+        ),
+        (
+            "AssignmentPage",
+            json!({
+                "items": [json!(delivery::routes::AssignmentView::from(assignment))],
+                "nextPageToken": "MjAyNi0wMS0wMlQwMzowNDowNS42NzhaI28tMQ"
+            }),
+        ),
         ("Order", json!(order)),
         ("KitchenOrderPage", json!(kitchen)),
         ("MenuItem", json!(inventory::routes::ItemView::from(&item))),
@@ -323,6 +367,12 @@ fn request_bodies_are_what_the_handlers_parse() {
             "cardToken": "tok_visa"
         }),
         dishpatch_core::validation::parse_place_order,
+    );
+    request_is_read_whole(
+        &spec,
+        "ShiftRequest",
+        json!({"onShift": true}),
+        delivery::routes::parse_shift,
     );
     request_is_read_whole(
         &spec,

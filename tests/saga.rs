@@ -114,10 +114,16 @@ async fn insufficient_funds_cancels_and_releases_the_stock() {
 }
 
 #[tokio::test]
-async fn no_free_courier_refunds_and_releases_in_reverse_order() {
-    let sys = System::start("courier").await;
+async fn no_courier_until_the_dispatch_deadline_refunds_and_releases_in_reverse_order() {
+    // The order waits for a courier 3 s, then its dispatch step fails.
+    let opts = LocalStackOptions::new(unique_prefix("courier")).function_env(
+        "*",
+        "DISPATCH_DEADLINE_SECONDS",
+        "3",
+    );
+    let sys = System::start_with(opts).await;
     let before = sys.holdings("alice", "m-3").await;
-    // Two couriers: two orders take them, the third finds none.
+    // Two couriers: two orders take them, the third finds none and waits.
     for _ in 0..2 {
         let id = sys
             .place("alice", json!([{"menuItemId": "m-3", "quantity": 1}]))
@@ -142,12 +148,22 @@ async fn no_free_courier_refunds_and_releases_in_reverse_order() {
             "PlaceOrder",
             "InventoryReserved",
             "PaymentCaptured",
-            "DeliveryUnavailable",
+            "DeliveryWaiting",
+            "StepTimeout",
+            "DeliveryCancelled",
             "PaymentRefunded",
             "InventoryReleased"
         ],
-        "refund before release"
+        "the waiting delivery is cancelled, then the refund, then the release"
     );
+    // Both couriers still have their own orders: none was claimed for this one.
+    let report = sys
+        .stack
+        .checker()
+        .check(&dishpatch_local::invariants::CheckOptions::default())
+        .await
+        .unwrap();
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
 
 #[tokio::test]
@@ -206,6 +222,7 @@ async fn a_step_that_never_answers_times_out_and_is_compensated() {
     // The courier service loses every dispatch: the delivery step's deadline fires.
     let opts = LocalStackOptions::new(unique_prefix("deadline"))
         .function_env("*", "STEP_TIMEOUT_SECONDS", "2")
+        .function_env("*", "DISPATCH_DEADLINE_SECONDS", "2")
         .wrap_function("delivery", |inner| {
             faults::drop_messages(inner, |_, kind| kind == MessageType::DispatchDelivery)
         });
@@ -245,6 +262,7 @@ async fn place_until_the_dispatch_times_out(sys: &System, cause: &str) {
 fn swept(name: &str) -> LocalStackOptions {
     LocalStackOptions::new(unique_prefix(name))
         .function_env("*", "STEP_TIMEOUT_SECONDS", "2")
+        .function_env("*", "DISPATCH_DEADLINE_SECONDS", "2")
         .function_env("OrderSagaFunction", "SWEEP_MARGIN_SECONDS", "1")
         .schedule_interval(std::time::Duration::from_millis(200))
 }

@@ -2,7 +2,7 @@
 //! id from the API call through the stream relay, the saga, every worker and the
 //! notifications, on every log line that names the order, on the spans the stack
 //! recorded and on the trace header of every AWS call the functions made for it (as
-//! the AWS proxy saw them).
+//! the AWS proxy saw them); the courier's completion continues it to DELIVERED.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -157,4 +157,77 @@ async fn an_orders_one_trace_runs_through_every_function_and_aws_call() {
         .await
         .body;
     assert_eq!(by_id["spans"].as_array().unwrap().len(), spans.len());
+
+    // The courier's completion continues the order's trace (stored on the delivery at
+    // dispatch): the request's work, the saga's DELIVERED leg, the commit of the stock
+    // and the customer's message are all in it, and so is every write they make.
+    let courier = sys.order("alice", &id).await["courierId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sys.complete(&courier, &id).await.status, 200);
+    sys.wait_for("alice", &id, "DELIVERED").await;
+    let legs = [
+        ("delivery", "delivery completed"),
+        ("order-saga", "DeliveryCompleted"),
+        ("notification", "OrderDelivered"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let missing = loop {
+        let logged = parsed(&lines);
+        let of_order: Vec<&Value> = logged
+            .iter()
+            .filter(|l| l["orderId"] == id.as_str())
+            .collect();
+        let traces: BTreeSet<&str> = of_order
+            .iter()
+            .filter_map(|l| l["traceId"].as_str())
+            .collect();
+        assert_eq!(
+            traces,
+            [trace.as_str()].into(),
+            "the completion's lines are in the order's trace"
+        );
+        let missing: Vec<_> = legs
+            .iter()
+            .filter(|(binary, what)| {
+                !of_order.iter().any(|l| {
+                    binary_of
+                        .get(l["function"].as_str().unwrap_or(""))
+                        .map(String::as_str)
+                        == Some(*binary)
+                        && (l["messageType"] == *what || l["message"] == *what)
+                })
+            })
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "legs not logged in trace {trace}: {missing:?}"
+    );
+    // At rest (the stock committed too), no write was made outside the order's trace.
+    let report = sys
+        .stack
+        .checker()
+        .check_at_quiescence(
+            &dishpatch_local::invariants::CheckOptions::quiescent(),
+            dishpatch_e2e::SAGA_DEADLINE,
+        )
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report}");
+    let foreign: Vec<_> = proxy
+        .traced_calls()
+        .into_iter()
+        .filter(|c| c.caller == Caller::Function && WRITES.contains(&c.action.as_str()))
+        .filter(|c| c.trace_id.as_deref() != Some(trace.as_str()))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "completion writes outside trace {trace}: {foreign:?}"
+    );
 }

@@ -1,5 +1,8 @@
-//! delivery: claim a courier for an order (DispatchDelivery), release it (CancelDelivery),
-//! and let the courier mark the order delivered (`POST /v1/deliveries/{orderId}/complete`).
+//! delivery: claim a courier for an order (DispatchDelivery, waiting for one when none
+//! is free: RetryDispatch), release it (CancelDelivery), let the courier mark the order
+//! delivered (`POST /v1/deliveries/{orderId}/complete`), go on and off shift
+//! (`PUT /v1/couriers/{courierId}/shift`) and list their deliveries
+//! (`GET /v1/couriers/{courierId}/deliveries`).
 //!
 //! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
 //! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
@@ -12,6 +15,7 @@ pub mod routes;
 #[cfg(test)]
 mod tests;
 
+use dishpatch::aws::publisher::Destinations;
 use dishpatch::config::{ConfigError, Env};
 use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::runtime::dead_letters::DeadLetters;
@@ -20,22 +24,36 @@ use dishpatch::worker::{order_events, Outlets};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
-pub use deliveries::{Claim, Delivery, DeliveryStatus, DeliveryStore, DynamoDeliveryStore};
+pub use deliveries::{
+    Claim, Courier, CourierStatus, CourierStore, Delivery, DeliveryPage, DeliveryStatus,
+    DeliveryStore, DynamoDeliveryStore, OffShift,
+};
+pub use handlers::Waiting;
 
 /// The ports delivery needs; adapters are chosen in [`build`], fakes in tests.
 pub struct App {
     pub deliveries: Arc<dyn DeliveryStore>,
+    pub couriers: Arc<dyn CourierStore>,
+    pub waiting: Waiting,
     pub outlets: Outlets,
 }
 
 pub async fn build(sdk: &aws_config::SdkConfig, env: &Env) -> Result<App, ConfigError> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let store = Arc::new(DynamoDeliveryStore::new(
+        ddb,
+        env.require("DELIVERY_TABLE")?,
+    ));
+    let to = Destinations {
+        // Its own queue: a dispatch that found no courier is retried from it, delayed.
+        delivery_queue: env.require("DELIVERY_QUEUE_URL").ok(),
+        ..order_events(env)?
+    };
     Ok(App {
-        deliveries: Arc::new(DynamoDeliveryStore::new(
-            ddb,
-            env.require("DELIVERY_TABLE")?,
-        )),
-        outlets: Outlets::from_env(sdk, env, order_events(env)?)?,
+        deliveries: store.clone(),
+        couriers: store,
+        waiting: Waiting::from_env(env),
+        outlets: Outlets::from_env(sdk, env, to)?,
     })
 }
 
@@ -50,6 +68,7 @@ impl dishpatch::runtime::Function for App {
         match kind {
             MessageType::DispatchDelivery => handlers::dispatch(self, &envelope).await,
             MessageType::CancelDelivery => handlers::cancel(self, &envelope).await,
+            MessageType::RetryDispatch => handlers::retry(self, &envelope).await,
             _ => Err(MessageError::Unsupported),
         }
     }

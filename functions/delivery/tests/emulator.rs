@@ -9,12 +9,64 @@ use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::keys::{courier_pk, AVAILABLE_COURIERS, COURIER_SK};
 use dishpatch::runtime::Function;
 use dishpatch::testing::{
-    create_table, deliver, deliver_racing, emulator, topic_with_subscription, Subscription,
+    deliver, deliver_racing, emulator, topic_with_subscription, unique, Subscription,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The delivery table as the template defines it: `gsi1` (free couriers and waiting
+/// deliveries, all attributes) and `gsi2` (a courier's deliveries, keys only, on the
+/// delivery's own `courierId` and `createdAt`).
+async fn delivery_table(sdk: &aws_config::SdkConfig) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let index = |name: &str, pk: &str, sk: &str, p: ProjectionType| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash))
+            .key_schema(key(sk, KeyType::Range))
+            .projection(Projection::builder().projection_type(p).build())
+            .build()
+            .unwrap()
+    };
+    let name = unique("delivery");
+    let mut req = aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(index("gsi1", "gsi1pk", "gsi1sk", ProjectionType::All))
+        .global_secondary_indexes(index(
+            "gsi2",
+            "courierId",
+            "createdAt",
+            ProjectionType::KeysOnly,
+        ));
+    for a in ["pk", "sk", "gsi1pk", "gsi1sk", "courierId", "createdAt"] {
+        req = req.attribute_definitions(attr(a));
+    }
+    req.send().await.expect("create table");
+    name
+}
 
 /// A courier as the local seed writes it: AVAILABLE and listed in the sparse index.
 async fn seed_courier(ddb: &aws_sdk_dynamodb::Client, table: &str, id: &str) {
@@ -61,6 +113,10 @@ fn delivery(order_id: &str, courier_id: Option<&str>, status: DeliveryStatus) ->
         reason: None,
         created_at: dishpatch::envelope::now(),
         updated_at: dishpatch::envelope::now(),
+        dispatched_at: None,
+        dispatch_by: None,
+        attempt: 0,
+        traceparent: None,
     }
 }
 
@@ -72,7 +128,7 @@ fn address() -> Value {
 async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() {
     let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = create_table(&sdk, "delivery", &["gsi1"]).await;
+    let table = delivery_table(&sdk).await;
     seed_courier(&ddb, &table, "c-1").await;
     seed_courier(&ddb, &table, "c-2").await;
     let store = DynamoDeliveryStore::new(ddb.clone(), &table);
@@ -160,7 +216,7 @@ async fn the_sparse_index_lists_only_free_couriers_and_claims_are_conditional() 
 async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
     let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = create_table(&sdk, "delivery", &["gsi1"]).await;
+    let table = delivery_table(&sdk).await;
     seed_courier(&ddb, &table, "c-1").await;
     let store = DynamoDeliveryStore::new(ddb.clone(), &table);
     assert_eq!(
@@ -198,9 +254,12 @@ async fn finishing_when_the_courier_moved_on_finishes_the_delivery_alone() {
 }
 
 struct Stack {
+    sdk: aws_config::SdkConfig,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     events: Subscription,
+    /// The function's own queue, where its delayed retries go.
+    queue: String,
     app: delivery::App,
 }
 
@@ -208,17 +267,29 @@ struct Stack {
 async fn stack() -> Stack {
     let sdk = emulator().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = create_table(&sdk, "delivery", &["gsi1"]).await;
+    let table = delivery_table(&sdk).await;
     let (topic, events) = topic_with_subscription(&sdk, None).await;
+    let queue = aws_sdk_sqs::Client::new(&sdk)
+        .create_queue()
+        .queue_name(unique("delivery-queue"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let env = Env::from_map(HashMap::from([
         ("DELIVERY_TABLE".to_owned(), table.clone()),
         ("ORDER_EVENTS_TOPIC_ARN".to_owned(), topic),
+        ("DELIVERY_QUEUE_URL".to_owned(), queue.clone()),
+        ("DISPATCH_RETRY_SECONDS".to_owned(), "1".to_owned()),
     ]));
     let app = delivery::build(&sdk, &env).await.unwrap();
     Stack {
+        sdk,
         ddb,
         table,
         events,
+        queue,
         app,
     }
 }
@@ -242,6 +313,73 @@ impl Stack {
 
     async fn courier(&self, id: &str) -> Item {
         courier(&self.ddb, &self.table, id).await
+    }
+
+    /// The next message the function queued for itself (waiting up to 10 s: retries are
+    /// delayed), deleted once read.
+    async fn queued(&self) -> Envelope {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let out = sqs
+                .receive_message()
+                .queue_url(&self.queue)
+                .send()
+                .await
+                .unwrap();
+            if let Some(m) = out.messages.unwrap_or_default().into_iter().next() {
+                sqs.delete_message()
+                    .queue_url(&self.queue)
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                return Envelope::decode(&m.body.unwrap()).unwrap().0;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("nothing queued within 10 s");
+    }
+
+    async fn item(&self, order_id: &str) -> Item {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                dishpatch::keys::delivery_pk(order_id),
+                "DELIVERY",
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    }
+
+    /// `(status, body)` of `PUT /v1/couriers/me/shift` as `sub`, as the gateway passes it.
+    async fn shift(&self, sub: &str, on: bool) -> (u16, Value) {
+        let route = "PUT /v1/couriers/{courierId}/shift";
+        let path = "/v1/couriers/me/shift";
+        let event = json!({
+            "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "", "headers": {},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "localhost",
+                "authorizer": {"jwt": {"claims": {"sub": sub, "roles": "[COURIER]"}, "scopes": null}},
+                "http": {"method": "PUT", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": route, "stage": "$default", "time": "t", "timeEpoch": 0
+            },
+            "pathParameters": {"courierId": "me"}, "isBase64Encoded": false,
+            "body": json!({"onShift": on}).to_string()
+        });
+        let resp = dishpatch::runtime::invoke(&self.app, event, Default::default())
+            .await
+            .unwrap();
+        let body = resp["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        (resp["statusCode"].as_u64().unwrap() as u16, body)
     }
 }
 
@@ -278,7 +416,7 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
         );
         assert_eq!(
             (facts[1].1.as_str(), &facts[1].2),
-            ("DeliveryUnavailable", &json!({"reason": "NO_COURIER"}))
+            ("DeliveryWaiting", &json!({}))
         );
         let (winner, loser) = (facts[0].0.clone(), facts[1].0.clone());
         assert_eq!(
@@ -287,7 +425,7 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
         );
         assert_eq!(
             store.get(&loser).await.unwrap().unwrap().status,
-            DeliveryStatus::Unavailable
+            DeliveryStatus::Waiting
         );
         let c1 = courier(&st.ddb, &st.table, "c-1").await;
         assert_eq!(text(&c1, "activeOrderId"), Some(winner.as_str()));
@@ -306,15 +444,36 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
         assert_eq!(again, facts);
         assert_eq!(courier(&st.ddb, &st.table, "c-1").await, c1);
 
-        // Cancel the winner: the courier is free for the next round.
+        // Cancel the winner: the courier is handed the waiting loser at once.
         let cancel = Envelope::new(MessageType::CancelDelivery, &winner, json!({}));
         st.app
             .message(cancel, MessageType::CancelDelivery)
             .await
             .unwrap();
         assert_eq!(
+            st.facts(2).await,
+            vec![
+                (
+                    loser.clone(),
+                    "DeliveryDispatched".into(),
+                    json!({"courierId": "c-1"})
+                ),
+                (winner.clone(), "DeliveryCancelled".into(), json!({}))
+            ]
+        );
+        assert_eq!(
+            text(&courier(&st.ddb, &st.table, "c-1").await, "activeOrderId"),
+            Some(loser.as_str())
+        );
+        // Cancel that one too: the courier is free for the next round.
+        let cancel = Envelope::new(MessageType::CancelDelivery, &loser, json!({}));
+        st.app
+            .message(cancel, MessageType::CancelDelivery)
+            .await
+            .unwrap();
+        assert_eq!(
             st.facts(1).await,
-            vec![(winner.clone(), "DeliveryCancelled".into(), json!({}))]
+            vec![(loser.clone(), "DeliveryCancelled".into(), json!({}))]
         );
         assert_eq!(store.available_couriers(5).await.unwrap(), vec!["c-1"]);
     }
@@ -463,5 +622,184 @@ async fn a_dispatch_racing_its_cancel_ends_with_the_courier_free() {
         // Whatever arrives later changes nothing either.
         deliver(&st.app, &go).await;
         assert_eq!(st.courier("c-1").await, c1, "round {round}");
+    }
+}
+
+// ---- Shifts and waiting for a courier
+
+#[tokio::test]
+async fn a_waiting_order_is_dispatched_when_a_courier_comes_on_shift() {
+    let st = stack().await;
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    // c-1 is seeded on shift and goes off: it is never dispatched.
+    seed_courier(&st.ddb, &st.table, "c-1").await;
+    let (status, body) = st.shift("c-1", false).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("OFF_SHIFT")),
+        "{body}"
+    );
+    assert_eq!(st.shift("c-1", false).await.0, 200);
+    let c1 = st.courier("c-1").await;
+    assert!(!c1.contains_key("gsi1pk"), "{c1:?}");
+    assert!(store.available_couriers(5).await.unwrap().is_empty());
+
+    deliver(&st.app, &dispatch("o-1")).await;
+    assert_eq!(
+        st.facts(1).await,
+        vec![("o-1".into(), "DeliveryWaiting".into(), json!({}))]
+    );
+    let waiting = st.item("o-1").await;
+    assert_eq!(text(&waiting, "status"), Some("WAITING"));
+    assert_eq!(text(&waiting, "gsi1pk"), Some("DELIVERY#WAITING"));
+    assert_eq!(store.waiting(5).await.unwrap(), vec!["o-1"]);
+    // Its first retry is queued, delayed.
+    let retry = st.queued().await;
+    assert_eq!(
+        (retry.kind, &retry.data),
+        (MessageType::RetryDispatch, &json!({"attempt": 1}))
+    );
+
+    // A courier with no record yet comes on shift: created, and handed the order at once.
+    let (status, body) = st.shift("c-new", true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"courierId": "c-new", "onShift": true, "status": "BUSY", "activeOrderId": "o-1"})
+    );
+    assert_eq!(
+        st.facts(1).await,
+        vec![(
+            "o-1".into(),
+            "DeliveryDispatched".into(),
+            json!({"courierId": "c-new"})
+        )]
+    );
+    let dispatched = st.item("o-1").await;
+    assert_eq!(
+        (text(&dispatched, "status"), text(&dispatched, "courierId")),
+        (Some("DISPATCHED"), Some("c-new"))
+    );
+    assert!(!dispatched.contains_key("gsi1pk"));
+    assert!(store.waiting(5).await.unwrap().is_empty());
+    // The retry, when it lands, re-publishes the dispatch and claims nothing more.
+    deliver(&st.app, &retry).await;
+    assert_eq!(st.facts(1).await[0].1, "DeliveryDispatched");
+    assert_eq!(text(&st.courier("c-1").await, "status"), Some("OFF_SHIFT"));
+
+    // On a delivery: cannot go off shift.
+    let (status, body) = st.shift("c-new", false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("COURIER_ON_DELIVERY"))
+    );
+    // Its list: the active delivery first, read through the keys-only index.
+    let (status, body) = assignments(&st, "c-new", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["orderId"], "o-1");
+    assert_eq!(body["items"][0]["status"], "DISPATCHED");
+    assert_eq!(assignments(&st, "c-1", "").await.1["items"], json!([]));
+}
+
+async fn assignments(st: &Stack, sub: &str, query: &str) -> (u16, Value) {
+    let mut event = json!({
+        "version": "2.0", "routeKey": "GET /v1/couriers/{courierId}/deliveries",
+        "rawPath": "/v1/couriers/me/deliveries", "rawQueryString": query, "headers": {},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "localhost",
+            "authorizer": {"jwt": {"claims": {"sub": sub, "roles": "[COURIER]"}, "scopes": null}},
+            "http": {"method": "GET", "path": "/v1/couriers/me/deliveries", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": "GET /v1/couriers/{courierId}/deliveries", "stage": "$default", "time": "t", "timeEpoch": 0
+        },
+        "pathParameters": {"courierId": "me"}, "isBase64Encoded": false
+    });
+    let params: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    if !params.is_empty() {
+        event["queryStringParameters"] = Value::Object(params);
+    }
+    let resp = dishpatch::runtime::invoke(&st.app, event, Default::default())
+        .await
+        .unwrap();
+    let body = resp["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (resp["statusCode"].as_u64().unwrap() as u16, body)
+}
+
+#[tokio::test]
+async fn a_couriers_deliveries_page_newest_first() {
+    let st = stack().await;
+    seed_courier(&st.ddb, &st.table, "c-1").await;
+    seed_courier(&st.ddb, &st.table, "c-2").await;
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    for (i, o) in ["o-1", "o-2", "o-3"].into_iter().enumerate() {
+        let mut d = delivery(o, Some("c-1"), DeliveryStatus::Delivered);
+        d.created_at = format!("2026-01-0{}T00:00:00.000Z", i + 1);
+        assert!(store.record(&d).await.unwrap());
+    }
+    assert!(store
+        .record(&delivery("o-9", Some("c-2"), DeliveryStatus::Delivered))
+        .await
+        .unwrap());
+    let first = store.for_courier("c-1", 2, None).await.unwrap();
+    let ids = |p: &delivery::DeliveryPage| {
+        p.deliveries
+            .iter()
+            .map(|d| d.order_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), vec!["o-3", "o-2"]);
+    let token = first.next_token.clone().expect("a next page");
+    let second = store.for_courier("c-1", 2, Some(&token)).await.unwrap();
+    assert_eq!(ids(&second), vec!["o-1"]);
+    // The courier items (with a courierId, without a createdAt) are not in the index.
+    let (status, body) = assignments(&st, "c-1", "page_size=2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    let token = body["nextPageToken"].as_str().unwrap().to_owned();
+    let (status, body) = assignments(&st, "c-1", &format!("page_size=2&page_token={token}")).await;
+    assert_eq!(
+        (status, body["items"][0]["orderId"].as_str()),
+        (200, Some("o-1"))
+    );
+    assert!(body.get("nextPageToken").is_none() || body["items"].as_array().unwrap().len() == 1);
+}
+
+#[tokio::test]
+async fn a_waiting_order_cancelled_takes_no_courier_even_racing_one() {
+    let st = stack().await;
+    let store = DynamoDeliveryStore::new(st.ddb.clone(), &st.table);
+    for round in 0..6 {
+        let order = format!("o-wait-{round}");
+        deliver(&st.app, &dispatch(&order)).await;
+        assert_eq!(
+            store.get(&order).await.unwrap().unwrap().status,
+            DeliveryStatus::Waiting
+        );
+        // The cancel and a courier coming on shift, at once.
+        let stop = cancel(&order);
+        let (_, (status, _)) = tokio::join!(deliver(&st.app, &stop), st.shift("c-1", true));
+        assert_eq!(status, 200);
+        let d = st.item(&order).await;
+        assert_eq!(text(&d, "status"), Some("CANCELLED"), "round {round}");
+        assert!(!d.contains_key("gsi1pk"), "round {round}");
+        let c1 = st.courier("c-1").await;
+        assert_eq!(
+            (text(&c1, "status"), text(&c1, "gsi1pk")),
+            (Some("AVAILABLE"), Some("COURIER#AVAILABLE")),
+            "round {round}"
+        );
+        assert!(!c1.contains_key("activeOrderId"), "round {round}");
+        // Off shift again for the next round; its retry, when it lands, does nothing.
+        assert_eq!(st.shift("c-1", false).await.0, 200);
+        let retry = st.queued().await;
+        deliver(&st.app, &retry).await;
+        assert_eq!(text(&st.item(&order).await, "status"), Some("CANCELLED"));
+        st.events.drain().await;
     }
 }

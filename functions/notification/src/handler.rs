@@ -17,6 +17,7 @@ pub const STALE_AFTER: Duration = Duration::seconds(60);
 pub const TOLD: &[MessageType] = &[
     MessageType::OrderPlaced,
     MessageType::OrderConfirmed,
+    MessageType::OrderAwaitingCourier,
     MessageType::OrderDispatched,
     MessageType::OrderDelivered,
     MessageType::OrderCancelled,
@@ -41,7 +42,10 @@ impl Clock for SystemClock {
 pub fn is_informational(kind: MessageType) -> bool {
     matches!(
         kind,
-        MessageType::OrderPlaced | MessageType::OrderConfirmed | MessageType::OrderDispatched
+        MessageType::OrderPlaced
+            | MessageType::OrderConfirmed
+            | MessageType::OrderAwaitingCourier
+            | MessageType::OrderDispatched
     )
 }
 

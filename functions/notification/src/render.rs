@@ -14,6 +14,9 @@ pub fn render(kind: MessageType, order_id: &str, fact: &OrderFact) -> Option<Str
         MessageType::OrderConfirmed => {
             format!("Your order {order_id} is confirmed: we received your payment of {total} and the restaurant is preparing it.")
         }
+        MessageType::OrderAwaitingCourier => format!(
+            "All our couriers are busy right now: we are finding one for your order {order_id} and will tell you when it is on its way."
+        ),
         MessageType::OrderDispatched => match &fact.courier_id {
             Some(c) => format!("Your order {order_id} is on its way with courier {c}."),
             None => format!("Your order {order_id} is on its way."),
@@ -118,6 +121,7 @@ mod tests {
         );
         assert!(say(MessageType::OrderConfirmed).contains("confirmed"));
         assert!(say(MessageType::OrderConfirmed).contains("19.00 EUR"));
+        assert!(say(MessageType::OrderAwaitingCourier).contains("finding one"));
         assert_eq!(
             say(MessageType::OrderDispatched),
             "Your order o-1 is on its way."

@@ -46,6 +46,7 @@ pub fn saga_event(envelope: &Envelope, kind: MessageType) -> Result<SagaEvent, M
             courier_id: courier()?,
         },
         M::DeliveryUnavailable => SagaEvent::DeliveryUnavailable { reason: reason()? },
+        M::DeliveryWaiting => SagaEvent::DeliveryWaiting,
         M::DeliveryCancelled => SagaEvent::DeliveryCancelled,
         M::StepTimeout => {
             let t = envelope.data_as::<data::StepTimeout>()?;

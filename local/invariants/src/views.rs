@@ -144,4 +144,5 @@ pub(crate) struct DeliveryView {
     pub(crate) order_id: String,
     pub(crate) courier_id: Option<String>,
     pub(crate) status: String,
+    pub(crate) gsi1pk: Option<String>,
 }

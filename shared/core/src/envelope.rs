@@ -61,6 +61,7 @@ message_types! {
     OrderDispatched => Fact,
     OrderDelivered => Fact,
     OrderCancelled => Fact,
+    OrderAwaitingCourier => Fact,
     CompensationFailed => Fact,
     InventoryReserved => Fact,
     InventoryRejected => Fact,
@@ -70,6 +71,7 @@ message_types! {
     PaymentRefunded => Fact,
     DeliveryDispatched => Fact,
     DeliveryUnavailable => Fact,
+    DeliveryWaiting => Fact,
     DeliveryCancelled => Fact,
     DeliveryCompleted => Fact,
     ReserveInventory => InventoryQueue,
@@ -80,6 +82,7 @@ message_types! {
     SettleTopUp => PaymentQueue,
     DispatchDelivery => DeliveryQueue,
     CancelDelivery => DeliveryQueue,
+    RetryDispatch => DeliveryQueue,
     StepTimeout => SagaQueue,
     OpsAlert => OpsAlertsTopic,
 }
@@ -310,6 +313,18 @@ pub mod data {
     pub struct DispatchDelivery {
         pub restaurant_id: String,
         pub delivery_address: Address,
+        /// When the saga gives up on the step (RFC 3339): an order that finds no courier
+        /// waits for one until then. Absent in commands sent before orders waited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub dispatch_by: Option<String>,
+    }
+
+    /// The delivery function's own delayed retry of a dispatch that found no courier:
+    /// the `attempt`-th retry of the order's waiting delivery.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RetryDispatch {
+        pub attempt: u32,
     }
 
     /// A step that failed for a business reason (out of stock, declined, no courier).

@@ -39,6 +39,8 @@ problem_codes! {
     OrderNotCancellable => "ORDER_NOT_CANCELLABLE",
     MenuFull => "MENU_FULL",
     DeliveryCancelled => "DELIVERY_CANCELLED",
+    /// A courier with an active delivery cannot go off shift until it is done.
+    CourierOnDelivery => "COURIER_ON_DELIVERY",
     CardDeclined => "CARD_DECLINED",
     /// Also the reason stored on a top-up refunded for this cause.
     CurrencyMismatch => "CURRENCY_MISMATCH",

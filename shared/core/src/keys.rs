@@ -132,6 +132,15 @@ pub const COURIER_SK: &str = "COURIER";
 /// courier carries it.
 pub const AVAILABLE_COURIERS: &str = "COURIER#AVAILABLE";
 
+/// The index key (`gsi1pk`) of the deliveries waiting for a courier: only a WAITING
+/// delivery carries it, sorted by when it began to wait (oldest first).
+pub const WAITING_DELIVERIES: &str = "DELIVERY#WAITING";
+
+/// The index (keys only) of each courier's deliveries, newest first: keyed by the
+/// delivery's own `courierId` and `createdAt`, which never change once set (a courier
+/// item has no `createdAt`, so it is not in it).
+pub const COURIER_DELIVERIES_INDEX: &str = "gsi2";
+
 /// The partition key of an order's delivery.
 pub fn delivery_pk(order_id: &str) -> String {
     format!("DELIVERY#{order_id}")

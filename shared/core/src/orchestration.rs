@@ -11,8 +11,11 @@ use crate::saga::{SagaCommand, SagaFact, Timeout, Transition};
 /// How long the saga waits for each step (SQS delays a message 900 s at most).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timings {
-    /// Deadline of a forward step (reserve, capture, dispatch).
+    /// Deadline of a forward step (reserve, capture).
     pub step_timeout: u32,
+    /// Deadline of the dispatch step: an order with no free courier waits this long
+    /// for one, from the `DispatchDelivery` command, before it is compensated.
+    pub dispatch_deadline: u32,
     /// How long one try of an undo may take before it counts as failed.
     pub compensation_timeout: u32,
     /// Pause before the 2nd and 3rd try of an undo, and after the 3rd (1 s / 2 s / 4 s).
@@ -23,6 +26,7 @@ impl Default for Timings {
     fn default() -> Self {
         Timings {
             step_timeout: 300,
+            dispatch_deadline: 600,
             compensation_timeout: 30,
             backoff: [1, 2, 4],
         }
@@ -33,8 +37,8 @@ impl Default for Timings {
 pub const MAX_DELAY_SECONDS: u32 = 900;
 
 impl Timings {
-    /// `STEP_TIMEOUT_SECONDS`, `COMPENSATION_TIMEOUT_SECONDS`, `COMPENSATION_RETRY_DELAYS`
-    /// ("1,2,4"); unset or unreadable values keep their defaults.
+    /// `STEP_TIMEOUT_SECONDS`, `DISPATCH_DEADLINE_SECONDS`, `COMPENSATION_TIMEOUT_SECONDS`,
+    /// `COMPENSATION_RETRY_DELAYS` ("1,2,4"); unset or unreadable values keep their defaults.
     pub fn from_env(env: &Env) -> Self {
         let d = Timings::default();
         let num = |name: &str, default: u32| {
@@ -51,6 +55,7 @@ impl Timings {
             .unwrap_or(d.backoff);
         Timings {
             step_timeout: num("STEP_TIMEOUT_SECONDS", d.step_timeout),
+            dispatch_deadline: num("DISPATCH_DEADLINE_SECONDS", d.dispatch_deadline),
             compensation_timeout: num("COMPENSATION_TIMEOUT_SECONDS", d.compensation_timeout),
             backoff,
         }
@@ -58,9 +63,10 @@ impl Timings {
 
     /// Seconds until a timeout fires, within what SQS can delay.
     pub fn delay(&self, t: &Timeout) -> u32 {
-        let secs = match t.attempt {
-            0 => self.step_timeout,
-            n => self.compensation_timeout + self.backoff[(n as usize - 1).min(2)],
+        let secs = match (t.step, t.attempt) {
+            (crate::saga::Step::Delivery, 0) => self.dispatch_deadline,
+            (_, 0) => self.step_timeout,
+            (_, n) => self.compensation_timeout + self.backoff[(n as usize - 1).min(2)],
         };
         secs.min(MAX_DELAY_SECONDS)
     }
@@ -162,6 +168,7 @@ pub fn messages(
                 serde_json::to_value(data::DispatchDelivery {
                     restaurant_id: order.restaurant_id.clone(),
                     delivery_address: order.delivery_address.clone(),
+                    dispatch_by: order.deadline.clone(),
                 }),
             ),
             SagaCommand::ReleaseInventory => {
@@ -182,6 +189,7 @@ pub fn messages(
             SagaFact::OrderDispatched => MessageType::OrderDispatched,
             SagaFact::OrderDelivered => MessageType::OrderDelivered,
             SagaFact::OrderCancelled => MessageType::OrderCancelled,
+            SagaFact::OrderAwaitingCourier => MessageType::OrderAwaitingCourier,
             SagaFact::CompensationFailed => {
                 let alert = data::OpsAlert {
                     alert: MessageType::CompensationFailed.as_str().to_owned(),
@@ -337,6 +345,40 @@ mod tests {
             declined.deadline.as_deref(),
             Some("2026-01-01T00:01:31.000Z")
         );
+    }
+
+    #[test]
+    fn the_dispatch_step_waits_until_the_dispatch_deadline_and_says_so() {
+        let t = Timings {
+            step_timeout: 300,
+            dispatch_deadline: 700,
+            ..Timings::default()
+        };
+        let at = "2026-01-01T00:00:00.000Z";
+        let o = order(PaymentMethod::Wallet, None);
+        let mut state = o.clone();
+        for e in [SagaEvent::InventoryReserved, SagaEvent::PaymentCaptured] {
+            let Outcome::Apply(tr) = saga::transition(&state.saga, &e).unwrap() else {
+                panic!("{e:?} moves the order")
+            };
+            let (next, out) = advance(&state, &tr, "test", None, at, &t);
+            state = next;
+            if e == SagaEvent::PaymentCaptured {
+                let cmd = out
+                    .iter()
+                    .find(|m| m.envelope.kind == MessageType::DispatchDelivery)
+                    .unwrap();
+                assert_eq!(cmd.envelope.data["dispatchBy"], "2026-01-01T00:11:40.000Z");
+                let timeout = out
+                    .iter()
+                    .find(|m| m.envelope.kind == MessageType::StepTimeout)
+                    .unwrap();
+                assert_eq!(timeout.delivery.delay_seconds, Some(700));
+            }
+        }
+        assert_eq!(state.deadline.as_deref(), Some("2026-01-01T00:11:40.000Z"));
+        let env = Env::from_map([("DISPATCH_DEADLINE_SECONDS".to_owned(), "42".to_owned())].into());
+        assert_eq!(Timings::from_env(&env).dispatch_deadline, 42);
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct SagaState {
     pub dispatched: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub courier_id: Option<String>,
+    /// No courier was free at dispatch: the order waits for one (the customer was told)
+    /// until the dispatch step's deadline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_courier: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// Tries of the undo now outstanding (compensation is sequential: one at a time).
@@ -50,6 +54,9 @@ fn is_zero(n: &u8) -> bool {
 }
 
 pub const MAX_UNDO_ATTEMPTS: u8 = 3;
+
+/// Why an order that waited for a courier until the dispatch deadline was cancelled.
+pub const NO_COURIER: &str = "NO_COURIER";
 
 /// In the order the forward steps run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,17 +87,34 @@ pub struct Timeout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SagaEvent {
     InventoryReserved,
-    InventoryRejected { reason: String },
+    InventoryRejected {
+        reason: String,
+    },
     InventoryReleased,
     PaymentCaptured,
-    PaymentDeclined { reason: String },
+    PaymentDeclined {
+        reason: String,
+    },
     PaymentRefunded,
-    DeliveryDispatched { courier_id: String },
-    DeliveryUnavailable { reason: String },
+    DeliveryDispatched {
+        courier_id: String,
+    },
+    DeliveryUnavailable {
+        reason: String,
+    },
+    /// No courier was free: the delivery waits for one (and keeps trying).
+    DeliveryWaiting,
     DeliveryCancelled,
-    DeliveryCompleted { courier_id: String },
-    CancelRequested { reason: String },
-    StepTimeout { step: Step, attempt: u8 },
+    DeliveryCompleted {
+        courier_id: String,
+    },
+    CancelRequested {
+        reason: String,
+    },
+    StepTimeout {
+        step: Step,
+        attempt: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,6 +134,8 @@ pub enum SagaFact {
     OrderDispatched,
     OrderDelivered,
     OrderCancelled,
+    /// The order waits for a courier: the customer is told, once.
+    OrderAwaitingCourier,
     /// An undo could not be confirmed: the customer is told and operators alerted.
     CompensationFailed,
 }
@@ -145,6 +171,7 @@ pub fn start() -> Transition {
             paid: false,
             dispatched: false,
             courier_id: None,
+            awaiting_courier: false,
             cancel_reason: None,
             undo_attempt: 0,
             undo_step: None,
@@ -193,6 +220,12 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
             next.status = S::Delivered;
             next.dispatched = false;
             apply(next, vec![], vec![SagaFact::OrderDelivered])
+        }
+        // No courier free: the dispatch step stays open (its deadline is the dispatch
+        // deadline) while the delivery function keeps looking; the customer is told once.
+        (S::Paid, E::DeliveryWaiting) if !state.awaiting_courier => {
+            next.awaiting_courier = true;
+            apply(next, vec![], vec![SagaFact::OrderAwaitingCourier])
         }
         // Facts are unordered: the completion can overtake the dispatch it implies.
         (S::Paid, E::DeliveryCompleted { courier_id }) => {
@@ -260,8 +293,15 @@ pub fn transition(state: &SagaState, event: &SagaEvent) -> Result<Outcome, SagaE
                 attempt: 0,
             },
         ) => {
+            // Cancelling the delivery first also takes a waiting one off the queue, so
+            // no courier is claimed for the order afterwards.
             next.dispatched = true;
-            begin_compensation(next, "DELIVERY_TIMEOUT")
+            let reason = if state.awaiting_courier {
+                NO_COURIER
+            } else {
+                "DELIVERY_TIMEOUT"
+            };
+            begin_compensation(next, reason)
         }
         // The undo in flight was not confirmed in time: try again, then give up loudly.
         (_, E::StepTimeout { step, attempt })

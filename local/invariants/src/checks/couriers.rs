@@ -1,4 +1,6 @@
-//! Invariant 4: a courier is on at most one active delivery.
+//! Invariant 4: a courier is on at most one active delivery. A courier is AVAILABLE
+//! (listed as free), BUSY (on its `activeOrderId`) or OFF_SHIFT (neither); a delivery
+//! WAITING for a courier has none and is listed in the waiting index.
 
 use crate::state::State;
 use crate::{CourierState, Invariant, Report};
@@ -27,7 +29,14 @@ pub(crate) fn check_couriers(st: &State, q: bool, r: &mut Report) {
             "BUSY" if v.gsi1pk.is_some() => {
                 Some("BUSY but still in the free-courier index (gsi1pk set)".to_owned())
             }
-            "AVAILABLE" | "BUSY" => None,
+            "OFF_SHIFT" if v.active_order_id.is_some() => Some(format!(
+                "OFF_SHIFT but activeOrderId = {}",
+                v.active_order_id.as_deref().unwrap_or_default()
+            )),
+            "OFF_SHIFT" if v.gsi1pk.is_some() => {
+                Some("OFF_SHIFT but still in the free-courier index (gsi1pk set)".to_owned())
+            }
+            "AVAILABLE" | "BUSY" | "OFF_SHIFT" => None,
             other => Some(format!("unknown status {other:?}")),
         };
         if let Some(p) = problem {
@@ -40,6 +49,23 @@ pub(crate) fn check_couriers(st: &State, q: bool, r: &mut Report) {
                 Invariant::RecordHasOrder,
                 format!("delivery {id}"),
                 format!("{} delivery for an order that does not exist", d.status),
+            );
+        }
+        let waiting_problem = match (d.status.as_str(), &d.courier_id, &d.gsi1pk) {
+            ("WAITING", Some(c), _) => Some(format!("WAITING but names courier {c}")),
+            ("WAITING", _, None) => {
+                Some("WAITING but not in the waiting index (no gsi1pk)".to_owned())
+            }
+            (s, _, Some(_)) if s != "WAITING" => {
+                Some(format!("{s} but still in the waiting index (gsi1pk set)"))
+            }
+            _ => None,
+        };
+        if let Some(p) = waiting_problem {
+            r.violate(
+                Invariant::CourierStateConsistent,
+                format!("delivery {id}"),
+                p,
             );
         }
         if d.status == "DISPATCHED" {
@@ -107,6 +133,12 @@ pub(crate) fn check_couriers(st: &State, q: bool, r: &mut Report) {
     for (id, o) in &st.orders {
         let d = st.deliveries.get(id).map(|d| d.status.as_str());
         match o.status() {
+            // A waiting delivery of a cancelled order would take a courier later.
+            "CANCELLED" if d == Some("WAITING") => r.violate(
+                Invariant::CancelledCourierReleased,
+                format!("order {id}"),
+                "CANCELLED but its delivery is still WAITING for a courier".to_owned(),
+            ),
             "CANCELLED" if d == Some("DISPATCHED") => r.violate(
                 Invariant::CancelledCourierReleased,
                 format!("order {id}"),

@@ -276,6 +276,44 @@ fn broken_states_are_named() {
     assert!(r.to_string().contains("courier.busy-matches-delivery"));
 }
 
+#[test]
+fn shifts_and_waiting_deliveries_are_understood() {
+    let mut st = base();
+    st.add_delivery(item(serde_json::json!({
+        "pk": "COURIER#c-3", "sk": "COURIER", "status": "OFF_SHIFT",
+    })));
+    st.add_order(order("o-6", "PAID", 1));
+    st.add_delivery(item(serde_json::json!({
+        "pk": "DELIVERY#o-6", "sk": "DELIVERY", "orderId": "o-6", "status": "WAITING",
+        "gsi1pk": "DELIVERY#WAITING", "gsi1sk": "2026-01-01T00:00:00.000Z#o-6",
+    })));
+    let r = evaluate(st.clone(), &CheckOptions::default());
+    assert!(r.is_clean(), "{r}");
+
+    st.add_delivery(item(serde_json::json!({
+        "pk": "COURIER#c-4", "sk": "COURIER", "status": "OFF_SHIFT",
+        "gsi1pk": "COURIER#AVAILABLE", "gsi1sk": "c-4",
+    })));
+    st.add_order(order("o-7", "CANCELLED", 1));
+    st.add_delivery(item(serde_json::json!({
+        "pk": "DELIVERY#o-7", "sk": "DELIVERY", "orderId": "o-7", "status": "WAITING",
+        "gsi1pk": "DELIVERY#WAITING", "gsi1sk": "2026-01-01T00:00:00.000Z#o-7",
+    })));
+    st.add_delivery(item(serde_json::json!({
+        "pk": "DELIVERY#o-8", "sk": "DELIVERY", "orderId": "o-8", "status": "CANCELLED",
+        "gsi1pk": "DELIVERY#WAITING", "gsi1sk": "2026-01-01T00:00:00.000Z#o-8",
+    })));
+    st.add_order(order("o-8", "CANCELLED", 1));
+    let r = evaluate(st, &CheckOptions::quiescent());
+    for (inv, subject) in [
+        (Invariant::CourierStateConsistent, "courier c-4"),
+        (Invariant::CancelledCourierReleased, "order o-7"),
+        (Invariant::CourierStateConsistent, "delivery o-8"),
+    ] {
+        assert!(r.has(inv, subject), "{inv} {subject} missing from\n{r}");
+    }
+}
+
 /// Stock is sold at reservation (SOLD, in `sold`); a reservation written RESERVED before
 /// (in `reserved`) is still understood. Each way stock can go wrong is named.
 #[test]

@@ -196,6 +196,8 @@ enum Rec {
     Refused,
     /// Delivery only: the courier completed it; nothing can undo it any more.
     Completed,
+    /// Delivery only: no courier was free; the delivery waits (in the waiting index).
+    Waiting,
 }
 
 /// Idempotent worker models: each keeps one record per order, as the real ones do.
@@ -210,6 +212,8 @@ struct World {
     captures: u32,
     refunds: u32,
     courier_done: bool,
+    /// Customer messages "we are finding a courier" the saga asked for.
+    told_waiting: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +221,9 @@ enum Msg {
     Cmd(SagaCommand),
     Evt(SagaEvent),
     CourierCompletes,
+    /// A courier comes on shift (or is freed) and claims the oldest waiting delivery,
+    /// or the delivery's own retry finds one free.
+    CourierFreed,
 }
 
 /// Timeouts are events too: in the model their deadline may pass at any moment.
@@ -291,13 +298,15 @@ impl World {
                     self.delivery = if self.courier_ok {
                         Rec::Done
                     } else {
-                        Rec::Refused
+                        Rec::Waiting
                     };
                 }
                 match self.delivery {
                     Rec::Refused => E::DeliveryUnavailable {
                         reason: "NO_COURIER".into(),
                     },
+                    // Waiting (again, for a duplicate): a courier may come along later.
+                    Rec::Waiting => return vec![Msg::Evt(E::DeliveryWaiting), Msg::CourierFreed],
                     _ => {
                         return vec![
                             Msg::Evt(E::DeliveryDispatched {
@@ -313,7 +322,8 @@ impl World {
                 if self.delivery == Rec::Completed {
                     return vec![Msg::Evt(completed())];
                 }
-                if matches!(self.delivery, Rec::Done | Rec::None) {
+                // A waiting delivery leaves the queue: no courier is claimed for it later.
+                if matches!(self.delivery, Rec::Done | Rec::None | Rec::Waiting) {
                     self.delivery = Rec::Undone;
                 }
                 E::DeliveryCancelled
@@ -345,14 +355,14 @@ proptest! {
     /// stands in for them) and cancel timing.
     #[test]
     fn invariants_hold_under_any_delivery_order(
-        stock_ok: bool, funds_ok: bool, courier_ok: bool,
+        stock_ok: bool, funds_ok: bool, courier_ok: bool, courier_comes: bool,
         cancel_at in proptest::option::of(0usize..12),
         picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..200),
     ) {
         let mut world = World {
             stock_ok, funds_ok, courier_ok,
             inventory: Rec::None, payment: Rec::None, delivery: Rec::None,
-            captures: 0, refunds: 0, courier_done: false,
+            captures: 0, refunds: 0, courier_done: false, told_waiting: 0,
         };
         let t = start();
         let mut state = t.state.clone();
@@ -386,6 +396,7 @@ proptest! {
             let kept = matches!(
                 &msg,
                 Msg::CourierCompletes
+                    | Msg::CourierFreed
                     | Msg::Evt(SagaEvent::DeliveryCompleted { .. })
                     | Msg::Evt(SagaEvent::InventoryReserved)
             );
@@ -402,14 +413,29 @@ proptest! {
                         pending.push(Msg::Evt(completed()));
                     }
                 }
+                // Only a waiting delivery is claimed (in one transaction with the courier).
+                Msg::CourierFreed => {
+                    if world.delivery == Rec::Waiting && courier_comes {
+                        world.delivery = Rec::Done;
+                        pending.push(Msg::Evt(SagaEvent::DeliveryDispatched { courier_id: "c-2".into() }));
+                        pending.push(Msg::CourierCompletes);
+                    }
+                }
                 Msg::Evt(e) => {
                     if let Ok(Outcome::Apply(t)) = transition(&state, &e) {
+                        // Waiting alone never cancels: only the dispatch deadline does.
+                        if matches!(e, SagaEvent::DeliveryWaiting) {
+                            prop_assert_eq!(t.state.status, S::Paid);
+                        }
+                        world.told_waiting += t.facts.iter().filter(|f| **f == SagaFact::OrderAwaitingCourier).count() as u32;
                         pending.extend(to_msgs(&t));
                         state = t.state;
                     }
                 }
             }
         }
+        prop_assert!(world.told_waiting <= 1, "told {} times of the wait", world.told_waiting);
+        prop_assert!(world.delivery != Rec::Waiting || state.status != S::Delivered);
         // Every order ends terminal, and what the world holds matches the outcome.
         prop_assert!(state.status.is_terminal(), "ended in {:?}", state.status);
         prop_assert!(awaiting(&state).is_none(), "at rest with a deadline: {:?}", state);
@@ -636,4 +662,71 @@ fn awaiting_names_the_deadline_each_state_waits_on() {
     let mut legacy = t.state.clone();
     legacy.undo_step = None;
     assert_eq!(awaiting(&legacy), awaiting(&t.state));
+}
+
+// ---- waiting for a courier ----
+
+fn paid() -> SagaState {
+    happy_to(S::Paid)
+}
+
+#[test]
+fn no_free_courier_keeps_the_dispatch_open_and_tells_the_customer_once() {
+    let t = step(&paid(), SagaEvent::DeliveryWaiting);
+    assert_eq!(t.state.status, S::Paid);
+    assert!(t.state.awaiting_courier);
+    assert!(t.commands.is_empty() && t.timeouts.is_empty());
+    assert_eq!(t.facts, vec![SagaFact::OrderAwaitingCourier]);
+    // Still waiting on the dispatch step's own deadline, which the sweeper sees.
+    assert_eq!(
+        awaiting(&t.state),
+        Some(Timeout {
+            step: Step::Delivery,
+            attempt: 0
+        })
+    );
+    // A duplicate (a retried command) tells no one again.
+    assert!(ignored(&t.state, SagaEvent::DeliveryWaiting));
+    // A courier found later dispatches as usual.
+    let d = step(
+        &t.state,
+        SagaEvent::DeliveryDispatched {
+            courier_id: "c-2".into(),
+        },
+    );
+    assert_eq!(d.state.status, S::Dispatched);
+    assert_eq!(d.facts, vec![SagaFact::OrderDispatched]);
+    // A late waiting fact changes nothing after the dispatch, or once cancelled.
+    assert!(ignored(&d.state, SagaEvent::DeliveryWaiting));
+    assert!(ignored(&happy_to(S::Reserved), SagaEvent::DeliveryWaiting));
+}
+
+#[test]
+fn the_dispatch_deadline_of_a_waiting_order_cancels_the_delivery_first() {
+    let waiting = step(&paid(), SagaEvent::DeliveryWaiting).state;
+    let t = step(&waiting, timeout(Step::Delivery, 0));
+    assert_eq!(t.state.status, S::Cancelling);
+    assert_eq!(t.state.cancel_reason.as_deref(), Some(NO_COURIER));
+    assert_eq!(t.commands, vec![SagaCommand::CancelDelivery]);
+    let t = step(&t.state, SagaEvent::DeliveryCancelled);
+    assert_eq!(t.commands, vec![SagaCommand::RefundPayment]);
+    // The customer may still cancel while the order waits.
+    let c = step(
+        &waiting,
+        SagaEvent::CancelRequested {
+            reason: "CUSTOMER_CANCELLED".into(),
+        },
+    );
+    assert_eq!(c.commands, vec![SagaCommand::CancelDelivery]);
+    // An order that never waited times out as before.
+    let t = step(&paid(), timeout(Step::Delivery, 0));
+    assert_eq!(t.state.cancel_reason.as_deref(), Some("DELIVERY_TIMEOUT"));
+}
+
+#[test]
+fn a_state_written_before_waiting_existed_reads_as_not_waiting() {
+    let v = serde_json::to_value(paid()).unwrap();
+    assert!(v.get("awaitingCourier").is_none(), "{v}");
+    let s: SagaState = serde_json::from_value(v).unwrap();
+    assert!(!s.awaiting_courier);
 }
