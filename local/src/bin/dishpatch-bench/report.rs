@@ -673,10 +673,11 @@ fn analysis(o: &mut String, r: &Report) {
         o,
         "Transactions (two units per KB per item, condition checks included) account for {} \
          WRU; an order item is {} bytes once DELIVERED (its timeline and the outbox of its \
-         latest write ride in it), so a late write of it costs {} units.\n",
+         latest write ride in it), so a late write of it costs {} unit{}.\n",
         fmt(tx),
         d.order_item_bytes,
-        item_units
+        item_units,
+        if item_units == 1 { "" } else { "s" }
     );
     let _ = writeln!(o, "## What it would take\n");
     let gap_wru = d.wru_per_order - TARGET_WRU;
@@ -686,13 +687,14 @@ fn analysis(o: &mut String, r: &Report) {
             o,
             "* **{} fewer WRU per order.** The transactions alone ({} WRU) are above the \
              target: each step that moves stock, money or a courier writes its record and \
-             what it moves in one TransactWriteItems, at two units per item. Getting under \
-             the target takes another data model rather than tuning: a step's record kept \
-             inside the item it moves (the stock, the wallet, the courier), so one \
-             conditional write carries both, at the price of items that grow with their \
-             history; or fewer steps (selling the stock when it is reserved, not again on \
-             delivery). Keeping the order item under 1 KB (a compact timeline and outbox) \
-             would save up to one unit per order write.",
+             what it moves in one TransactWriteItems, at two units per item. The order item \
+             already fits one unit per write and stock is sold once, at reservation \
+             (docs/architecture.md, 4.12); what remains takes another data model rather \
+             than tuning: a step's record kept inside the item it moves (the stock, the \
+             wallet, the courier), so one conditional write carries both, at the price of \
+             items that grow with their history (about 10 WRU), and the overdue index keyed \
+             on something that does not change while the order is open (its deadline key \
+             moves with every step: a delete and a put, 2 WRU each).",
             fmt(gap_wru),
             fmt(tx)
         );
