@@ -1,6 +1,8 @@
 use dishpatch::config::{sdk_config, Env};
 
-#[tokio::main]
+// One thread: at 128 MB a function has a fraction of a vCPU, and starting worker
+// threads is part of every cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     dishpatch::logging::init();
     let app = delivery::build(&sdk_config().await, &Env::from_process()).await?;
