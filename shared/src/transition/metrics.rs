@@ -11,6 +11,9 @@ use dishpatch_core::metrics::{
     STEP_LATENCY,
 };
 
+/// The `SagaDuration` outcome of an order dispatched after waiting for a free courier.
+pub const DISPATCHED_AFTER_WAIT: &str = "DISPATCHED_AFTER_WAIT";
+
 /// A placed order: its saga began.
 pub fn placed(order: &Order) {
     Line::new()
@@ -32,9 +35,12 @@ pub fn moved(from: &Order, to: &Order, event: &SagaEvent) {
 /// - `SagaExecutions` when it reached a terminal status;
 /// - `SagaCompensations`: COMPLETED when the undos led to CANCELLED, FAILED on
 ///   COMPENSATION_FAILED;
-/// - `SagaDuration` from placement, on reaching DISPATCHED or CANCELLED;
+/// - `SagaDuration` from placement, on reaching DISPATCHED or CANCELLED; an order that
+///   waited for a free courier reaches DISPATCHED as [`DISPATCHED_AFTER_WAIT`], so the
+///   latency to a courier (and its alarm) measures the system, not a courier shortage;
 /// - `StepLatency` when the result of the forward step the order waited on arrived,
-///   from the write that sent its command.
+///   from the write that sent its command (not for a dispatch that waited for a
+///   courier: that is the wait).
 pub fn line(from: &Order, to: &Order, event: &SagaEvent) -> Line {
     let (before, after) = (from.status(), to.status());
     let mut line = Line::new();
@@ -52,12 +58,19 @@ pub fn line(from: &Order, to: &Order, event: &SagaEvent) -> Line {
             line = line.count(&SAGA_COMPENSATIONS, [outcome]);
         }
         if matches!(after, OrderStatus::Dispatched | OrderStatus::Cancelled) {
+            let outcome = if after == OrderStatus::Dispatched && from.saga.awaiting_courier {
+                DISPATCHED_AFTER_WAIT
+            } else {
+                after.as_str()
+            };
             if let Some(ms) = millis_between(&from.created_at, &to.updated_at) {
-                line = line.point(&SAGA_DURATION, ms, [after.as_str()]);
+                line = line.point(&SAGA_DURATION, ms, [outcome]);
             }
         }
     }
-    let waited = saga::awaiting(&from.saga).filter(|t| t.attempt == 0);
+    let waited = saga::awaiting(&from.saga)
+        .filter(|t| t.attempt == 0)
+        .filter(|_| !from.saga.awaiting_courier);
     if let Some(step) = result_of(event).filter(|s| waited.is_some_and(|t| t.step == *s)) {
         if let Some(ms) = millis_between(&from.updated_at, &to.updated_at) {
             line = line.point(&STEP_LATENCY, ms, [step.as_str()]);
@@ -188,5 +201,22 @@ mod tests {
         from.saga.reserved = false;
         let to = order(OrderStatus::Cancelling, "2026-11-22T10:00:05.000Z");
         assert!(line(&from, &to, &SagaEvent::InventoryReserved).is_empty());
+    }
+
+    #[test]
+    fn a_dispatch_after_waiting_for_a_courier_is_timed_apart() {
+        let mut from = order(OrderStatus::Paid, "2026-01-01T10:00:02.000Z");
+        from.saga.awaiting_courier = true;
+        let to = order(OrderStatus::Dispatched, "2026-01-01T10:04:00.000Z");
+        let event = SagaEvent::DeliveryDispatched {
+            courier_id: "c-1".into(),
+        };
+        let text = serde_json::to_string(&documents(&from, &to, &event)).unwrap();
+        assert!(text.contains(DISPATCHED_AFTER_WAIT), "{text}");
+        assert!(!text.contains("StepLatency"), "{text}");
+        from.saga.awaiting_courier = false;
+        let text = serde_json::to_string(&documents(&from, &to, &event)).unwrap();
+        assert!(!text.contains(DISPATCHED_AFTER_WAIT), "{text}");
+        assert!(text.contains("StepLatency"), "{text}");
     }
 }
