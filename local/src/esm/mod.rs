@@ -1,12 +1,15 @@
 //! Event-source mappings: what the Lambda service does for SQS and DynamoDB stream
 //! triggers, done locally by polling the emulator.
 //!
-//! **SQS.** One poller per SQS event. It short-polls (`WaitTimeSeconds 0`: moto is
-//! single-threaded and a long poll would stall every other client) with a small idle
-//! backoff (25 ms doubling to 200 ms, reset when messages arrive). It collects up to
-//! `BatchSize` messages or until `MaximumBatchingWindowInSeconds` has elapsed since the
-//! first one, **capped locally** at [`EsmConfig::max_batching_window`] (100 ms by
-//! default: a one-second window only adds latency on a laptop). The batch is delivered
+//! **SQS.** One poller per SQS event. On moto it short-polls (`WaitTimeSeconds 0`: moto
+//! serves one request at a time and a long poll would stall every other client) with a
+//! small idle backoff (25 ms doubling to 200 ms, reset when messages arrive); on an
+//! emulator that serves requests concurrently it long-polls
+//! ([`EsmConfig::receive_wait_seconds`]). It collects up to `BatchSize` messages or
+//! until `MaximumBatchingWindowInSeconds` has elapsed since the first one, **capped
+//! locally** at [`EsmConfig::max_batching_window`] (100 ms by default: a one-second
+//! window only adds latency on a laptop); a receive that drains the queue is followed by
+//! one wait for the rest of the window and one last receive. The batch is delivered
 //! as Lambda's `aws:sqs` event; with `ReportBatchItemFailures` the reported
 //! `batchItemFailures` stay in the queue and the rest are deleted; an invocation error
 //! (or, without `ReportBatchItemFailures`, any failure) keeps the whole batch. Kept
@@ -50,7 +53,7 @@ mod stream;
 
 pub use chaos::SplitMix64;
 pub use events::{parse_item_failures, sqs_event, stream_event};
-pub use sqs::{receive_batch, spawn_sqs_poller, SqsSource};
+pub use sqs::{receive_batch, receive_batch_waiting, spawn_sqs_poller, SqsSource};
 pub use stream::{spawn_stream_poller, StreamSource};
 
 /// Knobs of the local event-source mappings.
@@ -81,6 +84,21 @@ pub struct EsmConfig {
     /// Retries of a failing stream record when the template sets no
     /// `MaximumRetryAttempts` (Lambda's default would retry until the record expires).
     pub default_stream_retries: u32,
+    /// `WaitTimeSeconds` of a receive while a poller has nothing gathered: 0 (short
+    /// polls and the idle backoff) on moto, which serves one request at a time, so a
+    /// long poll would stall every other client; an emulator that serves requests
+    /// concurrently is long-polled as Lambda does, with no empty receives in between.
+    /// Default: [`receive_wait_for`] the emulator `DISHPATCH_EMULATOR` names.
+    pub receive_wait_seconds: i32,
+}
+
+/// The receive wait for an emulator (a `DISHPATCH_EMULATOR` name): 0 for moto (or none
+/// named), 2 s for the others, which serve requests concurrently.
+pub fn receive_wait_for(emulator: Option<&str>) -> i32 {
+    match emulator.map(str::trim) {
+        None | Some("" | "moto") => 0,
+        Some(_) => 2,
+    }
 }
 
 impl Default for EsmConfig {
@@ -96,6 +114,9 @@ impl Default for EsmConfig {
             idle_backoff_min: Duration::from_millis(25),
             idle_backoff_max: Duration::from_millis(200),
             default_stream_retries: 10,
+            receive_wait_seconds: receive_wait_for(
+                std::env::var("DISHPATCH_EMULATOR").ok().as_deref(),
+            ),
         }
     }
 }

@@ -79,8 +79,11 @@ impl SqsPoller {
 
     /// One batch, received as Lambda's poller gathers it: once a first message arrives,
     /// receive until the batch is full or the batching window has passed; while nothing
-    /// arrives, back off. With `wake_at` (a held message coming due) the idle wait ends
-    /// then, and the batch may be empty.
+    /// arrives, long-poll ([`EsmConfig::receive_wait_seconds`]) or back off. A receive
+    /// that drains the queue (fewer messages than asked for) is followed by one wait for
+    /// the rest of the window and one last receive, not by a receive every few
+    /// milliseconds: each receive costs the emulator a scan of the queue. With `wake_at`
+    /// (a held message coming due) the idle wait ends then, and the batch may be empty.
     pub(super) async fn gather(
         &self,
         batch_size: usize,
@@ -92,7 +95,13 @@ impl SqsPoller {
         let mut first_at: Option<Instant> = None;
         loop {
             let want = (batch_size - batch.len()).min(10) as i32;
-            let received = match self.receive(want).await {
+            // Long-poll only for a first message, and not while a held one comes due.
+            let wait = if first_at.is_none() && wake_at.is_none() {
+                self.cfg.receive_wait_seconds
+            } else {
+                0
+            };
+            let received = match self.receive(want, wait).await {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(queue = %self.source.queue_url, error = %e, "receive failed");
@@ -101,6 +110,7 @@ impl SqsPoller {
                 }
             };
             let got = !received.is_empty();
+            let drained = received.len() < want as usize;
             if got {
                 first_at.get_or_insert_with(Instant::now);
                 batch.extend(received);
@@ -115,23 +125,27 @@ impl SqsPoller {
                     if wake_at.is_some_and(|d| d <= now) {
                         return batch;
                     }
-                    idle.wait(wake_at.map(|d| d - now)).await;
+                    if wait == 0 {
+                        idle.wait(wake_at.map(|d| d - now)).await;
+                    }
                 }
                 Some(t) => {
                     let elapsed = t.elapsed();
                     if elapsed >= window {
                         return batch;
                     }
-                    if !got {
-                        tokio::time::sleep((window - elapsed).min(self.cfg.idle_backoff_min)).await;
+                    if drained {
+                        // Nothing more waiting now: the rest of the window, then one
+                        // last receive (after which the window has passed).
+                        tokio::time::sleep(window - elapsed).await;
                     }
                 }
             }
         }
     }
 
-    async fn receive(&self, max: i32) -> Result<Vec<Message>, String> {
-        receive_batch(&self.client, &self.source.queue_url, max).await
+    async fn receive(&self, max: i32, wait_seconds: i32) -> Result<Vec<Message>, String> {
+        receive_batch_waiting(&self.client, &self.source.queue_url, max, wait_seconds).await
     }
 
     async fn deliver(&self, batch: Vec<Message>) {
@@ -240,11 +254,21 @@ pub async fn receive_batch(
     queue_url: &str,
     max: i32,
 ) -> Result<Vec<Message>, String> {
+    receive_batch_waiting(client, queue_url, max, 0).await
+}
+
+/// [`receive_batch`] with a long poll of `wait_seconds` (0-20).
+pub async fn receive_batch_waiting(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+    wait_seconds: i32,
+) -> Result<Vec<Message>, String> {
     client
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(max.clamp(1, 10))
-        .wait_time_seconds(0)
+        .wait_time_seconds(wait_seconds.clamp(0, 20))
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .message_attribute_names("All")
         .send()
