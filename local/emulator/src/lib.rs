@@ -258,6 +258,17 @@ pub fn start(emulator: Emulator, port: u16) -> String {
     format!("http://{addr}")
 }
 
+/// Stops every emulator process [`start`] started in this process (a benchmark that
+/// compares emulators runs one after the other).
+pub fn stop_all() {
+    let children: Vec<Child> =
+        std::mem::take(&mut *PROCESSES.lock().unwrap_or_else(|p| p.into_inner()));
+    for mut c in children {
+        drop(c.stdin.take()); // its shell kills the emulator, then exits
+        let _ = c.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
