@@ -52,6 +52,17 @@ pub struct Args {
     /// Emulator endpoint. Default: $AWS_ENDPOINT_URL, else http://127.0.0.1:5000.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint: Option<String>,
+    /// Emulators to compare in this run (`moto`, `ministack`, `dynoxide+fauxqs`), each
+    /// started by the bench, one after the other: a report per emulator
+    /// (`load-<name>.md`) and the comparison (`load-emulators.md`). Without it, the
+    /// one at the endpoint.
+    #[arg(long, value_delimiter = ',')]
+    emulators: Vec<String>,
+    /// Backpressure: at most this many orders in flight (placed, not yet delivered); an
+    /// arrival beyond it waits for one to finish before it is placed, as a client that
+    /// bounds its outstanding work does. 0: open loop, every arrival placed on time.
+    #[arg(long, default_value_t = 16)]
+    max_in_flight: usize,
     /// Where load.md, load.json and the PNG plots go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -114,6 +125,8 @@ pub struct Ceiling {
 #[derive(Debug, Clone, Serialize)]
 pub struct Level {
     pub offered_per_s: f64,
+    /// How long arrivals waited for a free slot before they were placed (backpressure).
+    pub admission_wait_ms: Percentiles,
     pub placed: usize,
     pub rejected: usize,
     pub delivered: usize,
@@ -207,6 +220,9 @@ fn percentiles(v: &[f64]) -> Percentiles {
 
 #[derive(Debug, Serialize)]
 struct LoadReport {
+    /// The emulator's `DISHPATCH_EMULATOR` name, or "at the endpoint".
+    emulator: String,
+    max_in_flight: usize,
     command: String,
     date: String,
     machine: String,
@@ -223,17 +239,173 @@ struct LoadReport {
 }
 
 pub async fn run(args: Args) -> Result<(), String> {
-    let command = format!(
-        "dishpatch-bench load --rates {} --duration-secs {} --couriers {}",
+    let mut command = format!(
+        "dishpatch-bench load --rates {} --duration-secs {} --couriers {} --max-in-flight {}",
         args.rates
             .iter()
             .map(|r| r.to_string())
             .collect::<Vec<_>>()
             .join(","),
         args.duration_secs,
-        args.couriers
+        args.couriers,
+        args.max_in_flight,
     );
-    let endpoint = sdk::endpoint(args.endpoint.as_deref());
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    if args.emulators.is_empty() {
+        let endpoint = sdk::endpoint(args.endpoint.as_deref());
+        let report = measure(&args, &command, &endpoint, "at the endpoint").await?;
+        let md = write_report(&args.out, "load", &report)?;
+        println!("{md}");
+        return Ok(());
+    }
+    command.push_str(&format!(" --emulators {}", args.emulators.join(",")));
+    let mut reports = Vec::new();
+    for name in &args.emulators {
+        let emulator = dishpatch_emulator::Emulator::parse(name)?;
+        eprintln!("== {name}");
+        let endpoint = tokio::task::spawn_blocking(move || dishpatch_emulator::start(emulator, 0))
+            .await
+            .map_err(|e| format!("starting {name}: {e}"))?;
+        let report = measure(&args, &command, &endpoint, name).await;
+        dishpatch_emulator::stop_all();
+        let report = report?;
+        let stem = format!("load-{}", name.replace('+', "-"));
+        write_report(&args.out, &stem, &report)?;
+        reports.push(report);
+    }
+    let md = compare(&command, &reports);
+    std::fs::write(args.out.join("load-emulators.md"), &md).map_err(|e| e.to_string())?;
+    println!("{md}");
+    Ok(())
+}
+
+/// The emulators side by side: throughput at each offered load, the peak, the raw
+/// ceiling.
+fn compare(command: &str, reports: &[LoadReport]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let Some(first) = reports.first() else {
+        return o;
+    };
+    let _ = writeln!(o, "# Load by emulator\n");
+    // `machine()` names moto as the emulator: here each column names its own.
+    let machine = first
+        .machine
+        .split("; emulator:")
+        .next()
+        .unwrap_or_default();
+    let _ = writeln!(o, "`{command}` — {} — {machine}\n", first.date);
+    let names: Vec<&str> = reports.iter().map(|r| r.emulator.as_str()).collect();
+    let _ = writeln!(
+        o,
+        "Delivered orders per second at each offered load, one emulator after the other in \
+         one run, each with a fresh local stack (at most {} orders in flight). Each emulator's \
+         own report: `load-<name>.md`.\n",
+        first.max_in_flight
+    );
+    let _ = writeln!(
+        o,
+        "| offered/s | {} |\n|---|{}",
+        names.join(" | "),
+        "---|".repeat(names.len())
+    );
+    for (i, l) in first.levels.iter().enumerate() {
+        let cells: Vec<String> = reports
+            .iter()
+            .map(|r| {
+                r.levels.get(i).map_or("—".to_owned(), |l| {
+                    format!(
+                        "{:.2} (DISPATCHED p50 {:.0} ms{})",
+                        l.achieved_per_s,
+                        l.dispatched_ms.p50,
+                        if l.delivered < l.placed {
+                            format!(", {} of {} delivered", l.delivered, l.placed)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+            })
+            .collect();
+        let _ = writeln!(o, "| {:.2} | {} |", l.offered_per_s, cells.join(" | "));
+    }
+    let row = |label: &str, f: &dyn Fn(&LoadReport) -> String| {
+        let cells: Vec<String> = reports.iter().map(f).collect();
+        format!("| {label} | {} |", cells.join(" | "))
+    };
+    let _ = writeln!(
+        o,
+        "{}",
+        row("**peak**", &|r| format!("**{:.2}**", r.peak_per_s))
+    );
+    let _ = writeln!(
+        o,
+        "{}",
+        row(
+            "p99 accepted / DISPATCHED ms at half the peak",
+            &|r| format!(
+                "{:.0} / {:.0}",
+                r.half_peak.accepted_ms.p99, r.half_peak.dispatched_ms.p99
+            )
+        )
+    );
+    let _ = writeln!(
+        o,
+        "{}",
+        row("raw PutItem / SendMessage / Publish per s", &|r| format!(
+            "{:.0} / {:.0} / {:.0}",
+            r.ceiling.put_item_per_s, r.ceiling.send_message_per_s, r.ceiling.publish_per_s
+        ))
+    );
+    let _ = writeln!(
+        o,
+        "{}",
+        row("calls per order at the peak (DynamoDB / SQS / SNS)", &|r| {
+            let p = r
+                .levels
+                .iter()
+                .max_by(|a, b| a.achieved_per_s.total_cmp(&b.achieved_per_s));
+            p.map_or("—".to_owned(), |p| {
+                let c = p.calls_per_order;
+                format!("{:.0} / {:.0} / {:.0}", c.dynamodb, c.sqs, c.sns)
+            })
+        })
+    );
+    o
+}
+
+/// Writes `<stem>.md`, `<stem>.json` and, for `load`, the plots; the markdown.
+fn write_report(out: &std::path::Path, stem: &str, report: &LoadReport) -> Result<String, String> {
+    let mut plots = Vec::new();
+    let throughput = format!("{stem}-throughput.png");
+    match plot::throughput(&out.join(&throughput), &report.levels) {
+        Ok(()) => plots.push(throughput),
+        Err(e) => eprintln!("no throughput plot: {e}"),
+    }
+    let latency = format!("{stem}-latency.png");
+    match plot::latency(&out.join(&latency), &report.half_peak, &report.levels) {
+        Ok(()) => plots.push(latency),
+        Err(e) => eprintln!("no latency plot: {e}"),
+    }
+    let plots: Vec<&str> = plots.iter().map(String::as_str).collect();
+    let md = markdown(report, &plots);
+    std::fs::write(out.join(format!("{stem}.md")), &md).map_err(|e| e.to_string())?;
+    let js = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(out.join(format!("{stem}.json")), js + "\n").map_err(|e| e.to_string())?;
+    Ok(md)
+}
+
+/// One emulator's whole measurement: its ceiling, the levels, the run at half the peak.
+async fn measure(
+    args: &Args,
+    command: &str,
+    endpoint: &str,
+    emulator: &str,
+) -> Result<LoadReport, String> {
+    let endpoint = endpoint.to_owned();
+    // Only moto (`local/moto_serial.py`) keeps an account of its busy time; behind the
+    // router of a pair the path would reach the moto serving SSM and CloudWatch alone.
+    let busy_from = (emulator != "dynoxide+fauxqs").then_some(endpoint.as_str());
     let direct = sdk::emulator_config(Some(&endpoint)).await;
     let prefix = format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
 
@@ -255,9 +427,13 @@ pub async fn run(args: Args) -> Result<(), String> {
                 tx: tx.clone(),
             })
         });
+    let mut opts = opts;
+    if emulator != "at the endpoint" {
+        opts.esm.receive_wait_seconds = dishpatch_local::esm::receive_wait_for(Some(emulator));
+    }
     let local = LocalStack::start(opts)
         .await
-        .map_err(|e| format!("{e} (is moto running at {endpoint}?)"))?;
+        .map_err(|e| format!("{e} (is the emulator running at {endpoint}?)"))?;
     let api = Arc::new(Api::new(local.url()));
     let total_orders: f64 = args
         .rates
@@ -282,7 +458,8 @@ pub async fn run(args: Args) -> Result<(), String> {
             &milestones,
             rate,
             args.duration_secs,
-            &endpoint,
+            args.max_in_flight,
+            busy_from,
         )
         .await?;
         eprintln!(
@@ -309,7 +486,8 @@ pub async fn run(args: Args) -> Result<(), String> {
         &milestones,
         half_rate,
         args.duration_secs,
-        &endpoint,
+        args.max_in_flight,
+        busy_from,
     )
     .await?;
     local.shutdown();
@@ -329,8 +507,10 @@ pub async fn run(args: Args) -> Result<(), String> {
             + c.sqs / ceiling.send_message_per_s
             + c.sns / ceiling.publish_per_s);
 
-    let report = LoadReport {
-        command,
+    Ok(LoadReport {
+        emulator: emulator.to_owned(),
+        max_in_flight: args.max_in_flight,
+        command: command.to_owned(),
         date: chrono::Utc::now()
             .format("%a %b %e %H:%M:%S UTC %Y")
             .to_string(),
@@ -344,27 +524,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         efficiency: peak.achieved_per_s / allowed,
         levels,
         half_peak,
-    };
-    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
-    let mut plots = Vec::new();
-    match plot::throughput(&args.out.join("load-throughput.png"), &report.levels) {
-        Ok(()) => plots.push("load-throughput.png"),
-        Err(e) => eprintln!("no throughput plot: {e}"),
-    }
-    match plot::latency(
-        &args.out.join("load-latency.png"),
-        &report.half_peak,
-        &report.levels,
-    ) {
-        Ok(()) => plots.push("load-latency.png"),
-        Err(e) => eprintln!("no latency plot: {e}"),
-    }
-    let md = markdown(&report, &plots);
-    std::fs::write(args.out.join("load.md"), &md).map_err(|e| e.to_string())?;
-    let js = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(args.out.join("load.json"), js + "\n").map_err(|e| e.to_string())?;
-    println!("{md}");
-    Ok(())
+    })
 }
 
 /// Raw operations per second against the emulator, four callers at once, ~3 s each.
@@ -553,11 +713,15 @@ async fn run_level(
     milestones: &Milestones,
     rate: f64,
     duration_secs: u64,
-    endpoint: &str,
+    max_in_flight: usize,
+    busy_from: Option<&str>,
 ) -> Result<Level, String> {
     let proxy = local.aws_proxy().ok_or("the AWS proxy is off")?;
     proxy.reset();
-    let busy_before = emulator_busy(endpoint).await;
+    let busy_before = match busy_from {
+        Some(e) => emulator_busy(e).await,
+        None => None,
+    };
     let n = ((rate * duration_secs as f64).round() as usize).max(1);
     let bar = ProgressBar::new(n as u64);
     bar.set_style(
@@ -568,21 +732,42 @@ async fn run_level(
     );
     let start = Instant::now();
     let mut placing = Vec::new();
+    // Backpressure: a slot per order in flight, held until it is delivered (or its
+    // deadline passes).
+    let slots = (max_in_flight > 0).then(|| Arc::new(tokio::sync::Semaphore::new(max_in_flight)));
     for i in 0..n {
         let at = start + Duration::from_secs_f64(i as f64 / rate);
-        let api = api.clone();
+        let (api, slots, milestones) = (api.clone(), slots.clone(), milestones.clone());
         placing.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
+            let slot = match slots {
+                Some(s) => s.acquire_owned().await.ok(),
+                None => None,
+            };
+            let waited = at.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
             let r = api.place(CUSTOMER, "m-3").await;
-            (t, t.elapsed(), r)
+            let took = t.elapsed();
+            if let (Some(slot), Ok(id)) = (slot, &r) {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    while milestones.get(&id).1.is_none() && t.elapsed() < ORDER_DEADLINE {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    drop(slot);
+                });
+            }
+            (t, took, waited, r)
         }));
     }
     let mut placed = Vec::new();
     let mut rejected = 0;
     let mut accepted = Vec::new();
+    let mut waits = Vec::new();
     for p in placing {
-        match p.await.map_err(|e| e.to_string())? {
+        let (t, took, waited, r) = p.await.map_err(|e| e.to_string())?;
+        waits.push(waited);
+        match (t, took, r) {
             (t, took, Ok(id)) => {
                 accepted.push(took.as_secs_f64() * 1e3);
                 placed.push((id, t));
@@ -616,7 +801,10 @@ async fn run_level(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bar.finish();
-    let busy_after = emulator_busy(endpoint).await;
+    let busy_after = match busy_from {
+        Some(e) => emulator_busy(e).await,
+        None => None,
+    };
     let wall = start.elapsed();
     let mut dispatched = Vec::new();
     let mut delivered = 0;
@@ -650,6 +838,7 @@ async fn run_level(
         (last_delivery.duration_since(first_delivery).as_secs_f64() + 1.0 / rate).max(1e-3);
     Ok(Level {
         offered_per_s: rate,
+        admission_wait_ms: percentiles(&waits),
         placed: placed.len(),
         rejected,
         delivered,
@@ -673,7 +862,12 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "# Load: orders per second through the whole saga\n");
-    let _ = writeln!(o, "`{}` — {} — {}\n", r.command, r.date, r.machine);
+    let machine = r.machine.split("; emulator:").next().unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "`{}` — {} — {machine}; emulator: {}\n",
+        r.command, r.date, r.emulator
+    );
     let _ = writeln!(
         o,
         "Happy-path wallet orders arrive open-loop at each offered rate for {} s; each is \
@@ -682,9 +876,18 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
          from the POST to the saga's write of DISPATCHED. Throughput = delivered orders over \
          the span from the first delivery to the last plus one arrival interval (an \
          unsaturated level reads as its offered rate, a saturated one as its capacity). Everything — emulator, \
-         functions, pollers, gateway, load generator — shares the machine's cores; the \
-         emulator serves one request at a time.\n",
-        r.duration_secs
+         functions, pollers, gateway, load generator — shares the machine's cores. {}\n",
+        r.duration_secs,
+        if r.max_in_flight > 0 {
+            format!(
+                "Backpressure: at most {} orders in flight; an arrival beyond that waits for \
+                 a delivery before it is placed (the admission wait column); accepted and \
+                 DISPATCHED latencies count from the POST.",
+                r.max_in_flight
+            )
+        } else {
+            "Open loop: every arrival is placed on time, however many are in flight.".to_owned()
+        }
     );
     let _ = writeln!(
         o,
@@ -741,18 +944,20 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
     );
     let _ = writeln!(
         o,
-        "## Levels\n\n| offered/s | placed | delivered | achieved/s | accepted p50 / p90 / p99 ms \
-         | DISPATCHED p50 / p90 / p99 ms | calls per order (DynamoDB / SQS / SNS) |\n\
-         |---|---|---|---|---|---|---|"
+        "## Levels\n\n| offered/s | placed | delivered | achieved/s | admission wait p50 / p99 ms \
+         | accepted p50 / p90 / p99 ms | DISPATCHED p50 / p90 / p99 ms | calls per order \
+         (DynamoDB / SQS / SNS) |\n|---|---|---|---|---|---|---|---|"
     );
     for l in r.levels.iter().chain(std::iter::once(&r.half_peak)) {
         let _ = writeln!(
             o,
-            "| {:.2} | {} | {} | {:.2} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} |",
+            "| {:.2} | {} | {} | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} |",
             l.offered_per_s,
             l.placed,
             l.delivered,
             l.achieved_per_s,
+            l.admission_wait_ms.p50,
+            l.admission_wait_ms.p99,
             l.accepted_ms.p50,
             l.accepted_ms.p90,
             l.accepted_ms.p99,
