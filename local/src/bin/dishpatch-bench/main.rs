@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! dishpatch-bench calls [--orders 20] [--endpoint http://127.0.0.1:5000] [--out bench/results]
-//! dishpatch-bench load [--rates 0.5,1,2,3,4] [--duration-secs 20] [--out bench/results]
+//! dishpatch-bench load [--rates 0.5,1,2,3,4] [--duration-secs 20] [--max-in-flight 16]
+//!                     [--emulators moto,ministack,dynoxide+fauxqs] [--out bench/results]
 //! ```
 //!
 //! `calls` places happy-path wallet orders through the HTTP API with the AWS proxy on,
