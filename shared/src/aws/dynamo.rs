@@ -5,6 +5,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
+pub mod page;
+
 pub type Item = HashMap<String, AttributeValue>;
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
