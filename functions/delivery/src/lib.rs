@@ -8,7 +8,9 @@
 //! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
 //! on anything under `local/`, so it deploys as one small binary.
 
+pub mod couriers;
 pub mod deliveries;
+pub mod dynamo;
 pub mod handlers;
 pub mod routes;
 
@@ -24,10 +26,9 @@ use dishpatch::worker::{order_events, Outlets};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
-pub use deliveries::{
-    Claim, Courier, CourierStatus, CourierStore, Delivery, DeliveryPage, DeliveryStatus,
-    DeliveryStore, DynamoDeliveryStore, OffShift,
-};
+pub use couriers::{Courier, CourierStatus, CourierStore, OffShift};
+pub use deliveries::{Claim, Delivery, DeliveryPage, DeliveryStatus, DeliveryStore};
+pub use dynamo::DynamoDeliveryStore;
 pub use handlers::Waiting;
 
 /// The ports delivery needs; adapters are chosen in [`build`], fakes in tests.

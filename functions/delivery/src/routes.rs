@@ -1,6 +1,7 @@
 //! The HTTP routes, keyed by the API Gateway route key.
 
-use crate::deliveries::{Courier, CourierStatus, Delivery, DeliveryStatus, OffShift};
+use crate::couriers::{Courier, CourierStatus, OffShift};
+use crate::deliveries::{Delivery, DeliveryStatus};
 use crate::App;
 use dishpatch::envelope::{data, Envelope, MessageType};
 use dishpatch::error::{Problem, ProblemCode, StoreError};

@@ -1,8 +1,8 @@
 //! Handler logic against in-memory fakes of the ports.
 
+use crate::couriers::{Courier as StoredCourier, CourierStatus, CourierStore, OffShift};
 use crate::deliveries::{
-    encode_cursor, Claim, Courier as StoredCourier, CourierStatus, CourierStore, Delivery,
-    DeliveryPage, DeliveryStatus, DeliveryStore, OffShift,
+    encode_cursor, Claim, Delivery, DeliveryPage, DeliveryStatus, DeliveryStore,
 };
 use crate::{App, Waiting};
 use dishpatch::envelope::{data, Envelope, MessageType};
