@@ -10,7 +10,8 @@
 //! orders per request. A filtered page may so hold fewer orders than asked, even none,
 //! with a `nextPageToken` that resumes after the last order examined.
 
-use dishpatch::aws::dynamo::{batch_get_consistent, classify, s, Item};
+use dishpatch::aws::dynamo::page::{decode_token, encode_token, query_page, string_key, text};
+use dishpatch::aws::dynamo::{batch_get_consistent, key, s, Item};
 use dishpatch::error::{Problem, StoreError};
 use dishpatch::keys::{order_pk, ORDER_PK_PREFIX, ORDER_SK, RESTAURANT_INDEX};
 use dishpatch::money::Money;
@@ -137,15 +138,12 @@ struct Cursor {
 }
 
 fn encode(restaurant_id: &str, status: Option<OrderStatus>, at: &IndexKey) -> String {
-    use base64::Engine;
-    let c = Cursor {
+    encode_token(&Cursor {
         r: restaurant_id.to_owned(),
         s: status,
         c: at.created_at.clone(),
         o: at.order_id.clone(),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&c).expect("cursors serialize"))
+    })
 }
 
 /// The position a token resumes at, if it is one this list issued: same restaurant, same
@@ -155,15 +153,8 @@ fn decode(
     restaurant_id: &str,
     status: Option<OrderStatus>,
 ) -> Result<IndexKey, Problem> {
-    use base64::Engine;
     let invalid = || Problem::bad_request("page_token", "page_token is not valid for this list");
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(invalid());
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| invalid())?;
-    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let c: Cursor = decode_token(token, MAX_TOKEN_LEN).ok_or_else(invalid)?;
     let timestamp = c.c.len() <= 40 && chrono::DateTime::parse_from_rfc3339(&c.c).is_ok();
     if c.r != restaurant_id
         || c.s != status
@@ -274,22 +265,18 @@ impl DynamoRestaurantOrders {
 
 /// The index's key of an item: its table keys and its index keys.
 fn start_key(restaurant_id: &str, at: &IndexKey) -> Item {
-    [
+    string_key([
         ("pk", order_pk(&at.order_id)),
         ("sk", ORDER_SK.to_owned()),
         ("restaurantId", restaurant_id.to_owned()),
         ("createdAt", at.created_at.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), s(v)))
-    .collect()
+    ])
 }
 
 fn index_key(item: &Item) -> Option<IndexKey> {
-    let get = |n: &str| item.get(n).and_then(|v| v.as_s().ok());
     Some(IndexKey {
-        created_at: get("createdAt")?.clone(),
-        order_id: get("pk")?.strip_prefix(ORDER_PK_PREFIX)?.to_owned(),
+        created_at: text(item, "createdAt")?.to_owned(),
+        order_id: text(item, "pk")?.strip_prefix(ORDER_PK_PREFIX)?.to_owned(),
     })
 }
 
@@ -301,7 +288,7 @@ impl RestaurantOrderIndex for DynamoRestaurantOrders {
         after: Option<&IndexKey>,
         limit: u32,
     ) -> Result<IndexPage, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -309,36 +296,25 @@ impl RestaurantOrderIndex for DynamoRestaurantOrders {
             .key_condition_expression("restaurantId = :r")
             .expression_attribute_values(":r", s(restaurant_id))
             .scan_index_forward(false)
-            .limit(limit.clamp(1, MAX_CHUNK) as i32)
-            .set_exclusive_start_key(after.map(|a| start_key(restaurant_id, a)))
-            .send()
-            .await
-            .map_err(classify)?;
-        let keys = out
+            .limit(limit.clamp(1, MAX_CHUNK) as i32);
+        let page = query_page(query, after.map(|a| start_key(restaurant_id, a))).await?;
+        let keys = page
             .items
-            .unwrap_or_default()
             .iter()
             // Only order items carry both keys; anything else is skipped.
-            .filter(|i| {
-                i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(ORDER_SK)
-            })
+            .filter(|i| text(i, "sk") == Some(ORDER_SK))
             .filter_map(index_key)
             .collect();
         Ok(IndexPage {
             keys,
-            last: out.last_evaluated_key.as_ref().and_then(index_key),
+            last: page.last.as_ref().and_then(index_key),
         })
     }
 
     async fn orders(&self, keys: &[IndexKey]) -> Result<Vec<Order>, StoreError> {
         let keys: Vec<Item> = keys
             .iter()
-            .map(|k| {
-                [("pk", s(order_pk(&k.order_id))), ("sk", s(ORDER_SK))]
-                    .into_iter()
-                    .map(|(n, v)| (n.to_owned(), v))
-                    .collect()
-            })
+            .map(|k| key(order_pk(&k.order_id), ORDER_SK))
             .collect();
         batch_get_consistent(&self.client, &self.table, keys)
             .await?

@@ -6,7 +6,8 @@
 //! one query of the wallet's partition, newest first, reads the customer's history.
 //! Entries are never updated or deleted.
 
-use dishpatch::aws::dynamo::{classify, from_items, key, keyed, put_new, s, Item};
+use dishpatch::aws::dynamo::page::{decode_text_token, encode_text_token, query_page, text};
+use dishpatch::aws::dynamo::{from_item, key, keyed, put_new, s};
 use dishpatch::error::StoreError;
 use dishpatch::keys::{ledger_sk, LEDGER_SK_PREFIX as SK_PREFIX};
 use dishpatch::money::Money;
@@ -192,20 +193,12 @@ pub trait LedgerStore: Send + Sync {
 
 /// A page token: the last sort key read, opaque to clients.
 pub fn encode_cursor(sort_key: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sort_key)
+    encode_text_token(sort_key)
 }
 
 /// The sort key a page token names, if it is one this store could have issued.
 pub fn decode_cursor(token: &str) -> Option<String> {
-    use base64::Engine;
-    if token.len() > MAX_CURSOR_LEN * 2 {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()?;
-    let sk = String::from_utf8(bytes).ok()?;
+    let sk = decode_text_token(token, MAX_CURSOR_LEN * 2)?;
     (sk.starts_with(SK_PREFIX)
         && sk.len() <= MAX_CURSOR_LEN
         && sk.bytes().all(|b| b.is_ascii_graphic()))
@@ -236,7 +229,7 @@ impl LedgerStore for DynamoLedgerStore {
         page_token: Option<&str>,
     ) -> Result<LedgerPage, StoreError> {
         let pk = crate::wallets::wallet_pk(customer_id);
-        let mut q = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -246,19 +239,24 @@ impl LedgerStore for DynamoLedgerStore {
             .scan_index_forward(false)
             .consistent_read(true)
             .limit(page_size as i32);
-        if let Some(token) = page_token {
-            let sk = decode_cursor(token)
-                .ok_or_else(|| StoreError::Corrupt("invalid page token".into()))?;
-            let key: Item = [("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(sk))].into();
-            q = q.set_exclusive_start_key(Some(key));
-        }
-        let out = q.send().await.map_err(classify)?;
-        let entries: Vec<LedgerEntry> = from_items(out.items)?;
-        let next_token = out.last_evaluated_key.and_then(|k| {
-            k.get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(|sk| encode_cursor(sk))
-        });
+        let after = page_token
+            .map(|token| {
+                decode_cursor(token)
+                    .map(|sk| key(&pk, sk))
+                    .ok_or_else(|| StoreError::Corrupt("invalid page token".into()))
+            })
+            .transpose()?;
+        let page = query_page(query, after).await?;
+        let entries = page
+            .items
+            .into_iter()
+            .map(from_item::<LedgerEntry>)
+            .collect::<Result<_, _>>()?;
+        let next_token = page
+            .last
+            .as_ref()
+            .and_then(|k| text(k, "sk"))
+            .map(encode_cursor);
         Ok(LedgerPage {
             entries,
             next_token,
