@@ -35,7 +35,7 @@ pub trait OrderStore: Send + Sync {
         page_token: Option<&str>,
     ) -> Result<Page, StoreError>;
     /// Ids of up to `limit` orders whose [`Order::deadline`] is before `before`, earliest
-    /// first within each shard. A store without that index finds none.
+    /// placed first within each shard. A store without that index finds none.
     async fn overdue(&self, _before: &str, _limit: u32) -> Result<Vec<String>, StoreError> {
         Ok(vec![])
     }
@@ -125,9 +125,21 @@ impl OrderRecord {
         }
     }
 
-    /// The item: the record with its timeline compact.
+    /// The item: the record with its timeline compact, and its deadline as `due` while
+    /// the key of the [`OVERDUE_INDEX`] (`deadline`) is the order's placing time, which
+    /// never changes: the index entry is written when the order first waits on a deadline
+    /// and removed at rest, not moved with every step. The placing time is before every
+    /// deadline the order can have, so the index still finds every overdue order.
     fn item(&self) -> Result<Item, StoreError> {
         let mut v = serde_json::to_value(self).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(due) = v.as_object_mut().and_then(|o| o.remove("deadline")) {
+            // As milliseconds after createdAt when that reads back the same.
+            v["due"] = due
+                .as_str()
+                .and_then(|d| stored::offset_ms(&self.order.created_at, d))
+                .map_or(due, Value::from);
+            v["deadline"] = Value::String(self.order.created_at.clone());
+        }
         v["timeline"] = Value::Array(
             self.order
                 .timeline
@@ -162,6 +174,21 @@ impl<'de> Deserialize<'de> for OrderRecord {
         use serde::de::Error;
         let mut v = Value::deserialize(d)?;
         expand_timeline(&mut v).map_err(D::Error::custom)?;
+        // The order's deadline: `due` (milliseconds after createdAt, or the time), or
+        // `deadline` itself in items written before.
+        let created = v["createdAt"].as_str().unwrap_or_default().to_owned();
+        if let Some(o) = v.as_object_mut() {
+            if let Some(due) = o.remove("due") {
+                let due = match due.as_i64() {
+                    Some(ms) => Value::from(
+                        stored::after_ms(&created, ms)
+                            .ok_or_else(|| D::Error::custom("unreadable due"))?,
+                    ),
+                    None => due,
+                };
+                o.insert("deadline".into(), due);
+            }
+        }
         let r: Raw = serde_json::from_value(v).map_err(D::Error::custom)?;
         Ok(OrderRecord {
             pk: r.pk,
@@ -366,7 +393,9 @@ impl OrderStore for DynamoOrderStore {
 }
 
 impl DynamoOrderStore {
-    /// The id of every order of one shard overdue before `before`, up to `limit`.
+    /// The id of every order of one shard overdue before `before`, up to `limit`: the
+    /// index lists the shard's open orders placed before `before` (or, written before,
+    /// due before it), and their items, read strongly consistent, say which are due.
     async fn overdue_in(
         &self,
         shard: &str,
@@ -384,18 +413,39 @@ impl DynamoOrderStore {
                 .key_condition_expression("sweepShard = :s AND deadline < :t")
                 .expression_attribute_values(":s", s(shard))
                 .expression_attribute_values(":t", s(before))
-                .limit((limit as usize - ids.len()) as i32)
+                // One BatchGetItem's worth.
+                .limit(100)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                if let Some(id) = item
-                    .get("pk")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|pk| pk.strip_prefix(ORDER_PK_PREFIX))
-                {
-                    ids.push(id.to_owned());
+            let keys: Vec<Item> = out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| {
+                    i.into_iter()
+                        .filter(|(k, _)| k == "pk" || k == "sk")
+                        .collect()
+                })
+                .collect();
+            let order_of: Vec<Option<String>> = keys
+                .iter()
+                .map(|k| k.get("pk").and_then(|v| v.as_s().ok()).cloned())
+                .collect();
+            let mut due = std::collections::HashSet::new();
+            for item in batch_get_consistent(&self.client, &self.table, keys).await? {
+                let record = from_item::<OrderRecord>(item)?;
+                if record.order.deadline.as_deref().is_some_and(|d| d < before) {
+                    due.insert(record.pk);
+                }
+            }
+            // In index order.
+            for pk in order_of.into_iter().flatten() {
+                if due.contains(&pk) && ids.len() < limit as usize {
+                    if let Some(id) = pk.strip_prefix(ORDER_PK_PREFIX) {
+                        ids.push(id.to_owned());
+                    }
                 }
             }
             match out.last_evaluated_key {

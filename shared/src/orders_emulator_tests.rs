@@ -333,3 +333,92 @@ async fn an_outbox_stored_as_bare_envelopes_still_relays() {
     assert_eq!(read[1].envelope, timeout);
     assert_eq!(read[1].delivery.delay_seconds, Some(31));
 }
+
+#[tokio::test]
+async fn the_overdue_index_key_stays_put_while_the_deadline_moves() {
+    let store = table().await;
+    let raw = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            let item = store
+                .client
+                .get_item()
+                .table_name(&store.table)
+                .key("pk", s(crate::orders::order_pk(id)))
+                .key("sk", s("ORDER"))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            from_item::<serde_json::Value>(item).unwrap()
+        }
+    };
+    let mut o = Order {
+        deadline: Some("2026-11-22T10:05:00.000Z".into()),
+        ..order("o-1", "alice", "2026-11-22T10:00:00.000Z")
+    };
+    store.save(&o, None, &[]).await.unwrap();
+    let first = raw("o-1").await;
+    assert_eq!(first["deadline"], "2026-11-22T10:00:00.000Z");
+    // The deadline itself, as milliseconds after the placing time.
+    assert_eq!(first["due"], 300_000);
+    // The next step's deadline: the index key (and so the index entry) does not move.
+    o.deadline = Some("2026-11-22T10:06:00.000Z".into());
+    o.version += 1;
+    store.save(&o, Some(1), &[]).await.unwrap();
+    let next = raw("o-1").await;
+    assert_eq!(next["deadline"], first["deadline"]);
+    assert_eq!(next["due"], 360_000);
+    assert_eq!(store.get("o-1").await.unwrap().unwrap(), o);
+    // Listed by the index from its placing time on, overdue only once it is due.
+    assert!(store
+        .overdue("2026-11-22T10:05:30.000Z", 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .overdue("2026-11-22T10:06:30.000Z", 100)
+            .await
+            .unwrap(),
+        ["o-1"]
+    );
+    // An item written before, its deadline the index key itself, is found and read.
+    let old = Order {
+        deadline: Some("2026-11-22T10:07:00.000Z".into()),
+        ..order("o-old", "alice", "2026-11-22T10:00:00.000Z")
+    };
+    let mut v = serde_json::to_value(&old).unwrap();
+    v["pk"] = crate::orders::order_pk("o-old").into();
+    v["sk"] = "ORDER".into();
+    v["gsi1pk"] = "CUSTOMER#alice".into();
+    v["gsi1sk"] = "2026-11-22T10:00:00.000Z#o-old".into();
+    v["status"] = "PENDING".into();
+    v["sweepShard"] = crate::orders::sweep_shard("o-old").into();
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(to_item(&v).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get("o-old").await.unwrap().unwrap(), old);
+    let mut ids = store
+        .overdue("2026-11-22T10:08:00.000Z", 100)
+        .await
+        .unwrap();
+    ids.sort();
+    assert_eq!(ids, ["o-1", "o-old"]);
+    // At rest: no key, no due.
+    o.deadline = None;
+    o.version += 1;
+    store.save(&o, Some(2), &[]).await.unwrap();
+    let rest = raw("o-1").await;
+    assert!(
+        rest.get("deadline").is_none() && rest.get("due").is_none(),
+        "{rest}"
+    );
+}

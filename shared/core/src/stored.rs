@@ -81,6 +81,19 @@ pub fn timeline_of(item: &Value) -> Vec<TimelineEntry> {
         .collect()
 }
 
+/// `at` as milliseconds after `start`, if that reads back as the same string
+/// ([`after_ms`]).
+pub fn offset_ms(start: &str, at: &str) -> Option<i64> {
+    let ms = (parse(at)? - parse(start)?).num_milliseconds();
+    (ms >= 0 && after_ms(start, ms).as_deref() == Some(at)).then_some(ms)
+}
+
+/// The time `ms` milliseconds after `start` (RFC 3339, milliseconds, UTC).
+pub fn after_ms(start: &str, ms: i64) -> Option<String> {
+    let at = parse(start)? + chrono::Duration::milliseconds(ms);
+    Some(at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
 fn parse(at: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(at)
         .ok()
@@ -294,6 +307,19 @@ mod tests {
             "2026-01-01T00:00:01.234Z",
             &Timings::default(),
         )
+    }
+
+    #[test]
+    fn a_time_is_an_offset_only_when_it_reads_back_the_same() {
+        let start = "2026-01-01T00:00:00.000Z";
+        assert_eq!(offset_ms(start, "2026-01-01T00:05:00.000Z"), Some(300_000));
+        assert_eq!(
+            after_ms(start, 300_000).as_deref(),
+            Some("2026-01-01T00:05:00.000Z")
+        );
+        assert_eq!(offset_ms(start, "2026-01-01T00:05:00Z"), None);
+        assert_eq!(offset_ms(start, "2025-12-31T00:00:00.000Z"), None);
+        assert_eq!(offset_ms("not a time", start), None);
     }
 
     #[test]

@@ -688,13 +688,12 @@ fn analysis(o: &mut String, r: &Report) {
             "* **{} fewer WRU per order.** The transactions alone ({} WRU) are above the \
              target: each step that moves stock, money or a courier writes its record and \
              what it moves in one TransactWriteItems, at two units per item. The order item \
-             already fits one unit per write and stock is sold once, at reservation \
-             (docs/architecture.md, 4.12); what remains takes another data model rather \
-             than tuning: a step's record kept inside the item it moves (the stock, the \
-             wallet, the courier), so one conditional write carries both, at the price of \
-             items that grow with their history (about 10 WRU), and the overdue index keyed \
-             on something that does not change while the order is open (its deadline key \
-             moves with every step: a delete and a put, 2 WRU each).",
+             already fits one unit per write, its overdue index entry is written once, and \
+             stock is sold once, at reservation (docs/architecture.md, 4.12); what remains \
+             takes another data model rather than tuning: a step's record kept inside the \
+             item it moves (the stock, the wallet, the courier), so one conditional write \
+             carries both, at the price of items that grow with their history (about 10 \
+             WRU).",
             fmt(gap_wru),
             fmt(tx)
         );
