@@ -383,10 +383,58 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A global index of a test table: its name, its string hash and range keys, and what
+/// it projects (all attributes, or keys only).
+#[derive(Debug, Clone, Copy)]
+pub struct Index<'a> {
+    pub name: &'a str,
+    pub hash: &'a str,
+    pub range: &'a str,
+    pub keys_only: bool,
+}
+
+impl<'a> Index<'a> {
+    /// An index projecting every attribute.
+    pub fn all(name: &'a str, hash: &'a str, range: &'a str) -> Self {
+        Index {
+            name,
+            hash,
+            range,
+            keys_only: false,
+        }
+    }
+
+    /// An index projecting the keys only, as the template's read-then-fetch indexes do.
+    pub fn keys_only(name: &'a str, hash: &'a str, range: &'a str) -> Self {
+        Index {
+            keys_only: true,
+            ..Index::all(name, hash, range)
+        }
+    }
+}
+
 /// A new table with the template's key schema: string `pk` (hash) and `sk` (range), plus
 /// one global index per name in `indexes` keyed like the template's (`gsi1` on
 /// `gsi1pk`/`gsi1sk`), projecting ALL. On demand; its unique name.
 pub async fn create_table(sdk: &aws_config::SdkConfig, prefix: &str, indexes: &[&str]) -> String {
+    let keys: Vec<(String, String)> = indexes
+        .iter()
+        .map(|i| (format!("{i}pk"), format!("{i}sk")))
+        .collect();
+    let indexes: Vec<Index> = indexes
+        .iter()
+        .zip(&keys)
+        .map(|(name, (pk, sk))| Index::all(name, pk, sk))
+        .collect();
+    create_table_with(sdk, prefix, &indexes).await
+}
+
+/// [`create_table`] with the given global indexes (as `template.yaml` defines a table's).
+pub async fn create_table_with(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+    indexes: &[Index<'_>],
+) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
         Projection, ProjectionType, ScalarAttributeType,
@@ -405,33 +453,37 @@ pub async fn create_table(sdk: &aws_config::SdkConfig, prefix: &str, indexes: &[
             .build()
             .expect("key schema element")
     };
+    // Each key attribute is defined once, however many indexes share it.
+    let mut attributes = vec!["pk", "sk"];
+    for index in indexes {
+        for a in [index.hash, index.range] {
+            if !attributes.contains(&a) {
+                attributes.push(a);
+            }
+        }
+    }
     let name = unique(prefix);
     let mut req = aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
+        .set_attribute_definitions(Some(attributes.into_iter().map(attr).collect()))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range));
     for index in indexes {
-        let (pk, sk) = (format!("{index}pk"), format!("{index}sk"));
-        req = req
-            .attribute_definitions(attr(&pk))
-            .attribute_definitions(attr(&sk))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(*index)
-                    .key_schema(key(&pk, KeyType::Hash))
-                    .key_schema(key(&sk, KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .expect("index"),
-            );
+        let projection = match index.keys_only {
+            true => ProjectionType::KeysOnly,
+            false => ProjectionType::All,
+        };
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.hash, KeyType::Hash))
+                .key_schema(key(index.range, KeyType::Range))
+                .projection(Projection::builder().projection_type(projection).build())
+                .build()
+                .expect("index"),
+        );
     }
     req.send().await.expect("create table");
     name

@@ -9,7 +9,8 @@ use dishpatch::envelope::{Envelope, MessageType};
 use dishpatch::keys::{courier_pk, AVAILABLE_COURIERS, COURIER_SK};
 use dishpatch::runtime::Function;
 use dishpatch::testing::{
-    deliver, deliver_racing, emulator, topic_with_subscription, unique, Subscription,
+    call, create_table_with, deliver, deliver_racing, emulator, http_event,
+    topic_with_subscription, unique, Index, Subscription,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -20,52 +21,11 @@ type Item = HashMap<String, AttributeValue>;
 /// deliveries, all attributes) and `gsi2` (a courier's deliveries, keys only, on the
 /// delivery's own `courierId` and `createdAt`).
 async fn delivery_table(sdk: &aws_config::SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let index = |name: &str, pk: &str, sk: &str, p: ProjectionType| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(pk, KeyType::Hash))
-            .key_schema(key(sk, KeyType::Range))
-            .projection(Projection::builder().projection_type(p).build())
-            .build()
-            .unwrap()
-    };
-    let name = unique("delivery");
-    let mut req = aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(index("gsi1", "gsi1pk", "gsi1sk", ProjectionType::All))
-        .global_secondary_indexes(index(
-            "gsi2",
-            "courierId",
-            "createdAt",
-            ProjectionType::KeysOnly,
-        ));
-    for a in ["pk", "sk", "gsi1pk", "gsi1sk", "courierId", "createdAt"] {
-        req = req.attribute_definitions(attr(a));
-    }
-    req.send().await.expect("create table");
-    name
+    let indexes = [
+        Index::all("gsi1", "gsi1pk", "gsi1sk"),
+        Index::keys_only("gsi2", "courierId", "createdAt"),
+    ];
+    create_table_with(sdk, "delivery", &indexes).await
 }
 
 /// A courier as the local seed writes it: AVAILABLE and listed in the sparse index.
@@ -359,28 +319,39 @@ impl Stack {
 
     /// `(status, body)` of `PUT /v1/couriers/me/shift` as `sub`, as the gateway passes it.
     async fn shift(&self, sub: &str, on: bool) -> (u16, Value) {
-        let route = "PUT /v1/couriers/{courierId}/shift";
-        let path = "/v1/couriers/me/shift";
-        let event = json!({
-            "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "", "headers": {},
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "localhost",
-                "authorizer": {"jwt": {"claims": {"sub": sub, "roles": "[COURIER]"}, "scopes": null}},
-                "http": {"method": "PUT", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-                "requestId": "r", "routeKey": route, "stage": "$default", "time": "t", "timeEpoch": 0
-            },
-            "pathParameters": {"courierId": "me"}, "isBase64Encoded": false,
-            "body": json!({"onShift": on}).to_string()
-        });
-        let resp = dishpatch::runtime::invoke(&self.app, event, Default::default())
-            .await
-            .unwrap();
-        let body = resp["body"]
-            .as_str()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or(Value::Null);
-        (resp["statusCode"].as_u64().unwrap() as u16, body)
+        let body = json!({"onShift": on}).to_string();
+        let event = courier_request(
+            "PUT",
+            "/v1/couriers/{courierId}/shift",
+            "/v1/couriers/me/shift",
+            "",
+            Some(&body),
+            sub,
+        );
+        call(&self.app, event).await
     }
+}
+
+/// A courier's request on their own record (`{courierId}` is `me`), as the gateway
+/// passes it.
+fn courier_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    query: &str,
+    body: Option<&str>,
+    sub: &str,
+) -> Value {
+    let claims = Some((sub, "[COURIER]"));
+    http_event(
+        method,
+        route,
+        path,
+        &[("courierId", "me")],
+        query,
+        body,
+        claims,
+    )
 }
 
 fn dispatch(order_id: &str) -> Envelope {
@@ -481,18 +452,18 @@ async fn two_concurrent_dispatches_share_one_free_courier_exactly_once() {
 }
 
 fn complete_request(order_id: &str, sub: &str) -> Value {
-    let route = "POST /v1/deliveries/{orderId}/complete";
     let path = format!("/v1/deliveries/{order_id}/complete");
-    json!({
-        "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": "", "headers": {},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "localhost",
-            "authorizer": {"jwt": {"claims": {"sub": sub, "roles": "[COURIER]"}, "scopes": null}},
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-            "requestId": "r", "routeKey": route, "stage": "$default", "time": "t", "timeEpoch": 0
-        },
-        "pathParameters": {"orderId": order_id}, "isBase64Encoded": false
-    })
+    let claims = Some((sub, "[COURIER]"));
+    let route = "/v1/deliveries/{orderId}/complete";
+    http_event(
+        "POST",
+        route,
+        &path,
+        &[("orderId", order_id)],
+        "",
+        None,
+        claims,
+    )
 }
 
 #[tokio::test]
@@ -702,33 +673,9 @@ async fn a_waiting_order_is_dispatched_when_a_courier_comes_on_shift() {
 }
 
 async fn assignments(st: &Stack, sub: &str, query: &str) -> (u16, Value) {
-    let mut event = json!({
-        "version": "2.0", "routeKey": "GET /v1/couriers/{courierId}/deliveries",
-        "rawPath": "/v1/couriers/me/deliveries", "rawQueryString": query, "headers": {},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "localhost",
-            "authorizer": {"jwt": {"claims": {"sub": sub, "roles": "[COURIER]"}, "scopes": null}},
-            "http": {"method": "GET", "path": "/v1/couriers/me/deliveries", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-            "requestId": "r", "routeKey": "GET /v1/couriers/{courierId}/deliveries", "stage": "$default", "time": "t", "timeEpoch": 0
-        },
-        "pathParameters": {"courierId": "me"}, "isBase64Encoded": false
-    });
-    let params: serde_json::Map<String, Value> = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), json!(v)))
-        .collect();
-    if !params.is_empty() {
-        event["queryStringParameters"] = Value::Object(params);
-    }
-    let resp = dishpatch::runtime::invoke(&st.app, event, Default::default())
-        .await
-        .unwrap();
-    let body = resp["body"]
-        .as_str()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (resp["statusCode"].as_u64().unwrap() as u16, body)
+    let route = "/v1/couriers/{courierId}/deliveries";
+    let event = courier_request("GET", route, "/v1/couriers/me/deliveries", query, None, sub);
+    call(&st.app, event).await
 }
 
 #[tokio::test]

@@ -2,75 +2,24 @@
 //! are found through the keys-only restaurant index, newest first across pages, of one
 //! status when asked, never another restaurant's; and the wired function serves them.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use dishpatch::config::Env;
 use dishpatch::keys::{OVERDUE_INDEX, RESTAURANT_INDEX};
 use dishpatch::order::{Order, OrderStatus};
 use dishpatch::orders::{DynamoOrderStore, OrderStore};
-use dishpatch::testing::{call, emulator, http_event, sample_order, unique, with_claim};
+use dishpatch::testing::{
+    call, create_table_with, emulator, http_event, sample_order, unique, with_claim, Index,
+};
 use order_api::restaurant_orders::{list, DynamoRestaurantOrders, KitchenOrderPage};
 use std::collections::HashMap;
 
 /// The orders table as template.yaml defines it: its keys and its three keys-only indexes.
 async fn orders_table(sdk: &aws_config::SdkConfig) -> String {
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let keys_only = |name: &str, hash: &str, range: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(hash, KeyType::Hash))
-            .key_schema(key(range, KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .unwrap()
-    };
-    let name = unique("orders");
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(
-            [
-                "pk",
-                "sk",
-                "gsi1pk",
-                "gsi1sk",
-                "sweepShard",
-                "deadline",
-                "restaurantId",
-                "createdAt",
-            ]
-            .map(attr)
-            .to_vec(),
-        ))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(keys_only("gsi1", "gsi1pk", "gsi1sk"))
-        .global_secondary_indexes(keys_only(OVERDUE_INDEX, "sweepShard", "deadline"))
-        .global_secondary_indexes(keys_only(RESTAURANT_INDEX, "restaurantId", "createdAt"))
-        .send()
-        .await
-        .unwrap();
-    name
+    let indexes = [
+        Index::keys_only("gsi1", "gsi1pk", "gsi1sk"),
+        Index::keys_only(OVERDUE_INDEX, "sweepShard", "deadline"),
+        Index::keys_only(RESTAURANT_INDEX, "restaurantId", "createdAt"),
+    ];
+    create_table_with(sdk, "orders", &indexes).await
 }
 
 /// Order `n` of `restaurant`, placed at second `n` (two orders share a second when
