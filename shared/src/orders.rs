@@ -2,7 +2,10 @@
 //! the version read, and carries the messages it causes with how each is delivered
 //! (the outbox), which the table stream publishes.
 
-use crate::aws::dynamo::{batch_get_consistent, classify, from_item, s, to_item, Item};
+use crate::aws::dynamo::page::{
+    decode_token, encode_token, query_page, read_in_order, string_key, text,
+};
+use crate::aws::dynamo::{classify, from_item, s, to_item, Item};
 use crate::error::StoreError;
 use crate::order::Order;
 use crate::outbox::Outgoing;
@@ -316,7 +319,22 @@ impl OrderStore for DynamoOrderStore {
         page_token: Option<&str>,
     ) -> Result<Page, StoreError> {
         let gsi1pk = customer_pk(customer_id);
-        let mut q = self
+        let after = page_token
+            .map(|token| {
+                decode_cursor(token)
+                    .filter(|c| c.gsi1pk == gsi1pk)
+                    .map(|c| {
+                        string_key([
+                            ("pk", c.pk),
+                            ("sk", c.sk),
+                            ("gsi1pk", c.gsi1pk),
+                            ("gsi1sk", c.gsi1sk),
+                        ])
+                    })
+                    .ok_or_else(|| StoreError::Corrupt("invalid page token".into()))
+            })
+            .transpose()?;
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -325,50 +343,17 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_values(":c", s(&gsi1pk))
             .scan_index_forward(false)
             .limit(page_size as i32);
-        if let Some(token) = page_token {
-            let c = decode_cursor(token)
-                .filter(|c| c.gsi1pk == gsi1pk)
-                .ok_or_else(|| StoreError::Corrupt("invalid page token".into()))?;
-            let key: Item = [
-                ("pk", c.pk),
-                ("sk", c.sk),
-                ("gsi1pk", c.gsi1pk),
-                ("gsi1sk", c.gsi1sk),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), s(v)))
-            .collect();
-            q = q.set_exclusive_start_key(Some(key));
-        }
-        let out = q.send().await.map_err(classify)?;
+        let page = query_page(query, after).await?;
         // The index holds keys only (so the order's many updates never write it): the
-        // page's orders are read from the table, fresh, and put back in index order.
-        let keys: Vec<Item> = out
-            .items
-            .unwrap_or_default()
+        // page's orders are read from the table, fresh, in index order; an order deleted
+        // since the query is simply left out.
+        let orders = read_in_order(&self.client, &self.table, page.items)
+            .await?
             .into_iter()
-            .map(|i| {
-                i.into_iter()
-                    .filter(|(k, _)| k == "pk" || k == "sk")
-                    .collect()
-            })
-            .collect();
-        let order_of: Vec<Option<String>> = keys
-            .iter()
-            .map(|k| k.get("pk").and_then(|v| v.as_s().ok()).cloned())
-            .collect();
-        let mut found = std::collections::HashMap::new();
-        for item in batch_get_consistent(&self.client, &self.table, keys).await? {
-            let record = from_item::<OrderRecord>(item)?;
-            found.insert(record.pk, record.order);
-        }
-        // An order deleted since the query is simply left out.
-        let orders = order_of
-            .into_iter()
-            .filter_map(|pk| found.remove(pk.as_deref()?))
-            .collect();
-        let next_token = out.last_evaluated_key.and_then(|k| {
-            let get = |n: &str| k.get(n).and_then(|v| v.as_s().ok()).cloned();
+            .map(order_from_item)
+            .collect::<Result<_, _>>()?;
+        let next_token = page.last.and_then(|k| {
+            let get = |n: &str| text(&k, n).map(str::to_owned);
             Some(encode_cursor(&Cursor {
                 pk: get("pk")?,
                 sk: get("sk")?,
@@ -405,7 +390,7 @@ impl DynamoOrderStore {
         let mut ids = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -414,41 +399,19 @@ impl DynamoOrderStore {
                 .expression_attribute_values(":s", s(shard))
                 .expression_attribute_values(":t", s(before))
                 // One BatchGetItem's worth.
-                .limit(100)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(classify)?;
-            let keys: Vec<Item> = out
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(|i| {
-                    i.into_iter()
-                        .filter(|(k, _)| k == "pk" || k == "sk")
-                        .collect()
-                })
-                .collect();
-            let order_of: Vec<Option<String>> = keys
-                .iter()
-                .map(|k| k.get("pk").and_then(|v| v.as_s().ok()).cloned())
-                .collect();
-            let mut due = std::collections::HashSet::new();
-            for item in batch_get_consistent(&self.client, &self.table, keys).await? {
-                let record = from_item::<OrderRecord>(item)?;
-                if record.order.deadline.as_deref().is_some_and(|d| d < before) {
-                    due.insert(record.pk);
-                }
-            }
+                .limit(100);
+            let page = query_page(query, start.take()).await?;
             // In index order.
-            for pk in order_of.into_iter().flatten() {
-                if due.contains(&pk) && ids.len() < limit as usize {
-                    if let Some(id) = pk.strip_prefix(ORDER_PK_PREFIX) {
+            for item in read_in_order(&self.client, &self.table, page.items).await? {
+                let record = from_item::<OrderRecord>(item)?;
+                let due = record.order.deadline.as_deref().is_some_and(|d| d < before);
+                if due && ids.len() < limit as usize {
+                    if let Some(id) = record.pk.strip_prefix(ORDER_PK_PREFIX) {
                         ids.push(id.to_owned());
                     }
                 }
             }
-            match out.last_evaluated_key {
+            match page.last {
                 Some(k) if ids.len() < limit as usize => start = Some(k),
                 _ => return Ok(ids),
             }
@@ -461,18 +424,15 @@ pub fn order_from_item(item: Item) -> Result<Order, StoreError> {
     from_item::<OrderRecord>(item).map(|r| r.order)
 }
 
+/// Longer tokens are not ones this store issued (its cursors are four bounded keys).
+const MAX_TOKEN_LEN: usize = 1024;
+
 fn encode_cursor(c: &Cursor) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(c).expect("cursor serializes"))
+    encode_token(c)
 }
 
 fn decode_cursor(token: &str) -> Option<Cursor> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    decode_token(token, MAX_TOKEN_LEN)
 }
 
 /// True if the token is one this store could have issued (shape only).
