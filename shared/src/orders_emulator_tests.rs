@@ -6,72 +6,17 @@ use crate::error::StoreError;
 use crate::order::Order;
 use crate::orders::{DynamoOrderStore, OrderStore, OutboxImage};
 use crate::outbox::Outgoing;
-use crate::testing::{emulator, unique};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
+use crate::testing::{create_table_with, emulator, Index};
 
 async fn table() -> DynamoOrderStore {
-    let client = aws_sdk_dynamodb::Client::new(&emulator().await);
-    let name = unique("orders");
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(vec![
-            attr("pk"),
-            attr("sk"),
-            attr("gsi1pk"),
-            attr("gsi1sk"),
-            attr("sweepShard"),
-            attr("deadline"),
-        ]))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(keys_only(
-            "gsi1",
-            key("gsi1pk", KeyType::Hash),
-            key("gsi1sk", KeyType::Range),
-        ))
-        .global_secondary_indexes(keys_only(
-            crate::orders::OVERDUE_INDEX,
-            key("sweepShard", KeyType::Hash),
-            key("deadline", KeyType::Range),
-        ))
-        .send()
-        .await
-        .unwrap();
-    DynamoOrderStore::new(client, name)
-}
-
-/// An index of the template's: keys only, so an order's updates never write it.
-fn keys_only(name: &str, hash: KeySchemaElement, range: KeySchemaElement) -> GlobalSecondaryIndex {
-    GlobalSecondaryIndex::builder()
-        .index_name(name)
-        .key_schema(hash)
-        .key_schema(range)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
-        .build()
-        .unwrap()
+    let sdk = emulator().await;
+    // The template's indexes: keys only, so an order's updates never write them.
+    let indexes = [
+        Index::keys_only("gsi1", "gsi1pk", "gsi1sk"),
+        Index::keys_only(crate::orders::OVERDUE_INDEX, "sweepShard", "deadline"),
+    ];
+    let name = create_table_with(&sdk, "orders", &indexes).await;
+    DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), name)
 }
 
 fn order(id: &str, customer: &str, created: &str) -> Order {
