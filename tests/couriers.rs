@@ -4,7 +4,6 @@
 //! while it waits claims no courier; a courier reads their own deliveries.
 
 use dishpatch_e2e::{Reply, System};
-use dishpatch_local::invariants::CheckOptions;
 use dishpatch_local::testing::unique_prefix;
 use dishpatch_local::LocalStackOptions;
 use serde_json::{json, Value};
@@ -170,12 +169,7 @@ async fn a_waiting_order_is_dispatched_as_soon_as_a_courier_comes_on_shift_or_is
         let n = told.iter().filter(|t| *t == "OrderAwaitingCourier").count();
         assert_eq!(n, 1, "{id}: {told:?}");
     }
-    let report = sys
-        .stack
-        .checker()
-        .check_at_quiescence(&CheckOptions::quiescent(), dishpatch_e2e::SAGA_DEADLINE)
-        .await
-        .unwrap();
+    let report = sys.report_at_rest().await;
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.couriers["courier-1"].status, "AVAILABLE");
     assert_eq!(report.couriers["courier-2"].status, "OFF_SHIFT");
@@ -198,11 +192,6 @@ async fn a_cancel_while_waiting_claims_no_courier() {
     // A courier on shift now finds nothing waiting.
     let r = shift(&sys, "courier-1", true).await;
     assert_eq!((r.status, &r.body["status"]), (200, &json!("AVAILABLE")));
-    let report = sys
-        .stack
-        .checker()
-        .check_at_quiescence(&CheckOptions::quiescent(), dishpatch_e2e::SAGA_DEADLINE)
-        .await
-        .unwrap();
+    let report = sys.report_at_rest().await;
     assert!(report.is_clean(), "{report}");
 }

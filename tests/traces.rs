@@ -23,6 +23,16 @@ fn parsed(lines: &Captured) -> Vec<Value> {
         .collect()
 }
 
+/// The log lines that name the order `id`, and the traces they are in.
+fn naming<'a>(logged: &'a [Value], id: &str) -> (Vec<&'a Value>, BTreeSet<&'a str>) {
+    let of_order: Vec<&Value> = logged.iter().filter(|l| l["orderId"] == id).collect();
+    let traces = of_order
+        .iter()
+        .filter_map(|l| l["traceId"].as_str())
+        .collect();
+    (of_order, traces)
+}
+
 /// Calls that change something, which only the order's own handling makes here.
 const WRITES: &[&str] = &[
     "PutItem",
@@ -64,14 +74,7 @@ async fn an_orders_one_trace_runs_through_every_function_and_aws_call() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let (trace, hops) = loop {
         let logged = parsed(&lines);
-        let of_order: Vec<&Value> = logged
-            .iter()
-            .filter(|l| l["orderId"] == id.as_str())
-            .collect();
-        let traces: BTreeSet<&str> = of_order
-            .iter()
-            .filter_map(|l| l["traceId"].as_str())
-            .collect();
+        let (of_order, traces) = naming(&logged, &id);
         assert_eq!(
             traces.len(),
             1,
@@ -175,14 +178,7 @@ async fn an_orders_one_trace_runs_through_every_function_and_aws_call() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let missing = loop {
         let logged = parsed(&lines);
-        let of_order: Vec<&Value> = logged
-            .iter()
-            .filter(|l| l["orderId"] == id.as_str())
-            .collect();
-        let traces: BTreeSet<&str> = of_order
-            .iter()
-            .filter_map(|l| l["traceId"].as_str())
-            .collect();
+        let (of_order, traces) = naming(&logged, &id);
         assert_eq!(
             traces,
             [trace.as_str()].into(),
@@ -210,15 +206,7 @@ async fn an_orders_one_trace_runs_through_every_function_and_aws_call() {
         "legs not logged in trace {trace}: {missing:?}"
     );
     // At rest (the stock committed too), no write was made outside the order's trace.
-    let report = sys
-        .stack
-        .checker()
-        .check_at_quiescence(
-            &dishpatch_local::invariants::CheckOptions::quiescent(),
-            dishpatch_e2e::SAGA_DEADLINE,
-        )
-        .await
-        .unwrap();
+    let report = sys.report_at_rest().await;
     assert!(report.is_clean(), "{report}");
     let foreign: Vec<_> = proxy
         .traced_calls()

@@ -45,6 +45,19 @@ impl System {
         }
     }
 
+    /// The invariant checker's report on the stack at rest (waiting up to
+    /// [`SAGA_DEADLINE`] for it to settle).
+    pub async fn report_at_rest(&self) -> dishpatch_local::invariants::Report {
+        self.stack
+            .checker()
+            .check_at_quiescence(
+                &dishpatch_local::invariants::CheckOptions::quiescent(),
+                SAGA_DEADLINE,
+            )
+            .await
+            .expect("the checker reads the stack")
+    }
+
     pub async fn call(
         &self,
         method: &str,
