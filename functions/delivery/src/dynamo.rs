@@ -1,6 +1,7 @@
-//! [`DeliveryStore`] and [`CourierStore`] on the delivery table (the layout is in
-//! [`crate::deliveries`]): claiming and releasing couriers here, the waiting list in
-//! [`waiting`], a courier's deliveries in [`courier_deliveries`], shifts in [`shifts`].
+//! [`DeliveryStore`] and [`CourierStore`](crate::couriers::CourierStore) on the delivery
+//! table (the layout is in [`crate::deliveries`]): claiming and releasing couriers here,
+//! the waiting list in `dynamo/waiting.rs`, a courier's deliveries in
+//! `dynamo/courier_deliveries.rs`, shifts in `dynamo/shifts.rs`.
 
 mod courier_deliveries;
 mod shifts;

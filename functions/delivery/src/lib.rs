@@ -4,6 +4,10 @@
 //! (`PUT /v1/couriers/{courierId}/shift`) and list their deliveries
 //! (`GET /v1/couriers/{courierId}/deliveries`).
 //!
+//! The delivery record and its port are in [`deliveries`], the courier pool and shifts in
+//! [`couriers`], their DynamoDB adapter in [`dynamo`]; the saga's commands in
+//! [`handlers`], the HTTP routes in [`routes`].
+//!
 //! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
 //! Lambda runtime and the AWS SDK clients it calls; never on another function crate or
 //! on anything under `local/`, so it deploys as one small binary.
