@@ -9,14 +9,14 @@ mod waiting;
 
 use crate::couriers::CourierStatus;
 use crate::deliveries::{Claim, Delivery, DeliveryPage, DeliveryStatus, DeliveryStore};
+use dishpatch::aws::dynamo::page::text;
 use dishpatch::aws::dynamo::{
-    built, classify, from_items, get_as, key, keyed, put_alone, put_new, s, status_move, transact,
+    built, classify, get_as, key, keyed, put_alone, put_new, s, status_move, transact,
     update_alone, Action, Item,
 };
 use dishpatch::envelope::now;
 use dishpatch::error::StoreError;
 use dishpatch::keys::{courier_pk, delivery_pk, COURIER_SK, DELIVERY_SK, WAITING_DELIVERIES};
-use serde::Deserialize;
 
 /// The partition key of the sparse "free couriers" index.
 pub use dishpatch::keys::AVAILABLE_COURIERS as AVAILABLE_KEY;
@@ -65,6 +65,39 @@ impl DynamoDeliveryStore {
             .table_name(&self.table)
             .set_key(Some(delivery_key(order_id)))
             .expression_attribute_names("#status", "status")
+    }
+
+    /// The `attribute` of up to `limit` (1..=100) items of the sparse index `gsi1` under
+    /// `partition` (free couriers, or waiting deliveries), in index order. The index is
+    /// eventually consistent: a caller's conditional write decides.
+    async fn listed(
+        &self,
+        partition: &str,
+        attribute: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI)
+            .key_condition_expression("gsi1pk = :index")
+            .expression_attribute_values(":index", s(partition))
+            .projection_expression(attribute)
+            .scan_index_forward(true)
+            .limit(limit.clamp(1, 100) as i32)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                text(i, attribute)
+                    .map(str::to_owned)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{partition}: no {attribute}")))
+            })
+            .collect()
     }
 
     fn put_new(&self, delivery: &Delivery) -> Result<aws_sdk_dynamodb::types::Put, StoreError> {
@@ -153,25 +186,7 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn available_couriers(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Free {
-            courier_id: String,
-        }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI)
-            .key_condition_expression("gsi1pk = :index")
-            .expression_attribute_values(":index", s(AVAILABLE_KEY))
-            .projection_expression("courierId")
-            .limit(limit.clamp(1, 100) as i32)
-            .send()
-            .await
-            .map_err(classify)?;
-        let free: Vec<Free> = from_items(out.items)?;
-        Ok(free.into_iter().map(|f| f.courier_id).collect())
+        self.listed(AVAILABLE_KEY, "courierId", limit).await
     }
 
     async fn claim(&self, courier_id: &str, delivery: &Delivery) -> Result<Claim, StoreError> {

@@ -63,6 +63,16 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The courier is free: AVAILABLE, in the free index, on no order (after `round`).
+fn assert_free(courier: &Item, round: u64) {
+    assert_eq!(
+        (text(courier, "status"), text(courier, "gsi1pk")),
+        (Some("AVAILABLE"), Some("COURIER#AVAILABLE")),
+        "round {round}"
+    );
+    assert!(!courier.contains_key("activeOrderId"), "round {round}");
+}
+
 fn delivery(order_id: &str, courier_id: Option<&str>, status: DeliveryStatus) -> Delivery {
     Delivery {
         order_id: order_id.into(),
@@ -579,12 +589,7 @@ async fn a_dispatch_racing_its_cancel_ends_with_the_courier_free() {
         let (go, stop) = (dispatch(&order), cancel(&order));
         deliver_racing(&st.app, &go, &stop, round).await;
         let c1 = st.courier("c-1").await;
-        assert_eq!(
-            (text(&c1, "status"), text(&c1, "gsi1pk")),
-            (Some("AVAILABLE"), Some("COURIER#AVAILABLE")),
-            "round {round}"
-        );
-        assert!(!c1.contains_key("activeOrderId"), "round {round}");
+        assert_free(&c1, round);
         assert_eq!(
             store.get(&order).await.unwrap().unwrap().status,
             DeliveryStatus::Cancelled,
@@ -735,13 +740,7 @@ async fn a_waiting_order_cancelled_takes_no_courier_even_racing_one() {
         let d = st.item(&order).await;
         assert_eq!(text(&d, "status"), Some("CANCELLED"), "round {round}");
         assert!(!d.contains_key("gsi1pk"), "round {round}");
-        let c1 = st.courier("c-1").await;
-        assert_eq!(
-            (text(&c1, "status"), text(&c1, "gsi1pk")),
-            (Some("AVAILABLE"), Some("COURIER#AVAILABLE")),
-            "round {round}"
-        );
-        assert!(!c1.contains_key("activeOrderId"), "round {round}");
+        assert_free(&st.courier("c-1").await, round);
         // Off shift again for the next round; its retry, when it lands, does nothing.
         assert_eq!(st.shift("c-1", false).await.0, 200);
         let retry = st.queued().await;

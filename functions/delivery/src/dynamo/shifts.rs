@@ -30,16 +30,10 @@ impl CourierStore for DynamoDeliveryStore {
                 .expression_attribute_values(":at", s(now()))
                 .build(),
         )?;
-        for _ in 0..SHIFT_ATTEMPTS {
-            // Not applied: already on shift (AVAILABLE or BUSY), where it should be; unless
-            // it went off shift meanwhile, which this try then undoes.
-            update_alone(&self.client, &update).await?;
-            match self.courier(courier_id).await? {
-                Some(c) if c.status.on_shift() => return Ok(c),
-                _ => continue,
-            }
-        }
-        Err(StoreError::Conflict("the courier kept changing".into()))
+        // Not applied: already on shift (AVAILABLE or BUSY), where it should be; unless it
+        // went off shift meanwhile, which the next try then undoes.
+        self.change_shift(courier_id, &update, |c| c.filter(|c| c.status.on_shift()))
+            .await
     }
 
     async fn go_off_shift(&self, courier_id: &str) -> Result<OffShift, StoreError> {
@@ -52,13 +46,29 @@ impl CourierStore for DynamoDeliveryStore {
                 .expression_attribute_values(":at", s(now()))
                 .build(),
         )?;
+        self.change_shift(courier_id, &update, |c| match c {
+            Some(c) if c.status == CourierStatus::Busy => Some(OffShift::OnDelivery(c)),
+            // Freed between the update and the read: try again.
+            Some(c) if c.status == CourierStatus::Available => None,
+            other => Some(OffShift::Done(other)),
+        })
+        .await
+    }
+}
+
+impl DynamoDeliveryStore {
+    /// Applies the conditional `update` and reads the courier back, until `settled` says
+    /// what the change came to; a courier that keeps changing under it is a conflict.
+    async fn change_shift<R>(
+        &self,
+        courier_id: &str,
+        update: &aws_sdk_dynamodb::types::Update,
+        settled: impl Fn(Option<Courier>) -> Option<R> + Send + Sync,
+    ) -> Result<R, StoreError> {
         for _ in 0..SHIFT_ATTEMPTS {
-            update_alone(&self.client, &update).await?;
-            match self.courier(courier_id).await? {
-                Some(c) if c.status == CourierStatus::Busy => return Ok(OffShift::OnDelivery(c)),
-                // Freed between the update and the read: try again.
-                Some(c) if c.status == CourierStatus::Available => continue,
-                other => return Ok(OffShift::Done(other)),
+            update_alone(&self.client, update).await?;
+            if let Some(done) = settled(self.courier(courier_id).await?) {
+                return Ok(done);
             }
         }
         Err(StoreError::Conflict("the courier kept changing".into()))

@@ -1,38 +1,18 @@
 //! The waiting list: deliveries that found no free courier, in the sparse index `gsi1`
 //! under `DELIVERY#WAITING`, oldest first, until a courier claims one or it is cancelled.
 
-use super::{DynamoDeliveryStore, GSI};
+use super::DynamoDeliveryStore;
 use crate::deliveries::DeliveryStatus;
-use dishpatch::aws::dynamo::{built, classify, from_items, n, s};
+use dishpatch::aws::dynamo::{built, n, s};
 use dishpatch::error::StoreError;
 use dishpatch::keys::WAITING_DELIVERIES;
-use serde::Deserialize;
 
 type Update = aws_sdk_dynamodb::types::Update;
 
 impl DynamoDeliveryStore {
     /// Up to `limit` orders whose delivery looked WAITING, oldest first.
     pub(super) async fn waiting_orders(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Waiting {
-            order_id: String,
-        }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI)
-            .key_condition_expression("gsi1pk = :index")
-            .expression_attribute_values(":index", s(WAITING_DELIVERIES))
-            .projection_expression("orderId")
-            .scan_index_forward(true)
-            .limit(limit.clamp(1, 100) as i32)
-            .send()
-            .await
-            .map_err(classify)?;
-        let waiting: Vec<Waiting> = from_items(out.items)?;
-        Ok(waiting.into_iter().map(|w| w.order_id).collect())
+        self.listed(WAITING_DELIVERIES, "orderId", limit).await
     }
 
     /// The WAITING delivery DISPATCHED by `courier_id`, out of the waiting index.
