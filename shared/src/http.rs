@@ -184,6 +184,18 @@ pub fn page_size(req: &Request, default: u32, max: u32) -> Result<u32, Problem> 
     }
 }
 
+/// The `page_token` query parameter, if given: a token `issued` says this list could have
+/// issued, else a `400` naming the field.
+pub fn page_token(req: &Request, issued: impl Fn(&str) -> bool) -> Result<Option<String>, Problem> {
+    match query(req, "page_token") {
+        Some(t) if !issued(&t) => Err(Problem::bad_request(
+            "page_token",
+            "not a page token this API issued",
+        )),
+        token => Ok(token),
+    }
+}
+
 pub fn path_param(req: &Request, name: &str) -> Result<String, Problem> {
     req.path_parameters_ref()
         .and_then(|p| p.first(name).map(str::to_owned))
@@ -245,6 +257,22 @@ pub fn route_key(req: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_token_is_one_the_list_could_have_issued() {
+        let req =
+            |q: &str| crate::testing::http_request("GET", "/v1/x", "/v1/x", &[], q, None, None);
+        let issued = |t: &str| t.starts_with("ok");
+        assert_eq!(page_token(&req(""), issued).unwrap(), None);
+        assert_eq!(
+            page_token(&req("page_token=ok-1"), issued)
+                .unwrap()
+                .as_deref(),
+            Some("ok-1")
+        );
+        let refused = page_token(&req("page_token=nope"), issued).unwrap_err();
+        assert_eq!(refused.field.as_deref(), Some("page_token"));
+    }
 
     #[test]
     fn roles_as_api_gateway_renders_them() {

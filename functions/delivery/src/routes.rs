@@ -6,7 +6,7 @@ use crate::App;
 use dishpatch::envelope::{data, Envelope, MessageType};
 use dishpatch::error::{Problem, ProblemCode, StoreError};
 use dishpatch::http::{
-    body_bytes, caller, json, json_object, page_size, path_param, query, route_key, too_large,
+    body_bytes, caller, json, json_object, page_size, page_token, path_param, route_key, too_large,
     Caller, Role, MAX_BODY_BYTES,
 };
 use dishpatch::order::Address;
@@ -279,15 +279,7 @@ pub struct AssignmentsView {
 async fn assignments(app: &App, req: &Request) -> Result<Response<Body>, Problem> {
     let courier_id = acting_for(req)?;
     let page_size = page_size(req, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
-    let token = query(req, "page_token");
-    if let Some(t) = &token {
-        if crate::deliveries::decode_cursor(t).is_none() {
-            return Err(Problem::bad_request(
-                "page_token",
-                "not a page token this API issued",
-            ));
-        }
-    }
+    let token = page_token(req, |t| crate::deliveries::decode_cursor(t).is_some())?;
     let page = app
         .deliveries
         .for_courier(&courier_id, page_size, token.as_deref())

@@ -5,7 +5,9 @@ use crate::topups::TopUp;
 use crate::wallets::{Wallet, DEFAULT_CURRENCY};
 use crate::App;
 use dishpatch::error::Problem;
-use dishpatch::http::{body_bytes, caller, json, page_size, path_param, query, route_key, Role};
+use dishpatch::http::{
+    body_bytes, caller, json, page_size, page_token, path_param, route_key, Role,
+};
 use dishpatch::money::Money;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -96,15 +98,7 @@ async fn transactions(app: &App, req: &Request) -> Result<Response<Body>, Proble
     let who = caller(req)?;
     who.require(&[Role::Customer])?;
     let page_size = page_size(req, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
-    let token = query(req, "page_token");
-    if let Some(t) = &token {
-        if crate::ledger::decode_cursor(t).is_none() {
-            return Err(Problem::bad_request(
-                "page_token",
-                "not a page token this API issued",
-            ));
-        }
-    }
+    let token = page_token(req, |t| crate::ledger::decode_cursor(t).is_some())?;
     let page = app
         .ledger
         .page(&who.sub, page_size, token.as_deref())
