@@ -8,14 +8,15 @@ out=docs/benchmarks.md
 mkdir -p docs
 {
   cat bench/summary.md
-  for section in handlers http-fuzz coldstart calls traces load soak; do
+  for section in metrics handlers http-fuzz coldstart calls traces load emulators soak; do
     f=bench/results/$section.md
     [ -f "$f" ] || continue
     echo
-    # Every section one level below the page title; images live next to the results.
+    # Every section one level below the page title; images and per-run reports live
+    # next to the results.
     demote=''
     if head -1 "$f" | grep -q '^# '; then demote='s/^#/##/'; fi
-    sed -E -e "${demote:-s/^//}" -e 's#\]\(([a-z0-9-]+\.png)\)#](../bench/results/\1)#g' "$f"
+    sed -E -e "${demote:-s/^//}" -e 's#\]\(([a-z0-9-]+\.(png|md))\)#](../bench/results/\1)#g' "$f"
   done
 } > "$out"
 echo "wrote $out"
