@@ -182,19 +182,26 @@ mod tests {
         assert_eq!(overdue.key_schema[0].name, "sweepShard");
         assert_eq!(overdue.key_schema[1].name, "deadline");
         assert_eq!(overdue.projection_type, "KEYS_ONLY");
-        assert_eq!(orders.attribute_definitions.len(), 6);
+        // A restaurant's orders, newest first: keys that never change, written once.
+        let kitchen = &orders.global_secondary_indexes[2];
+        assert_eq!(kitchen.name, "gsi3");
+        assert_eq!(kitchen.key_schema[0].name, "restaurantId");
+        assert_eq!(kitchen.key_schema[1].name, "createdAt");
+        assert_eq!(kitchen.projection_type, "KEYS_ONLY");
+        assert_eq!(orders.attribute_definitions.len(), 8);
 
         let idem = t.table("IdempotencyTable").unwrap();
         assert_eq!(idem.key_schema.len(), 1);
         assert_eq!(idem.key_schema[0].name, "id");
         assert_eq!(idem.ttl_attribute.as_deref(), Some("expiration"));
         assert!(idem.stream_view_type.is_none());
-        assert_eq!(
-            t.table("DeliveryTable")
-                .unwrap()
-                .global_secondary_indexes
-                .len(),
-            1
-        );
+        // The free couriers and waiting deliveries (gsi1), a courier's deliveries (gsi2).
+        let delivery = t.table("DeliveryTable").unwrap();
+        let names: Vec<_> = delivery
+            .global_secondary_indexes
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(names, ["gsi1", "gsi2"]);
     }
 }
