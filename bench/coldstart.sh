@@ -97,14 +97,14 @@ if nice -n -15 true 2> /dev/null; then
   notes+=(--note "Measured at nice -15 (every subject alike) to shield the timings from other work on the machine.")
 fi
 
-# The emulator runs: a moto server provisioned from template.yaml and seeded by the
+# The emulator runs (scripts/emulator), provisioned from template.yaml and seeded by the
 # local stack, so each function's representative sample event makes real AWS calls.
 emulator=()
 if [ "${NO_EMULATOR:-}" != 1 ]; then
   echo "starting the emulator (logs: $out/build-local.log, $out/seed.log)"
   cargo build -p dishpatch-local --bin dishpatch-local > "$out/build-local.log" 2>&1
-  endpoint=$(scripts/moto 0)
-  moto_pid=$(cat ".local/moto-${endpoint##*:}.pid")
+  endpoint=$(scripts/emulator 0)
+  moto_pid=$(cat ".local/emulator-${endpoint##*:}.pid")
   trap 'kill "$moto_pid" 2> /dev/null || true' EXIT
   AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=AKIDBENCHCOLDSTART00 AWS_SECRET_ACCESS_KEY=bench \
     target/debug/dishpatch-local seed --endpoint "$endpoint" --prefix coldstart > "$out/seed.log" 2>&1

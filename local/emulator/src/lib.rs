@@ -2,23 +2,28 @@
 //!
 //! [`endpoint`] returns `AWS_ENDPOINT_URL` when the test command started an emulator
 //! (`scripts/test` does), otherwise an emulator started for this process on a free
-//! port, the one `DISHPATCH_EMULATOR` names ([`Emulator`]; moto when unset). It is
+//! port, the one `DISHPATCH_EMULATOR` names ([`Emulator`]; ministack when unset). It is
 //! stopped when the process exits: each emulator process runs under a small shell that
 //! kills it when our end of its stdin closes, which the OS does at exit even after a
 //! panic.
 //!
-//! * `moto` (the default): `$MOTO_SERVER` if set, else `local/moto_serial.py` under the
-//!   workspace venv's python (moto serving one request at a time), else
-//!   `.venv/bin/moto_server`, else `moto_server` on `PATH`.
-//! * `ministack`: `.venv/ministack/bin/ministack` (PyPI `ministack`), every service on one
-//!   port.
-//! * `dynoxide+fauxqs`: dynoxide (crates.io `dynoxide-rs`, SQLite-backed) for DynamoDB and
-//!   its streams, fauxqs (npm) for SQS and SNS, and moto for what neither serves (SSM,
-//!   CloudWatch), behind one endpoint that routes each request by its service
-//!   ([`router`]).
+//! * `ministack` (the default): `.venv/ministack/bin/ministack` (the Python package
+//!   `ministack`), every service on one port, serving requests concurrently.
+//! * `moto`: `$MOTO_SERVER` if set, else `local/moto_serial.py` under the workspace
+//!   venv's python (moto serving one request at a time), else `.venv/bin/moto_server`,
+//!   else `moto_server` on `PATH`.
+//! * `dynoxide+fauxqs`: dynoxide (the Rust crate `dynoxide-rs`, SQLite-backed) for
+//!   DynamoDB and its streams, fauxqs (a Node package) for SQS and SNS, and moto for what
+//!   neither serves (SSM, CloudWatch), behind one endpoint that routes each request by its
+//!   service ([`router`]).
 //!
-//! `scripts/setup --emulators` installs the candidates; `dishpatch-emulator PORT` (this
-//! crate's binary, run by `scripts/moto`) starts the selected one for a whole stack.
+//! `scripts/setup` installs ministack and moto, `scripts/setup --emulators` the pair too;
+//! `dishpatch-emulator PORT` (this crate's binary, run by `scripts/emulator`) starts the
+//! selected one for a whole stack.
+//!
+//! Why ministack is the default: it passes every test the suite has (transactions atomic
+//! under concurrency, streams, redrive, filter policies, delays, trace headers) and serves
+//! requests concurrently, so the whole suite runs in about half moto's time.
 //!
 //! Why moto serves one request at a time: moto's threaded server applies a
 //! TransactWriteItems item by item while other requests run (and rolls a failed one back
@@ -42,10 +47,10 @@ static PROCESSES: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 /// The emulators the local stack can run on (`DISHPATCH_EMULATOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Emulator {
+    /// MiniStack: every service in one asyncio server (the default).
+    Ministack,
     /// moto server, one request at a time (`local/moto_serial.py`).
     Moto,
-    /// MiniStack: every service in one asyncio server.
-    Ministack,
     /// dynoxide for DynamoDB and streams, fauxqs for SQS and SNS, moto for the rest.
     DynoxideFauxqs,
 }
@@ -53,8 +58,8 @@ pub enum Emulator {
 impl Emulator {
     /// Every emulator, the default first.
     pub const ALL: [Emulator; 3] = [
-        Emulator::Moto,
         Emulator::Ministack,
+        Emulator::Moto,
         Emulator::DynoxideFauxqs,
     ];
 
@@ -84,7 +89,7 @@ impl Emulator {
             Ok(v) if !v.trim().is_empty() => {
                 Emulator::parse(&v).unwrap_or_else(|e| panic!("DISHPATCH_EMULATOR: {e}"))
             }
-            _ => Emulator::Moto,
+            _ => Emulator::ALL[0],
         }
     }
 }

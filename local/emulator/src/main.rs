@@ -1,4 +1,4 @@
-//! `dishpatch-emulator [PORT]`: starts the emulator `DISHPATCH_EMULATOR` names (moto when
+//! `dishpatch-emulator [PORT]`: starts the emulator `DISHPATCH_EMULATOR` names (ministack when
 //! unset) on PORT (0 or none: a free one), prints its URL once it answers, and keeps it
 //! running until this process is stopped.
 
@@ -19,7 +19,7 @@ fn main() {
                 std::process::exit(2);
             }
         },
-        _ => dishpatch_emulator::Emulator::Moto,
+        _ => dishpatch_emulator::Emulator::ALL[0],
     };
     println!("{}", dishpatch_emulator::start(emulator, port));
     // The emulators' shells stop them when this process's end of their stdin closes.

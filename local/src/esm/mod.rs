@@ -92,12 +92,12 @@ pub struct EsmConfig {
     pub receive_wait_seconds: i32,
 }
 
-/// The receive wait for an emulator (a `DISHPATCH_EMULATOR` name): 0 for moto (or none
-/// named), 2 s for the others, which serve requests concurrently.
+/// The receive wait for an emulator (a `DISHPATCH_EMULATOR` name): 0 for moto, 2 s for
+/// the others (ministack when none is named), which serve requests concurrently.
 pub fn receive_wait_for(emulator: Option<&str>) -> i32 {
     match emulator.map(str::trim) {
-        None | Some("" | "moto") => 0,
-        Some(_) => 2,
+        Some("moto") => 0,
+        _ => 2,
     }
 }
 

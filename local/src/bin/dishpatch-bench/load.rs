@@ -288,7 +288,7 @@ fn compare(command: &str, reports: &[LoadReport]) -> String {
         return o;
     };
     let _ = writeln!(o, "# Load by emulator\n");
-    // `machine()` names moto as the emulator: here each column names its own.
+    // `machine()` names one emulator: here each column names its own.
     let machine = first
         .machine
         .split("; emulator:")
@@ -891,7 +891,7 @@ fn markdown(r: &LoadReport, plots: &[&str]) -> String {
     );
     let _ = writeln!(
         o,
-        "Reproduce: `endpoint=$(scripts/moto 0)` then `AWS_ENDPOINT_URL=$endpoint cargo run \
+        "Reproduce: `endpoint=$(scripts/emulator 0)` then `AWS_ENDPOINT_URL=$endpoint cargo run \
          --release -p dishpatch-local --bin dishpatch-bench -- load`.\n"
     );
     let _ = writeln!(o, "## Headline\n");

@@ -393,9 +393,10 @@ pub fn machine() -> String {
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!(
-        "{cores} cores ({cpu}), {mem_gb:.1} GiB RAM, {} {}; emulator: moto server (one request at a time)",
+        "{cores} cores ({cpu}), {mem_gb:.1} GiB RAM, {} {}; emulator: {}",
         std::env::consts::OS,
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        dishpatch_emulator::Emulator::from_env().name()
     )
 }
 
@@ -423,7 +424,7 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "Reproduce: `endpoint=$(scripts/moto 0)` then `AWS_ENDPOINT_URL=$endpoint cargo run -p \
+        "Reproduce: `endpoint=$(scripts/emulator 0)` then `AWS_ENDPOINT_URL=$endpoint cargo run -p \
          dishpatch-local --bin dishpatch-bench -- calls --orders {}` (writes \
          `bench/results/calls.md` and `calls.json`).\n",
         r.orders
