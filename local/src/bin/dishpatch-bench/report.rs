@@ -690,11 +690,12 @@ fn analysis(o: &mut String, r: &Report) {
              target: each step that moves stock, money or a courier writes its record and \
              what it moves in one TransactWriteItems, at two units per item. The order item \
              already fits one unit per write, its overdue index entry is written once, and \
-             stock is sold once, at reservation (docs/architecture.md, 4.12); what remains \
-             takes another data model rather than tuning: a step's record kept inside the \
-             item it moves (the stock, the wallet, the courier), so one conditional write \
-             carries both, at the price of items that grow with their history (about 10 \
-             WRU).",
+             stock is sold once, at reservation. Per step, the fewest units this model can \
+             reach with every guarantee kept is about 27 (docs/architecture.md, 4.12, \
+             \"What 20 would take\"): the payment and its ledger entry inside the wallet \
+             (about -4) and the courier's completion as one write (about -3); the rest \
+             would take dropping a guarantee or a feature (once-only customer messages, \
+             orchestration, the restaurant's list).",
             fmt(gap_wru),
             fmt(tx)
         );
