@@ -3,9 +3,10 @@
 //! (`GET /v1/wallet`, its paid top-ups and ledger, and the ADMIN credit).
 //!
 //! Configuration (environment): `WALLETS_TABLE`, `ORDER_EVENTS_TOPIC_ARN`; for cards
-//! `PSP_BASE_URL` and the API key as `PSP_API_KEY` or the SSM parameter named by
-//! `PSP_API_KEY_PARAMETER` (see [`psp`]). Without `PSP_BASE_URL` card payments wait
-//! (their commands are retried) and everything else works.
+//! `PSP_BASE_URL`, the API key as `PSP_API_KEY` or the SSM parameter named by
+//! `PSP_API_KEY_PARAMETER`, and the breaker's open period `PSP_BREAKER_OPEN_SECONDS`
+//! (30; see [`psp`]). Without `PSP_BASE_URL` card payments wait (their commands are
+//! retried) and everything else works.
 //!
 //! It may depend on the shared crate (`dishpatch`, and through it core and sdk), the
 //! Lambda runtime, the AWS SDK clients it calls (DynamoDB, SNS, SQS, SSM) and an HTTPS
@@ -84,7 +85,10 @@ pub fn card_provider(sdk: &aws_config::SdkConfig, env: &Env) -> Arc<dyn PaymentP
         tracing::warn!("PSP_BASE_URL is not set: card payments wait until it is");
         return Arc::new(UnconfiguredProvider("PSP_BASE_URL is not set".into()));
     };
-    match HttpPaymentProvider::new(PspConfig::new(base_url), ApiKey::from_env(sdk, env)) {
+    match HttpPaymentProvider::new(
+        PspConfig::from_env(base_url, env),
+        ApiKey::from_env(sdk, env),
+    ) {
         Ok(provider) => Arc::new(provider),
         Err(e) => {
             tracing::error!(error = %e, "card payment provider unusable: card payments wait");

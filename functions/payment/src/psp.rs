@@ -14,10 +14,11 @@
 //! 429 or 5xx — safe because every call carries an idempotency key — and never on a
 //! decline; every attempt goes through one [`CircuitBreaker`] per provider, held by the
 //! adapter (built once per container, so shared by its invocations), which fails fast
-//! while open and logs and emits (EMF) its transitions. Every attempt is counted by
-//! result, and every retry by its number ([`metrics`]). The retries stop at the
-//! invocation's deadline ([`dishpatch::runtime::deadline`]) less a margin for the work after the
-//! call, or, where the deadline is unknown, after a conservative default budget
+//! while open (`PSP_BREAKER_OPEN_SECONDS`, 30 s, read at cold start) and logs and emits
+//! (EMF) its transitions. Every attempt is counted by result, and every retry by its
+//! number ([`metrics`]). The retries stop at the invocation's deadline
+//! ([`dishpatch::runtime::deadline`]) less a margin for the work after the call, or,
+//! where the deadline is unknown, after a conservative default budget
 //! ([`PspConfig::default_budget`], 8 s).
 //!
 //! Status mapping: `2xx` is the answer; `402` is a decline (`code` from the body); `400`
@@ -69,6 +70,11 @@ pub struct PspConfig {
     pub min_attempt: Duration,
 }
 
+/// The bounds of `PSP_BREAKER_OPEN_SECONDS`: at least a second, and no longer than the
+/// saga waits for a capture (`STEP_TIMEOUT_SECONDS`, 300), past which an open breaker
+/// would only time orders out.
+pub const BREAKER_OPEN_SECONDS: std::ops::RangeInclusive<u64> = 1..=300;
+
 impl PspConfig {
     pub fn new(base_url: impl Into<String>) -> Self {
         PspConfig {
@@ -80,6 +86,40 @@ impl PspConfig {
             min_attempt: Duration::from_millis(500),
         }
     }
+
+    /// As [`PspConfig::new`], with the breaker's open period from
+    /// `PSP_BREAKER_OPEN_SECONDS` (30 unless set). Read once, when the container builds
+    /// its provider; a value that is not a whole number keeps the default, and one out
+    /// of [`BREAKER_OPEN_SECONDS`] is brought within it, each with a warning.
+    pub fn from_env(base_url: impl Into<String>, env: &Env) -> Self {
+        let mut config = PspConfig::new(base_url);
+        if let Some(raw) = env.get("PSP_BREAKER_OPEN_SECONDS") {
+            config.breaker.open_for = breaker_open_for(raw, config.breaker.open_for);
+        }
+        config
+    }
+}
+
+/// `raw` seconds as the breaker's open period, within [`BREAKER_OPEN_SECONDS`];
+/// `default` when it is not a whole number.
+fn breaker_open_for(raw: &str, default: Duration) -> Duration {
+    let Ok(secs) = raw.trim().parse::<u64>() else {
+        tracing::warn!(
+            value = raw,
+            default_seconds = default.as_secs(),
+            "PSP_BREAKER_OPEN_SECONDS is not a whole number of seconds: the default is kept"
+        );
+        return default;
+    };
+    let bounded = secs.clamp(*BREAKER_OPEN_SECONDS.start(), *BREAKER_OPEN_SECONDS.end());
+    if bounded != secs {
+        tracing::warn!(
+            value = secs,
+            used = bounded,
+            "PSP_BREAKER_OPEN_SECONDS is out of bounds (1 to 300): the nearest bound is used"
+        );
+    }
+    Duration::from_secs(bounded)
 }
 
 /// Where the API key comes from.

@@ -571,3 +571,42 @@ async fn attempts_are_counted_by_result_and_retries_by_number() {
     assert_eq!(results.last().map(String::as_str), Some("REJECTED"));
     assert!(results.iter().filter(|r| *r == "REJECTED").count() == 1);
 }
+
+#[test]
+fn the_breaker_open_period_comes_from_the_environment_within_bounds() {
+    let open_for = |value: Option<&str>| {
+        let vars = value.map(|v| ("PSP_BREAKER_OPEN_SECONDS".to_owned(), v.to_owned()));
+        let env = Env::from_map(vars.into_iter().collect());
+        PspConfig::from_env("http://psp.test", &env)
+            .breaker
+            .open_for
+    };
+    assert_eq!(open_for(None), Duration::from_secs(30), "the default");
+    assert_eq!(open_for(Some(" 5 ")), Duration::from_secs(5));
+    assert_eq!(
+        open_for(Some("0")),
+        Duration::from_secs(1),
+        "at least a second"
+    );
+    assert_eq!(
+        open_for(Some("86400")),
+        Duration::from_secs(300),
+        "at most 300 s"
+    );
+    for unreadable in ["", "soon", "-5", "2.5"] {
+        assert_eq!(
+            open_for(Some(unreadable)),
+            Duration::from_secs(30),
+            "{unreadable:?}"
+        );
+    }
+    // Nothing else of the configuration moves.
+    let env = Env::from_map([("PSP_BREAKER_OPEN_SECONDS".to_owned(), "5".to_owned())].into());
+    assert_eq!(
+        PspConfig {
+            breaker: BreakerConfig::default(),
+            ..PspConfig::from_env("http://psp.test", &env)
+        },
+        PspConfig::new("http://psp.test")
+    );
+}
