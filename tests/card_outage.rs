@@ -11,11 +11,14 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
-    // Failed messages come back after 20 s, as a slow SQS visibility timeout would: three
-    // receives then outlast the breaker's 30 s open period.
+    // The breaker stays open 5 s (30 in production), and failed messages come back after
+    // 8 s, as a slow SQS visibility timeout would: a message that failed before the
+    // breaker opened comes back while it is open, and its third receive is past the
+    // open period, so no message runs out of receives (3) before the provider is back.
     // Orders that find no courier wait 5 s for one.
     let opts = LocalStackOptions::new(unique_prefix("card-outage"))
-        .retry_delay(Duration::from_secs(20))
+        .retry_delay(Duration::from_secs(8))
+        .function_env("PaymentFunction", "PSP_BREAKER_OPEN_SECONDS", "5")
         .function_env("*", "DISPATCH_DEADLINE_SECONDS", "5");
     let sys = System::start_exactly(opts).await;
     // Metrics have one-second periods, stamped with their start.
@@ -79,11 +82,14 @@ async fn an_outage_delays_card_orders_and_loses_or_double_charges_none() {
     }
     assert_eq!(dispatched, 2);
     // A trial call after the open period found the provider back and closed it.
+    let opened = opened.unwrap();
+    let closed = transition_since(&target, opened, "CLOSED").await;
+    let closed = closed.expect("the breaker closed once the provider was back");
+    // Open its 5 s at least (metrics stamp whole seconds), and not the default 30 s.
+    let open_ms = closed - opened;
     assert!(
-        transition_since(&target, opened.unwrap(), "CLOSED")
-            .await
-            .is_some(),
-        "the breaker closed once the provider was back"
+        (4_000..30_000).contains(&open_ms),
+        "open {open_ms} ms: PSP_BREAKER_OPEN_SECONDS is 5"
     );
 }
 
