@@ -180,8 +180,11 @@ async fn the_restaurant_index_costs_one_write_unit_per_order() {
         std::env::temp_dir().join(format!("template-without-gsi3-{}.yaml", std::process::id()));
     std::fs::write(&without, without_index).unwrap();
     let n = 4;
-    let (table_before, index_before) = orders_table_units(&without, n).await;
-    let (table_after, index_after) = orders_table_units(&with, n).await;
+    // Side by side: each stack has its own tables and its own metering proxy.
+    let ((table_before, index_before), (table_after, index_after)) = tokio::join!(
+        orders_table_units(&without, n),
+        orders_table_units(&with, n)
+    );
     let _ = std::fs::remove_file(&without);
     let per = |x: f64| x / n as f64;
     println!(
