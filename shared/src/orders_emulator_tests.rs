@@ -1,6 +1,6 @@
 //! The DynamoDB order store against the emulator: conditional writes and pagination.
 
-use crate::aws::dynamo::{from_item, s, to_item};
+use crate::aws::dynamo::{from_item, s, to_item, Item};
 use crate::envelope::{Envelope, MessageType};
 use crate::error::StoreError;
 use crate::order::Order;
@@ -158,19 +158,49 @@ async fn overdue_finds_only_orders_past_their_deadline() {
     );
 }
 
-/// The outbox as the stream's image of the stored item carries it to the relay.
-async fn stored_outbox(store: &DynamoOrderStore, id: &str) -> (Vec<Outgoing>, serde_json::Value) {
-    let item = store
+/// The order's item as stored, read strongly consistent.
+async fn stored_item(store: &DynamoOrderStore, id: &str) -> Item {
+    store
         .client
         .get_item()
         .table_name(&store.table)
         .key("pk", s(crate::orders::order_pk(id)))
         .key("sk", s("ORDER"))
+        .consistent_read(true)
         .send()
         .await
         .unwrap()
         .item
+        .unwrap()
+}
+
+/// Writes `order` as an item of the shape the store wrote before (`shape` sets what
+/// differs), bypassing the store.
+async fn put_older_shape(
+    store: &DynamoOrderStore,
+    order: &Order,
+    shape: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut v = serde_json::to_value(order).unwrap();
+    v["pk"] = crate::orders::order_pk(&order.order_id).into();
+    v["sk"] = "ORDER".into();
+    v["gsi1pk"] = format!("CUSTOMER#{}", order.customer_id).into();
+    v["gsi1sk"] = format!("{}#{}", order.created_at, order.order_id).into();
+    v["status"] = "PENDING".into();
+    shape(&mut v);
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(to_item(&v).unwrap()))
+        .send()
+        .await
         .unwrap();
+}
+
+/// The outbox as the stream's image of the stored item carries it to the relay.
+async fn stored_outbox(store: &DynamoOrderStore, id: &str) -> (Vec<Outgoing>, serde_json::Value) {
+    let item = stored_item(store, id).await;
     let raw: serde_json::Value = from_item(item.clone()).unwrap();
     (
         from_item::<OutboxImage>(item).unwrap().outbox,
@@ -178,19 +208,25 @@ async fn stored_outbox(store: &DynamoOrderStore, id: &str) -> (Vec<Outgoing>, se
     )
 }
 
-#[tokio::test]
-async fn the_outbox_is_stored_with_each_delivery_and_read_back_by_the_relay() {
+/// Order o-1 as placed (version bumped, timeline started) and the outbox its placing
+/// writes with it.
+fn placed() -> (Order, Vec<Outgoing>) {
     use crate::orchestration::{advance, Timings};
-    let store = table().await;
     let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
-    let (placed, outbox) = advance(
+    advance(
         &o,
         &crate::saga::start(),
         "PlaceOrder",
         None,
         &o.created_at,
         &Timings::default(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn the_outbox_is_stored_with_each_delivery_and_read_back_by_the_relay() {
+    let store = table().await;
+    let (placed, outbox) = placed();
     store.save(&placed, None, &outbox).await.unwrap();
     let (read, raw) = stored_outbox(&store, "o-1").await;
     assert_eq!(read, outbox);
@@ -210,34 +246,14 @@ async fn the_outbox_is_stored_with_each_delivery_and_read_back_by_the_relay() {
 
 #[tokio::test]
 async fn an_order_item_in_the_shape_written_before_still_reads_and_relays() {
-    use crate::orchestration::{advance, Timings};
     let store = table().await;
-    let o = order("o-1", "alice", "2026-11-22T10:00:00.000Z");
-    let (placed, outbox) = advance(
-        &o,
-        &crate::saga::start(),
-        "PlaceOrder",
-        None,
-        &o.created_at,
-        &Timings::default(),
-    );
+    let (placed, outbox) = placed();
     // Timeline entries as maps and the outbox as a list of entries, as written before.
-    let mut v = serde_json::to_value(&placed).unwrap();
-    v["pk"] = crate::orders::order_pk("o-1").into();
-    v["sk"] = "ORDER".into();
-    v["gsi1pk"] = "CUSTOMER#alice".into();
-    v["gsi1sk"] = format!("{}#o-1", o.created_at).into();
-    v["status"] = "PENDING".into();
-    v["outbox"] = serde_json::to_value(&outbox).unwrap();
-    assert!(v["timeline"][0].is_object());
-    store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(to_item(&v).unwrap()))
-        .send()
-        .await
-        .unwrap();
+    put_older_shape(&store, &placed, |v| {
+        v["outbox"] = serde_json::to_value(&outbox).unwrap();
+        assert!(v["timeline"][0].is_object());
+    })
+    .await;
     assert_eq!(store.get("o-1").await.unwrap().unwrap(), placed);
     let (read, raw) = stored_outbox(&store, "o-1").await;
     assert!(raw.is_array());
@@ -284,21 +300,7 @@ async fn the_overdue_index_key_stays_put_while_the_deadline_moves() {
     let store = table().await;
     let raw = |id: &'static str| {
         let store = store.clone();
-        async move {
-            let item = store
-                .client
-                .get_item()
-                .table_name(&store.table)
-                .key("pk", s(crate::orders::order_pk(id)))
-                .key("sk", s("ORDER"))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap()
-                .item
-                .unwrap();
-            from_item::<serde_json::Value>(item).unwrap()
-        }
+        async move { from_item::<serde_json::Value>(stored_item(&store, id).await).unwrap() }
     };
     let mut o = Order {
         deadline: Some("2026-11-22T10:05:00.000Z".into()),
@@ -335,21 +337,10 @@ async fn the_overdue_index_key_stays_put_while_the_deadline_moves() {
         deadline: Some("2026-11-22T10:07:00.000Z".into()),
         ..order("o-old", "alice", "2026-11-22T10:00:00.000Z")
     };
-    let mut v = serde_json::to_value(&old).unwrap();
-    v["pk"] = crate::orders::order_pk("o-old").into();
-    v["sk"] = "ORDER".into();
-    v["gsi1pk"] = "CUSTOMER#alice".into();
-    v["gsi1sk"] = "2026-11-22T10:00:00.000Z#o-old".into();
-    v["status"] = "PENDING".into();
-    v["sweepShard"] = crate::orders::sweep_shard("o-old").into();
-    store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(to_item(&v).unwrap()))
-        .send()
-        .await
-        .unwrap();
+    put_older_shape(&store, &old, |v| {
+        v["sweepShard"] = crate::orders::sweep_shard("o-old").into();
+    })
+    .await;
     assert_eq!(store.get("o-old").await.unwrap().unwrap(), old);
     let mut ids = store
         .overdue("2026-11-22T10:08:00.000Z", 100)
