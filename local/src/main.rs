@@ -110,14 +110,22 @@ struct SoakArgs {
     orders: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Orders in flight at once.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    #[arg(long, default_value_t = 60)]
-    customers: usize,
-    /// Couriers in all (fewer than --concurrency: a shortage).
-    #[arg(long, default_value_t = 10)]
-    couriers: usize,
+    /// Orders in flight at once. Default: 32, and beyond 1,000 orders 32 per 1,000 (at
+    /// most 192).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Soak customers, a tenth of them with small wallets. Default: 60 per 1,000
+    /// orders (at least 60).
+    #[arg(long)]
+    customers: Option<usize>,
+    /// Couriers in all (fewer than --concurrency: a shortage). Default: 10 for every 32
+    /// orders in flight.
+    #[arg(long)]
+    couriers: Option<usize>,
+    /// Batches of each queue, and of each table stream (by item key), handled at once
+    /// (the event-source mappings' concurrency).
+    #[arg(long, default_value_t = 4)]
+    pollers: usize,
     /// Chance per message (after the first of a batch) that the invocation crashes.
     #[arg(long, default_value_t = 0.02)]
     crash_rate: f64,
@@ -166,8 +174,9 @@ struct SoakArgs {
     /// Share of orders with a line of the scarce item, and its stock.
     #[arg(long, default_value_t = 0.08)]
     scarce_share: f64,
-    #[arg(long, default_value_t = 30)]
-    scarce_stock: i64,
+    /// Default: 30 units per 1,000 orders (at least 30).
+    #[arg(long)]
+    scarce_stock: Option<i64>,
     /// Saga deadlines, seconds.
     #[arg(long, default_value_t = 40)]
     step_timeout_secs: u32,
@@ -392,12 +401,19 @@ async fn soak(a: SoakArgs) -> Result<bool, String> {
     use dishpatch_local::soak::{self, SoakConfig};
     let ms = Duration::from_millis;
     let secs = Duration::from_secs;
+    let scaled = SoakConfig::scaled(a.orders);
+    // Couriers follow the orders in flight unless given.
+    let couriers = a.couriers.unwrap_or_else(|| match a.concurrency {
+        Some(c) => (c * scaled.couriers).div_ceil(scaled.concurrency),
+        None => scaled.couriers,
+    });
     let config = SoakConfig {
         orders: a.orders,
         seed: a.seed,
-        concurrency: a.concurrency,
-        customers: a.customers,
-        couriers: a.couriers,
+        concurrency: a.concurrency.unwrap_or(scaled.concurrency),
+        pollers: a.pollers,
+        customers: a.customers.unwrap_or(scaled.customers),
+        couriers,
         crash_rate: a.crash_rate,
         duplicate_deliveries: !a.no_duplicates,
         duplicate_share: a.duplicate_share,
@@ -416,7 +432,7 @@ async fn soak(a: SoakArgs) -> Result<bool, String> {
         cancel_share: a.cancel_share,
         cancel_within: ms(a.cancel_within_ms),
         scarce_share: a.scarce_share,
-        scarce_stock: a.scarce_stock,
+        scarce_stock: a.scarce_stock.unwrap_or(scaled.scarce_stock),
         step_timeout_secs: a.step_timeout_secs,
         compensation_timeout_secs: a.compensation_timeout_secs,
         aws_error_rate: a.aws_error_rate,
@@ -429,7 +445,7 @@ async fn soak(a: SoakArgs) -> Result<bool, String> {
             let id = uuid::Uuid::new_v4().simple().to_string();
             format!("soak-{}-{}", a.seed, &id[..6])
         }),
-        ..SoakConfig::default()
+        ..scaled
     };
     soak::quiet_injected_crashes();
     eprintln!(

@@ -455,3 +455,139 @@ async fn shuffled_deliveries_scramble_and_duplicate_every_message() {
     assert!(apart, "{seen:?}");
     local.shutdown();
 }
+
+/// Records every message and the highest `ApproximateReceiveCount` it saw, a little
+/// slowly, like a real handler.
+#[derive(Default, Clone)]
+struct SlowRecorder {
+    seen: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+#[async_trait::async_trait]
+impl Function for SlowRecorder {
+    async fn message(&self, envelope: Envelope, _kind: MessageType) -> Result<(), MessageError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        *self
+            .seen
+            .lock()
+            .unwrap()
+            .entry(envelope.order_id.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// A backlog of duplicated, shuffled messages: the poller takes no more from the queue
+/// than a batch per poller. (It used to receive a batch every turn while a duplicate
+/// needs two deliveries, so a busy poller held more and more received messages, until
+/// some outlived the visibility timeout and were received again, each receive counting
+/// toward the DLQ's maxReceiveCount: under load, saga facts were dead-lettered.)
+#[tokio::test]
+async fn a_busy_shuffling_poller_holds_no_more_than_a_batch_per_poller() {
+    for pollers in [1usize, 3] {
+        let inventory = SlowRecorder::default();
+        let mut opts = LocalStackOptions::new(testing::unique_prefix("backlog"))
+            .endpoint(testing::moto())
+            .seed(false)
+            .retry_delay(Duration::ZERO)
+            .duplicate_deliveries(true)
+            .shuffle_deliveries(true)
+            .shuffle_seed(7)
+            .override_function("InventoryFunction", Arc::new(inventory.clone()));
+        opts.esm.sqs_concurrency = pollers;
+        let local = LocalStack::start(opts).await.expect("local stack starts");
+        let sqs = aws_sdk_sqs::Client::new(&local.sdk);
+        let url = local.stack.queue_url("InventoryQueue").to_owned();
+        let sent: Vec<String> = (0..120).map(|i| format!("o-{i:03}")).collect();
+        for chunk in sent.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|o| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(o.clone())
+                        .message_body(
+                            Envelope::new(MessageType::ReserveInventory, o, json!({})).to_json(),
+                        )
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            sqs.send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+        }
+        let mut most_in_flight = 0;
+        let started = std::time::Instant::now();
+        loop {
+            let (visible, in_flight) = queue_depth(&sqs, &url).await;
+            most_in_flight = most_in_flight.max(in_flight);
+            if (visible, in_flight) == (0, 0) || started.elapsed() > 2 * DEADLINE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = inventory.seen.lock().unwrap().clone();
+        assert!(
+            sent.iter().all(|o| seen.get(o) == Some(&2)),
+            "every message delivered exactly twice ({pollers} pollers): {seen:?}"
+        );
+        assert!(
+            most_in_flight <= 10 * pollers as i64,
+            "{most_in_flight} messages in flight with {pollers} poller(s) of batches of 10"
+        );
+        local.shutdown();
+    }
+}
+
+/// With a parallelization factor the stream's records are handled in lanes by item
+/// key, several batches at once: every record arrives, one item's records in the
+/// order they were written, a failing record retried in its lane.
+#[tokio::test]
+async fn a_parallelized_stream_keeps_each_items_records_in_order() {
+    let recorder = StreamRecorder::default();
+    let mut opts = LocalStackOptions::new(testing::unique_prefix("lanes"))
+        .endpoint(testing::moto())
+        .seed(false)
+        .retry_delay(Duration::ZERO)
+        .override_function("OrderSagaFunction", Arc::new(recorder.clone()));
+    opts.esm.stream_parallelization = 4;
+    let local = LocalStack::start(opts).await.expect("local stack starts");
+    let ddb = aws_sdk_dynamodb::Client::new(&local.sdk);
+    let table = local.stack.table_name("OrdersTable").to_owned();
+    let (items, versions) = (8, 5);
+    for v in 0..versions {
+        for o in 0..items {
+            let item = serde_dynamo::to_item(json!({
+                "pk": format!("ORDER#o-{o}"), "sk": "ORDER", "version": v,
+                "failOnce": o == 3 && v == 2,
+            }))
+            .unwrap();
+            ddb.put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let got = eventually(DEADLINE, || async {
+        let images = recorder.images.lock().unwrap().clone();
+        (images.len() >= items * versions).then_some(images)
+    })
+    .await
+    .expect("every record delivered");
+    assert_eq!(got.len(), items * versions, "each once: {got:?}");
+    for o in 0..items {
+        let pk = format!("ORDER#o-{o}");
+        let seen: Vec<i64> = got
+            .iter()
+            .filter(|g| g["image"]["pk"] == pk.as_str())
+            .map(|g| g["image"]["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seen, (0..versions as i64).collect::<Vec<_>>(), "{pk}");
+    }
+    local.shutdown();
+}

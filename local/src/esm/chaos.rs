@@ -100,6 +100,8 @@ impl SqsPoller {
             .min(self.cfg.max_batching_window);
         let max_hold = self.cfg.shuffle_max_hold;
         let seed = self.cfg.shuffle_seed.unwrap_or(0);
+        // The first poller of a mapping keeps the sequence it always had.
+        let seed = seed ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(self.index as u64);
         let mut rng = SplitMix64::for_queue(seed, &self.source.name);
         let mut idle = Backoff::new(&self.cfg);
         let mut held: Vec<Held> = Vec::new();
@@ -108,9 +110,21 @@ impl SqsPoller {
             "sqs poller started (shuffled deliveries)"
         );
         loop {
-            // Receive, as the plain poller does, but wake up for held messages coming due.
+            // Receive, as the plain poller does, but wake up for held messages coming due,
+            // and only while fewer than a batch are held: a duplicate needs a second
+            // delivery, so a busy poller that received a batch every turn would hold
+            // ever more received messages, until some outlived the visibility timeout
+            // and came back, each receive counting toward the DLQ's maxReceiveCount.
             let next_due = held.iter().map(|h| h.due).min();
-            let fresh = self.gather(batch_size, window, &mut idle, next_due).await;
+            let room = batch_size.saturating_sub(held.len());
+            let fresh = if room > 0 {
+                self.gather(room, window, &mut idle, next_due).await
+            } else {
+                if let Some(due) = next_due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                Vec::new()
+            };
 
             // Admit the new messages: a third of them are held back a while.
             let now = Instant::now();
@@ -141,10 +155,13 @@ impl SqsPoller {
                 });
             }
 
-            // Deliver what is due, scrambled.
+            // Deliver what is due, longest due first (so none waits on the draw),
+            // scrambled within the batch.
+            let now = Instant::now();
             let mut ready: Vec<usize> = (0..held.len()).filter(|&i| held[i].due <= now).collect();
-            rng.shuffle(&mut ready);
+            ready.sort_by_key(|&i| held[i].due);
             ready.truncate(batch_size);
+            rng.shuffle(&mut ready);
             if !ready.is_empty() {
                 self.deliver_held(&mut held, &ready, &mut rng, max_hold)
                     .await;
@@ -250,6 +267,7 @@ mod tests {
                 batching_window: Duration::ZERO,
                 report_batch_item_failures: true,
             },
+            index: 0,
             function: LocalFunction::standalone("nop", std::sync::Arc::new(Nop)),
             cfg: EsmConfig {
                 duplicate_deliveries: duplicates,

@@ -29,9 +29,17 @@
 //! in `ApproximateNumberOfMessagesNotVisible` and nothing is lost if the poller stops.
 //! They are held in memory rather than made visible again with a delay because every
 //! receive counts toward the DLQ's `maxReceiveCount`. A message is deleted (or retried)
-//! once all its copies were delivered. The decisions come from a small PRNG seeded by
+//! once all its copies were delivered. The shuffling poller receives only while it holds
+//! fewer than `BatchSize` messages and delivers the ones longest due first (scrambled
+//! within the batch), so a busy poller does not pile up received messages: one held past
+//! the queue's visibility timeout would be received again, and every receive counts
+//! toward the DLQ's `maxReceiveCount`. The decisions come from a small PRNG seeded by
 //! [`EsmConfig::shuffle_seed`] and the queue's logical id, so one seed replays the same
 //! decisions for the same arrival order (arrival timing itself is not deterministic).
+//!
+//! **Concurrency.** [`EsmConfig::sqs_concurrency`] pollers share each SQS queue (one by
+//! default), each handling one batch at a time, as Lambda runs several batches of a
+//! mapping at once.
 //! Stream records are never shuffled: a shard is ordered in AWS too.
 //!
 //! **DynamoDB streams.** One poller per stream event: `DescribeStream`,
@@ -90,6 +98,15 @@ pub struct EsmConfig {
     /// concurrently is long-polled as Lambda does, with no empty receives in between.
     /// Default: [`receive_wait_for`] the emulator `DISHPATCH_EMULATOR` names.
     pub receive_wait_seconds: i32,
+    /// Batches of one SQS mapping handled at once: that many pollers share the queue,
+    /// as Lambda scales a mapping's pollers up to its `ScalingConfig.MaximumConcurrency`
+    /// (10 in the template). 1 (the default): one batch at a time, so one slow
+    /// invocation (a card call waiting out its timeouts) holds up the whole queue.
+    pub sqs_concurrency: usize,
+    /// Batches of one stream shard handled at once, split by item key (Lambda's
+    /// `ParallelizationFactor`, 1 to 10): one item's records stay in order. 1 (the
+    /// default, as the template leaves it): the shard one batch at a time.
+    pub stream_parallelization: usize,
 }
 
 /// The receive wait for an emulator (a `DISHPATCH_EMULATOR` name): 0 for moto, 2 s for
@@ -117,6 +134,8 @@ impl Default for EsmConfig {
             receive_wait_seconds: receive_wait_for(
                 std::env::var("DISHPATCH_EMULATOR").ok().as_deref(),
             ),
+            sqs_concurrency: 1,
+            stream_parallelization: 1,
         }
     }
 }

@@ -42,13 +42,24 @@ pub fn spawn_sqs_poller(
 ) -> JoinHandle<()> {
     let client = aws_sdk_sqs::Client::new(sdk);
     tokio::spawn(async move {
-        let poller = SqsPoller {
-            client,
-            source,
-            function,
-            cfg,
-        };
-        poller.run().await
+        let n = cfg.sqs_concurrency.max(1);
+        // Dropping the set (when this task is aborted) aborts every poller in it.
+        let mut pollers = tokio::task::JoinSet::new();
+        for index in 0..n {
+            let poller = SqsPoller {
+                client: client.clone(),
+                source: source.clone(),
+                function: function.clone(),
+                cfg: cfg.clone(),
+                index,
+            };
+            pollers.spawn(poller.run());
+        }
+        while let Some(r) = pollers.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "an sqs poller stopped");
+            }
+        }
     })
 }
 
@@ -57,6 +68,9 @@ pub(super) struct SqsPoller {
     pub(super) source: SqsSource,
     pub(super) function: LocalFunction,
     pub(super) cfg: EsmConfig,
+    /// Which of the mapping's [`EsmConfig::sqs_concurrency`] pollers this is (its
+    /// shuffle decisions are its own).
+    pub(super) index: usize,
 }
 
 impl SqsPoller {

@@ -1,7 +1,12 @@
 //! The DynamoDB stream poller: reads each shard in order, retries a failing record (or
-//! bisects a failing batch) and skips it once its retries are exhausted.
+//! bisects a failing batch) and skips it once its retries are exhausted. With
+//! [`EsmConfig::stream_parallelization`] above 1 a shard's records are split by item key
+//! into that many lanes handled at once, each in order, as Lambda's
+//! `ParallelizationFactor` does: the records of one item stay in order.
 
 use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -60,17 +65,50 @@ pub(super) struct StreamPoller {
 struct Shard {
     id: String,
     iterator: Option<String>,
+    /// Fetched but not yet processed, by item key (one lane unless parallelized).
+    lanes: Vec<Lane>,
+    /// The last record fetched (records are fetched once every lane is done).
+    last_sequence: Option<String>,
+}
+
+/// The records of some item keys of a shard, in stream order.
+#[derive(Default)]
+struct Lane {
     /// Fetched but not yet processed (in order).
     pending: VecDeque<Record>,
-    last_sequence: Option<String>,
     /// Failed attempts of the record (or batch) at the head of `pending`.
     attempts: u32,
     /// Current batch limit (halved when bisecting).
     limit: usize,
 }
 
+/// The lane of a record: by its item key, so one item's records keep their order.
+fn lane_of(record: &Record, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let keys = record.dynamodb.as_ref().and_then(|d| d.keys.as_ref());
+    let mut keys: Vec<_> = keys.into_iter().flatten().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in keys {
+        k.hash(&mut h);
+        format!("{v:?}").hash(&mut h);
+    }
+    (h.finish() % lanes as u64) as usize
+}
+
 impl StreamPoller {
+    fn lanes(&self) -> usize {
+        self.cfg.stream_parallelization.clamp(1, 10)
+    }
+
     async fn run(self) {
+        let this = Arc::new(self);
+        this.run_shared().await
+    }
+
+    async fn run_shared(self: &Arc<Self>) {
         let mut idle = Backoff::new(&self.cfg);
         let mut shards = loop {
             match self.open_shards().await {
@@ -118,10 +156,13 @@ impl StreamPoller {
             out.push(Shard {
                 id,
                 iterator,
-                pending: VecDeque::new(),
+                lanes: (0..self.lanes())
+                    .map(|_| Lane {
+                        limit: self.source.batch_size.max(1),
+                        ..Lane::default()
+                    })
+                    .collect(),
                 last_sequence: None,
-                attempts: 0,
-                limit: self.source.batch_size.max(1),
             });
         }
         Ok(out)
@@ -145,23 +186,28 @@ impl StreamPoller {
             .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string())
     }
 
-    /// Fetches and/or delivers one batch of a shard; whether anything happened.
-    async fn step(&self, shard: &mut Shard) -> bool {
-        if shard.pending.is_empty() {
+    /// Fetches and/or delivers one batch of each lane of a shard; whether anything
+    /// happened.
+    async fn step(self: &Arc<Self>, shard: &mut Shard) -> bool {
+        if shard.lanes.iter().all(|l| l.pending.is_empty()) {
             let Some(it) = shard.iterator.clone() else {
                 return false; // closed shard, fully read
             };
+            let lanes = shard.lanes.len();
             match self
                 .streams
                 .get_records()
                 .shard_iterator(it)
-                .limit(self.source.batch_size.clamp(1, 1000) as i32)
+                .limit((self.source.batch_size * lanes).clamp(1, 1000) as i32)
                 .send()
                 .await
             {
                 Ok(out) => {
                     shard.iterator = out.next_shard_iterator;
-                    shard.pending.extend(out.records.unwrap_or_default());
+                    for r in out.records.unwrap_or_default() {
+                        shard.last_sequence = Some(sequence_number(&r));
+                        shard.lanes[lane_of(&r, lanes)].pending.push_back(r);
+                    }
                 }
                 Err(e) => {
                     let expired = e
@@ -184,10 +230,43 @@ impl StreamPoller {
                     return false;
                 }
             }
-            if shard.pending.is_empty() {
+            if shard.lanes.iter().all(|l| l.pending.is_empty()) {
                 return false;
             }
         }
+        let busy: Vec<usize> = (0..shard.lanes.len())
+            .filter(|&i| !shard.lanes[i].pending.is_empty())
+            .collect();
+        if let [only] = busy[..] {
+            return self.deliver(&shard.id, &mut shard.lanes[only]).await;
+        }
+        // Each busy lane its own task; they come back when all are done.
+        let mut running = tokio::task::JoinSet::new();
+        for &i in &busy {
+            let mut lane = std::mem::take(&mut shard.lanes[i]);
+            let this = self.clone();
+            let id = shard.id.clone();
+            running.spawn(async move {
+                let progressed = this.deliver(&id, &mut lane).await;
+                (i, lane, progressed)
+            });
+        }
+        let mut progressed = false;
+        while let Some(r) = running.join_next().await {
+            match r {
+                Ok((i, lane, p)) => {
+                    shard.lanes[i] = lane;
+                    progressed |= p;
+                }
+                // Only a panic or an abort lands here; an aborted poller stops anyway.
+                Err(e) => tracing::error!(error = %e, "a stream lane stopped"),
+            }
+        }
+        progressed
+    }
+
+    /// Delivers one batch of a lane; whether anything happened.
+    async fn deliver(&self, shard_id: &str, shard: &mut Lane) -> bool {
         let n = shard.limit.min(shard.pending.len()).max(1);
         let batch: Vec<Record> = shard.pending.iter().take(n).cloned().collect();
         let seqs: Vec<String> = batch.iter().map(sequence_number).collect();
@@ -212,11 +291,7 @@ impl StreamPoller {
             },
         };
         let done = failed_at.unwrap_or(n);
-        for _ in 0..done {
-            if let Some(r) = shard.pending.pop_front() {
-                shard.last_sequence = Some(sequence_number(&r));
-            }
-        }
+        shard.pending.drain(..done.min(shard.pending.len()));
         let Some(_) = failed_at else {
             shard.attempts = 0;
             shard.limit = self.source.batch_size.max(1);
@@ -247,16 +322,13 @@ impl StreamPoller {
             let skipped: Vec<Record> = (0..skip)
                 .filter_map(|_| shard.pending.pop_front())
                 .collect();
-            if let Some(last) = skipped.last() {
-                shard.last_sequence = Some(sequence_number(last));
-            }
             tracing::error!(
                 stream = %self.source.stream_arn, function = %self.function.name,
                 first = %skipped.first().map(sequence_number).unwrap_or_default(),
                 records = skipped.len(), attempts = shard.attempts,
                 "stream records exhausted their retries and are skipped"
             );
-            self.send_to_failure_destination(&shard.id, &skipped, shard.attempts)
+            self.send_to_failure_destination(shard_id, &skipped, shard.attempts)
                 .await;
             shard.attempts = 0;
             shard.limit = self.source.batch_size.max(1);

@@ -59,6 +59,9 @@ pub fn sqs_functions() -> Result<Vec<String>> {
     Ok(driven.map(|f| f.binary.clone()).collect())
 }
 
+/// The most orders in flight [`SoakConfig::scaled`] gives a long run.
+pub const MAX_SCALED_CONCURRENCY: usize = 192;
+
 /// What to run and which faults to inject. [`SoakConfig::default`] is the full
 /// 1,000-order run with every fault class on; [`SoakConfig::short`] the CI version.
 #[derive(Debug, Clone)]
@@ -67,6 +70,11 @@ pub struct SoakConfig {
     pub seed: u64,
     /// Orders in flight at once (placed and not yet terminal).
     pub concurrency: usize,
+    /// Batches of each SQS queue handled at once (the event-source mapping's
+    /// concurrency; Lambda runs up to the template's `MaximumConcurrency`, 10), and
+    /// batches of a table stream handled at once (split by item key, as Lambda's
+    /// `ParallelizationFactor` does).
+    pub pollers: usize,
     /// Soak customers (each with a wallet).
     pub customers: usize,
     /// Share of customers whose wallet holds little (insufficient funds).
@@ -129,6 +137,7 @@ impl Default for SoakConfig {
             orders: 1000,
             seed: 1,
             concurrency: 32,
+            pollers: 4,
             customers: 60,
             poor_customer_share: 0.1,
             couriers: 10,
@@ -166,6 +175,27 @@ impl Default for SoakConfig {
 }
 
 impl SoakConfig {
+    /// The full run sized for `orders`: the default's fault mix, with what is per
+    /// order kept per order. Up to 1,000 orders this is [`SoakConfig::default`] with
+    /// `orders` set. Beyond, the orders in flight grow with the run (32 per 1,000, up to
+    /// [`MAX_SCALED_CONCURRENCY`]) and the couriers with them (10 for 32: the same
+    /// shortage); customers (60 per 1,000, a tenth of them poor) and the scarce item's
+    /// stock (30 units per 1,000) grow with the orders, so wallets and stock run out
+    /// for the same share of orders as at 1,000.
+    pub fn scaled(orders: usize) -> Self {
+        let d = SoakConfig::default();
+        let per_thousand = |n: usize| (orders * n).div_ceil(1000);
+        let concurrency = per_thousand(d.concurrency).clamp(d.concurrency, MAX_SCALED_CONCURRENCY);
+        SoakConfig {
+            orders,
+            concurrency,
+            couriers: (concurrency * d.couriers).div_ceil(d.concurrency),
+            customers: per_thousand(d.customers).max(d.customers),
+            scarce_stock: (per_thousand(d.scarce_stock as usize) as i64).max(d.scarce_stock),
+            ..d
+        }
+    }
+
     /// The CI version: 100 orders, every fault class on, stock scaled down, short saga
     /// deadlines.
     pub fn short() -> Self {
@@ -214,8 +244,13 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport> {
         );
     opts.esm.shuffle_max_hold = config.max_hold;
     opts.esm.duplicate_share = config.duplicate_share;
-    // Idle pollers cost the single-threaded emulator more than the latency they save.
-    opts.esm.idle_backoff_max = Duration::from_millis(400);
+    opts.esm.sqs_concurrency = config.pollers.max(1);
+    opts.esm.stream_parallelization = config.pollers.clamp(1, 10);
+    // Idle pollers cost a single-threaded emulator (moto) more than the latency they
+    // save; one that serves requests concurrently is long-polled (`receive_wait_for`).
+    if opts.esm.receive_wait_seconds == 0 {
+        opts.esm.idle_backoff_max = Duration::from_millis(400);
+    }
     if let Some(e) = &config.endpoint {
         opts = opts.endpoint(e);
     }

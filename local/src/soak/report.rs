@@ -221,10 +221,12 @@ impl fmt::Display for SoakReport {
             f,
             "delayed / reordered deliveries",
             format!(
-                "{} (1 in 3 held back up to {} ms; batches scrambled); retry delay {} ms",
+                "{} (1 in 3 held back up to {} ms; batches scrambled); retry delay {} ms; \
+                 {} batches per queue at once",
                 on(c.shuffle_deliveries),
                 c.max_hold.as_millis(),
-                c.retry_delay.as_millis()
+                c.retry_delay.as_millis(),
+                c.pollers
             ),
         )?;
         row(f, "card orders by token", tally(&tokens))?;
@@ -267,10 +269,11 @@ impl fmt::Display for SoakReport {
             f,
             "out of stock / insufficient funds",
             format!(
-                "{} OUT_OF_STOCK (scarce item, {} units), {} INSUFFICIENT_FUNDS",
+                "{} OUT_OF_STOCK (scarce item, {} units), {} INSUFFICIENT_FUNDS ({} customers)",
                 reason("OUT_OF_STOCK"),
                 c.scarce_stock,
-                reason("INSUFFICIENT_FUNDS")
+                reason("INSUFFICIENT_FUNDS"),
+                c.customers
             ),
         )?;
         let aws = match &i.aws {
