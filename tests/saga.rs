@@ -3,6 +3,7 @@
 
 use dishpatch::envelope::MessageType;
 use dishpatch_e2e::System;
+use dishpatch_local::invariants::CheckOptions;
 use dishpatch_local::testing::unique_prefix;
 use dishpatch_local::LocalStackOptions;
 use serde_json::json;
@@ -157,12 +158,12 @@ async fn no_courier_until_the_dispatch_deadline_refunds_and_releases_in_reverse_
         "the waiting delivery is cancelled, then the refund, then the release"
     );
     // Both couriers still have their own orders: none was claimed for this one.
-    let report = sys
-        .stack
-        .checker()
-        .check(&dishpatch_local::invariants::CheckOptions::default())
-        .await
-        .unwrap();
+    assert_invariants_hold(&sys, &CheckOptions::default()).await;
+}
+
+/// The invariant checker, reading the stack now with `options`, finds nothing broken.
+async fn assert_invariants_hold(sys: &System, options: &CheckOptions) {
+    let report = sys.stack.checker().check(options).await.unwrap();
     assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
 
@@ -270,13 +271,7 @@ fn swept(name: &str) -> LocalStackOptions {
 /// An order the sweeper must drive to rest, after which every invariant holds.
 async fn place_until_swept_to_cancelled(sys: &System) {
     place_until_the_dispatch_times_out(sys, "SweepOverdue").await;
-    let report = sys
-        .stack
-        .checker()
-        .check(&dishpatch_local::invariants::CheckOptions::quiescent())
-        .await
-        .unwrap();
-    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert_invariants_hold(sys, &CheckOptions::quiescent()).await;
 }
 
 #[tokio::test]
