@@ -147,6 +147,24 @@ pub async fn run(config: &SoakConfig, local: &LocalStack, world: &World) -> Vec<
 
 const TERMINAL: &[&str] = &["DELIVERED", "CANCELLED", "COMPENSATION_FAILED"];
 
+/// Whether the customer (and courier) stop following an order: once it is terminal;
+/// past `deadline` unless a courier may still have to deliver it; past twice `deadline`
+/// in any case. Only its courier ends a dispatched order (it has no saga deadline), and
+/// on a loaded machine the stack may pay for or dispatch an order after `deadline`: a
+/// driver that gave up then would leave it DISPATCHED for good, the soak's own doing.
+pub(super) fn stop_following(
+    status: &str,
+    completed: bool,
+    elapsed: Duration,
+    deadline: Duration,
+) -> bool {
+    if TERMINAL.contains(&status) || elapsed >= deadline * 2 {
+        return true;
+    }
+    let courier_may_be_needed = matches!(status, "RESERVED" | "PAID" | "DISPATCHED") && !completed;
+    elapsed >= deadline && !courier_may_be_needed
+}
+
 async fn follow(client: &Client, plan: Plan, seed: u64, deadline: Duration) -> Outcome {
     let start = Instant::now();
     let mut out = Outcome {
@@ -206,7 +224,7 @@ async fn follow(client: &Client, plan: Plan, seed: u64, deadline: Duration) -> O
             };
             out.last_status = status.to_owned();
         }
-        if TERMINAL.contains(&out.last_status.as_str()) || start.elapsed() >= deadline {
+        if stop_following(&out.last_status, out.completed, start.elapsed(), deadline) {
             break;
         }
         if out.last_status == "DISPATCHED" && !out.completed {
@@ -359,5 +377,40 @@ impl Client {
             }
             Err(e) => (0, Value::String(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dispatched_order_is_followed_past_the_deadline_until_its_courier_delivers_it() {
+        let deadline = Duration::from_secs(189);
+        let late = deadline + Duration::from_secs(50);
+        // Before the deadline: followed until terminal.
+        assert!(!stop_following(
+            "PENDING",
+            false,
+            Duration::from_secs(5),
+            deadline
+        ));
+        assert!(stop_following(
+            "DELIVERED",
+            true,
+            Duration::from_secs(5),
+            deadline
+        ));
+        assert!(stop_following("CANCELLED", false, late, deadline));
+        // Past it: an order a courier may still have to deliver is followed on (it was
+        // dispatched late, under load), one that can only wait on the stack is not.
+        assert!(!stop_following("DISPATCHED", false, late, deadline));
+        assert!(!stop_following("PAID", false, late, deadline));
+        assert!(!stop_following("RESERVED", false, late, deadline));
+        assert!(stop_following("DISPATCHED", true, late, deadline));
+        assert!(stop_following("CANCELLING", false, late, deadline));
+        assert!(stop_following("PENDING", false, late, deadline));
+        // And never forever.
+        assert!(stop_following("DISPATCHED", false, deadline * 2, deadline));
     }
 }

@@ -323,6 +323,27 @@ impl fmt::Display for SoakReport {
             "completed by a courier",
             delivered_by_courier.to_string(),
         )?;
+        // Orders the driver stopped following before they ended (past its deadline):
+        // one left DISPATCHED then is the soak's doing, not the stack's.
+        let unfollowed: Tally = i
+            .outcomes
+            .iter()
+            .filter(|o| o.order_id.is_some() && !TERMINAL.contains(&o.last_status.as_str()))
+            .fold(Tally::new(), |mut t, o| {
+                *t.entry(o.last_status.clone()).or_default() += 1;
+                t
+            });
+        if !unfollowed.is_empty() {
+            row(
+                f,
+                "left unfinished by the driver",
+                format!(
+                    "{} (last seen {})",
+                    unfollowed.values().sum::<usize>(),
+                    tally(&unfollowed)
+                ),
+            )?;
+        }
         let mut took: Vec<f64> = i
             .outcomes
             .iter()
