@@ -69,6 +69,30 @@ async fn start(name: &str, overrides: &[(&str, Arc<dyn Function>)], duplicate: b
 }
 
 /// (visible, in flight) of a queue.
+/// Sends a `ReserveInventory` command for each order id, ten to a batch.
+async fn send_reserves(sqs: &aws_sdk_sqs::Client, url: &str, orders: &[String]) {
+    for chunk in orders.chunks(10) {
+        let entries = chunk
+            .iter()
+            .map(|o| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(o.clone())
+                    .message_body(
+                        Envelope::new(MessageType::ReserveInventory, o, json!({})).to_json(),
+                    )
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (i64, i64) {
     let d = messages::queue_depth(sqs, url, url).await.unwrap();
     (d.visible, d.in_flight)
@@ -394,26 +418,7 @@ async fn shuffled_deliveries_scramble_and_duplicate_every_message() {
     let sqs = aws_sdk_sqs::Client::new(&local.sdk);
     let url = local.stack.queue_url("InventoryQueue").to_owned();
     let sent: Vec<String> = (0..20).map(|i| format!("o-{i:02}")).collect();
-    for chunk in sent.chunks(10) {
-        let entries = chunk
-            .iter()
-            .map(|o| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(o.clone())
-                    .message_body(
-                        Envelope::new(MessageType::ReserveInventory, o, json!({})).to_json(),
-                    )
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        sqs.send_message_batch()
-            .queue_url(&url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
-    }
+    send_reserves(&sqs, &url, &sent).await;
 
     let all_twice = eventually(DEADLINE, || async {
         sent.iter().all(|o| inventory.count(o) == 2).then_some(())
@@ -499,26 +504,7 @@ async fn a_busy_shuffling_poller_holds_no_more_than_a_batch_per_poller() {
         let sqs = aws_sdk_sqs::Client::new(&local.sdk);
         let url = local.stack.queue_url("InventoryQueue").to_owned();
         let sent: Vec<String> = (0..120).map(|i| format!("o-{i:03}")).collect();
-        for chunk in sent.chunks(10) {
-            let entries = chunk
-                .iter()
-                .map(|o| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(o.clone())
-                        .message_body(
-                            Envelope::new(MessageType::ReserveInventory, o, json!({})).to_json(),
-                        )
-                        .build()
-                        .unwrap()
-                })
-                .collect();
-            sqs.send_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .unwrap();
-        }
+        send_reserves(&sqs, &url, &sent).await;
         let mut most_in_flight = 0;
         let started = std::time::Instant::now();
         loop {
