@@ -16,7 +16,7 @@ mkdir -p docs
     # next to the results.
     demote=''
     if head -1 "$f" | grep -q '^# '; then demote='s/^#/##/'; fi
-    sed -E -e "${demote:-s/^//}" -e 's#\]\(([a-z0-9-]+\.(png|md))\)#](../bench/results/\1)#g' "$f"
+    sed -E -e "${demote:-s/^//}" -e 's#\]\(([a-z0-9-]+\.(png|md|txt))\)#](../bench/results/\1)#g' "$f"
   done
 } > "$out"
 echo "wrote $out"
