@@ -93,6 +93,16 @@ async fn send_reserves(sqs: &aws_sdk_sqs::Client, url: &str, orders: &[String]) 
     }
 }
 
+/// Writes `item` (JSON, mapped by serde_dynamo) to `table`.
+async fn put_json(ddb: &aws_sdk_dynamodb::Client, table: &str, item: serde_json::Value) {
+    ddb.put_item()
+        .table_name(table)
+        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (i64, i64) {
     let d = messages::queue_depth(sqs, url, url).await.unwrap();
     (d.visible, d.in_flight)
@@ -302,17 +312,11 @@ async fn stream_poller_delivers_new_images_and_retries_failures() {
     let ddb = aws_sdk_dynamodb::Client::new(&local.sdk);
     let table = local.stack.table_name("OrdersTable").to_owned();
     for (id, fail_once) in [("o-1", true), ("o-2", false)] {
-        let item = serde_dynamo::to_item(json!({
+        let item = json!({
             "pk": format!("ORDER#{id}"), "sk": "ORDER", "status": "PENDING",
             "total": {"amount": 1900, "currency": "EUR"}, "failOnce": fail_once,
-        }))
-        .unwrap();
-        ddb.put_item()
-            .table_name(&table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
+        });
+        put_json(&ddb, &table, item).await;
     }
 
     let got = eventually(DEADLINE, || async {
@@ -546,17 +550,11 @@ async fn a_parallelized_stream_keeps_each_items_records_in_order() {
     let (items, versions) = (8, 5);
     for v in 0..versions {
         for o in 0..items {
-            let item = serde_dynamo::to_item(json!({
+            let item = json!({
                 "pk": format!("ORDER#o-{o}"), "sk": "ORDER", "version": v,
                 "failOnce": o == 3 && v == 2,
-            }))
-            .unwrap();
-            ddb.put_item()
-                .table_name(&table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .unwrap();
+            });
+            put_json(&ddb, &table, item).await;
         }
     }
     let got = eventually(DEADLINE, || async {
